@@ -1,0 +1,168 @@
+"""Types shared by the daemon and its leaf packages (``probes/``, ``notifiers/``).
+
+This is the only module of ``monitor`` that the leaf packages import. It holds no logic beyond
+parsing of small value types, so that a probe or a channel stays a leaf.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    model_validator,
+)
+
+__all__ = [
+    "CheckCommon",
+    "Duration",
+    "ProbeResult",
+    "SecretSource",
+    "StrictModel",
+    "parse_duration",
+]
+
+
+class StrictModel(BaseModel):
+    """Base of every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> float:
+    """Parse ``500ms``, ``30s``, ``5m``, ``1h30m``, ``2d`` into seconds.
+
+    A bare number is refused: ``timeout: 5`` could mean seconds or minutes, and a monitor that
+    guesses wrong misses an outage.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("a duration must be a string such as 30s, 5m or 1h30m")
+    if isinstance(value, int | float):
+        raise ValueError(f"duration {value!r} has no unit: write e.g. {value}s or {value}m")
+    text = value.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        if match is None:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 30s, 5m, 1h30m, 2d")
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text:
+        raise ValueError("empty duration")
+    if total <= 0:
+        raise ValueError(f"duration {value!r} must be greater than zero")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way a person writes them (``5s``, ``1m30s``, ``250ms``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = round(seconds)
+    if abs(seconds - whole) > 1e-6:
+        return f"{seconds:g}s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""A duration in seconds, written in config as ``30s``, ``5m``, ``1h30m``."""
+
+
+class SecretSource(StrictModel):
+    """Where a secret comes from: a file (systemd credential) or an environment variable.
+
+    Secrets never sit in the YAML itself. A relative ``file`` is looked up in
+    ``$CREDENTIALS_DIRECTORY`` first (systemd ``LoadCredential=``).
+    """
+
+    file: Path | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of file or env")
+        return self
+
+    def read(self) -> SecretStr:
+        """Return the secret; raise ``ValueError`` naming the source (never the value)."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ValueError(f"environment variable {self.env} is not set")
+            return SecretStr(value)
+        assert self.file is not None
+        path = self.file
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not path.is_absolute() and creds and (Path(creds) / path).exists():
+            path = Path(creds) / path
+        try:
+            return SecretStr(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+class CheckCommon(StrictModel):
+    """Fields every check has, whatever its kind; a probe's spec model extends this.
+
+    Unset values (None) take the daemon's ``defaults``.
+    """
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+    kind: str
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+    success_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+    host_key: str | None = Field(
+        default=None,
+        description="Key of the per-host concurrency limit; defaults to the target's host.",
+    )
+
+    def target_host(self) -> str:
+        """The host this check talks to, for the per-host concurrency limit."""
+        return self.host_key or "-"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What one probe run found.
+
+    ``reason`` is a sentence a technical administrator understands ("connect: refused",
+    "HTTP 503", "TLS: certificate expired 2026-11-01", "timeout after 5s"). ``observed`` holds
+    facts that later rules compare with what was announced (``fingerprint_sha256``, ``issuer``,
+    ``addresses``). A probe never raises: every failure is a result.
+    """
+
+    ok: bool
+    reason: str
+    duration: float
+    cert_not_after: float | None = None
+    observed: dict[str, str] = field(default_factory=dict)
+    status_code: int | None = None
+
+
+ProbeKindName = Literal["tcp", "tls", "http", "dns"]
+JSONValue = Any
