@@ -1,0 +1,383 @@
+"""The daemon's configuration: pydantic models, loading with includes, and cross-checks.
+
+Every error is reported as ``file:line: dotted.path: message``. :func:`load_config` gathers
+all of them at once (a person fixing a config wants the whole list, not one per run).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+
+from probes import PROBES
+
+from .types import CheckCommon, Duration, StrictModel
+from .yamlsource import LineDict, LineList, Mark, YamlError, load_yaml, locate
+
+if TYPE_CHECKING:
+    AnyCheck = CheckCommon
+else:
+    # One union member per probe kind, chosen by `kind`: a new kind in probes.PROBES is
+    # accepted here without touching this module.
+    AnyCheck = Annotated[
+        Union[tuple(kind.spec for kind in PROBES.values())],  # noqa: UP007
+        Field(discriminator="kind"),
+    ]
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+E164 = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Channel = Literal["sms", "email", "inbox"]
+
+
+def _as_list(value: object) -> object:
+    """Let a single string stand for a one-item list (``depends_on: secure-server``)."""
+    return [value] if isinstance(value, str) else value
+
+
+class Contact(StrictModel):
+    """A person who is told about an agency's systems."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Literal["technical-admin", "high-level-admin"]
+    phone: E164 | None = None
+    email: Email | None = None
+    portal_account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    channels: Annotated[list[Channel], Field(min_length=1)] = ["email", "inbox"]
+    language: Literal["vi", "en"] = "vi"
+
+    @field_validator("channels")
+    @classmethod
+    def _no_repeats(cls, value: list[Channel]) -> list[Channel]:
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+    def missing_addresses(self) -> list[str]:
+        """Channels asked for without the address they need."""
+        need = {"sms": self.phone, "email": self.email, "inbox": self.portal_account}
+        field = {"sms": "phone", "email": "email", "inbox": "portal_account"}
+        return [f"channel {c} needs {field[c]}" for c in self.channels if need[c] is None]
+
+
+class System(StrictModel):
+    """One monitored system of an agency (its secure server, one-stop system, portal, ...)."""
+
+    id: Slug
+    kind: Literal["secure-server", "one-stop", "public-service-portal", "integration", "other"]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name_en: str | None = None
+    public: bool = False
+    depends_on: Annotated[list[str], BeforeValidator(_as_list)] = []
+    checks: Annotated[list[AnyCheck], Field(min_length=1)]
+
+
+class Agency(StrictModel):
+    """A ministry, province or sector agency connected to the portal."""
+
+    id: Slug
+    kind: Literal["ministry", "province", "sector-agency"]
+    name_vi: Annotated[str, Field(min_length=1, max_length=200)]
+    name_en: Annotated[str, Field(min_length=1, max_length=200)]
+    code: Annotated[str, Field(min_length=1, max_length=32)]
+    contacts: list[Contact] = []
+    systems: list[System] = []
+
+
+class Defaults(StrictModel):
+    """Values a check or system takes when it does not set its own."""
+
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
+    success_threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    recheck_delay: Duration = 5.0
+    flap_window: Duration = 3600.0
+    flap_threshold: Annotated[int, Field(ge=2, le=1000)] = 6
+
+
+class SchedulerConfig(StrictModel):
+    """Limits on probes in flight."""
+
+    max_concurrency: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    max_per_host: Annotated[int, Field(ge=1, le=10_000)] = 8
+    stall_after: Duration = 30.0  # /healthz fails when the dispatcher has not run for this long
+
+
+class Uplink(StrictModel):
+    """Canary checks of the gateway's own uplink; when all fail, the gateway is cut off."""
+
+    checks: Annotated[list[AnyCheck], Field(min_length=1)]
+
+
+def _listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:9477")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"listen host {host!r} must be an IP address or localhost") from None
+    return value
+
+
+class Config(StrictModel):
+    """The whole configuration of one gateway host's daemon."""
+
+    vantage: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "gw-1"
+    listen: Annotated[str, BeforeValidator(str)] = "127.0.0.1:9477"
+    state_db: Path = Path("state/npsp-monitor.db")
+    scheduler: SchedulerConfig = SchedulerConfig()
+    defaults: Defaults = Defaults()
+    uplink: Uplink | None = None
+    include: list[str] = []
+    agencies: list[Agency] = []
+
+    _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in the configuration, where a person can find it."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path or '(document)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        super().__init__("\n".join(str(i) for i in issues))
+        self.issues = issues
+
+
+def load_config(path: Path) -> Config:
+    """Read, merge includes, validate and cross-check; raise :class:`ConfigError`."""
+    path = path.resolve() if path.exists() else path
+    raw = _read_mapping(path)
+    fallback = Mark(str(path), 1)
+    issues = _merge_includes(raw, path)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        issues.extend(_from_validation(raw, exc, fallback))
+        raise ConfigError(issues) from None
+    issues.extend(_cross_check(config, raw, fallback, path.parent))
+    if issues:
+        raise ConfigError(issues)
+    if not config.state_db.is_absolute():
+        config = config.model_copy(update={"state_db": path.parent / config.state_db})
+    return config
+
+
+def _read_mapping(path: Path) -> LineDict:
+    try:
+        raw = load_yaml(path)
+    except YamlError as exc:
+        raise ConfigError(
+            [ConfigIssue(p.mark.file, p.mark.line, p.path, p.message) for p in exc.problems]
+        ) from None
+    if raw is None:
+        raw = LineDict()
+        raw.mark, raw.key_marks = Mark(str(path), 1), {}
+    if not isinstance(raw, LineDict):
+        raise ConfigError([ConfigIssue(str(path), 1, "", "the file must hold a mapping")])
+    return raw
+
+
+def _merge_includes(raw: LineDict, path: Path) -> list[ConfigIssue]:
+    """Append the ``agencies`` of each included file to ``raw['agencies']``, keeping positions."""
+    issues: list[ConfigIssue] = []
+    includes = raw.get("include") or []
+    if not isinstance(includes, list):
+        return []  # the model reports the wrong type
+    agencies = raw.get("agencies")
+    if not isinstance(agencies, LineList):
+        agencies = LineList()
+        agencies.mark, agencies.item_marks, agencies.origins = raw.mark, [], []
+        if "agencies" not in raw:
+            raw["agencies"] = agencies
+            raw.key_marks["agencies"] = raw.mark
+        elif raw["agencies"] is not None:
+            return []  # wrong type, reported by the model
+        else:
+            raw["agencies"] = agencies
+    for index, name in enumerate(includes):
+        if not isinstance(name, str):
+            continue
+        sub_path = (path.parent / name).resolve()
+        try:
+            sub = _read_mapping(sub_path)
+        except ConfigError as exc:
+            if exc.issues and exc.issues[0].line == 0:
+                mark = includes.item_marks[index]
+                issues.append(
+                    ConfigIssue(mark.file, mark.line, f"include[{index}]", exc.issues[0].message)
+                )
+            else:
+                issues.extend(exc.issues)
+            continue
+        for key in sub:
+            if key not in ("schema_version", "agencies"):
+                mark = sub.key_marks[key]
+                issues.append(
+                    ConfigIssue(
+                        mark.file,
+                        mark.line,
+                        key,
+                        "unknown key in a registry file (allowed: schema_version, agencies)",
+                    )
+                )
+        version = sub.get("schema_version", 1)
+        if version != 1:
+            mark = sub.key_marks.get("schema_version", sub.mark)
+            issues.append(
+                ConfigIssue(
+                    mark.file,
+                    mark.line,
+                    "schema_version",
+                    f"unsupported schema_version {version!r} (this version reads 1)",
+                )
+            )
+        sub_agencies = sub.get("agencies") or []
+        if not isinstance(sub_agencies, LineList):
+            mark = sub.key_marks.get("agencies", sub.mark)
+            issues.append(ConfigIssue(mark.file, mark.line, "agencies", "must be a list"))
+            continue
+        agencies.extend(sub_agencies)
+        agencies.item_marks.extend(sub_agencies.item_marks)
+        agencies.origins.extend(sub_agencies.origins)
+    return issues
+
+
+_PYDANTIC_PREFIX = re.compile(r"^(Value error|Assertion failed), ")
+
+
+def _from_validation(raw: LineDict, exc: ValidationError, fallback: Mark) -> list[ConfigIssue]:
+    issues = []
+    for error in exc.errors(include_url=False):
+        loc = list(error["loc"])
+        message = _PYDANTIC_PREFIX.sub("", error["msg"])
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+        elif error["type"] == "union_tag_invalid":
+            kinds = ", ".join(PROBES)
+            message = f"unknown check kind {error['input']!r} (known: {kinds})"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        mark, dotted = locate(raw, loc, fallback)
+        issues.append(ConfigIssue(mark.file, mark.line, dotted, message))
+    return issues
+
+
+def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> list[ConfigIssue]:
+    """Checks that span several objects: unique ids, references, cycles, timing."""
+    del base
+    issues: list[ConfigIssue] = []
+
+    def issue(loc: Iterable[int | str], message: str) -> None:
+        mark, dotted = locate(raw, list(loc), fallback)
+        issues.append(ConfigIssue(mark.file, mark.line, dotted, message))
+
+    seen_agencies: dict[str, int] = {}
+    systems: dict[str, tuple[int, int]] = {}
+    for a, agency in enumerate(config.agencies):
+        if agency.id in seen_agencies:
+            issue(("agencies", a, "id"), f"duplicate agency id {agency.id!r}")
+        seen_agencies.setdefault(agency.id, a)
+        for c, contact in enumerate(agency.contacts):
+            for problem in contact.missing_addresses():
+                issue(("agencies", a, "contacts", c, "channels"), problem)
+        for s, system in enumerate(agency.systems):
+            key = f"{agency.id}/{system.id}"
+            if key in systems:
+                issue(
+                    ("agencies", a, "systems", s, "id"),
+                    f"duplicate system id {system.id!r} in agency {agency.id!r}",
+                )
+            systems.setdefault(key, (a, s))
+            issues_for_checks(system.checks, ("agencies", a, "systems", s), config.defaults, issue)
+    if config.uplink is not None:
+        issues_for_checks(config.uplink.checks, ("uplink",), config.defaults, issue)
+
+    graph: dict[str, list[str]] = {}
+    for a, agency in enumerate(config.agencies):
+        for s, system in enumerate(agency.systems):
+            key = f"{agency.id}/{system.id}"
+            parents = graph.setdefault(key, [])
+            for d, ref in enumerate(system.depends_on):
+                target = ref if "/" in ref else f"{agency.id}/{ref}"
+                if target not in systems:
+                    issue(("agencies", a, "systems", s, "depends_on", d), f"unknown system {ref!r}")
+                elif target == key:
+                    issue(
+                        ("agencies", a, "systems", s, "depends_on", d),
+                        "a system cannot depend on itself",
+                    )
+                else:
+                    parents.append(target)
+    for cycle in _find_cycles(graph):
+        a, s = systems[cycle[0]]
+        issue(
+            ("agencies", a, "systems", s, "depends_on"),
+            "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
+        )
+    return issues
+
+
+def issues_for_checks(
+    checks: list[CheckCommon], loc: tuple[int | str, ...], defaults: Defaults, issue: Any
+) -> None:
+    """Unique check ids within a system, and a timeout shorter than the interval."""
+    seen: set[str] = set()
+    for c, check in enumerate(checks):
+        if check.id in seen:
+            issue((*loc, "checks", c, "id"), f"duplicate check id {check.id!r}")
+        seen.add(check.id)
+        interval = check.interval or defaults.interval
+        timeout = check.timeout or defaults.timeout
+        if timeout >= interval:
+            field = "timeout" if check.timeout is not None else "interval"
+            issue(
+                (*loc, "checks", c, field),
+                f"timeout ({timeout:g}s) must be shorter than the interval ({interval:g}s)",
+            )
+
+
+def _find_cycles(graph: dict[str, list[str]]) -> Iterator[list[str]]:
+    """Yield each dependency cycle once (iterative DFS; registries can be deep)."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = dict.fromkeys(graph, WHITE)
+    for start in graph:
+        if colour[start] != WHITE:
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph[start]))]
+        path = [start]
+        colour[start] = GREY
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                colour[node] = BLACK
+                stack.pop()
+                path.pop()
+            elif colour.get(child, BLACK) == GREY:
+                yield path[path.index(child) :]
+            elif colour.get(child) == WHITE:
+                colour[child] = GREY
+                stack.append((child, iter(graph[child])))
+                path.append(child)

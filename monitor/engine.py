@@ -1,0 +1,206 @@
+"""The monitoring engine: registry → scheduler → probes → state machine → events.
+
+It owns the running registry and applies reloads, keeps a short in-memory history of results
+per check (metrics carry the rest), and hands every event to the store and to subscribers
+(the alert pipeline) without ever making a probe wait on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from probes import PROBES, ProbeEnv
+
+from .config import Config
+from .registry import CheckEntry, Registry
+from .scheduler import Job, Scheduler
+from .state import CheckStatus, Event, StateMachine, SystemStatus, Thresholds
+from .store import Store
+from .types import ProbeResult
+
+log = logging.getLogger(__name__)
+
+HISTORY = 10  # recent results kept per check (10,000 checks x 10 stays within a few MB)
+
+EventSink = Callable[[list[Event]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A probe result with when and where it was taken."""
+
+    time: float
+    vantage: str
+    result: ProbeResult
+
+
+class Engine:
+    """Ties the pieces together; created once by :mod:`monitor.app`."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        probe_env: ProbeEnv,
+        *,
+        observe_lag: Callable[[float], None] = lambda _lag: None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.probe_env = probe_env
+        self.wall_clock = wall_clock
+        self.registry = Registry(systems={}, checks={}, canaries=())
+        self.state = StateMachine(config.vantage, _thresholds(config))
+        self.scheduler = Scheduler(
+            self._on_result,
+            max_concurrency=config.scheduler.max_concurrency,
+            max_per_host=config.scheduler.max_per_host,
+            observe_lag=observe_lag,
+        )
+        self.history: dict[str, deque[Sample]] = {}
+        self.subscribers: list[EventSink] = []
+        self._unsaved: list[Event] = []
+        self._saved = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self.events_total = 0
+        self.store_failures = 0
+
+    # ----- registry and reloads ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Install the config and restore the states persisted before the last stop."""
+        await self.apply(self.config)
+        for key, stored in (await self.store.states()).items():
+            self.state.restore(key, stored.state, stored.since, stored.reason)
+
+    async def apply(self, config: Config) -> None:
+        """Install ``config``; unchanged checks keep their state, phase and history."""
+        new = Registry.from_config(config)
+        old = self.registry
+        self.config = config
+        self.state.vantage = config.vantage
+        self.state.thresholds = _thresholds(config)
+        old_checks = {**old.checks, **{c.key: c for c in old.canaries}}
+        new_checks = {**new.checks, **{c.key: c for c in new.canaries}}
+        old_status = {k: c for s in self.state.systems.values() for k, c in s.checks.items()}
+        old_status.update(self.state.canaries)
+
+        def status_for(entry: CheckEntry) -> CheckStatus:
+            kept = old_status.get(entry.key)
+            previous = old_checks.get(entry.key)
+            if (
+                kept is not None
+                and previous is not None
+                and previous.fingerprint == entry.fingerprint
+            ):
+                return kept
+            return CheckStatus(entry.key, entry.failure_threshold, entry.success_threshold)
+
+        systems = []
+        for key, entry in new.systems.items():
+            status = SystemStatus(
+                agency=entry.agency.id,
+                system=entry.system.id,
+                kind=entry.system.kind,
+                parents=entry.parents,
+                checks={c.key: status_for(c) for c in entry.checks},
+            )
+            previous_system = self.state.systems.get(key)
+            if previous_system is not None:
+                status.announced = previous_system.announced
+                status.underlying = previous_system.underlying
+                status.since, status.reason = previous_system.since, previous_system.reason
+                status.flips = previous_system.flips
+            systems.append(status)
+        self.state.set_systems(systems, [status_for(c) for c in new.canaries])
+
+        for key, entry in new_checks.items():
+            previous = old_checks.get(key)
+            if previous is not None and previous.fingerprint == entry.fingerprint:
+                continue
+            probe = PROBES[entry.kind].build(entry.spec, self.probe_env)
+            job = Job(entry.key, entry.spec.target_host(), entry.interval, entry.timeout, probe)
+            self.scheduler.add(job)
+            self.history[key] = deque(maxlen=HISTORY)
+        for key in old_checks.keys() - new_checks.keys():
+            self.scheduler.remove(key)
+            self.history.pop(key, None)
+        removed_systems = list(old.systems.keys() - new.systems.keys())
+        self.registry = new
+        if removed_systems:
+            await self.store.forget(removed_systems)
+        log.info(
+            "registry applied",
+            extra={
+                "systems": len(new.systems),
+                "checks": len(new.checks),
+                "canaries": len(new.canaries),
+            },
+        )
+
+    # ----- results and events ------------------------------------------------------------------
+
+    def _on_result(self, job: Job, result: ProbeResult, due: float) -> None:
+        del due
+        now = self.wall_clock()
+        history = self.history.get(job.key)
+        if history is not None:
+            history.append(Sample(now, self.config.vantage, result))
+        outcome = self.state.observe(job.key, result, now)
+        if outcome.recheck:
+            self.scheduler.recheck(job.key, self.config.defaults.recheck_delay)
+        if outcome.events:
+            self._emit(outcome.events)
+
+    def _emit(self, events: list[Event]) -> None:
+        self.events_total += len(events)
+        for event in events:
+            log.info(
+                "state change",
+                extra={
+                    "agency": event.agency,
+                    "system": event.system,
+                    "old": event.old.value,
+                    "new": event.new.value,
+                    "reason": event.reason,
+                },
+            )
+        self._unsaved.extend(events)
+        self._dirty.set()
+        for sink in self.subscribers:
+            try:
+                sink(events)
+            except Exception:
+                log.exception("event subscriber failed")
+
+    async def persist_forever(self) -> None:
+        """Write events to the store in batches; on a store error keep them and retry."""
+        while True:
+            await self._dirty.wait()
+            await self.flush()
+            if self._unsaved:
+                await asyncio.sleep(1.0)
+
+    async def flush(self) -> None:
+        """Write whatever events are not saved yet."""
+        self._dirty.clear()
+        batch, self._unsaved = self._unsaved, []
+        if not batch:
+            return
+        try:
+            await self.store.record(batch)
+        except Exception as exc:
+            self.store_failures += 1
+            log.error("cannot save %d state changes (will retry): %s", len(batch), exc)
+            self._unsaved[:0] = batch
+            self._dirty.set()
+
+
+def _thresholds(config: Config) -> Thresholds:
+    return Thresholds(config.defaults.flap_window, config.defaults.flap_threshold)

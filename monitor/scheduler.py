@@ -1,0 +1,233 @@
+"""Running every check on its interval, in plain asyncio.
+
+One dispatcher task pops due jobs from a heap and starts one short task per probe run. Why not
+APScheduler: for per-check jobs it cost twice the CPU and its jitter drifted the period
+(PRODUCT.md). The rules:
+
+* first runs are spread over the interval by a stable hash of the check's key, so 10,000
+  checks never start at once and a restart keeps the same phases;
+* no drift: the next run is due one interval after the previous *due* time, not after the
+  previous run ended;
+* coalescing: a run still in flight when its next one falls due is not doubled, and after a
+  stall the missed runs collapse into one;
+* a global limit on probes in flight and a limit per target host;
+* a quick recheck can be asked for (the state machine wants a failure confirmed).
+
+:class:`Schedule` is the pure part (heap and arithmetic, time passed in); :class:`Scheduler`
+adds the tasks, the limits and the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from probes.base import Probe
+
+from .types import ProbeResult, format_duration
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False, slots=True)
+class Job:
+    """One check as the scheduler sees it."""
+
+    key: str
+    host: str
+    interval: float
+    timeout: float
+    probe: Probe
+    next_due: float = 0.0
+    running: bool = False
+    active: bool = True
+    recheck_at: float | None = None
+
+
+@dataclass(slots=True)
+class Schedule:
+    """The heap of due times. Pure: every method takes ``now``."""
+
+    heap: list[tuple[float, int, Job]] = field(default_factory=list)
+    seq: int = 0
+    coalesced: int = 0  # runs skipped because the previous one was still in flight or missed
+
+    def add(self, job: Job, now: float, phase: float | None = None) -> None:
+        """Schedule a new job's first run, spread over its interval by its key."""
+        if phase is None:
+            phase = (zlib.crc32(job.key.encode()) % 1_000_003) / 1_000_003
+        job.next_due = now + phase * job.interval
+        self._push(job.next_due, job)
+
+    def _push(self, due: float, job: Job) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (due, self.seq, job))
+
+    def recheck(self, job: Job, when: float) -> None:
+        """Run ``job`` once more at ``when`` (before its regular turn), without moving its phase."""
+        if job.recheck_at is None or when < job.recheck_at:
+            job.recheck_at = when
+            self._push(when, job)
+
+    def next_wakeup(self) -> float | None:
+        while self.heap and not self.heap[0][2].active:
+            heapq.heappop(self.heap)
+        return self.heap[0][0] if self.heap else None
+
+    def pop_due(self, now: float) -> list[tuple[Job, float]]:
+        """Jobs to start now, each with the time it was due (for the lag)."""
+        ready: list[tuple[Job, float]] = []
+        while self.heap and self.heap[0][0] <= now:
+            due, _, job = heapq.heappop(self.heap)
+            if not job.active:
+                continue
+            if job.recheck_at is not None and due == job.recheck_at:
+                job.recheck_at = None
+                if not job.running:
+                    ready.append((job, due))
+                continue
+            if due != job.next_due:
+                continue  # a stale entry (the job was re-added)
+            next_due = due + job.interval
+            if next_due <= now:
+                missed = math.floor((now - due) / job.interval)
+                self.coalesced += missed
+                next_due = due + (missed + 1) * job.interval
+            job.next_due = next_due
+            self._push(next_due, job)
+            if job.running:
+                self.coalesced += 1
+                continue
+            ready.append((job, due))
+        return ready
+
+
+ResultSink = Callable[[Job, ProbeResult, float], None]
+
+
+class Scheduler:
+    """Starts probe runs when due, within the concurrency limits, and reports each result."""
+
+    def __init__(
+        self,
+        on_result: ResultSink,
+        *,
+        max_concurrency: int,
+        max_per_host: int,
+        observe_lag: Callable[[float], None] = lambda _lag: None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._on_result = on_result
+        self._observe_lag = observe_lag
+        self._clock = clock
+        self._global = asyncio.Semaphore(max_concurrency)
+        self._max_per_host = max_per_host
+        self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._schedule = Schedule()
+        self._jobs: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.last_progress = self.now()
+        self.runs = 0
+
+    def now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    @property
+    def coalesced(self) -> int:
+        return self._schedule.coalesced
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def jobs(self) -> dict[str, Job]:
+        return self._jobs
+
+    def add(self, job: Job) -> None:
+        old = self._jobs.pop(job.key, None)
+        if old is not None:
+            old.active = False
+        self._jobs[job.key] = job
+        self._schedule.add(job, self.now())
+        self._wake.set()
+
+    def remove(self, key: str) -> None:
+        job = self._jobs.pop(key, None)
+        if job is not None:
+            job.active = False
+
+    def recheck(self, key: str, delay: float) -> None:
+        job = self._jobs.get(key)
+        if job is not None:
+            self._schedule.recheck(job, self.now() + delay)
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until :meth:`stop`; wakes at least once a second to show progress."""
+        while not self._stopping:
+            now = self.now()
+            self.last_progress = now
+            for job, due in self._schedule.pop_due(now):
+                job.running = True
+                task = asyncio.create_task(self._run_one(job, due), name=f"probe:{job.key}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            wakeup = self._schedule.next_wakeup()
+            delay = 1.0 if wakeup is None else min(1.0, max(0.0, wakeup - self.now()))
+            self._wake.clear()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+
+    async def _run_one(self, job: Job, due: float) -> None:
+        host_limit = self._per_host.get(job.host)
+        if host_limit is None:
+            host_limit = self._per_host[job.host] = asyncio.Semaphore(self._max_per_host)
+        try:
+            async with self._global, host_limit:
+                if not job.active:
+                    return
+                self._observe_lag(max(0.0, self.now() - due))
+                result = await self._guarded(job)
+            self.runs += 1
+            if job.active:
+                self._on_result(job, result, due)
+        except Exception:  # a bug must not kill the scheduler; it is logged with the check
+            log.exception("internal error handling the result of %s", job.key)
+        finally:
+            job.running = False
+
+    @staticmethod
+    async def _guarded(job: Job) -> ProbeResult:
+        """The probe bounds itself; this is the backstop if one ever fails to."""
+        try:
+            async with asyncio.timeout(job.timeout + 1.0):
+                return await job.probe(job.timeout)
+        except TimeoutError:
+            return ProbeResult(False, f"timeout after {format_duration(job.timeout)}", job.timeout)
+        except Exception as exc:
+            log.exception("probe %s raised", job.key)
+            return ProbeResult(False, f"internal probe error: {type(exc).__name__}", 0.0)
+
+    def stop(self) -> None:
+        """Stop starting new runs (in-flight runs go on; see :meth:`drain`)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def drain(self, grace: float) -> None:
+        """Let in-flight probes finish for up to ``grace`` seconds, then cancel the rest."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)

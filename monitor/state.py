@@ -1,0 +1,334 @@
+"""Deciding, honestly, whether each system is connected.
+
+Pure logic: no I/O, no clock of its own (every call takes ``now``), so every rule here is tested
+with an injected time. The rules:
+
+* a check turns unhealthy after ``failure_threshold`` consecutive failures *and* one quick
+  recheck that fails too; healthy after ``success_threshold`` consecutive successes;
+* a system is DOWN when any of its checks is unhealthy, UP when all are healthy;
+* a DOWN system whose ``depends_on`` parent is DOWN or UNREACHABLE is UNREACHABLE; while a
+  parent is failing but not yet confirmed, the child's verdict waits for the parent's, so one
+  dead secure server does not first page its children as DOWN;
+* ``flap_threshold`` flips within ``flap_window`` make a system FLAPPING: one event, then
+  silence until it settles (fewer than half as many flips in the window);
+* uplink canaries: when every canary fails, the gateway itself is cut off. One event says so;
+  every system shows UNKNOWN, failures seen meanwhile are not held against anyone, and the
+  systems' verdicts wait while all canaries are failing but not yet confirmed.
+
+Only *announced* state changes become events; UNKNOWN is shown, never announced.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .types import ProbeResult
+
+GATEWAY_AGENCY = "_gateway"
+GATEWAY_SYSTEM = "uplink"
+
+
+class State(StrEnum):
+    """What a system is, as shown on /metrics, the API and in events."""
+
+    PENDING = "pending"  # no verdict yet since start
+    UP = "up"
+    DOWN = "down"
+    UNREACHABLE = "unreachable"  # failing, but a system it depends on is down
+    FLAPPING = "flapping"
+    UNKNOWN = "unknown"  # our own uplink is cut: we cannot see
+
+
+_FAILING = (State.DOWN, State.UNREACHABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An announced state change; stored, then consumed by the alert pipeline."""
+
+    time: float
+    agency: str
+    system: str
+    old: State
+    new: State
+    reason: str
+    vantage: str
+
+
+@dataclass(slots=True)
+class CheckStatus:
+    """Consecutive counts and the confirmed verdict of one check."""
+
+    key: str
+    failure_threshold: int
+    success_threshold: int
+    healthy: bool | None = None  # None until the first verdict
+    failures: int = 0
+    successes: int = 0
+    awaiting_recheck: bool = False
+    last: ProbeResult | None = None
+    last_time: float = 0.0
+
+    @property
+    def suspect(self) -> bool:
+        """Failing now, but not (yet) confirmed unhealthy."""
+        return self.failures > 0 and self.healthy is not False
+
+
+@dataclass(slots=True)
+class SystemStatus:
+    """A system's checks, its announced state and its flip history."""
+
+    agency: str
+    system: str
+    kind: str
+    parents: tuple[str, ...]
+    checks: dict[str, CheckStatus]
+    announced: State = State.PENDING
+    underlying: State = State.PENDING  # what would be announced if it were not flapping
+    since: float = 0.0
+    reason: str = ""
+    flips: deque[float] = field(default_factory=deque)
+
+    @property
+    def key(self) -> str:
+        return f"{self.agency}/{self.system}"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Flapping settings (per daemon)."""
+
+    flap_window: float = 3600.0
+    flap_threshold: int = 6
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one observation led to."""
+
+    events: list[Event] = field(default_factory=list)
+    recheck: bool = False
+
+
+class StateMachine:
+    """Holds every system's status and turns probe results into events."""
+
+    def __init__(self, vantage: str, thresholds: Thresholds) -> None:
+        self.vantage = vantage
+        self.thresholds = thresholds
+        self.systems: dict[str, SystemStatus] = {}
+        self.children: dict[str, list[str]] = {}
+        self.check_owner: dict[str, str] = {}  # check key -> system key
+        self.canaries: dict[str, CheckStatus] = {}
+        self.gateway_cut = False
+        self.gateway_since = 0.0
+
+    # ----- registry --------------------------------------------------------------------------
+
+    def set_systems(self, systems: Iterable[SystemStatus], canaries: Iterable[CheckStatus]) -> None:
+        """Install a (re)loaded registry; statuses of unchanged keys are kept by the caller."""
+        self.systems = {s.key: s for s in systems}
+        self.children = {}
+        self.check_owner = {}
+        for status in self.systems.values():
+            for parent in status.parents:
+                self.children.setdefault(parent, []).append(status.key)
+            for check_key in status.checks:
+                self.check_owner[check_key] = status.key
+        self.canaries = {c.key: c for c in canaries}
+        if not self.canaries:
+            self.gateway_cut = False
+
+    def restore(self, key: str, state: State, since: float, reason: str) -> None:
+        """Take the announced state persisted before a restart."""
+        status = self.systems.get(key)
+        if status is not None and state not in (State.UNKNOWN,):
+            status.announced = status.underlying = state
+            status.since, status.reason = since, reason
+
+    def display_state(self, status: SystemStatus) -> State:
+        """What to show now: UNKNOWN while the gateway is cut off."""
+        return State.UNKNOWN if self.gateway_cut else status.announced
+
+    # ----- observations ----------------------------------------------------------------------
+
+    def observe(self, check_key: str, result: ProbeResult, now: float) -> Outcome:
+        """Feed one probe result; return the events it caused and whether to recheck soon."""
+        if check_key in self.canaries:
+            return self._observe_canary(self.canaries[check_key], result, now)
+        owner = self.check_owner.get(check_key)
+        if owner is None:
+            return Outcome()  # a result for a check removed by a reload
+        status = self.systems[owner]
+        check = status.checks[check_key]
+        outcome = Outcome()
+        if self.gateway_cut and not result.ok:
+            # We cannot see past our own uplink: this failure says nothing about the system.
+            check.last, check.last_time = result, now
+            return outcome
+        outcome.recheck = _count(check, result, now)
+        self._evaluate(status, now, outcome.events)
+        return outcome
+
+    def _observe_canary(self, check: CheckStatus, result: ProbeResult, now: float) -> Outcome:
+        outcome = Outcome(recheck=_count(check, result, now))
+        all_down = all(c.healthy is False for c in self.canaries.values())
+        if all_down and not self.gateway_cut:
+            self.gateway_cut, self.gateway_since = True, now
+            reasons = "; ".join(
+                f"{c.key}: {c.last.reason}" for c in self.canaries.values() if c.last
+            )
+            outcome.events.append(
+                self._gateway_event(now, State.UP, State.DOWN, f"gateway cut off ({reasons})")
+            )
+            self._forgive_unannounced_failures()
+        elif self.gateway_cut and any(c.healthy for c in self.canaries.values()):
+            self.gateway_cut, self.gateway_since = False, now
+            outcome.events.append(
+                self._gateway_event(now, State.DOWN, State.UP, "gateway uplink restored")
+            )
+        elif not all_down and not self._canaries_suspect():
+            # Systems that waited for the canaries' verdict may now decide.
+            for status in self.systems.values():
+                self._evaluate(status, now, outcome.events)
+        return outcome
+
+    def _gateway_event(self, now: float, old: State, new: State, reason: str) -> Event:
+        return Event(now, GATEWAY_AGENCY, GATEWAY_SYSTEM, old, new, reason, self.vantage)
+
+    def _canaries_suspect(self) -> bool:
+        """Every canary is failing: the uplink may be going away, so wait before judging."""
+        return bool(self.canaries) and all(c.failures > 0 for c in self.canaries.values())
+
+    def _forgive_unannounced_failures(self) -> None:
+        """Failures seen while the uplink was dying are not the systems' fault."""
+        for status in self.systems.values():
+            for check in status.checks.values():
+                check.failures, check.awaiting_recheck = 0, False
+                if check.healthy is False and status.announced not in _FAILING:
+                    check.healthy = None
+
+    # ----- evaluation ------------------------------------------------------------------------
+
+    def _raw(self, status: SystemStatus) -> tuple[State, str]:
+        verdicts = [c.healthy for c in status.checks.values()]
+        if False in verdicts:
+            failing = [c for c in status.checks.values() if c.healthy is False]
+            return State.DOWN, "; ".join(
+                f"{c.key.rsplit('/', 1)[-1]}: {c.last.reason if c.last else 'failing'}"
+                for c in failing
+            )
+        if all(v is True for v in verdicts):
+            return State.UP, "all checks pass"
+        return State.PENDING, ""
+
+    def _parent_blocks(self, status: SystemStatus) -> tuple[bool, bool, str]:
+        """(a parent is down or unreachable, a parent is suspect, its key)."""
+        for parent_key in status.parents:
+            parent = self.systems.get(parent_key)
+            if parent is None:
+                continue
+            if parent.underlying in _FAILING or parent.announced in _FAILING:
+                return True, False, parent_key
+            if any(c.suspect for c in parent.checks.values()):
+                return False, True, parent_key
+            if parent.announced is State.UP and any(
+                c.healthy is False and c.last_time <= parent.since for c in status.checks.values()
+            ):
+                # The parent came back after our last look: judge us on a fresh result.
+                return False, True, parent_key
+        return False, False, ""
+
+    def _evaluate(self, status: SystemStatus, now: float, events: list[Event]) -> None:
+        if self.gateway_cut:
+            return
+        raw, reason = self._raw(status)
+        if raw is State.PENDING:
+            return
+        target = raw
+        if raw is State.DOWN:
+            if self._canaries_suspect():
+                return
+            parent_down, parent_suspect, parent = self._parent_blocks(status)
+            if parent_suspect:
+                return
+            if parent_down:
+                target, reason = State.UNREACHABLE, f"{parent} is down; {reason}"
+        self._move(status, target, reason, now, events)
+
+    def _move(
+        self, status: SystemStatus, target: State, reason: str, now: float, events: list[Event]
+    ) -> None:
+        if target == status.underlying and status.announced is not State.PENDING:
+            if status.announced is State.FLAPPING:
+                self._maybe_settle(status, now, events)
+            return
+        previous = status.underlying
+        status.underlying = target
+        if _is_flip(previous, target):
+            status.flips.append(now)
+        self._prune_flips(status, now)
+        if status.announced is State.FLAPPING:
+            self._maybe_settle(status, now, events)
+            return
+        if len(status.flips) >= self.thresholds.flap_threshold:
+            reason = f"{len(status.flips)} state changes within {self.thresholds.flap_window:g}s; last: {reason}"
+            target = State.FLAPPING
+        self._announce(status, target, reason, now, events)
+
+    def _maybe_settle(self, status: SystemStatus, now: float, events: list[Event]) -> None:
+        self._prune_flips(status, now)
+        if len(status.flips) * 2 < self.thresholds.flap_threshold:
+            _, reason = self._raw(status)
+            self._announce(status, status.underlying, f"settled: {reason}", now, events)
+
+    def _prune_flips(self, status: SystemStatus, now: float) -> None:
+        horizon = now - self.thresholds.flap_window
+        while status.flips and status.flips[0] < horizon:
+            status.flips.popleft()
+
+    def _announce(
+        self, status: SystemStatus, new: State, reason: str, now: float, events: list[Event]
+    ) -> None:
+        old = status.announced
+        if new == old:
+            return
+        status.announced, status.since, status.reason = new, now, reason
+        events.append(Event(now, status.agency, status.system, old, new, reason, self.vantage))
+        if new in _FAILING or old in _FAILING or new is State.UP:
+            # Children's verdicts depend on this one: re-judge them now, not at their next probe.
+            for child_key in self.children.get(status.key, ()):
+                child = self.systems.get(child_key)
+                if child is not None:
+                    self._evaluate(child, now, events)
+
+
+def _count(check: CheckStatus, result: ProbeResult, now: float) -> bool:
+    """Update a check's counters; return True when a quick recheck should confirm a failure."""
+    check.last, check.last_time = result, now
+    if result.ok:
+        check.successes += 1
+        check.failures = 0
+        check.awaiting_recheck = False
+        if check.healthy is not True and check.successes >= check.success_threshold:
+            check.healthy = True
+        return False
+    check.failures += 1
+    check.successes = 0
+    if check.healthy is False:
+        return False
+    if check.failures == check.failure_threshold:
+        check.awaiting_recheck = True
+        return True
+    if check.failures > check.failure_threshold:
+        check.healthy = False
+        check.awaiting_recheck = False
+    return False
+
+
+def _is_flip(old: State, new: State) -> bool:
+    return (old is State.UP and new in _FAILING) or (old in _FAILING and new is State.UP)

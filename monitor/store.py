@@ -1,0 +1,190 @@
+"""What must survive a restart, in SQLite (WAL): state changes and each system's last state.
+
+The SQL is plain (no SQLite-only functions, ``?`` placeholders translated by the driver layer)
+so that the same statements can later run on PostgreSQL. Every call runs on one dedicated
+thread: SQLite connections are not shared across threads, and the event loop never waits on
+disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from .state import Event, State
+
+T = TypeVar("T")
+
+_MIGRATIONS = [
+    """
+    CREATE TABLE state_changes (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        old_state TEXT NOT NULL,
+        new_state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        vantage TEXT NOT NULL
+    );
+    CREATE INDEX state_changes_system ON state_changes (agency, system, ts);
+    CREATE INDEX state_changes_ts ON state_changes (ts);
+    CREATE TABLE system_state (
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (agency, system)
+    );
+    """,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """A system's last announced state, as persisted."""
+
+    state: State
+    since: float
+    reason: str
+
+
+class StoreError(Exception):
+    """The database cannot be opened or written."""
+
+
+class Store:
+    """The daemon's durable memory. Create with :meth:`open`, finish with :meth:`close`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npsp-store")
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        store = cls(path)
+        try:
+            await store._call(store._open)
+        except (sqlite3.Error, OSError) as exc:
+            store._executor.shutdown(wait=False)
+            raise StoreError(f"cannot open state database {path}: {exc}") from None
+        return store
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._call(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # ----- runs on the store thread ---------------------------------------------------------
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(_MIGRATIONS):
+            raise StoreError(
+                f"{self.path} was written by a newer npsp-monitor (schema {version}); "
+                "refusing to touch it"
+            )
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            db.execute("BEGIN")
+            for statement in filter(None, (s.strip() for s in script.split(";"))):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={number}")
+            db.execute("COMMIT")
+        self._db = db
+
+    def _record(self, events: list[Event]) -> None:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO state_changes (ts, agency, system, old_state, new_state, reason, vantage)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.time, e.agency, e.system, e.old.value, e.new.value, e.reason, e.vantage)
+                    for e in events
+                ],
+            )
+            db.executemany(
+                "INSERT INTO system_state (agency, system, state, since, reason) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (agency, system) DO UPDATE SET"
+                " state = excluded.state, since = excluded.since, reason = excluded.reason",
+                [(e.agency, e.system, e.new.value, e.time, e.reason) for e in events],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("store is closed")
+        return self._db
+
+    def _states(self) -> dict[str, StoredState]:
+        rows = self._conn().execute("SELECT agency, system, state, since, reason FROM system_state")
+        out = {}
+        for agency, system, state, since, reason in rows:
+            try:
+                out[f"{agency}/{system}"] = StoredState(State(state), since, reason)
+            except ValueError:
+                continue  # a state this version does not know: start that system fresh
+        return out
+
+    def _changes(self, limit: int, key: str | None) -> list[Event]:
+        sql = "SELECT ts, agency, system, old_state, new_state, reason, vantage FROM state_changes"
+        args: list[object] = []
+        if key is not None:
+            agency, _, system = key.partition("/")
+            sql += " WHERE agency = ? AND system = ?"
+            args += [agency, system]
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        return [
+            Event(ts, agency, system, State(old), State(new), reason, vantage)
+            for ts, agency, system, old, new, reason, vantage in self._conn().execute(sql, args)
+        ]
+
+    def _forget(self, keys: list[str]) -> None:
+        db = self._conn()
+        db.executemany(
+            "DELETE FROM system_state WHERE agency = ? AND system = ?",
+            [tuple(k.split("/", 1)) for k in keys],
+        )
+
+    # ----- async API --------------------------------------------------------------------------
+
+    async def record(self, events: Iterable[Event]) -> None:
+        """Append state changes and update the systems' current state, in one transaction."""
+        batch = list(events)
+        if batch:
+            await self._call(self._record, batch)
+
+    async def states(self) -> dict[str, StoredState]:
+        """Every system's last announced state, keyed ``agency/system``."""
+        return await self._call(self._states)
+
+    async def changes(self, limit: int = 100, key: str | None = None) -> list[Event]:
+        """The latest state changes, newest first (optionally of one system)."""
+        return await self._call(self._changes, limit, key)
+
+    async def forget(self, keys: list[str]) -> None:
+        """Drop the current state of systems removed from the registry (history stays)."""
+        if keys:
+            await self._call(self._forget, keys)
