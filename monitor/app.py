@@ -1,0 +1,136 @@
+"""The daemon's lifecycle: build everything in one place, run, reload on SIGHUP, stop cleanly.
+
+Start-up: open the store → build the engine and restore states → start the HTTP listener →
+start the scheduler. Stop (SIGTERM/SIGINT): stop scheduling, let in-flight probes finish within
+a grace period, save the last events, close the listener and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from probes import ProbeEnv
+
+from .config import Config, ConfigError, load_config
+from .engine import Engine
+from .http_api import build_app
+from .metrics import DaemonMetrics
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
+
+
+class Daemon:
+    """One running npsp-monitor."""
+
+    def __init__(self, config_path: Path | None, config: Config) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.stop_requested = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self.engine: Engine | None = None
+        self.metrics = DaemonMetrics()
+        self.http_port: int | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested.set()
+
+    async def reload(self) -> bool:
+        """Re-read the config file; on any error keep running the old one and say why."""
+        if self.config_path is None or self.engine is None:
+            return False
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                log.error("config reload rejected; keeping the running config: %s", issue)
+            self.metrics.reload_result(False)
+            return False
+        for field in ("listen", "state_db"):
+            if getattr(new, field) != getattr(self.config, field):
+                log.warning("%s changed: takes effect only after a restart", field)
+        await self.engine.apply(new)
+        self.config = new
+        self.metrics.reload_result(True)
+        log.info("config reloaded", extra={"file": str(self.config_path)})
+        return True
+
+    async def run(self, on_ready: Callable[[Daemon], None] | None = None) -> None:
+        """Run until a stop is requested."""
+        store = await Store.open(self.config.state_db)
+        runner: web.AppRunner | None = None
+        try:
+            engine = self.engine = Engine(
+                self.config, store, ProbeEnv(), observe_lag=self.metrics.lag.observe
+            )
+            self.metrics.engine = engine
+            await engine.start()
+            runner = web.AppRunner(build_app(engine, self.metrics), access_log=None)
+            await runner.setup()
+            host, _, port = self.config.listen.rpartition(":")
+            site = web.TCPSite(runner, host.strip("[]"), int(port))
+            await site.start()
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            self.http_port = sockets[0].getsockname()[1] if sockets else int(port)
+            self._install_signals()
+            tasks = [
+                asyncio.create_task(engine.scheduler.run(), name="npsp.scheduler"),
+                asyncio.create_task(engine.persist_forever(), name="npsp.store-writer"),
+                asyncio.create_task(self._reload_loop(), name="npsp.reloader"),
+            ]
+            log.info(
+                "npsp-monitor running",
+                extra={"listen": f"{host}:{self.http_port}", "checks": len(engine.registry.checks)},
+            )
+            if on_ready is not None:
+                on_ready(self)
+            stop = asyncio.create_task(self.stop_requested.wait(), name="npsp.stop")
+            done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            crashed = [t for t in done if t is not stop]
+            log.info("stopping")
+            engine.scheduler.stop()
+            await engine.scheduler.drain(GRACE)
+            for task in [stop, *tasks]:
+                task.cancel()
+            await asyncio.gather(stop, *tasks, return_exceptions=True)
+            await engine.flush()
+            for task in crashed:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self._remove_signals()
+            if runner is not None:
+                await runner.cleanup()
+            await store.close()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            await self.reload()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,322 @@
+"""``npsp-monitor demo``: the whole daemon against a simulated fleet on loopback.
+
+The fleet: healthy agencies; a secure server that is down, with a one-stop system behind it
+(UNREACHABLE, not paged separately); a one-stop system that flaps; a portal that answers too
+slowly; a secure server whose certificate expires in 3 days. Certificates come from a demo CA
+made at start. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import socket
+import ssl
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trustme
+import yaml
+from aiohttp import web
+
+from .app import Daemon
+from .config import load_config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Fleet:
+    """The simulated agencies' servers."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ca = trustme.CA(organization_name="NPSP demo CA")
+        self.ca_file = workdir / "demo-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.runners: list[web.AppRunner] = []
+        self.ports: dict[str, int] = {}
+        self.started = time.monotonic()
+
+    def _ssl(self, days: int | None = None) -> ssl.SSLContext:
+        not_after = None
+        if days is not None:
+            not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
+        cert = self.ca.issue_cert("localhost", "127.0.0.1", not_after=not_after)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        return ctx
+
+    async def _serve(self, name: str, handler: Any, tls: ssl.SSLContext | None = None) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        port = _free_port()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
+        self.runners.append(runner)
+        self.ports[name] = port
+
+    async def start(self) -> None:
+        async def ok(_r: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def status_api(_r: web.Request) -> web.Response:
+            now = dt.datetime.now(dt.UTC).isoformat()
+            return web.json_response({"connected": True, "last_sync": now})
+
+        async def flapping(_r: web.Request) -> web.Response:
+            # 20 s up, 20 s down, over and over
+            phase = int((time.monotonic() - self.started) // 20) % 2
+            return (
+                web.Response(text="ok")
+                if phase == 0
+                else web.Response(status=503, text="overloaded")
+            )
+
+        async def slow(_r: web.Request) -> web.Response:
+            await asyncio.sleep(1.5)
+            return web.Response(text="ok, eventually")
+
+        await self._serve("https", ok, self._ssl())
+        await self._serve("status-api", status_api, self._ssl())
+        await self._serve("http", ok)
+        await self._serve("flapping", flapping)
+        await self._serve("slow", slow)
+        await self._serve("expiring", ok, self._ssl(days=3))
+        self.ports["dead"] = _free_port()  # nothing listens there
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+
+
+def demo_config(fleet: Fleet, port: int, state_db: Path) -> dict[str, Any]:
+    p = fleet.ports
+    tls = {"ca_file": str(fleet.ca_file), "server_name": "localhost"}
+
+    def https(check_id: str, name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": check_id,
+            "kind": "http",
+            "url": f"https://127.0.0.1:{p[name]}/",
+            "tls": tls,
+            **extra,
+        }
+
+    def http(check_id: str, name: str, **extra: Any) -> dict[str, Any]:
+        return {"id": check_id, "kind": "http", "url": f"http://127.0.0.1:{p[name]}/", **extra}
+
+    def tls_check(name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": "tls",
+            "kind": "tls",
+            "host": "127.0.0.1",
+            "port": p[name],
+            "tls": {**tls, **extra},
+        }
+
+    def contact(agency: str) -> dict[str, Any]:
+        return {
+            "name": f"Quản trị kỹ thuật {agency}",
+            "role": "technical-admin",
+            "email": f"qtkt@{agency}.dvc.example",
+            "portal_account": f"qtkt.{agency}",
+            "channels": ["email", "inbox"],
+        }
+
+    def agency(
+        aid: str, kind: str, vi: str, en: str, code: str, systems: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "id": aid,
+            "kind": kind,
+            "name_vi": vi,
+            "name_en": en,
+            "code": code,
+            "contacts": [contact(aid)],
+            "systems": systems,
+        }
+
+    status_check = https(
+        "status-api", "status-api", json=[{"path": "$.last_sync", "younger_than": "24h"}]
+    )
+    return {
+        "vantage": "demo-gw",
+        "listen": f"127.0.0.1:{port}",
+        "state_db": str(state_db),
+        "defaults": {
+            "interval": "5s",
+            "timeout": "2s",
+            "failure_threshold": 2,
+            "recheck_delay": "1s",
+            "flap_window": "10m",
+            "flap_threshold": 4,
+        },
+        "uplink": {
+            "checks": [{"id": "portal", "kind": "tcp", "host": "127.0.0.1", "port": p["http"]}]
+        },
+        "agencies": [
+            agency(
+                "bo-tai-chinh",
+                "ministry",
+                "Bộ Tài chính",
+                "Ministry of Finance",
+                "BTC",
+                [
+                    {
+                        "id": "secure-server",
+                        "kind": "secure-server",
+                        "name": "Máy chủ bảo mật",
+                        "checks": [tls_check("https"), status_check],
+                    },
+                    {
+                        "id": "one-stop",
+                        "kind": "one-stop",
+                        "name": "Hệ thống một cửa điện tử",
+                        "depends_on": "secure-server",
+                        "checks": [http("http", "http")],
+                    },
+                ],
+            ),
+            agency(
+                "ha-noi",
+                "province",
+                "Thành phố Hà Nội",
+                "Hanoi",
+                "01",
+                [
+                    {
+                        "id": "secure-server",
+                        "kind": "secure-server",
+                        "name": "Máy chủ bảo mật",
+                        "checks": [tls_check("https")],
+                    },
+                    {
+                        "id": "one-stop",
+                        "kind": "one-stop",
+                        "name": "Hệ thống một cửa điện tử (chập chờn)",
+                        "depends_on": "secure-server",
+                        "checks": [http("http", "flapping")],
+                    },
+                    {
+                        "id": "public-service-portal",
+                        "kind": "public-service-portal",
+                        "name": "Cổng dịch vụ công (chậm)",
+                        "depends_on": "secure-server",
+                        "checks": [http("http", "slow", max_latency="1s")],
+                    },
+                ],
+            ),
+            agency(
+                "da-nang",
+                "province",
+                "Thành phố Đà Nẵng",
+                "Da Nang",
+                "48",
+                [
+                    {
+                        "id": "secure-server",
+                        "kind": "secure-server",
+                        "name": "Máy chủ bảo mật (mất kết nối)",
+                        "checks": [
+                            {"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": p["dead"]}
+                        ],
+                    },
+                    {
+                        "id": "one-stop",
+                        "kind": "one-stop",
+                        "name": "Hệ thống một cửa điện tử",
+                        "depends_on": "secure-server",
+                        "checks": [
+                            {"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": p["dead"]}
+                        ],
+                    },
+                ],
+            ),
+            agency(
+                "can-tho",
+                "province",
+                "Thành phố Cần Thơ",
+                "Can Tho",
+                "92",
+                [
+                    {
+                        "id": "secure-server",
+                        "kind": "secure-server",
+                        "name": "Máy chủ bảo mật (chứng thư sắp hết hạn)",
+                        "checks": [tls_check("expiring", min_days_valid=14)],
+                    },
+                ],
+            ),
+            agency(
+                "bo-y-te",
+                "ministry",
+                "Bộ Y tế",
+                "Ministry of Health",
+                "BYT",
+                [
+                    {
+                        "id": "public-service-portal",
+                        "kind": "public-service-portal",
+                        "name": "Cổng dịch vụ công",
+                        "checks": [https("https", "https")],
+                    },
+                ],
+            ),
+        ],
+    }
+
+
+def _banner(daemon: Daemon, config_path: Path, state_db: Path) -> None:
+    base = f"http://127.0.0.1:{daemon.http_port}"
+    print(
+        f"""
+npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
+  metrics            {base}/metrics
+  systems (JSON)     {base}/api/v1/systems
+  state changes      {base}/api/v1/state-changes
+  health             {base}/healthz
+  config used        {config_path}
+  state database     {state_db}   (table state_changes)
+Expect within a minute: da-nang/secure-server DOWN and da-nang/one-stop UNREACHABLE,
+ha-noi/public-service-portal DOWN (slow), can-tho/secure-server DOWN (certificate expires in
+3 days), ha-noi/one-stop flipping and then FLAPPING. State changes are logged below.
+Stop with Ctrl-C.
+""",
+        flush=True,
+    )
+
+
+async def run_demo(
+    port: int = 9477, state_dir: Path | None = None, duration: float | None = None
+) -> None:
+    """Start the fleet and the daemon; run until interrupted (or for ``duration`` seconds)."""
+    with contextlib.ExitStack() as stack:
+        if state_dir is None:
+            state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="npsp-demo-")))
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fleet = Fleet(state_dir)
+        await fleet.start()
+        try:
+            state_db = state_dir / "state.db"
+            config_path = state_dir / "npsp-monitor.demo.yaml"
+            config_path.write_text(
+                yaml.safe_dump(
+                    demo_config(fleet, port, state_db), allow_unicode=True, sort_keys=False
+                ),
+                encoding="utf-8",
+            )
+            daemon = Daemon(config_path, load_config(config_path))
+            if duration is not None:
+                asyncio.get_running_loop().call_later(duration, daemon.request_stop)
+            await daemon.run(on_ready=lambda d: _banner(d, config_path, state_db))
+        finally:
+            await fleet.stop()

@@ -1,0 +1,197 @@
+"""The one HTTP listener: /metrics, /healthz and the read-only /api/v1 of the core daemon."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .engine import Engine
+from .metrics import CONTENT_TYPE, DaemonMetrics, render
+from .state import State
+
+ENGINE = web.AppKey("engine", Engine)
+METRICS = web.AppKey("metrics", DaemonMetrics)
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "npsp-monitor", "version": "1"},
+    "paths": {
+        "/api/v1/systems": {
+            "get": {
+                "summary": "Every system with its current state and checks",
+                "responses": {"200": {"description": "OK"}},
+            }
+        },
+        "/api/v1/systems/{agency}/{system}": {
+            "get": {
+                "summary": "One system with recent results and state changes",
+                "parameters": [
+                    {
+                        "name": "agency",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "system",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "OK"},
+                    "404": {"description": "Unknown system"},
+                },
+            }
+        },
+        "/api/v1/state-changes": {
+            "get": {
+                "summary": "Latest state changes, newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    }
+                ],
+                "responses": {"200": {"description": "OK"}, "400": {"description": "Bad limit"}},
+            }
+        },
+    },
+}
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, ensure_ascii=False, indent=1),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def _error(status: int, reason: str) -> web.Response:
+    return _json({"error": reason}, status)
+
+
+async def metrics_handler(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    await response.prepare(request)
+    async for chunk in render(request.app[ENGINE], request.app[METRICS]):
+        await response.write(chunk.encode())
+    await response.write_eof()
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    scheduler = engine.scheduler
+    stalled_for = scheduler.now() - scheduler.last_progress
+    limit = engine.config.scheduler.stall_after
+    if stalled_for > limit:
+        return _error(
+            503, f"scheduler has made no progress for {stalled_for:.0f}s (limit {limit:g}s)"
+        )
+    return _json(
+        {"status": "ok", "checks": len(engine.registry.checks), "in_flight": scheduler.in_flight}
+    )
+
+
+def _system_view(engine: Engine, key: str) -> dict[str, Any]:
+    entry = engine.registry.systems[key]
+    status = engine.state.systems[key]
+    checks = []
+    for check in entry.checks:
+        cs = status.checks.get(check.key)
+        last = cs.last if cs else None
+        checks.append(
+            {
+                "id": check.check_id,
+                "kind": check.kind,
+                "healthy": cs.healthy if cs else None,
+                "consecutive_failures": cs.failures if cs else 0,
+                "last": None
+                if last is None
+                else {
+                    "ok": last.ok,
+                    "reason": last.reason,
+                    "duration_seconds": round(last.duration, 6),
+                    "time": cs.last_time if cs else None,
+                },
+            }
+        )
+    shown = engine.state.display_state(status)
+    return {
+        "agency": entry.agency.id,
+        "system": entry.system.id,
+        "name": entry.system.name,
+        "kind": entry.system.kind,
+        "state": shown.value,
+        "since": status.since or None,
+        "reason": status.reason,
+        "depends_on": list(entry.parents),
+        "checks": checks,
+    }
+
+
+async def systems(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return _json({"systems": [_system_view(engine, key) for key in engine.registry.systems]})
+
+
+async def system(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    key = f"{request.match_info['agency']}/{request.match_info['system']}"
+    if key not in engine.registry.systems:
+        return _error(404, f"unknown system {key!r}")
+    view = _system_view(engine, key)
+    for check in view["checks"]:
+        samples = engine.history.get(f"{key}/{check['id']}", ())
+        check["recent"] = [
+            {"time": s.time, "vantage": s.vantage, "ok": s.result.ok, "reason": s.result.reason}
+            for s in samples
+        ]
+    view["state_changes"] = [_event_view(e) for e in await engine.store.changes(50, key)]
+    return _json(view)
+
+
+def _event_view(event: Any) -> dict[str, Any]:
+    return {
+        "time": event.time,
+        "agency": event.agency,
+        "system": event.system,
+        "old": event.old.value,
+        "new": event.new.value,
+        "reason": event.reason,
+        "vantage": event.vantage,
+    }
+
+
+async def state_changes(request: web.Request) -> web.Response:
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        return _error(400, "limit must be a whole number from 1 to 1000")
+    events = await request.app[ENGINE].store.changes(int(raw))
+    return _json({"state_changes": [_event_view(e) for e in events]})
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return _json(OPENAPI)
+
+
+def build_app(engine: Engine, metrics: DaemonMetrics) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[ENGINE] = engine
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/systems", systems)
+    app.router.add_get("/api/v1/systems/{agency}/{system}", system)
+    app.router.add_get("/api/v1/state-changes", state_changes)
+    return app
+
+
+__all__ = ["State", "build_app"]
