@@ -155,6 +155,8 @@ class Engine:
         outcome = self.state.observe(job.key, result, now)
         if outcome.recheck:
             self.scheduler.recheck(job.key, self.config.defaults.recheck_delay)
+        for canary in outcome.canary_rechecks:
+            self.scheduler.recheck(canary, 0.0)
         if outcome.events:
             self._emit(outcome.events)
 

@@ -12,8 +12,9 @@ with an injected time. The rules:
 * ``flap_threshold`` flips within ``flap_window`` make a system FLAPPING: one event, then
   silence until it settles (fewer than half as many flips in the window);
 * uplink canaries: when every canary fails, the gateway itself is cut off. One event says so;
-  every system shows UNKNOWN, failures seen meanwhile are not held against anyone, and the
-  systems' verdicts wait while all canaries are failing but not yet confirmed.
+  every system shows UNKNOWN and failures seen meanwhile are not held against anyone. A system
+  is declared DOWN only once some canary has succeeded *after* the system began failing ("is
+  it them or is it us?"); until then its verdict waits and the canaries are rechecked at once.
 
 Only *announced* state changes become events; UNKNOWN is shown, never announced.
 """
@@ -71,6 +72,8 @@ class CheckStatus:
     awaiting_recheck: bool = False
     last: ProbeResult | None = None
     last_time: float = 0.0
+    last_ok: float = float("-inf")
+    fail_since: float = float("inf")  # start of the current run of failures
 
     @property
     def suspect(self) -> bool:
@@ -111,7 +114,8 @@ class Outcome:
     """What one observation led to."""
 
     events: list[Event] = field(default_factory=list)
-    recheck: bool = False
+    recheck: bool = False  # confirm this check's failure with a quick recheck
+    canary_rechecks: list[str] = field(default_factory=list)  # "is it us?": probe the uplink now
 
 
 class StateMachine:
@@ -126,6 +130,7 @@ class StateMachine:
         self.canaries: dict[str, CheckStatus] = {}
         self.gateway_cut = False
         self.gateway_since = 0.0
+        self._canaries_wanted = False
 
     # ----- registry --------------------------------------------------------------------------
 
@@ -172,7 +177,15 @@ class StateMachine:
             return outcome
         outcome.recheck = _count(check, result, now)
         self._evaluate(status, now, outcome.events)
+        self._ask_canaries(outcome)
         return outcome
+
+    def _ask_canaries(self, outcome: Outcome) -> None:
+        if self._canaries_wanted:
+            self._canaries_wanted = False
+            outcome.canary_rechecks = [
+                k for k, c in self.canaries.items() if not c.awaiting_recheck
+            ]
 
     def _observe_canary(self, check: CheckStatus, result: ProbeResult, now: float) -> Outcome:
         outcome = Outcome(recheck=_count(check, result, now))
@@ -191,18 +204,25 @@ class StateMachine:
             outcome.events.append(
                 self._gateway_event(now, State.DOWN, State.UP, "gateway uplink restored")
             )
-        elif not all_down and not self._canaries_suspect():
-            # Systems that waited for the canaries' verdict may now decide.
+        elif result.ok:
+            # Systems that waited for proof of our own uplink may now decide.
             for status in self.systems.values():
-                self._evaluate(status, now, outcome.events)
+                if any(c.healthy is False for c in status.checks.values()):
+                    self._evaluate(status, now, outcome.events)
+        self._canaries_wanted = False  # a canary result is itself the answer
         return outcome
 
     def _gateway_event(self, now: float, old: State, new: State, reason: str) -> Event:
         return Event(now, GATEWAY_AGENCY, GATEWAY_SYSTEM, old, new, reason, self.vantage)
 
-    def _canaries_suspect(self) -> bool:
-        """Every canary is failing: the uplink may be going away, so wait before judging."""
-        return bool(self.canaries) and all(c.failures > 0 for c in self.canaries.values())
+    def _uplink_proven(self, status: SystemStatus) -> bool:
+        """Has a canary succeeded since this system's failures began? (No canaries: yes.)"""
+        if not self.canaries:
+            return True
+        since = min(
+            (c.fail_since for c in status.checks.values() if c.healthy is False), default=0.0
+        )
+        return any(k.last_ok >= since for k in self.canaries.values())
 
     def _forgive_unannounced_failures(self) -> None:
         """Failures seen while the uplink was dying are not the systems' fault."""
@@ -251,7 +271,8 @@ class StateMachine:
             return
         target = raw
         if raw is State.DOWN:
-            if self._canaries_suspect():
+            if not self._uplink_proven(status):
+                self._canaries_wanted = True
                 return
             parent_down, parent_suspect, parent = self._parent_blocks(status)
             if parent_suspect:
@@ -311,12 +332,16 @@ def _count(check: CheckStatus, result: ProbeResult, now: float) -> bool:
     """Update a check's counters; return True when a quick recheck should confirm a failure."""
     check.last, check.last_time = result, now
     if result.ok:
+        check.last_ok = now
+        check.fail_since = float("inf")
         check.successes += 1
         check.failures = 0
         check.awaiting_recheck = False
         if check.healthy is not True and check.successes >= check.success_threshold:
             check.healthy = True
         return False
+    if check.failures == 0:
+        check.fail_since = now
     check.failures += 1
     check.successes = 0
     if check.healthy is False:
