@@ -118,7 +118,7 @@ class Uplink(StrictModel):
 
 def _listen_address(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:9477")
     host = host.strip("[]")
     try:
@@ -276,7 +276,8 @@ def _from_validation(raw: LineDict, exc: ValidationError, fallback: Mark) -> lis
             message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
         elif error["type"] == "union_tag_invalid":
             kinds = ", ".join(PROBES)
-            message = f"unknown check kind {error['input']!r} (known: {kinds})"
+            message = f"unknown check kind {error.get('ctx', {}).get('tag')!r} (known: {kinds})"
+            loc.append("kind")
         elif error["type"] == "missing":
             message = "required field is missing"
         mark, dotted = locate(raw, loc, fallback)
@@ -293,6 +294,12 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
         mark, dotted = locate(raw, list(loc), fallback)
         issues.append(ConfigIssue(mark.file, mark.line, dotted, message))
 
+    d = config.defaults
+    if d.timeout >= d.interval:
+        issue(
+            ("defaults", "timeout"),
+            f"timeout ({d.timeout:g}s) must be shorter than the interval ({d.interval:g}s)",
+        )
     seen_agencies: dict[str, int] = {}
     systems: dict[str, tuple[int, int]] = {}
     for a, agency in enumerate(config.agencies):
@@ -348,6 +355,8 @@ def issues_for_checks(
         if check.id in seen:
             issue((*loc, "checks", c, "id"), f"duplicate check id {check.id!r}")
         seen.add(check.id)
+        if check.interval is None and check.timeout is None:
+            continue  # both from defaults: reported once, at defaults.timeout
         interval = check.interval or defaults.interval
         timeout = check.timeout or defaults.timeout
         if timeout >= interval:

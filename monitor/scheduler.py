@@ -151,12 +151,13 @@ class Scheduler:
     def jobs(self) -> dict[str, Job]:
         return self._jobs
 
-    def add(self, job: Job) -> None:
+    def add(self, job: Job, phase: float | None = None) -> None:
+        """Schedule ``job`` (replacing one with the same key); ``phase`` 0 means due now."""
         old = self._jobs.pop(job.key, None)
         if old is not None:
             old.active = False
         self._jobs[job.key] = job
-        self._schedule.add(job, self.now())
+        self._schedule.add(job, self.now(), phase)
         self._wake.set()
 
     def remove(self, key: str) -> None:
