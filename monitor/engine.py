@@ -50,6 +50,7 @@ class Engine:
         *,
         observe_lag: Callable[[float], None] = lambda _lag: None,
         wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -62,6 +63,7 @@ class Engine:
             max_concurrency=config.scheduler.max_concurrency,
             max_per_host=config.scheduler.max_per_host,
             observe_lag=observe_lag,
+            clock=monotonic,
         )
         self.history: dict[str, deque[Sample]] = {}
         self.subscribers: list[EventSink] = []
@@ -155,8 +157,8 @@ class Engine:
         outcome = self.state.observe(job.key, result, now)
         if outcome.recheck:
             self.scheduler.recheck(job.key, self.config.defaults.recheck_delay)
-        for canary in outcome.canary_rechecks:
-            self.scheduler.recheck(canary, 0.0)
+        for key in outcome.probe_now:
+            self.scheduler.recheck(key, 0.0)
         if outcome.events:
             self._emit(outcome.events)
 

@@ -6,9 +6,10 @@ with an injected time. The rules:
 * a check turns unhealthy after ``failure_threshold`` consecutive failures *and* one quick
   recheck that fails too; healthy after ``success_threshold`` consecutive successes;
 * a system is DOWN when any of its checks is unhealthy, UP when all are healthy;
-* a DOWN system whose ``depends_on`` parent is DOWN or UNREACHABLE is UNREACHABLE; while a
-  parent is failing but not yet confirmed, the child's verdict waits for the parent's, so one
-  dead secure server does not first page its children as DOWN;
+* a DOWN system whose ``depends_on`` parent is DOWN or UNREACHABLE is UNREACHABLE. A child is
+  declared DOWN only once each parent has been seen working *after* the child began failing;
+  until then its verdict waits and the parent is probed at once, so one dead secure server
+  does not first page its one-stop system as DOWN because the child happened to look first;
 * ``flap_threshold`` flips within ``flap_window`` make a system FLAPPING: one event, then
   silence until it settles (fewer than half as many flips in the window);
 * uplink canaries: when every canary fails, the gateway itself is cut off. One event says so;
@@ -115,7 +116,7 @@ class Outcome:
 
     events: list[Event] = field(default_factory=list)
     recheck: bool = False  # confirm this check's failure with a quick recheck
-    canary_rechecks: list[str] = field(default_factory=list)  # "is it us?": probe the uplink now
+    probe_now: list[str] = field(default_factory=list)  # other checks a verdict waits on
 
 
 class StateMachine:
@@ -130,7 +131,7 @@ class StateMachine:
         self.canaries: dict[str, CheckStatus] = {}
         self.gateway_cut = False
         self.gateway_since = 0.0
-        self._canaries_wanted = False
+        self._wanted: set[str] = set()  # checks to probe now: a verdict waits on them
 
     # ----- registry --------------------------------------------------------------------------
 
@@ -177,15 +178,20 @@ class StateMachine:
             return outcome
         outcome.recheck = _count(check, result, now)
         self._evaluate(status, now, outcome.events)
-        self._ask_canaries(outcome)
+        if result.ok:
+            # Children whose verdict waited for proof that this parent works may now decide.
+            for child_key in self.children.get(status.key, ()):
+                child = self.systems.get(child_key)
+                if child is not None and any(c.healthy is False for c in child.checks.values()):
+                    self._evaluate(child, now, outcome.events)
+        self._take_wanted(check_key, outcome)
         return outcome
 
-    def _ask_canaries(self, outcome: Outcome) -> None:
-        if self._canaries_wanted:
-            self._canaries_wanted = False
-            outcome.canary_rechecks = [
-                k for k, c in self.canaries.items() if not c.awaiting_recheck
-            ]
+    def _take_wanted(self, answered: str, outcome: Outcome) -> None:
+        """Hand over the checks a verdict now waits on (not the one that just answered)."""
+        self._wanted.discard(answered)
+        outcome.probe_now = sorted(self._wanted)
+        self._wanted.clear()
 
     def _observe_canary(self, check: CheckStatus, result: ProbeResult, now: float) -> Outcome:
         outcome = Outcome(recheck=_count(check, result, now))
@@ -209,7 +215,7 @@ class StateMachine:
             for status in self.systems.values():
                 if any(c.healthy is False for c in status.checks.values()):
                     self._evaluate(status, now, outcome.events)
-        self._canaries_wanted = False  # a canary result is itself the answer
+        self._take_wanted(check.key, outcome)  # a canary result is itself the answer
         return outcome
 
     def _gateway_event(self, now: float, old: State, new: State, reason: str) -> Event:
@@ -219,9 +225,7 @@ class StateMachine:
         """Has a canary succeeded since this system's failures began? (No canaries: yes.)"""
         if not self.canaries:
             return True
-        since = min(
-            (c.fail_since for c in status.checks.values() if c.healthy is False), default=0.0
-        )
+        since = _failing_since(status)
         return any(k.last_ok >= since for k in self.canaries.values())
 
     def _forgive_unannounced_failures(self) -> None:
@@ -256,6 +260,11 @@ class StateMachine:
                 return True, False, parent_key
             if any(c.suspect for c in parent.checks.values()):
                 return False, True, parent_key
+            since = _failing_since(status)
+            unproven = [k for k, c in parent.checks.items() if c.last_ok < since]
+            if unproven:
+                self._wanted.update(unproven)  # is it the parent? ask it now
+                return False, True, parent_key
             if parent.announced is State.UP and any(
                 c.healthy is False and c.last_time <= parent.since for c in status.checks.values()
             ):
@@ -272,7 +281,7 @@ class StateMachine:
         target = raw
         if raw is State.DOWN:
             if not self._uplink_proven(status):
-                self._canaries_wanted = True
+                self._wanted.update(self.canaries)
                 return
             parent_down, parent_suspect, parent = self._parent_blocks(status)
             if parent_suspect:
@@ -326,6 +335,11 @@ class StateMachine:
                 child = self.systems.get(child_key)
                 if child is not None:
                     self._evaluate(child, now, events)
+
+
+def _failing_since(status: SystemStatus) -> float:
+    """When the system's current failures began (its earliest unhealthy check's first failure)."""
+    return min((c.fail_since for c in status.checks.values() if c.healthy is False), default=0.0)
 
 
 def _count(check: CheckStatus, result: ProbeResult, now: float) -> bool:

@@ -140,7 +140,10 @@ def test_child_already_down_becomes_unreachable_when_parent_fails() -> None:
     feed("a/p/c0", OK)
     feed("a/c/c0", OK)
     feed("a/c/c0", FAIL)
-    feed("a/c/c0", FAIL)
+    out = feed.sm.observe("a/c/c0", FAIL, feed.now + 1)
+    # Confirmed failing, but the parent has not been seen working since: ask it first.
+    assert out.events == [] and out.probe_now == ["a/p/c0"]
+    feed("a/p/c0", OK, advance=1)
     assert feed.transitions()[-1] == ("a/c", State.UP, State.DOWN)
     feed("a/p/c0", FAIL)
     feed("a/p/c0", FAIL)
@@ -232,7 +235,7 @@ def test_one_canary_failing_alone_is_not_a_cut() -> None:
     feed("a/s/c0", FAIL)
     # Not yet: no canary has been seen working since a/s began failing. Ask them now.
     assert feed.transitions() == [("a/s", State.PENDING, State.UP)]
-    assert feed.sm.observe("a/s/c0", FAIL, feed.now + 1).canary_rechecks == [
+    assert feed.sm.observe("a/s/c0", FAIL, feed.now + 1).probe_now == [
         "_gateway/uplink/k0",
         "_gateway/uplink/k1",
     ]
