@@ -35,7 +35,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         import uvloop  # noqa: PLC0415
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(coro)
-    return uvloop.run(coro)  # type: ignore[no-any-return]
+    return uvloop.run(coro)
 
 
 def _load(path: Path) -> Config:
@@ -124,7 +124,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npsp-monitor",
-        description="Connectivity monitor of the National Public Service Portal (Cổng DVC quốc gia).",
+        description="Connectivity monitor of the National Public Service Portal "
+        "(Cổng DVC quốc gia).",
     )
     parser.add_argument("--version", action="version", version=f"npsp-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

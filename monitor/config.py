@@ -223,7 +223,7 @@ def _merge_includes(raw: LineDict, path: Path) -> list[ConfigIssue]:
         try:
             sub = _read_mapping(sub_path)
         except ConfigError as exc:
-            if exc.issues and exc.issues[0].line == 0:
+            if exc.issues and exc.issues[0].line == 0 and isinstance(includes, LineList):
                 mark = includes.item_marks[index]
                 issues.append(
                     ConfigIssue(mark.file, mark.line, f"include[{index}]", exc.issues[0].message)
@@ -294,11 +294,11 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
         mark, dotted = locate(raw, list(loc), fallback)
         issues.append(ConfigIssue(mark.file, mark.line, dotted, message))
 
-    d = config.defaults
-    if d.timeout >= d.interval:
+    dflt = config.defaults
+    if dflt.timeout >= dflt.interval:
         issue(
             ("defaults", "timeout"),
-            f"timeout ({d.timeout:g}s) must be shorter than the interval ({d.interval:g}s)",
+            f"timeout ({dflt.timeout:g}s) must be shorter than the interval ({dflt.interval:g}s)",
         )
     seen_agencies: dict[str, int] = {}
     systems: dict[str, tuple[int, int]] = {}
@@ -371,10 +371,10 @@ def _find_cycles(graph: dict[str, list[str]]) -> Iterator[list[str]]:
     """Yield each dependency cycle once (iterative DFS; registries can be deep)."""
     WHITE, GREY, BLACK = 0, 1, 2
     colour = dict.fromkeys(graph, WHITE)
-    for start in graph:
+    for start, first_parents in graph.items():
         if colour[start] != WHITE:
             continue
-        stack: list[tuple[str, Iterator[str]]] = [(start, iter(graph[start]))]
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(first_parents))]
         path = [start]
         colour[start] = GREY
         while stack:

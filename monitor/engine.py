@@ -122,12 +122,12 @@ class Engine:
             systems.append(status)
         self.state.set_systems(systems, [status_for(c) for c in new.canaries])
 
-        for key, entry in new_checks.items():
+        for key, check in new_checks.items():
             previous = old_checks.get(key)
-            if previous is not None and previous.fingerprint == entry.fingerprint:
+            if previous is not None and previous.fingerprint == check.fingerprint:
                 continue
-            probe = PROBES[entry.kind].build(entry.spec, self.probe_env)
-            job = Job(entry.key, entry.spec.target_host(), entry.interval, entry.timeout, probe)
+            probe = PROBES[check.kind].build(check.spec, self.probe_env)
+            job = Job(check.key, check.spec.target_host(), check.interval, check.timeout, probe)
             self.scheduler.add(job)
             self.history[key] = deque(maxlen=HISTORY)
         for key in old_checks.keys() - new_checks.keys():
@@ -199,7 +199,7 @@ class Engine:
             return
         try:
             await self.store.record(batch)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any store failure: keep the events, retry
             self.store_failures += 1
             log.error("cannot save %d state changes (will retry): %s", len(batch), exc)
             self._unsaved[:0] = batch

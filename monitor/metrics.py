@@ -144,14 +144,14 @@ async def render(engine: Engine, metrics: DaemonMetrics) -> AsyncIterator[str]:
         "# HELP npsp_system_state The system's current state (one series, value 1).\n"
         "# TYPE npsp_system_state gauge\n"
     ]
-    for entry in systems:
-        status = engine.state.systems.get(entry.key)
-        if status is None:
+    for sys_entry in systems:
+        sys_status = engine.state.systems.get(sys_entry.key)
+        if sys_status is None:
             continue
-        shown = engine.state.display_state(status)
+        shown = engine.state.display_state(sys_status)
         if shown not in (State.PENDING, State.UNKNOWN):
-            up.append(f"npsp_system_up{{{entry.labels}}} {1 if shown is State.UP else 0}\n")
-        states.append(f'npsp_system_state{{{entry.labels},state="{shown.value}"}} 1\n')
+            up.append(f"npsp_system_up{{{sys_entry.labels}}} {1 if shown is State.UP else 0}\n")
+        states.append(f'npsp_system_state{{{sys_entry.labels},state="{shown.value}"}} 1\n')
     yield "".join(up)
     yield "".join(states)
     await asyncio.sleep(0)

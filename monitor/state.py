@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .types import ProbeResult
+from .types import ProbeResult, format_duration
 
 GATEWAY_AGENCY = "_gateway"
 GATEWAY_SYSTEM = "uplink"
@@ -306,7 +306,8 @@ class StateMachine:
             self._maybe_settle(status, now, events)
             return
         if len(status.flips) >= self.thresholds.flap_threshold:
-            reason = f"{len(status.flips)} state changes within {self.thresholds.flap_window:g}s; last: {reason}"
+            window = format_duration(self.thresholds.flap_window)
+            reason = f"{len(status.flips)} state changes within {window}; last: {reason}"
             target = State.FLAPPING
         self._announce(status, target, reason, now, events)
 

@@ -114,7 +114,8 @@ class Store:
         db.execute("BEGIN")
         try:
             db.executemany(
-                "INSERT INTO state_changes (ts, agency, system, old_state, new_state, reason, vantage)"
+                "INSERT INTO state_changes"
+                " (ts, agency, system, old_state, new_state, reason, vantage)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (e.time, e.agency, e.system, e.old.value, e.new.value, e.reason, e.vantage)
@@ -122,7 +123,8 @@ class Store:
                 ],
             )
             db.executemany(
-                "INSERT INTO system_state (agency, system, state, since, reason) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO system_state (agency, system, state, since, reason)"
+                " VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (agency, system) DO UPDATE SET"
                 " state = excluded.state, since = excluded.since, reason = excluded.reason",
                 [(e.agency, e.system, e.new.value, e.time, e.reason) for e in events],

@@ -70,22 +70,19 @@ class _Loader(yaml.SafeLoader):
         result.mark = self._mark(node)
         result.key_marks = {}
         for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key)
             if key in result:
                 self.problems.append(
                     YamlProblem(self._mark(key_node), key, f"duplicate key {key!r}")
                 )
-            result[key] = self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+            result[key] = self.construct_object(value_node, deep=True)
             result.key_marks[key] = self._mark(key_node)
         return result
 
     def construct_line_sequence(self, node: SequenceNode) -> LineList:
-        result = LineList(
-            self.construct_object(child, deep=True)  # type: ignore[no-untyped-call]
-            for child in node.value
-        )
+        result = LineList(self.construct_object(child, deep=True) for child in node.value)
         result.mark = self._mark(node)
         result.item_marks = [self._mark(child) for child in node.value]
         result.origins = list(range(len(node.value)))
@@ -94,11 +91,11 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _Loader.construct_line_mapping,  # type: ignore[arg-type]
+    _Loader.construct_line_mapping,
 )
 _Loader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
-    _Loader.construct_line_sequence,  # type: ignore[arg-type]
+    _Loader.construct_line_sequence,
 )
 
 
@@ -127,7 +124,7 @@ def load_yaml(path: Path, max_bytes: int = 64 << 20) -> Any:
         ) from None
     loader = _Loader(text, name)
     try:
-        data = loader.get_single_data()  # type: ignore[no-untyped-call]
+        data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         message = f"YAML syntax: {exc.problem or exc}"
@@ -135,7 +132,7 @@ def load_yaml(path: Path, max_bytes: int = 64 << 20) -> Any:
     except yaml.YAMLError as exc:
         raise YamlError([YamlProblem(Mark(name, 0), "", f"YAML: {exc}")]) from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
     if loader.problems:
         raise YamlError(loader.problems)
     return data

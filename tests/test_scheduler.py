@@ -25,7 +25,7 @@ def test_first_runs_are_spread_over_the_interval() -> None:
     for j in jobs:
         schedule.add(j, now=0.0)
     firsts = sorted(j.next_due for j in jobs)
-    assert 0.0 <= firsts[0] and firsts[-1] < 10.0
+    assert firsts[0] >= 0.0 and firsts[-1] < 10.0
     per_second = [sum(1 for t in firsts if s <= t < s + 1) for s in range(10)]
     assert min(per_second) > 850 and max(per_second) < 1150, per_second  # ~1,000 each
 
