@@ -7,7 +7,10 @@ its runs; a reload keeps the state and schedule of every check whose fingerprint
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .config import Agency, Config, System
 from .state import GATEWAY_AGENCY, GATEWAY_SYSTEM
@@ -98,7 +101,10 @@ def _entry(config: Config, agency: str, system: str, spec: CheckCommon) -> Check
     timeout = spec.timeout or d.timeout
     failure = spec.failure_threshold or d.failure_threshold
     success = spec.success_threshold or d.success_threshold
-    shape = f"{spec.model_dump_json()}|{interval}|{timeout}|{failure}|{success}"
+    # Files a check reads (CA bundle, client certificate) count too: replacing one and sending
+    # SIGHUP must rebuild the check's TLS context even though the config text is unchanged.
+    files = "|".join(_file_stamp(p) for p in _paths(spec.model_dump()))
+    shape = f"{spec.model_dump_json()}|{interval}|{timeout}|{failure}|{success}|{files}"
     fingerprint = hashlib.sha256(shape.encode()).hexdigest()[:16]
     labels = (
         f'agency="{_label_value(agency)}",system="{_label_value(system)}",'
@@ -116,3 +122,22 @@ def _entry(config: Config, agency: str, system: str, spec: CheckCommon) -> Check
         fingerprint=fingerprint,
         labels=labels,
     )
+
+
+def _paths(value: Any) -> Iterator[Path]:
+    if isinstance(value, Path):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _paths(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _paths(item)
+
+
+def _file_stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{st.st_mtime_ns}:{st.st_size}"
