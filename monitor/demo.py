@@ -73,8 +73,8 @@ class Fleet:
             return web.json_response({"connected": True, "last_sync": now})
 
         async def flapping(_r: web.Request) -> web.Response:
-            # 20 s up, 20 s down, over and over
-            phase = int((time.monotonic() - self.started) // 20) % 2
+            # 10 s up, 10 s down, over and over
+            phase = int((time.monotonic() - self.started) // 10) % 2
             return (
                 web.Response(text="ok")
                 if phase == 0

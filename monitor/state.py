@@ -243,7 +243,7 @@ class StateMachine:
         if False in verdicts:
             failing = [c for c in status.checks.values() if c.healthy is False]
             return State.DOWN, "; ".join(
-                f"{c.key.rsplit('/', 1)[-1]}: {c.last.reason if c.last else 'failing'}"
+                f"check {c.key.rsplit('/', 1)[-1]}: {c.last.reason if c.last else 'failing'}"
                 for c in failing
             )
         if all(v is True for v in verdicts):

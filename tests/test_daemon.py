@@ -154,7 +154,7 @@ async def test_probes_state_metrics_and_api(
     await eventually(lambda: run.state_of("bo-tai-chinh/one-stop") is State.UNREACHABLE)
     view = await run.api("/api/v1/systems/bo-tai-chinh/secure-server")
     assert view["state"] == "down"
-    assert view["reason"] == "tcp: connect: refused"
+    assert view["reason"] == "check tcp: connect: refused"
     assert view["checks"][0]["recent"][-1]["reason"] == "connect: refused"
     assert view["checks"][0]["recent"][-1]["vantage"] == "gw-test"
     await run.daemon.engine.flush()  # type: ignore[union-attr]
@@ -187,7 +187,7 @@ async def test_state_survives_a_restart(
     second = await start(write_config(path, data))
     assert second.state_of("bo-tai-chinh/secure-server") is State.DOWN
     view = await second.api("/api/v1/systems/bo-tai-chinh/secure-server")
-    assert view["state"] == "down" and view["reason"] == "tcp: connect: refused"
+    assert view["state"] == "down" and view["reason"] == "check tcp: connect: refused"
     await second.stop()
     store = await Store.open(tmp_path / "state.db")
     try:

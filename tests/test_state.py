@@ -78,7 +78,7 @@ def test_down_needs_threshold_failures_then_a_failed_recheck() -> None:
     assert feed.rechecks == ["a/s/c0"]
     events = feed("a/s/c0", FAIL, advance=1)  # the quick recheck fails too
     assert [(e.old, e.new) for e in events] == [(State.UP, State.DOWN)]
-    assert events[0].reason == "c0: connect: refused"
+    assert events[0].reason == "check c0: connect: refused"
 
 
 def test_recheck_success_cancels_the_down() -> None:
