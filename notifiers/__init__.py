@@ -1,1 +1,1 @@
-"""Notification channels (SMS, e-mail, portal inbox): one module each; built in the alerting issue."""
+"""Notification channels (SMS, e-mail, portal inbox): one module each, behind notifiers/base.py."""

@@ -1,0 +1,62 @@
+"""The one small interface every notification channel implements.
+
+A channel module exposes a ``Settings`` model (its part of the daemon config) and a class with
+``async send(message) -> Delivery`` and ``async aclose()``. ``send`` makes exactly one attempt:
+on failure it raises :class:`NotifyError` saying whether the failure is permanent (do not retry:
+an invalid number, a refused recipient) or worth a retry (connection lost, 5xx, 429 with its
+``Retry-After``). Retrying, backoff and falling back to another channel live in one place, the
+daemon's outbox, never inside a channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ChannelName = Literal["sms", "email", "inbox"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification to one recipient on one channel.
+
+    ``key`` is the idempotency key, derived from the event (never from the host), stable across
+    retries and restarts. ``thread_key`` is the key of the first message about the same incident:
+    e-mail follow-ups (repeat, escalation, resolved) are threaded to it.
+    """
+
+    key: str
+    channel: ChannelName
+    to: str  # E.164 phone, e-mail address, or portal account
+    subject: str
+    text: str
+    html: str | None = None
+    thread_key: str | None = None
+    language: str = "vi"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the provider said when it accepted the message."""
+
+    provider_id: str | None = None  # Twilio message SID, e-mail Message-ID, MQTT message id
+
+
+class NotifyError(Exception):
+    """A failed attempt; ``permanent`` failures must not be retried on this channel."""
+
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Notifier(Protocol):
+    """A channel, created once by the daemon and passed down."""
+
+    channel: ChannelName
+
+    async def send(self, message: Message) -> Delivery: ...
+
+    async def aclose(self) -> None: ...
