@@ -166,7 +166,7 @@ def test_daemon_loader_accepts_the_example_config(
 ) -> None:
     """The daemon's own loader reads the example config, with the registry it includes."""
     # Imported here so that the structural tests above still run while monitor.config is absent.
-    from monitor.config import ConfigError, load_config  # noqa: PLC0415
+    from monitor.config import ConfigError, load_config
 
     # A relative path from the repository root, as an operator would type it: `include:` must be
     # resolved against the including file's folder, not against the working directory.
