@@ -43,6 +43,40 @@ _MIGRATIONS = [
         PRIMARY KEY (agency, system)
     );
     """,
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        person TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        short TEXT NOT NULL,
+        html TEXT,
+        thread_key TEXT,
+        language TEXT NOT NULL,
+        fallbacks TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        sent_at REAL,
+        provider_id TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (channel, status, next_attempt_at);
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        read_at REAL
+    );
+    CREATE INDEX inbox_account ON inbox (account, created_at);
+    """,
 ]
 
 
@@ -170,7 +204,23 @@ class Store:
             [tuple(k.split("/", 1)) for k in keys],
         )
 
+    def _transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
     # ----- async API --------------------------------------------------------------------------
+
+    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in one transaction on the store's thread (for other modules'
+        tables, such as the outbox, so that they need not know how the store is run)."""
+        return await self._call(self._transact, fn)
 
     async def record(self, events: Iterable[Event]) -> None:
         """Append state changes and update the systems' current state, in one transaction."""

@@ -1,0 +1,166 @@
+"""Group: one digest per recipient and channel instead of one message per system.
+
+As in Alertmanager: a new group waits ``group_wait`` so that a storm arrives as one message;
+later changes go out at most every ``group_interval``; while alerts keep firing unchanged the
+digest is repeated every ``repeat_interval``. SMS costs money, so a recipient gets at most one
+SMS per ``sms_min_interval``: whatever happens meanwhile is folded into the next digest. Pure:
+every method takes ``now``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .model import Alert, Recipient
+from .mute import Muter
+from .settings import AlertingSettings
+
+DigestKind = Literal["firing", "repeat", "resolved", "escalation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one message to one recipient says."""
+
+    recipient: Recipient
+    kind: DigestKind
+    firing: tuple[Alert, ...]
+    resolved: tuple[Alert, ...]
+    new: frozenset[str]  # keys of alerts this recipient hears about for the first time
+    key: str  # idempotency key, derived from the content (never from the host)
+    thread_key: str | None  # key of the first message about these alerts: follow-ups thread to it
+
+
+@dataclass(slots=True)
+class _Group:
+    recipient: Recipient
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    told: dict[str, str] = field(default_factory=dict)  # alert key -> incident told as firing
+    roots: dict[str, str] = field(default_factory=dict)  # alert key -> key of its first message
+    dirty: bool = False
+    next_flush: float | None = None
+    last_flush: float | None = None
+
+
+class Grouper:
+    """Holds one group per recipient and channel and says which are due."""
+
+    def __init__(self, settings: AlertingSettings, muter: Muter) -> None:
+        self.settings = settings
+        self.muter = muter
+        self.groups: dict[str, _Group] = {}
+
+    def add(self, recipient: Recipient, alert: Alert, now: float) -> None:
+        """An alert fired (or changed) for this recipient, or was resolved."""
+        group = self.groups.get(recipient.group_key)
+        if group is None:
+            if not alert.firing:
+                return  # never told about it: nothing to resolve
+            group = self.groups[recipient.group_key] = _Group(recipient)
+        if not alert.firing and alert.key not in group.told:
+            group.alerts.pop(alert.key, None)
+            return
+        group.alerts[alert.key] = alert
+        group.dirty = True
+        self._schedule(group, now)
+
+    def _schedule(self, group: _Group, now: float) -> None:
+        s = self.settings
+        if group.last_flush is None:
+            when = now + s.group_wait if group.next_flush is None else group.next_flush
+        elif group.dirty:
+            when = max(now, group.last_flush + s.group_interval)
+        else:
+            when = group.last_flush + s.repeat_interval
+        if group.recipient.channel == "sms" and group.last_flush is not None:
+            when = max(when, group.last_flush + s.sms_min_interval)
+        group.next_flush = when
+
+    def next_due(self) -> float | None:
+        return min(
+            (g.next_flush for g in self.groups.values() if g.next_flush is not None), default=None
+        )
+
+    def due(self, now: float) -> list[Digest]:
+        """Flush every group whose time has come; return the digests to send."""
+        out = []
+        for key, group in list(self.groups.items()):
+            if group.next_flush is None or group.next_flush > now:
+                continue
+            digest = self._flush(group, now)
+            if digest is not None:
+                out.append(digest)
+            if not group.alerts:
+                del self.groups[key]
+            else:
+                self._schedule(group, now)
+        return out
+
+    def _flush(self, group: _Group, now: float) -> Digest | None:
+        firing = [
+            a
+            for a in group.alerts.values()
+            if a.firing and (a.key in group.told or self.muter.mutes(a, now) is None)
+        ]
+        resolved = [a for a in group.alerts.values() if not a.firing and a.key in group.told]
+        new = frozenset(a.key for a in firing if group.told.get(a.key) != a.incident)
+        changed = group.dirty
+        group.dirty = False
+        root = next(
+            (group.roots[a.key] for a in [*firing, *resolved] if a.key in group.roots), None
+        )
+        for a in resolved:
+            del group.alerts[a.key]
+            del group.told[a.key]
+            group.roots.pop(a.key, None)
+        if not firing and not resolved:
+            # Everything is muted: hold it; it goes out if the mute ends while it still fires.
+            group.next_flush = now + min(60.0, self.settings.group_interval)
+            return None
+        kind: DigestKind = "firing" if new else ("resolved" if not firing else "repeat")
+        if kind == "repeat" and changed:
+            kind = "firing"  # details changed (e.g. a child became unreachable)
+        for a in firing:
+            group.told[a.key] = a.incident
+            a.notified = True
+        group.last_flush = now
+        ordinal = ""
+        if kind == "repeat":
+            first = min(a.since for a in firing)
+            ordinal = str(int((now - first) // self.settings.repeat_interval))
+        digest = _digest(group.recipient, kind, firing, resolved, new, ordinal, root)
+        for a in firing:
+            group.roots.setdefault(a.key, digest.key)
+        return digest
+
+
+def _digest(
+    recipient: Recipient,
+    kind: DigestKind,
+    firing: list[Alert],
+    resolved: list[Alert],
+    new: frozenset[str],
+    ordinal: str = "",
+    thread: str | None = None,
+) -> Digest:
+    firing.sort(key=lambda a: (a.agency, a.system))
+    resolved.sort(key=lambda a: (a.agency, a.system))
+    content = "|".join(
+        [
+            recipient.person,
+            recipient.channel,
+            kind,
+            ",".join(f"{a.incident}:{a.state.value}:{len(a.affected)}" for a in firing),
+            ",".join(f"{a.incident}:resolved" for a in resolved),
+            ordinal,
+        ]
+    )
+    key = hashlib.sha256(content.encode()).hexdigest()[:32]
+    return Digest(recipient, kind, tuple(firing), tuple(resolved), new, key, thread)
+
+
+def escalation_digest(recipient: Recipient, alert: Alert, level: int) -> Digest:
+    """A message to a higher level about one unacknowledged incident (no grouping wait)."""
+    return _digest(recipient, "escalation", [alert], [], frozenset({alert.key}), f"level{level}")

@@ -1,0 +1,156 @@
+"""Messages: what a digest says, in Vietnamese (default) or English, per channel.
+
+Every message names the agency, the systems, what failed and why, since when, who else was told,
+the status-page link and the support hotline. SMS text stays short.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from zoneinfo import ZoneInfo
+
+from notifiers.base import Message
+
+from ..state import State
+from .group import Digest
+from .model import Alert
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+_WORDS = {
+    "vi": {
+        State.DOWN: "MẤT KẾT NỐI",
+        State.FLAPPING: "CHẬP CHỜN",
+        "resolved": "ĐÃ KẾT NỐI LẠI",
+        "since": "từ",
+        "affected": "ảnh hưởng",
+        "told": "Đã thông báo",
+        "status": "Trang trạng thái",
+        "hotline": "Hỗ trợ",
+        "subject_firing": "{n} hệ thống của {agency} mất kết nối",
+        "subject_one": "{system} của {agency}: {state}",
+        "subject_resolved": "{n} hệ thống của {agency} đã kết nối lại",
+        "subject_repeat": "Nhắc lại: {n} hệ thống của {agency} vẫn mất kết nối",
+        "subject_escalation": "Chưa được xử lý: {system} của {agency} mất kết nối",
+        "escalation": "Sự cố chưa được tiếp nhận trong thời hạn; chuyển lên cấp trên.",
+        "gateway": (
+            "Cổng kết nối của NPSP mất đường truyền: các kết quả giám sát tạm thời không tin cậy."
+        ),
+        "many": "nhiều đơn vị",
+    },
+    "en": {
+        State.DOWN: "LOST CONNECTION",
+        State.FLAPPING: "FLAPPING",
+        "resolved": "CONNECTED AGAIN",
+        "since": "since",
+        "affected": "affected",
+        "told": "Also told",
+        "status": "Status page",
+        "hotline": "Support",
+        "subject_firing": "{n} systems of {agency} lost connection",
+        "subject_one": "{system} of {agency}: {state}",
+        "subject_resolved": "{n} systems of {agency} are connected again",
+        "subject_repeat": "Reminder: {n} systems of {agency} still without connection",
+        "subject_escalation": "Not handled: {system} of {agency} lost connection",
+        "escalation": "The incident was not acknowledged in time; escalated.",
+        "gateway": "The NPSP gateway lost its uplink: monitoring results are unreliable for now.",
+        "many": "several agencies",
+    },
+}
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, VN).strftime("%H:%M %d/%m/%Y")
+
+
+def _agency(alert: Alert, lang: str) -> str:
+    return alert.agency_name_vi if lang == "vi" else alert.agency_name_en
+
+
+def _line(alert: Alert, lang: str, *, resolved: bool) -> str:
+    w = _WORDS[lang]
+    state = w["resolved"] if resolved else w.get(alert.state, alert.state.value.upper())
+    when = _when(alert.resolved_at if resolved and alert.resolved_at else alert.since)
+    text = f"- {alert.name} ({alert.key}): {state} {w['since']} {when}"
+    if not resolved:
+        text += f" — {alert.reason}"
+        if alert.affected:
+            text += f"; {w['affected']}: {', '.join(alert.affected)}"
+    return text
+
+
+def subject(digest: Digest, lang: str) -> str:
+    w = _WORDS[lang]
+    alerts = digest.firing or digest.resolved
+    agencies = {a.agency for a in alerts}
+    agency = _agency(alerts[0], lang) if len(agencies) == 1 else w["many"]
+    n = len(alerts)
+    if digest.kind == "escalation":
+        return "[NPSP] " + w["subject_escalation"].format(system=alerts[0].name, agency=agency)
+    if digest.kind == "resolved" and not digest.firing:
+        return "[NPSP] " + w["subject_resolved"].format(n=n, agency=agency)
+    if n == 1 and digest.kind == "firing":
+        a = alerts[0]
+        state = w.get(a.state, a.state.value)
+        return "[NPSP] " + w["subject_one"].format(system=a.name, agency=agency, state=state)
+    template = w["subject_repeat"] if digest.kind == "repeat" else w["subject_firing"]
+    return "[NPSP] " + template.format(n=len(digest.firing), agency=agency)
+
+
+def body(digest: Digest, lang: str, *, status_url: str, hotline: str, also_told: list[str]) -> str:
+    w = _WORDS[lang]
+    lines = []
+    if digest.kind == "escalation":
+        lines.append(w["escalation"])
+    if any(a.agency == "_gateway" for a in digest.firing):
+        lines.append(w["gateway"])
+    lines += [_line(a, lang, resolved=False) for a in digest.firing]
+    lines += [_line(a, lang, resolved=True) for a in digest.resolved]
+    lines.append("")
+    if also_told:
+        lines.append(f"{w['told']}: {', '.join(sorted(also_told))}")
+    lines.append(f"{w['status']}: {status_url}")
+    lines.append(f"{w['hotline']}: {hotline}")
+    return "\n".join(lines)
+
+
+def sms_text(digest: Digest, lang: str, *, status_url: str, hotline: str) -> str:
+    """Short: the state words and the system ids, the link and the hotline."""
+    w = _WORDS[lang]
+    parts = []
+    for a in digest.firing:
+        parts.append(f"{a.key} {w.get(a.state, a.state.value)}")
+    for a in digest.resolved:
+        parts.append(f"{a.key} {w['resolved']}")
+    prefix = "NPSP: " + ("!! " if digest.kind == "escalation" else "")
+    return f"{prefix}{'; '.join(parts)}. {status_url} HT {hotline}"
+
+
+def render(digest: Digest, *, status_url: str, hotline: str, also_told: list[str]) -> Message:
+    """The channel message for one digest."""
+    r = digest.recipient
+    lang = r.language
+    subj = subject(digest, lang)
+    if r.channel == "sms":
+        text = sms_text(digest, lang, status_url=status_url, hotline=hotline)
+        html_body = None
+    else:
+        text = body(digest, lang, status_url=status_url, hotline=hotline, also_told=also_told)
+        html_body = None
+        if r.channel == "email":
+            html_body = (
+                '<html><body><pre style="font-family: sans-serif">'
+                + html.escape(text)
+                + "</pre></body></html>"
+            )
+    return Message(
+        key=digest.key,
+        channel=r.channel,
+        to=r.address,
+        subject=subj,
+        text=text,
+        html=html_body,
+        thread_key=digest.thread_key,
+        language=lang,
+    )

@@ -1,0 +1,255 @@
+"""The alert pipeline: state changes in, digests out to the durable outbox.
+
+* **route** (:mod:`.route`): the owning agency's technical admins and the operations team, by the
+  configured routes; the gateway's own uplink goes to operations only;
+* **mute**: an UNREACHABLE system is not paged on its own but listed in its parent's alert;
+  silences (and later maintenance windows) hold alerts back, yet an alert already sent still
+  gets its resolved notice;
+* **group** (:mod:`.group`): one digest per recipient and channel, repeats, the SMS budget;
+* **escalation** (:mod:`.escalation`): unacknowledged incidents go up, in working hours;
+* **outbox** (:mod:`.outbox`): written before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..registry import Registry
+from ..state import GATEWAY_AGENCY, Event, State
+from .escalation import LEVELS, Acknowledgements, NoAcknowledgements, OfficeHours, WorkingTime
+from .group import Digest, Grouper, escalation_digest
+from .messages import body, render, sms_text
+from .model import Alert
+from .mute import AnyMuter, Muter, Silences
+from .outbox import Outbox, OutboxItem
+from .route import Router
+from .settings import AlertingSettings
+
+log = logging.getLogger(__name__)
+
+_FIRING = (State.DOWN, State.FLAPPING)
+_CRITICAL_KINDS = ("secure-server", "public-service-portal")
+
+
+class AlertPipeline:
+    """Owns the alerts and the groups; fed by the engine, drained into the outbox."""
+
+    def __init__(
+        self,
+        settings: AlertingSettings,
+        registry: Registry,
+        outbox: Outbox,
+        *,
+        muters: list[Muter] | None = None,
+        working_time: WorkingTime | None = None,
+        acks: Acknowledgements | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.outbox = outbox
+        self.clock = clock
+        self.muter = AnyMuter([Silences(settings.silences), *(muters or [])])
+        self.router = Router(settings, [e.agency for e in registry.systems.values()])
+        self.grouper = Grouper(settings, self.muter)
+        self.working_time = working_time or OfficeHours()
+        self.acks = acks or NoAcknowledgements()
+        self.alerts: dict[str, Alert] = {}
+        self.wake = asyncio.Event()
+
+    def update_registry(self, settings: AlertingSettings, registry: Registry) -> None:
+        """A config reload: new routes, contacts and silences; alerts and groups are kept."""
+        self.settings = settings
+        self.registry = registry
+        self.router = Router(settings, [e.agency for e in registry.systems.values()])
+        self.muter.muters[0] = Silences(settings.silences)
+        self.grouper.settings = settings
+
+    # ----- events in ---------------------------------------------------------------------------
+
+    def on_events(self, events: list[Event]) -> None:
+        """Engine subscriber: called with every batch of announced state changes."""
+        for event in events:
+            try:
+                self._on_event(event)
+            except Exception:
+                log.exception("alert pipeline could not handle %s/%s", event.agency, event.system)
+        self.wake.set()
+
+    def _on_event(self, event: Event) -> None:
+        key = f"{event.agency}/{event.system}"
+        if event.new in _FIRING:
+            self._fire(key, event)
+        elif event.new is State.UNREACHABLE:
+            self._behind_parent(key, event)
+        elif event.new is State.UP:
+            self._resolve(key, event)
+
+    def _new_alert(self, key: str, event: Event) -> Alert | None:
+        if event.agency == GATEWAY_AGENCY:
+            return Alert(
+                key,
+                event.agency,
+                event.system,
+                "Đường truyền của cổng kết nối (gateway uplink)",
+                "Cổng kết nối NPSP",
+                "NPSP gateway",
+                "gateway",
+                "gateway",
+                event.new,
+                event.time,
+                event.reason,
+                "critical",
+                f"{key}@{int(event.time)}",
+            )
+        entry = self.registry.systems.get(key)
+        if entry is None:
+            return None
+        severity = (
+            "critical"
+            if entry.system.kind in _CRITICAL_KINDS and event.new is State.DOWN
+            else "warning"
+        )
+        return Alert(
+            key,
+            event.agency,
+            event.system,
+            entry.system.name,
+            entry.agency.name_vi,
+            entry.agency.name_en,
+            entry.agency.kind,
+            entry.system.kind,
+            event.new,
+            event.time,
+            event.reason,
+            severity,
+            f"{key}@{int(event.time)}",
+        )
+
+    def _fire(self, key: str, event: Event) -> None:
+        alert = self.alerts.get(key)
+        if alert is None or not alert.firing:
+            alert = self._new_alert(key, event)
+            if alert is None:
+                return
+            self.alerts[key] = alert
+        else:
+            alert.state, alert.reason = event.new, event.reason
+        self._offer(alert)
+
+    def _resolve(self, key: str, event: Event) -> None:
+        alert = self.alerts.pop(key, None)
+        if alert is not None and alert.firing:
+            alert.resolved_at = event.time
+            self._offer(alert)
+        self._remove_from_parents(key)
+
+    def _behind_parent(self, key: str, event: Event) -> None:
+        """Not paged on its own: listed inside the parent's alert."""
+        del event
+        entry = self.registry.systems.get(key)
+        if entry is None:
+            return
+        for parent in entry.parents:
+            alert = self.alerts.get(parent)
+            if alert is not None and alert.firing and entry.system.name not in alert.affected:
+                alert.affected.append(entry.system.name)
+                self._offer(alert)
+
+    def _remove_from_parents(self, key: str) -> None:
+        entry = self.registry.systems.get(key)
+        if entry is None:
+            return
+        for parent in entry.parents:
+            alert = self.alerts.get(parent)
+            if alert is not None and entry.system.name in alert.affected:
+                alert.affected.remove(entry.system.name)
+
+    def _offer(self, alert: Alert) -> None:
+        now = self.clock()
+        for recipient in self.router.recipients(alert):
+            self.grouper.add(recipient, alert, now)
+
+    # ----- digests out ---------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Flush due groups and escalations into the outbox; return how many were queued."""
+        now = self.clock()
+        digests = self.grouper.due(now) + self._escalations(now)
+        if not digests:
+            return 0
+        items = [self._item(d, digests) for d in digests]
+        return await self.outbox.enqueue(items)
+
+    def _escalations(self, now: float) -> list[Digest]:
+        out = []
+        limits = self.settings.escalate_after_working_hours
+        for alert in self.alerts.values():
+            level = alert.escalation_level
+            if not alert.firing or not alert.notified or level >= len(limits):
+                continue
+            if alert.agency == GATEWAY_AGENCY or self.acks.acknowledged(alert.incident):
+                continue
+            if now < self.working_time.add_working_hours(alert.since, limits[level]):
+                continue
+            alert.escalation_level += 1
+            for recipient in self.router.people(alert.agency, LEVELS[level]):
+                out.append(escalation_digest(recipient, alert, level + 1))
+        return out
+
+    def _item(self, digest: Digest, batch: list[Digest]) -> OutboxItem:
+        r = digest.recipient
+        keys = {a.key for a in (*digest.firing, *digest.resolved)}
+        also = sorted(
+            {
+                d.recipient.name
+                for d in batch
+                if d.recipient.person != r.person
+                and keys & {a.key for a in (*d.firing, *d.resolved)}
+            }
+        )
+        s = self.settings
+        message = render(digest, status_url=s.status_page_url, hotline=s.hotline, also_told=also)
+        return OutboxItem(
+            key=digest.key,
+            channel=r.channel,
+            address=r.address,
+            person=r.person,
+            subject=message.subject,
+            text=message.text if r.channel != "sms" else render_full(digest, s, also),
+            short=sms_text(digest, r.language, status_url=s.status_page_url, hotline=s.hotline),
+            html=message.html,
+            thread_key=digest.thread_key,
+            language=r.language,
+            fallbacks=r.fallbacks,
+        )
+
+    async def run(self) -> None:
+        """Forever: tick when something changed or a group falls due."""
+        while True:
+            self.wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("alert pipeline tick failed; retrying")
+            due = self.grouper.next_due()
+            delay = 1.0 if due is None else max(0.05, min(1.0, due - self.clock()))
+            try:
+                async with asyncio.timeout(delay):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+
+def render_full(digest: Digest, settings: AlertingSettings, also: list[str]) -> str:
+    """The full text for a fallback from SMS to e-mail or inbox."""
+    return body(
+        digest,
+        digest.recipient.language,
+        status_url=settings.status_page_url,
+        hotline=settings.hotline,
+        also_told=also,
+    )

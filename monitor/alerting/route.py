@@ -1,0 +1,91 @@
+"""Route: who is told about an alert, on which channels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from notifiers.base import ChannelName
+
+from ..config import Agency, Contact
+from .model import Alert, Recipient
+from .settings import AlertingSettings, OperationsContact, Route, Target
+
+_ORDER: tuple[ChannelName, ...] = ("sms", "email", "inbox")
+
+
+def _address(person: Contact | OperationsContact, channel: ChannelName) -> str | None:
+    return {"sms": person.phone, "email": person.email, "inbox": person.portal_account}[channel]
+
+
+def recipients_of(person_id: str, person: Contact | OperationsContact) -> list[Recipient]:
+    """One recipient per preferred channel; the channels it lacks are its fallbacks."""
+    spare = tuple(
+        (c, addr)
+        for c in _ORDER
+        if c not in person.channels and (addr := _address(person, c)) is not None
+    )
+    out = []
+    for channel in person.channels:
+        address = _address(person, channel)
+        if address is not None:
+            out.append(Recipient(person_id, person.name, channel, address, person.language, spare))
+    return out
+
+
+class Router:
+    """Turns an alert into recipients, following the configured routes in order."""
+
+    def __init__(self, settings: AlertingSettings, agencies: Iterable[Agency]) -> None:
+        self.settings = settings
+        self.agencies = {a.id: a for a in agencies}
+
+    def targets(self, alert: Alert) -> list[Target]:
+        if alert.agency == "_gateway":
+            return ["operations"]  # our own uplink is nobody else's business
+        chosen: list[Target] = []
+        for route in self.settings.routes:
+            if _matches(route, alert):
+                chosen += [t for t in route.notify if t not in chosen]
+                if not route.continue_:
+                    break
+        return chosen
+
+    def recipients(self, alert: Alert, targets: Iterable[Target] | None = None) -> list[Recipient]:
+        out: list[Recipient] = []
+        for target in self.targets(alert) if targets is None else targets:
+            out += self.people(alert.agency, target)
+        seen: set[str] = set()
+        unique = []
+        for r in out:
+            if r.group_key not in seen:
+                seen.add(r.group_key)
+                unique.append(r)
+        return unique
+
+    def people(self, agency_id: str, target: Target) -> list[Recipient]:
+        if target == "operations":
+            return [
+                r
+                for i, person in enumerate(self.settings.operations)
+                for r in recipients_of(f"operations/{i}", person)
+            ]
+        agency = self.agencies.get(agency_id)
+        if agency is None:
+            return []
+        role = "technical-admin" if target == "technical-admins" else "high-level-admin"
+        return [
+            r
+            for i, contact in enumerate(agency.contacts)
+            if contact.role == role
+            for r in recipients_of(f"{agency_id}/{i}", contact)
+        ]
+
+
+def _matches(route: Route, alert: Alert) -> bool:
+    m = route.match
+    return (
+        (not m.agency or alert.agency in m.agency)
+        and (not m.agency_kind or alert.agency_kind in m.agency_kind)
+        and (not m.system_kind or alert.system_kind in m.system_kind)
+        and (not m.severity or alert.severity in m.severity)
+    )

@@ -1,0 +1,79 @@
+"""The ``alerting:`` section of the daemon config."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ..types import Duration, StrictModel
+
+Target = Literal["technical-admins", "high-level-admins", "operations"]
+Severity = Literal["critical", "warning"]
+
+
+class RouteMatch(StrictModel):
+    """Which alerts a route takes; an empty list matches everything."""
+
+    agency: list[str] = []
+    agency_kind: list[Literal["ministry", "province", "sector-agency"]] = []
+    system_kind: list[
+        Literal["secure-server", "one-stop", "public-service-portal", "integration", "other"]
+    ] = []
+    severity: list[Severity] = []
+
+
+class Route(StrictModel):
+    """Send matching alerts to these groups of people; the first match wins unless ``continue``."""
+
+    match: RouteMatch = RouteMatch()
+    notify: Annotated[list[Target], Field(min_length=1)]
+    continue_: bool = Field(default=False, alias="continue")
+
+
+class OperationsContact(StrictModel):
+    """A member of the Government Office operations team (VPCP)."""
+
+    name: str
+    phone: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    portal_account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    channels: Annotated[list[Literal["sms", "email", "inbox"]], Field(min_length=1)] = [
+        "email",
+        "inbox",
+    ]
+    language: Literal["vi", "en"] = "vi"
+
+
+class Silence(StrictModel):
+    """Mute alerts of matching systems until a time (config-level; the API adds more later)."""
+
+    agency: str
+    system: str | None = None  # None: every system of the agency
+    starts: float | None = None  # epoch seconds; None: now
+    ends: float
+    reason: Annotated[str, Field(min_length=1)]
+
+
+class OutboxSettings(StrictModel):
+    """Retries of the durable outbox."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
+    backoff_base: Duration = 5.0
+    backoff_max: Duration = 600.0
+
+
+class AlertingSettings(StrictModel):
+    """How state changes become messages."""
+
+    operations: list[OperationsContact] = []
+    routes: list[Route] = [Route(notify=["technical-admins", "operations"])]
+    group_wait: Duration = 30.0
+    group_interval: Duration = 300.0
+    repeat_interval: Duration = 4 * 3600.0
+    sms_min_interval: Duration = 300.0  # at most one SMS per recipient in this time
+    escalate_after_working_hours: Annotated[list[float], Field(max_length=2)] = [2.0, 4.0]
+    status_page_url: str = "https://npsp.dvc.example/status"
+    hotline: str = "1900.1096"
+    silences: list[Silence] = []
+    outbox: OutboxSettings = OutboxSettings()
