@@ -139,8 +139,8 @@ class Outbox:
         def write(db: sqlite3.Connection) -> int:
             added = 0
             for item in batch:
-                cur = db.execute(  # noqa: S608 - _COLUMNS is a constant, values are bound
-                    f"INSERT INTO outbox ({_COLUMNS}, status, next_attempt_at, created_at)"
+                cur = db.execute(
+                    f"INSERT INTO outbox ({_COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
                     " ON CONFLICT (key) DO NOTHING",
                     (*_row_values(item), now, now),
@@ -177,8 +177,8 @@ class Outbox:
         """Take the oldest due row of a channel and mark it ``sending``."""
 
         def take(db: sqlite3.Connection) -> Claimed | None:
-            row = db.execute(  # noqa: S608 - _COLUMNS is a constant, values are bound
-                f"SELECT id, attempts, {_COLUMNS} FROM outbox"
+            row = db.execute(
+                f"SELECT id, attempts, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
                 " WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?"
                 " ORDER BY next_attempt_at, id LIMIT 1",
                 (channel, now),
