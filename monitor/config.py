@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from probes import PROBES
 
+from .alerting.settings import AlertingSettings
 from .types import CheckCommon, Duration, StrictModel
 from .yamlsource import LineDict, LineList, Mark, YamlError, load_yaml, locate
 
@@ -140,6 +141,7 @@ class Config(StrictModel):
     uplink: Uplink | None = None
     include: list[str] = []
     agencies: list[Agency] = []
+    alerting: AlertingSettings = AlertingSettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 

@@ -53,4 +53,6 @@ class Recipient:
 
     @property
     def group_key(self) -> str:
-        return f"{self.person}|{self.channel}"
+        # Per address, not per person: two contacts sharing one phone still get one SMS per
+        # window, and a person serving several agencies gets one digest for all of them.
+        return f"{self.channel}|{self.address}"
