@@ -1,0 +1,498 @@
+"""``http``: send one HTTP/1.1 request (over TLS for ``https``) and judge the response.
+
+Runs on a bare ``asyncio.Protocol`` with the C parser of ``httptools`` instead of an HTTP client
+library: at 10,000 checks per 10 s every microsecond counts, and aiohttp costs about three times
+the CPU per probe (shared/perf-anchors.md). One new connection per probe, ``Connection: close``,
+aborted as soon as the verdict is known. The body is read only when a check needs it, and never
+beyond ``max_body_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+from urllib.parse import quote, urljoin, urlsplit
+
+import httptools
+from pydantic import Field, field_validator, model_validator
+
+from monitor.types import CheckCommon, Duration, ProbeResult, format_duration
+
+from .base import Probe, ProbeEnv
+from .errors import describe_os_error, describe_ssl_error
+from .httpbody import JSONCondition, judge_body
+from .tls import TLSClient, broken_probe, describe_first_record, explain_rejected_cert
+from .tlsopts import TLSOptions, check_peer_cert, read_peer_cert
+
+__all__ = ["JSONCondition", "Spec", "build"]
+
+_MAX_HEAD_BYTES = 64 << 10  # llhttp has no limit of its own; httptools joins header pieces
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_STATUS_CLASS = re.compile(r"[1-5]xx")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_OWN_HEADERS = frozenset({"connection", "content-length", "transfer-encoding"})
+_HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what may stay as it is in a request target
+
+
+def _default_statuses() -> list[int | str]:
+    return ["2xx"]
+
+
+class Spec(CheckCommon):
+    """An HTTP(S) request check."""
+
+    kind: Literal["http"]
+    url: Annotated[str, Field(min_length=8, max_length=2048)]
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    expected_status: list[int | str] = Field(default_factory=_default_statuses, min_length=1)
+    body_regex: str | None = None
+    json_conditions: list[JSONCondition] = Field(default_factory=list, alias="json")
+    max_latency: Duration | None = None
+    follow_redirects: Annotated[int, Field(ge=0, le=20)] = 0
+    max_body_bytes: Annotated[int, Field(ge=1, le=1 << 30)] | None = None
+    tls: TLSOptions = TLSOptions()
+
+    def target_host(self) -> str:
+        return self.host_key or (urlsplit(self.url).hostname or "-")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        _split_url(url)  # raises ValueError with the reason
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if name.lower() in _OWN_HEADERS:
+                raise ValueError(f"header {name} is set by the probe itself")
+            if "\r" in value or "\n" in value or not value.isascii():
+                raise ValueError(f"header {name}: value must be one line of ASCII")
+        return headers
+
+    @field_validator("expected_status")
+    @classmethod
+    def _check_statuses(cls, values: list[int | str]) -> list[int | str]:
+        checked: list[int | str] = []
+        for given in values:
+            value = int(given) if isinstance(given, str) and given.isdigit() else given
+            if isinstance(value, int):
+                if not 100 <= value <= 599:
+                    raise ValueError(f"status {value} is not an HTTP status (100-599)")
+                checked.append(value)
+            elif _STATUS_CLASS.fullmatch(value.lower()):
+                checked.append(value.lower())
+            else:
+                raise ValueError(f"{value!r} is neither a status nor a class like 2xx")
+        return checked
+
+    @field_validator("body_regex")
+    @classmethod
+    def _check_regex(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression /{pattern}/: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _check_method(self) -> Spec:
+        if self.method == "HEAD" and (self.body_regex or self.json_conditions):
+            raise ValueError("body_regex and json need a response body: HEAD has none")
+        if self.body is not None and self.method != "POST":
+            raise ValueError(f"a request body is sent with POST only, not {self.method}")
+        return self
+
+
+def _split_url(url: str) -> tuple[str, str, int, str]:
+    """``(scheme, host, port, request-target)`` of a URL the probe can fetch."""
+    if any(c.isspace() for c in url):
+        raise ValueError(f"URL {url!r} contains white space")
+    parts = urlsplit(url)
+    if parts.scheme not in _HTTP_DEFAULT_PORTS:
+        raise ValueError(f"URL {url!r}: scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError(f"URL {url!r} has no host")
+    if parts.username is not None:
+        raise ValueError(f"URL {url!r}: put credentials in headers, not in the URL")
+    try:
+        port = parts.port or _HTTP_DEFAULT_PORTS[parts.scheme]
+        host = parts.hostname.encode("idna").decode("ascii")  # xn--… for a Vietnamese name
+    except (ValueError, UnicodeError):
+        raise ValueError(f"URL {url!r} has an invalid host or port") from None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # a path with Vietnamese letters goes on the wire percent-encoded, as browsers send it
+    return parts.scheme, host, port, quote(target, safe=_URL_SAFE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One URL, ready to connect to and with its request already encoded."""
+
+    url: str
+    method: str
+    https: bool
+    host: str
+    port: int
+    server_name: str
+    request: bytes
+
+
+def _format_size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+class _Exchange(asyncio.Protocol):
+    """One request's response, fed by the transport (http) or by a TLSClient (https).
+
+    ``done`` gets ``None`` when the response is complete (or, if the body is not needed, when
+    its headers are), else the reason it failed.
+    """
+
+    __slots__ = (
+        "_head_bytes",
+        "_limit",
+        "_parser",
+        "_wanted",
+        "body",
+        "content_length",
+        "done",
+        "framed",
+        "location",
+        "phase",
+        "status",
+    )
+
+    def __init__(self, body_statuses: frozenset[int], limit: int) -> None:
+        self.done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._parser = httptools.HttpResponseParser(self)
+        self._wanted = body_statuses
+        self._limit = limit
+        self._head_bytes = 0
+        self.phase = "connecting"
+        self.status = 0
+        self.location: bytes | None = None
+        self.content_length = -1
+        self.framed = False
+        self.body: bytearray | None = None
+
+    # The transport's side --------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if not self.done.done():
+                self._finish(_describe_parser_error(exc, data if self._head_bytes == 0 else b""))
+            return
+        if self.status == 0:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD_BYTES:
+                self._finish(f"response headers larger than {_format_size(_MAX_HEAD_BYTES)}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done.done():
+            return
+        if isinstance(exc, ssl.SSLError):
+            self._finish(describe_first_record(exc) or describe_ssl_error(exc))
+        elif self.status == 0:
+            if exc is not None and not isinstance(exc, ConnectionResetError | OSError):
+                self._finish(f"connection lost before response: {exc}")
+            elif isinstance(exc, OSError):
+                self._finish(f"connection {describe_os_error(exc)} before response")
+            elif self._head_bytes:
+                self._finish("connection closed in the middle of the response headers")
+            else:
+                self._finish("connection closed before response")
+        elif self.framed or exc is not None:
+            got = len(self.body) if self.body is not None else 0
+            self._finish(f"connection closed before the end of the body (after {got} bytes)")
+        else:
+            self._finish(None)  # no length, not chunked: the body ends with the connection
+
+    # The parser's side -----------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower == b"location":
+            self.location = value
+        elif lower == b"content-length":
+            self.framed = True
+            if value.isdigit():
+                self.content_length = int(value)
+        elif lower == b"transfer-encoding":
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # interim response: the real one follows
+            self.location, self.framed, self.content_length = None, False, -1
+            return
+        self.status = status
+        if status not in self._wanted:
+            self._finish(None)  # the status decides: no need for the body
+        elif self.content_length > self._limit:
+            self._finish(self._too_large())
+        else:
+            self.phase = "reading body"
+            self.body = bytearray()
+
+    def on_body(self, chunk: bytes) -> None:
+        body = self.body
+        if body is None or self.done.done():
+            return
+        if len(body) + len(chunk) > self._limit:
+            self._finish(self._too_large())
+        else:
+            body += chunk
+
+    def on_message_complete(self) -> None:
+        if self.status and not self.done.done():
+            self._finish(None)
+
+    def _too_large(self) -> str:
+        return f"response body larger than {_format_size(self._limit)} limit"
+
+    def _finish(self, failure: str | None) -> None:
+        self.done.set_result(failure)
+
+
+def _describe_parser_error(exc: httptools.HttpParserError, first: bytes) -> str:
+    if first.startswith(b"\x16\x03"):
+        return "malformed HTTP response: the server speaks TLS (use https://)"
+    text = str(exc)
+    if text.startswith("Expected HTTP/"):
+        return "malformed HTTP response: does not start with HTTP/"
+    return f"malformed HTTP response: {text[:1].lower()}{text[1:]}"
+
+
+class _HTTPProbe:
+    """A prepared http check; calling it runs the probe once."""
+
+    def __init__(self, spec: Spec, env: ProbeEnv, ctx: ssl.SSLContext) -> None:
+        self._spec = spec
+        self._ctx = ctx
+        self._env = env
+        self._opts = spec.tls
+        self._limit = spec.max_body_bytes or env.max_body_bytes
+        self._allowed = _expand_statuses(spec.expected_status)
+        self._expected = ", ".join(str(v) for v in spec.expected_status)
+        needs_body = bool(spec.body_regex or spec.json_conditions)
+        follows = _REDIRECTS if spec.follow_redirects else frozenset()
+        self._body_statuses = (self._allowed - follows) if needs_body else frozenset()
+        self._regex = re.compile(spec.body_regex) if spec.body_regex else None
+        self._first_host = _split_url(spec.url)[1]
+        self._first = self._target(spec.url, spec.method)
+
+    def _target(self, url: str, method: str) -> _Target:
+        scheme, host, port, path = _split_url(url)
+        spec = self._spec
+        default_port = _HTTP_DEFAULT_PORTS[scheme]
+        host_header = f"[{host}]" if ":" in host else host
+        if port != default_port:
+            host_header += f":{port}"
+        headers = {"Host": host_header, "User-Agent": self._env.user_agent, "Accept": "*/*"}
+        given = {k.lower(): k for k in headers}
+        for name, value in spec.headers.items():
+            headers.pop(given.get(name.lower(), name), None)
+            headers[name] = value
+        body = b""
+        if method == "POST":
+            body = (spec.body or "").encode()
+            headers["Content-Length"] = str(len(body))
+        headers["Connection"] = "close"
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        # tls.server_name is about the configured host, not where a redirect may lead
+        same_host = host == self._first_host
+        server_name = (self._opts.server_name if same_host else None) or host
+        request = (head + "\r\n").encode() + body
+        return _Target(url, method, scheme == "https", host, port, server_name, request)
+
+    async def __call__(self, timeout: float) -> ProbeResult:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        deadline = loop.time() + timeout
+        target = self._first
+        visited = {target.url}
+        exchange = _Exchange(self._body_statuses, self._limit)
+        try:
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    failure, cert_not_after = await self._fetch(target, exchange, deadline)
+                    if failure is None:
+                        hop = self._redirect(target, exchange, visited)
+                        if hop is None:
+                            break
+                        if isinstance(hop, _Target):
+                            target = hop
+                            exchange = _Exchange(self._body_statuses, self._limit)
+                            continue
+                        failure = hop
+                    return ProbeResult(
+                        False,
+                        failure,
+                        time.perf_counter() - start,
+                        cert_not_after=cert_not_after,
+                        status_code=exchange.status or None,
+                    )
+        except TimeoutError:
+            return ProbeResult(
+                False, f"timeout after {format_duration(timeout)} ({exchange.phase})", timeout
+            )
+        return self._judge(exchange, time.perf_counter() - start, cert_not_after)
+
+    def _redirect(
+        self, target: _Target, exchange: _Exchange, visited: set[str]
+    ) -> _Target | str | None:
+        """Where a response sends the probe next: a target, a failure reason, or None (stay)."""
+        status, location, limit = exchange.status, exchange.location, self._spec.follow_redirects
+        if not limit or location is None or status not in _REDIRECTS:
+            return None
+        if len(visited) > limit:
+            return f"too many redirects (>{limit})"
+        url = urljoin(target.url, location.decode("latin-1"))
+        if url in visited:
+            return f"redirect loop: back to {url}"
+        visited.add(url)
+        method = target.method
+        if status == 303 or (status in (301, 302) and method == "POST"):
+            method = "GET"  # what browsers do, and what servers expect
+        try:
+            return self._target(url, method)
+        except ValueError as exc:
+            return f"bad redirect: {exc}"
+
+    async def _fetch(
+        self, target: _Target, exchange: _Exchange, deadline: float
+    ) -> tuple[str | None, float | None]:
+        """Connect, send, and wait for ``exchange`` to settle: (failure reason, cert expiry)."""
+        loop = asyncio.get_running_loop()
+        transport: asyncio.Transport | None = None
+        send: Callable[[bytes], None]
+        not_after: float | None = None
+        try:
+            if target.https:
+                client = TLSClient(self._ctx, target.server_name, app=exchange)
+                transport, _ = await loop.create_connection(
+                    lambda: client, target.host, target.port
+                )
+                exchange.phase = "TLS handshake"
+                await client.handshake()
+                if self._opts.client_cert is not None:
+                    # TLS 1.3: hear the server's verdict on our certificate before writing, or
+                    # the request can make it reset the connection before its alert is read
+                    refusal = await client.refusal(deadline - loop.time() - 0.01)
+                    if refusal is not None:
+                        return refusal, None
+                cert = read_peer_cert(client.ssl_object)
+                if cert is not None:
+                    not_after = cert.not_after
+                    problem = check_peer_cert(cert, self._opts, time.time())
+                    if problem is not None:
+                        return problem, not_after
+                send = client.write
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda: exchange, target.host, target.port
+                )
+                send = transport.write
+            exchange.phase = "waiting for response headers"
+            send(target.request)
+            return await exchange.done, not_after
+        except ssl.SSLCertVerificationError as exc:
+            if transport is not None:
+                transport.abort()  # before the second look, which opens another connection
+                transport = None
+            reason = await explain_rejected_cert(
+                exc,
+                host=target.host,
+                port=target.port,
+                server_name=target.server_name,
+                opts=self._opts,
+                env=self._env,
+                deadline=deadline - 0.01,  # so that the second look times out first
+            )
+            return reason, None
+        except ssl.SSLError as exc:
+            return describe_ssl_error(exc), None
+        except OSError as exc:
+            what = "connect" if exchange.phase == "connecting" else "TLS: handshake failed"
+            return f"{what}: {describe_os_error(exc)}", None
+        finally:
+            if transport is not None:
+                transport.abort()
+
+    def _judge(
+        self, exchange: _Exchange, elapsed: float, cert_not_after: float | None
+    ) -> ProbeResult:
+        status = exchange.status
+        if status not in self._allowed:
+            where = ""
+            if status in _REDIRECTS and exchange.location is not None:
+                where = f" to {exchange.location.decode('latin-1')}"
+            return ProbeResult(
+                False,
+                f"HTTP {status}{where} (expected {self._expected})",
+                elapsed,
+                cert_not_after=cert_not_after,
+                status_code=status,
+            )
+        if exchange.body is not None:
+            problem = judge_body(bytes(exchange.body), self._regex, self._spec.json_conditions)
+            if problem is not None:
+                return ProbeResult(
+                    False, problem, elapsed, cert_not_after=cert_not_after, status_code=status
+                )
+        limit = self._spec.max_latency
+        if limit is not None and elapsed > limit:
+            return ProbeResult(
+                False,
+                f"slow: {elapsed:.1f}s > limit {format_duration(limit)}",
+                elapsed,
+                cert_not_after=cert_not_after,
+                status_code=status,
+            )
+        return ProbeResult(
+            True, f"HTTP {status}", elapsed, cert_not_after=cert_not_after, status_code=status
+        )
+
+
+def _expand_statuses(values: list[int | str]) -> frozenset[int]:
+    """``[200, "3xx"]`` → every status code it allows, for a set lookup per probe."""
+    allowed: set[int] = set()
+    for value in values:
+        if isinstance(value, int):
+            allowed.add(value)
+        else:
+            base = int(value[0]) * 100
+            allowed.update(range(base, base + 100))
+    return frozenset(allowed)
+
+
+def build(spec: Spec, env: ProbeEnv) -> Probe:
+    """Prepare the request once; the returned probe sends it on a new connection each run."""
+    try:
+        # also for http:// URLs that may redirect to https: contexts are shared, so it is cheap
+        ctx = env.ssl_contexts.get(spec.tls)
+    except (OSError, ssl.SSLError) as exc:
+        return broken_probe(f"TLS: cannot load the tls files: {exc}")
+    return _HTTPProbe(spec, env, ctx)

@@ -1,0 +1,165 @@
+"""What an ``http`` check may demand of a response body: a regex, and conditions on JSON fields.
+
+The JSON paths are a deliberately small JSONPath subset — ``$.data.items[0].state``,
+``$['odd key']`` — enough to point at one field, with no wildcards or filters to get wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import model_validator
+
+from monitor.types import Duration, JSONValue, StrictModel, format_duration
+
+__all__ = ["JSONCondition", "judge_body", "parse_json_path"]
+
+_PATH_STEP = re.compile(
+    r"""\.(?P<name>[A-Za-z_][\w-]*)      # .name
+      | \[(?P<index>\d+)]               # [0]
+      | \[(?P<q>['"])(?P<key>.*?)(?P=q)]  # ['key'] or ["key"]
+    """,
+    re.VERBOSE,
+)
+# Epoch numbers above this are milliseconds: as seconds they would be past the year 5000.
+_EPOCH_MS_THRESHOLD = 1e11
+
+_MISSING = object()
+
+
+def parse_json_path(path: str) -> tuple[str | int, ...]:
+    """``$.data.items[0].state`` → ``("data", "items", 0, "state")``; ValueError if unsupported."""
+    if not path.startswith("$"):
+        raise ValueError(f"JSON path {path!r} must start with $")
+    steps: list[str | int] = []
+    pos = 1
+    while pos < len(path):
+        match = _PATH_STEP.match(path, pos)
+        if match is None:
+            raise ValueError(
+                f"JSON path {path!r}: cannot read {path[pos:]!r} "
+                "(supported: $.name, $.list[0], $['key'])"
+            )
+        if match["name"] is not None:
+            steps.append(match["name"])
+        elif match["index"] is not None:
+            steps.append(int(match["index"]))
+        else:
+            steps.append(match["key"])
+        pos = match.end()
+    return tuple(steps)
+
+
+class JSONCondition(StrictModel):
+    """One field of a JSON body and what it must be: exactly one of the three tests."""
+
+    path: str
+    equals: JSONValue = None
+    younger_than: Duration | None = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> JSONCondition:
+        parse_json_path(self.path)
+        given = self.model_fields_set & {"equals", "younger_than", "exists"}
+        if len(given) != 1:
+            raise ValueError(
+                f"JSON condition on {self.path}: give exactly one of equals, younger_than, exists"
+            )
+        return self
+
+    def check(self, document: Any, now: float) -> str | None:
+        """A failure reason, or None when the document passes."""
+        value = _lookup(document, parse_json_path(self.path))
+        if "exists" in self.model_fields_set:
+            if self.exists and value is _MISSING:
+                return f"JSON {self.path} is missing"
+            if not self.exists and value is not _MISSING:
+                return f"JSON {self.path} exists (expected absent)"
+            return None
+        if value is _MISSING:
+            return f"JSON {self.path} is missing"
+        if "equals" in self.model_fields_set:
+            if not _same(value, self.equals):
+                return f"JSON {self.path} is {_show(value)} (expected {_show(self.equals)})"
+            return None
+        assert self.younger_than is not None
+        stamp = _timestamp(value)
+        if stamp is None:
+            return f"JSON {self.path} is not a timestamp: {_show(value)}"
+        age = now - stamp
+        if age > self.younger_than:
+            return (
+                f"JSON {self.path} is {format_duration(max(1, round(age)))} old "
+                f"(limit {format_duration(self.younger_than)})"
+            )
+        return None
+
+
+def judge_body(
+    body: bytes, regex: re.Pattern[str] | None, conditions: list[JSONCondition]
+) -> str | None:
+    """Apply a check's body tests in order; the first failure reason, or None."""
+    if regex is not None:
+        text = body.decode("utf-8", errors="replace")
+        if regex.search(text) is None:
+            return f"body does not match /{regex.pattern}/"
+    if conditions:
+        try:
+            document = json.loads(body)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+            return "body is not JSON"
+        now = dt.datetime.now(dt.UTC).timestamp()
+        for condition in conditions:
+            problem = condition.check(document, now)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _lookup(document: Any, steps: tuple[str | int, ...]) -> Any:
+    value = document
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(value, list) or step >= len(value):
+                return _MISSING
+        elif not isinstance(value, dict) or step not in value:
+            return _MISSING
+        value = value[step]
+    return value
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """JSON equality: ``1 == 1.0`` but ``true != 1``, as JSON readers expect."""
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return type(actual) is type(expected) and actual == expected
+    return bool(actual == expected)
+
+
+def _timestamp(value: Any) -> float | None:
+    """An ISO-8601 string or epoch seconds (milliseconds if huge) → epoch seconds.
+
+    An ISO time without an offset is taken as the monitor's local time (Vietnam), as the
+    systems it watches write it.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        return value / 1000 if value > _EPOCH_MS_THRESHOLD else float(value)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
