@@ -18,6 +18,9 @@ from aiohttp import web
 
 from probes import ProbeEnv
 
+from .alerting.channels import Channels
+from .alerting.outbox import Outbox, OutboxWorker
+from .alerting.pipeline import AlertPipeline
 from .config import Config, ConfigError, load_config
 from .engine import Engine
 from .http_api import build_app
@@ -27,6 +30,11 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
+OUTBOX_STATS_EVERY = 5.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a secret cannot be read, ...); the message says why."""
 
 
 class Daemon:
@@ -38,6 +46,8 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self.engine: Engine | None = None
+        self.pipeline: AlertPipeline | None = None
+        self.outbox: Outbox | None = None
         self.metrics = DaemonMetrics()
         self.http_port: int | None = None
 
@@ -62,6 +72,10 @@ class Daemon:
             if getattr(new, field) != getattr(self.config, field):
                 log.warning("%s changed: takes effect only after a restart", field)
         await self.engine.apply(new)
+        if self.pipeline is not None:
+            self.pipeline.update_registry(new.alerting, self.engine.registry)
+        if new.channels != self.config.channels:
+            log.warning("channels changed: takes effect only after a restart")
         self.config = new
         self.metrics.reload_result(True)
         log.info("config reloaded", extra={"file": str(self.config_path)})
@@ -71,12 +85,26 @@ class Daemon:
         """Run until a stop is requested."""
         store = await Store.open(self.config.state_db)
         runner: web.AppRunner | None = None
+        channels: Channels | None = None
         try:
+            try:
+                channels = Channels.build(self.config.channels, self.config.vantage)
+            except ValueError as exc:
+                raise StartupError(f"channels: {exc}") from None
             engine = self.engine = Engine(
                 self.config, store, ProbeEnv(), observe_lag=self.metrics.lag.observe
             )
             self.metrics.engine = engine
             await engine.start()
+            outbox = self.outbox = Outbox(store, self.config.alerting.outbox)
+            await outbox.recover()
+            pipeline = self.pipeline = AlertPipeline(self.config.alerting, engine.registry, outbox)
+            engine.subscribers.append(pipeline.on_events)
+            await channels.start()
+            workers = [
+                OutboxWorker(outbox, notifier, count=self.metrics.count_notification)
+                for notifier in channels.notifiers.values()
+            ]
             runner = web.AppRunner(build_app(engine, self.metrics), access_log=None)
             await runner.setup()
             host, _, port = self.config.listen.rpartition(":")
@@ -90,6 +118,9 @@ class Daemon:
                 asyncio.create_task(engine.scheduler.run(), name="npsp.scheduler"),
                 asyncio.create_task(engine.persist_forever(), name="npsp.store-writer"),
                 asyncio.create_task(self._reload_loop(), name="npsp.reloader"),
+                asyncio.create_task(pipeline.run(), name="npsp.alert-pipeline"),
+                asyncio.create_task(self._outbox_stats(outbox), name="npsp.outbox-stats"),
+                *(asyncio.create_task(w.run(), name=f"npsp.outbox.{w.channel}") for w in workers),
             ]
             log.info(
                 "npsp-monitor running",
@@ -107,6 +138,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
             await engine.flush()
+            await pipeline.tick()  # whatever is due now is at least written to the outbox
             for task in crashed:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
@@ -114,7 +146,18 @@ class Daemon:
             self._remove_signals()
             if runner is not None:
                 await runner.cleanup()
+            if channels is not None:
+                await channels.aclose()
             await store.close()
+
+    async def _outbox_stats(self, outbox: Outbox) -> None:
+        """Refresh the outbox gauges (the scrape must not wait on the database)."""
+        while True:
+            try:
+                self.metrics.outbox_pending = await outbox.pending()
+            except Exception:
+                log.exception("cannot read outbox statistics")
+            await asyncio.sleep(OUTBOX_STATS_EVERY)
 
     async def _reload_loop(self) -> None:
         while True:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from probes import PROBES, ProbeEnv
 
 from . import __version__
-from .app import Daemon
+from .app import Daemon, StartupError
 from .config import Config, ConfigError, load_config
 from .logs import setup_logging
 from .registry import Registry
@@ -165,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         print(f"{len(exc.issues)} error(s) in the configuration", file=sys.stderr)
+        return 2
+    except StartupError as exc:
+        print(f"npsp-monitor: cannot start: {exc}", file=sys.stderr)
         return 2
     except LookupError as exc:
         print(f"npsp-monitor: {exc.args[0]}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from probes import PROBES
 
+from .alerting.channels import ChannelSettings
 from .alerting.settings import AlertingSettings
 from .types import CheckCommon, Duration, StrictModel
 from .yamlsource import LineDict, LineList, Mark, YamlError, load_yaml, locate
@@ -142,6 +143,7 @@ class Config(StrictModel):
     include: list[str] = []
     agencies: list[Agency] = []
     alerting: AlertingSettings = AlertingSettings()
+    channels: ChannelSettings = ChannelSettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 
@@ -311,6 +313,8 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
         for c, contact in enumerate(agency.contacts):
             for problem in contact.missing_addresses():
                 issue(("agencies", a, "contacts", c, "channels"), problem)
+            for problem in _unconfigured(config, contact.channels):
+                issue(("agencies", a, "contacts", c, "channels"), problem)
         for s, system in enumerate(agency.systems):
             key = f"{agency.id}/{system.id}"
             if key in systems:
@@ -320,6 +324,9 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
                 )
             systems.setdefault(key, (a, s))
             issues_for_checks(system.checks, ("agencies", a, "systems", s), config.defaults, issue)
+    for o, person in enumerate(config.alerting.operations):
+        for problem in _unconfigured(config, person.channels):
+            issue(("alerting", "operations", o, "channels"), problem)
     if config.uplink is not None:
         issues_for_checks(config.uplink.checks, ("uplink",), config.defaults, issue)
 
@@ -346,6 +353,15 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
             "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
         )
     return issues
+
+
+def _unconfigured(config: Config, wanted: Iterable[str]) -> list[str]:
+    """A channel asked for but not set up would drop alerts silently: refuse it at load."""
+    return [
+        f"channel {c} is not configured (add channels.{c})"
+        for c in wanted
+        if c in ("sms", "email") and getattr(config.channels, c) is None
+    ]
 
 
 def issues_for_checks(

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .app import Daemon
 from .config import load_config
+from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink
 
 
 def _free_port() -> int:
@@ -98,7 +99,9 @@ class Fleet:
             await runner.cleanup()
 
 
-def demo_config(fleet: Fleet, port: int, state_db: Path) -> dict[str, Any]:
+def demo_config(
+    fleet: Fleet, port: int, state_db: Path, mail: MailSink, sms: SmsSink, token_file: Path
+) -> dict[str, Any]:
     p = fleet.ports
     tls = {"ca_file": str(fleet.ca_file), "server_name": "localhost"}
 
@@ -123,14 +126,25 @@ def demo_config(fleet: Fleet, port: int, state_db: Path) -> dict[str, Any]:
             "tls": {**tls, **extra},
         }
 
-    def contact(agency: str) -> dict[str, Any]:
-        return {
-            "name": f"Quản trị kỹ thuật {agency}",
-            "role": "technical-admin",
-            "email": f"qtkt@{agency}.dvc.example",
-            "portal_account": f"qtkt.{agency}",
-            "channels": ["email", "inbox"],
-        }
+    phones = iter(range(1, 100))
+
+    def contact(agency: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": f"Quản trị kỹ thuật {agency}",
+                "role": "technical-admin",
+                "phone": f"+8400000000{next(phones):02d}",  # not a real number: the local sink
+                "email": f"qtkt@{agency}.dvc.example",
+                "portal_account": f"qtkt.{agency}",
+                "channels": ["sms", "email", "inbox"],
+            },
+            {
+                "name": f"Quản trị cấp cao {agency}",
+                "role": "high-level-admin",
+                "email": f"qtcc@{agency}.dvc.example",
+                "channels": ["email"],
+            },
+        ]
 
     def agency(
         aid: str, kind: str, vi: str, en: str, code: str, systems: list[dict[str, Any]]
@@ -141,7 +155,7 @@ def demo_config(fleet: Fleet, port: int, state_db: Path) -> dict[str, Any]:
             "name_vi": vi,
             "name_en": en,
             "code": code,
-            "contacts": [contact(aid)],
+            "contacts": contact(aid),
             "systems": systems,
         }
 
@@ -162,6 +176,35 @@ def demo_config(fleet: Fleet, port: int, state_db: Path) -> dict[str, Any]:
         },
         "uplink": {
             "checks": [{"id": "portal", "kind": "tcp", "host": "127.0.0.1", "port": p["http"]}]
+        },
+        "alerting": {
+            "operations": [
+                {
+                    "name": "Tổ trực VPCP (demo)",
+                    "email": "vanhanh@vpcp.dvc.example",
+                    "portal_account": "vanhanh.vpcp",
+                    "channels": ["email", "inbox"],
+                }
+            ],
+            "group_wait": "5s",
+            "group_interval": "30s",
+            "repeat_interval": "1h",
+            "sms_min_interval": "1m",
+            "status_page_url": f"http://127.0.0.1:{port}/api/v1/systems",
+        },
+        "channels": {
+            "email": {
+                "host": "127.0.0.1",
+                "port": mail.port,
+                "security": "none",
+                "from_addr": "giamsat@npsp.dvc.example",
+            },
+            "sms": {
+                "account_sid": DEMO_ACCOUNT_SID,
+                "auth_token": {"file": str(token_file)},
+                "from_number": "+84000000000",
+                "api_base_url": f"http://127.0.0.1:{sms.port}",
+            },
         },
         "agencies": [
             agency(
@@ -277,6 +320,7 @@ def demo_config(fleet: Fleet, port: int, state_db: Path) -> dict[str, Any]:
 
 def _banner(daemon: Daemon, config_path: Path, state_db: Path) -> None:
     base = f"http://127.0.0.1:{daemon.http_port}"
+    folder = state_db.parent
     print(
         f"""
 npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
@@ -285,10 +329,15 @@ npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
   state changes      {base}/api/v1/state-changes
   health             {base}/healthz
   config used        {config_path}
-  state database     {state_db}   (table state_changes)
+  state database     {state_db}   (tables state_changes, outbox, inbox)
+  e-mails sent       {folder}/mail/*.eml      (local SMTP sink)
+  SMS sent           {folder}/sms.jsonl       (local Twilio-API sink)
+  portal inbox       {base}/api/v1/inbox/qtkt.da-nang
 Expect within a minute: da-nang/secure-server DOWN and da-nang/one-stop UNREACHABLE,
 ha-noi/public-service-portal DOWN (slow), can-tho/secure-server DOWN (certificate expires in
-3 days), ha-noi/one-stop flipping and then FLAPPING. State changes are logged below.
+3 days), ha-noi/one-stop flipping and then FLAPPING. State changes are logged below; about
+5 seconds after each, the administrators get one SMS, one e-mail and one inbox message per
+agency (a digest), and the operations team one e-mail for everything.
 Stop with Ctrl-C.
 """,
         flush=True,
@@ -299,24 +348,31 @@ async def run_demo(
     port: int = 9477, state_dir: Path | None = None, duration: float | None = None
 ) -> None:
     """Start the fleet and the daemon; run until interrupted (or for ``duration`` seconds)."""
+    port = port or _free_port()  # known before the config is written: the links name it
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="npsp-demo-")))
         state_dir.mkdir(parents=True, exist_ok=True)
         fleet = Fleet(state_dir)
         await fleet.start()
+        mail, sms = MailSink(state_dir), SmsSink(state_dir)
+        mail.start()
+        await sms.start()
         try:
             state_db = state_dir / "state.db"
+            token_file = state_dir / "twilio-token"
+            token_file.write_text(DEMO_TOKEN)
+            token_file.chmod(0o600)
             config_path = state_dir / "npsp-monitor.demo.yaml"
+            config = demo_config(fleet, port, state_db, mail, sms, token_file)
             config_path.write_text(
-                yaml.safe_dump(
-                    demo_config(fleet, port, state_db), allow_unicode=True, sort_keys=False
-                ),
-                encoding="utf-8",
+                yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
             daemon = Daemon(config_path, load_config(config_path))
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, daemon.request_stop)
             await daemon.run(on_ready=lambda d: _banner(d, config_path, state_db))
         finally:
+            await sms.stop()
+            mail.stop()
             await fleet.stop()

@@ -47,6 +47,20 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/inbox/{account}": {
+            "get": {
+                "summary": "A portal account's inbox, newest first",
+                "parameters": [
+                    {
+                        "name": "account",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {"200": {"description": "OK"}},
+            }
+        },
         "/api/v1/state-changes": {
             "get": {
                 "summary": "Latest state changes, newest first",
@@ -177,6 +191,27 @@ async def state_changes(request: web.Request) -> web.Response:
     return _json({"state_changes": [_event_view(e) for e in events]})
 
 
+async def inbox(request: web.Request) -> web.Response:
+    """A portal account's inbox, newest first (read-only; accounts and login come later)."""
+    account = request.match_info["account"]
+    rows = await request.app[ENGINE].store.transact(
+        lambda db: db.execute(
+            "SELECT key, subject, text, created_at, read_at FROM inbox"
+            " WHERE account = ? ORDER BY id DESC LIMIT 100",
+            (account,),
+        ).fetchall()
+    )
+    return _json(
+        {
+            "account": account,
+            "messages": [
+                {"key": k, "subject": s, "text": t, "created_at": c, "read": r is not None}
+                for k, s, t, c, r in rows
+            ],
+        }
+    )
+
+
 async def openapi(_request: web.Request) -> web.Response:
     return _json(OPENAPI)
 
@@ -191,6 +226,7 @@ def build_app(engine: Engine, metrics: DaemonMetrics) -> web.Application:
     app.router.add_get("/api/v1/systems", systems)
     app.router.add_get("/api/v1/systems/{agency}/{system}", system)
     app.router.add_get("/api/v1/state-changes", state_changes)
+    app.router.add_get("/api/v1/inbox/{account}", inbox)
     return app
 
 

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -37,10 +37,20 @@ class DaemonMetrics:
             buckets=LAG_BUCKETS,
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "npsp_notifications",
+            "Notification attempts by channel and outcome (sent, retry, failed, fallback).",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.outbox_pending: dict[str, tuple[int, float | None]] = {}
         self.reload_ok = 1
         self.reload_time = time.time()
         self.engine: Engine | None = None
         self.registry.register(_EngineCollector(self))
+
+    def count_notification(self, channel: str, outcome: str) -> None:
+        self.notifications.labels(channel, outcome).inc()
 
     def reload_result(self, ok: bool) -> None:
         self.reload_ok = 1 if ok else 0
@@ -66,6 +76,21 @@ class _EngineCollector(Collector):
             "Time of the last successful configuration load.",
             value=m.reload_time,
         )
+        pending = GaugeMetricFamily(
+            "npsp_outbox_pending", "Notifications waiting to be sent.", labels=["channel"]
+        )
+        oldest = GaugeMetricFamily(
+            "npsp_outbox_oldest_pending_age_seconds",
+            "Age of the oldest notification waiting to be sent.",
+            labels=["channel"],
+        )
+        now = time.time()
+        for channel in ("sms", "email", "inbox"):
+            count, first = m.outbox_pending.get(channel, (0, None))
+            pending.add_metric([channel], count)
+            oldest.add_metric([channel], 0.0 if first is None else max(0.0, now - first))
+        yield pending
+        yield oldest
         engine = m.engine
         if engine is None:
             return

@@ -17,6 +17,8 @@ state_db: state.db
 defaults:
   interval: 30s
   timeout: 5s
+channels:
+  email: {host: smtp.dvc.example, port: 587, from_addr: giamsat@npsp.dvc.example}
 agencies:
   - id: bo-tai-chinh
     kind: ministry
@@ -74,12 +76,12 @@ def test_good_config_loads_with_defaults_applied(tmp_path: Path) -> None:
         (
             "port: 443\n      - id: one-stop",
             "port: https\n      - id: one-stop",
-            ":26: agencies[0].systems[0].checks[0].port: Input should be a valid integer",
+            ":28: agencies[0].systems[0].checks[0].port: Input should be a valid integer",
         ),
         (
             "    code: BTC\n",
             "    code: BTC\n    colour: red\n",
-            ":13: agencies[0].colour: unknown key 'colour'",
+            ":15: agencies[0].colour: unknown key 'colour'",
         ),
         (
             "  timeout: 5s",
@@ -90,27 +92,27 @@ def test_good_config_loads_with_defaults_applied(tmp_path: Path) -> None:
         (
             "      - id: one-stop",
             "      - id: secure-server",
-            ":27: agencies[0].systems[1].id: duplicate system id 'secure-server' in agency 'bo-tai-chinh'",
+            ":29: agencies[0].systems[1].id: duplicate system id 'secure-server' in agency 'bo-tai-chinh'",
         ),
         (
             "depends_on: secure-server",
             "depends_on: [secure-server, nowhere]",
-            ":30: agencies[0].systems[1].depends_on[1]: unknown system 'nowhere'",
+            ":32: agencies[0].systems[1].depends_on[1]: unknown system 'nowhere'",
         ),
         (
             "        role: technical-admin",
             "        role: boss",
-            ":15: agencies[0].contacts[0].role: Input should be 'technical-admin' or 'high-level-admin'",
+            ":17: agencies[0].contacts[0].role: Input should be 'technical-admin' or 'high-level-admin'",
         ),
         (
             "        channels: [email]",
             "        channels: [sms]",
-            ":17: agencies[0].contacts[0].channels: channel sms needs phone",
+            ":19: agencies[0].contacts[0].channels: channel sms needs phone",
         ),
         (
             "            kind: tcp\n            host: motcua",
             "            kind: ftp\n            host: motcua",
-            ":33: agencies[0].systems[1].checks[0].kind: unknown check kind 'ftp'",
+            ":35: agencies[0].systems[1].checks[0].kind: unknown check kind 'ftp'",
         ),
         (
             "  timeout: 5s",
@@ -120,7 +122,7 @@ def test_good_config_loads_with_defaults_applied(tmp_path: Path) -> None:
         (
             "            port: 443\n      - id: one-stop",
             "            port: 443\n            interval: 2s\n      - id: one-stop",
-            ":27: agencies[0].systems[0].checks[0].interval: timeout (5s) must be shorter than the interval (2s)",
+            ":29: agencies[0].systems[0].checks[0].interval: timeout (5s) must be shorter than the interval (2s)",
         ),
     ],
 )
@@ -200,7 +202,7 @@ def test_check_config_command_exit_codes(
     bad = write(tmp_path, GOOD.replace("port: 443", "port: -1"), "bad.yaml")
     assert main(["check-config", "-c", str(bad)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith(f"{bad}:26: agencies[0].systems[0].checks[0].port: ")
+    assert err[0].startswith(f"{bad}:28: agencies[0].systems[0].checks[0].port: ")
     assert err[-1] == "2 error(s) in the configuration"
     assert main(["check-config", "-c", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err

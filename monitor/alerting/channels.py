@@ -1,0 +1,83 @@
+"""The ``channels:`` section and building the notifiers, once, for the daemon."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from notifiers import email, mqtt, sms
+from notifiers.base import ChannelName, Delivery, Message, Notifier
+from notifiers.email import Settings as EmailSettings
+from notifiers.mqtt import Settings as MqttSettings
+from notifiers.sms import Settings as SmsSettings
+
+from ..types import StrictModel
+
+
+class ChannelSettings(StrictModel):
+    """How to reach the SMS provider, the mail server and the MQTT broker.
+
+    The portal inbox needs nothing: every inbox notice is stored in the daemon's database;
+    with ``mqtt`` set it is also pushed on ``<prefix>inbox/<account>``.
+    """
+
+    # (aliased imports: a field named like its module would shadow it in the annotation)
+    sms: SmsSettings | None = None
+    email: EmailSettings | None = None
+    mqtt: MqttSettings | None = None
+
+
+class StoredInbox:
+    """The inbox channel without a broker: the outbox already stored the notice."""
+
+    channel: ChannelName = "inbox"
+
+    async def send(self, message: Message) -> Delivery:
+        return Delivery(message.key)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class Channels:
+    """The daemon's notifiers by channel, and the MQTT connection if any."""
+
+    notifiers: dict[ChannelName, Notifier] = field(default_factory=dict)
+    publisher: mqtt.MqttPublisher | None = None
+
+    @classmethod
+    def build(cls, settings: ChannelSettings, vantage: str = "gw-1") -> Channels:
+        """Create every configured channel; a missing secret raises ``ValueError`` now."""
+        out = cls()
+        if settings.mqtt is not None and "client_id" not in settings.mqtt.model_fields_set:
+            # Two gateway hosts with one client id would knock each other off the broker.
+            settings = settings.model_copy(
+                update={
+                    "mqtt": settings.mqtt.model_copy(
+                        update={"client_id": f"npsp-monitor-{vantage}"}
+                    )
+                }
+            )
+        if settings.sms is not None:
+            out.notifiers["sms"] = sms.SmsNotifier(settings.sms)
+        if settings.email is not None:
+            out.notifiers["email"] = email.EmailNotifier(settings.email)
+        if settings.mqtt is not None:
+            out.publisher = mqtt.MqttPublisher(settings.mqtt)
+            out.notifiers["inbox"] = mqtt.InboxNotifier(out.publisher)
+        else:
+            out.notifiers["inbox"] = StoredInbox()
+        return out
+
+    async def start(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.start()
+
+    async def aclose(self) -> None:
+        for notifier in self.notifiers.values():
+            with contextlib.suppress(Exception):
+                await notifier.aclose()
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                await self.publisher.aclose()

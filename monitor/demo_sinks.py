@@ -1,0 +1,118 @@
+"""Local stand-ins for the outside world of the demo: a mail server and an SMS provider.
+
+Both listen on 127.0.0.1 only and write what they receive into the demo's folder, so a new user
+can read the real e-mail and the real SMS the daemon sent: ``mail/*.eml`` and ``sms.jsonl``.
+The SMS sink speaks the part of Twilio's REST API the SMS channel uses, so the real ``twilio``
+client is what sends to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import socket
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+log = logging.getLogger(__name__)
+
+DEMO_ACCOUNT_SID = "AC" + "de30" * 8
+DEMO_TOKEN = "demo-token-" + "x" * 8  # a throwaway credential for the local sink only
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _MailHandler:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        del server, session
+        self.count += 1
+        raw = envelope.original_content or b""
+        path = self.folder / f"{self.count:04d}.eml"
+        path.write_bytes(raw)
+        subject = message_from_bytes(raw, policy=policy.default).get("Subject", "")
+        log.info(
+            "demo mail sink received an e-mail",
+            extra={"to": ",".join(envelope.rcpt_tos), "subject": subject, "file": str(path)},
+        )
+        return "250 OK"
+
+
+class MailSink:
+    """An SMTP server on loopback that saves every message as an .eml file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder / "mail"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self._controller = Controller(
+            _MailHandler(self.folder), hostname="127.0.0.1", port=self.port
+        )
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+class SmsSink:
+    """A Twilio-API look-alike on loopback that appends every SMS to ``sms.jsonl``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.file = folder / "sms.jsonl"
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        record: dict[str, Any] = {
+            "time": time.time(),
+            "to": form.get("To"),
+            "from": form.get("From"),
+            "body": form.get("Body"),
+        }
+        with self.file.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        log.info(
+            "demo SMS sink received an SMS", extra={"to": record["to"], "body": record["body"]}
+        )
+        sid = "SM" + secrets.token_hex(16)
+        return web.json_response(
+            {
+                "sid": sid,
+                "status": "queued",
+                "to": record["to"],
+                "from": record["from"],
+                "body": record["body"],
+                "account_sid": request.match_info["sid"],
+                "num_segments": "1",
+            },
+            status=201,
+        )
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._messages)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

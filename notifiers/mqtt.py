@@ -1,0 +1,305 @@
+"""The MQTT broker connection (portal inbox alerts, retained status topics), on aiomqtt 2.5.
+
+``MqttPublisher`` keeps one connection to the broker for the daemon's whole life: a named
+background task connects, notices the connection drop, and reconnects after a capped, jittered
+backoff (``uniform(0, min(cap, base * 2**n))``). ``publish`` makes one attempt on the current
+connection and raises ``NotifyError(permanent=False)`` when there is none or the broker does not
+acknowledge in time: the daemon's outbox retries, the publisher never queues.
+
+``InboxNotifier`` is the ``inbox`` channel on top of it: one JSON message per alert on
+``{prefix}inbox/{account}``, QoS 1, not retained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+from collections.abc import Awaitable
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Self, TypeVar
+
+import aiomqtt
+from pydantic import Field, model_validator
+
+from monitor.types import Duration, SecretSource, StrictModel
+from notifiers.base import ChannelName, Delivery, Message, NotifyError
+
+__all__ = ["InboxNotifier", "MqttPublisher", "Settings", "check_topic_level"]
+
+log = logging.getLogger(__name__)
+
+RECONNECT_BASE = 0.5  # seconds: the first reconnect waits up to this, then 1, 2, 4... up to the cap
+
+T = TypeVar("T")
+
+
+class Settings(StrictModel):
+    """The broker the daemon publishes to (inbox alerts, status) and reads from."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    tls: bool = False
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the broker with; default: system store."
+    )
+    username: str | None = None
+    password: SecretSource | None = None
+    client_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        default="npsp-monitor",
+        description="Unique per host: the broker disconnects an older client with the same id.",
+    )
+    topic_prefix: Annotated[str, Field(pattern=r"^[^+#\x00]*$")] = "npsp/"
+    keepalive: Annotated[int, Field(ge=5, le=65535)] = 30
+    timeout: Duration = Field(
+        default=10.0, description="Bound on connecting and on the broker's PUBACK."
+    )
+    reconnect_max: Duration = Field(
+        default=30.0, description="Cap of the jittered reconnect backoff."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is set but tls is false")
+        return self
+
+
+def check_topic_level(value: str, what: str) -> str:
+    """Return ``value`` if it is one safe topic level: not empty, no ``+ # /`` or NUL."""
+    if not value or any(ch in value for ch in "+#/\x00"):
+        raise ValueError(f"{what} {value!r} is not a valid MQTT topic level")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} {value!r} is not valid UTF-8") from None
+    return value
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """An SSL socket that closes itself when its handshake fails.
+
+    paho-mqtt 2.2 (``Client._ssl_wrap_socket``) leaves the socket open when ``do_handshake``
+    raises (an untrusted broker certificate): one file descriptor per reconnect attempt until
+    the garbage collector finds it.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+class MqttPublisher:
+    """One long-lived broker connection, shared by every publisher in the daemon.
+
+    ``start()`` returns at once (the broker may be down when the daemon starts); ``connected``
+    says whether a connection is up now.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Read the password and the CA now: a missing file fails at startup.
+        self._password = None if settings.password is None else settings.password.read()
+        self._tls: ssl.SSLContext | None = None
+        if settings.tls:
+            try:
+                self._tls = ssl.create_default_context(
+                    cafile=None if settings.ca_file is None else str(settings.ca_file)
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot load ca_file {settings.ca_file}: {exc}") from None
+            self._tls.sslsocket_class = _ClosingSSLSocket
+        self._client: aiomqtt.Client | None = None
+        self._lost = asyncio.Event()  # replaced per connection; set when that connection ends
+        self._task: asyncio.Task[None] | None = None
+        self._last_error: str | None = None
+        self.where = f"{settings.host}:{settings.port}"
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection to the broker is up."""
+        return self._client is not None
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed or the last connection ended (no secrets)."""
+        return self._last_error
+
+    def topic(self, suffix: str) -> str:
+        """The full topic for ``suffix`` (``status/ha-noi/secure-server`` → ``npsp/status/...``)."""
+        return self.settings.topic_prefix + suffix
+
+    async def start(self) -> None:
+        """Start the connection task (once); it runs until ``aclose``."""
+        if self._task is None:
+            self._task = asyncio.create_task(
+                self._run(), name=f"mqtt[{self.settings.client_id}].connection"
+            )
+
+    async def aclose(self) -> None:
+        """Disconnect and stop reconnecting."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._client = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _new_client(self) -> aiomqtt.Client:
+        settings = self.settings
+        return aiomqtt.Client(
+            hostname=settings.host,
+            port=settings.port,
+            identifier=settings.client_id,
+            username=settings.username,
+            password=None if self._password is None else self._password.get_secret_value(),
+            tls_context=self._tls,
+            keepalive=settings.keepalive,
+            timeout=settings.timeout,
+        )
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            was_up = False
+            try:
+                # A fresh client per connection: paho keeps unacknowledged QoS 1 messages of a
+                # dropped connection and would resend them later; the outbox already retries.
+                client = self._new_client()
+                async with client:
+                    was_up, failures = True, 0
+                    self._client, self._lost = client, asyncio.Event()
+                    self._last_error = None
+                    log.info("mqtt: connected to %s as %s", self.where, self.settings.client_id)
+                    try:
+                        # Nothing is subscribed here: the iterator only ends, by raising
+                        # MqttError, when the connection drops.
+                        async for _ in client.messages:
+                            pass
+                    finally:
+                        self._client = None
+                        self._lost.set()
+            except (aiomqtt.MqttError, OSError) as exc:  # aiomqtt wraps OSError; belt and braces
+                self._note_failure(("connection lost" if was_up else "cannot connect"), exc)
+            except Exception as exc:  # the connection task must outlive a bug
+                log.exception("mqtt: unexpected error in the connection task")
+                self._note_failure("unexpected error", exc)
+            cap = min(self.settings.reconnect_max, RECONNECT_BASE * 2**failures)
+            failures = min(failures + 1, 30)
+            await asyncio.sleep(random.uniform(0, cap))
+
+    def _note_failure(self, what: str, exc: BaseException) -> None:
+        cause = exc.__cause__
+        detail = f"{exc} ({cause})" if cause is not None and str(cause) not in str(exc) else exc
+        reason = self._redact(f"{what}: {detail}")
+        # Log when the reason changes, not on every attempt of a long outage.
+        level = logging.DEBUG if reason == self._last_error else logging.WARNING
+        log.log(level, "mqtt: %s: %s; reconnecting with backoff", self.where, reason)
+        self._last_error = reason
+
+    def _redact(self, text: str) -> str:
+        if self._password is None or not self._password.get_secret_value():
+            return text
+        return text.replace(self._password.get_secret_value(), "********")
+
+    async def publish(
+        self, topic_suffix: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish once on the current connection; ``NotifyError(permanent=False)`` if none.
+
+        With QoS 1 this returns once the broker acknowledged (PUBACK), within ``timeout``.
+        """
+        if not topic_suffix or any(ch in topic_suffix for ch in "+#\x00"):
+            raise NotifyError(f"mqtt: invalid topic {topic_suffix!r}", permanent=True)
+        if qos not in (0, 1, 2):
+            raise NotifyError(f"mqtt: invalid qos {qos}", permanent=True)
+        client, lost = self._client, self._lost
+        if client is None:
+            last = f" ({self._last_error})" if self._last_error else ""
+            raise NotifyError(f"mqtt: not connected to {self.where}{last}", permanent=False)
+        topic = self.topic(topic_suffix)
+        try:
+            await self._unless_lost(
+                client.publish(topic, payload, qos=qos, retain=retain), lost, topic
+            )
+        except aiomqtt.MqttError as exc:
+            raise NotifyError(
+                self._redact(f"mqtt: publish to {topic} on {self.where} failed: {exc}"),
+                permanent=False,
+            ) from None
+
+    @staticmethod
+    async def _unless_lost(operation: Awaitable[T], lost: asyncio.Event, topic: str) -> T:
+        """Await ``operation``, failing at once if the connection drops meanwhile.
+
+        Without this, a PUBACK that will never come (the connection is gone) costs the whole
+        ``timeout``.
+        """
+        work = asyncio.ensure_future(operation)
+        watch = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, watch):
+                task.cancel()
+            await asyncio.gather(work, watch, return_exceptions=True)
+        if work.cancelled():
+            raise aiomqtt.MqttError(f"connection lost before the broker acknowledged {topic}")
+        return work.result()
+
+
+class InboxNotifier:
+    """The ``inbox`` channel: an alert for a portal account, as JSON on ``inbox/{account}``.
+
+    The publisher is shared and owned by the daemon: ``aclose`` leaves it open.
+    """
+
+    channel: ChannelName = "inbox"
+
+    def __init__(self, publisher: MqttPublisher) -> None:
+        self.publisher = publisher
+
+    @staticmethod
+    def payload(message: Message) -> bytes:
+        """The JSON document the portal reads (UTF-8, Vietnamese as is)."""
+        document = {
+            "key": message.key,
+            "subject": message.subject,
+            "text": message.text,
+            "language": message.language,
+            "thread_key": message.thread_key,
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    async def send(self, message: Message) -> Delivery:
+        """Publish ``message`` once, QoS 1, not retained; the idempotency key is the id."""
+        try:
+            account = check_topic_level(message.to, "portal account")
+        except ValueError as exc:
+            raise NotifyError(f"inbox: {exc}", permanent=True) from None
+        await self.publisher.publish(f"inbox/{account}", self.payload(message), qos=1)
+        return Delivery(provider_id=message.key)
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close."""
