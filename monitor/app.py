@@ -25,6 +25,7 @@ from .config import Config, ConfigError, load_config
 from .engine import Engine
 from .http_api import build_app
 from .metrics import DaemonMetrics
+from .mqtt_status import StatusTopics
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,10 @@ class Daemon:
             pipeline = self.pipeline = AlertPipeline(self.config.alerting, engine.registry, outbox)
             engine.subscribers.append(pipeline.on_events)
             await channels.start()
+            status_topics = None
+            if channels.publisher is not None:
+                status_topics = StatusTopics(engine, channels.publisher)
+                engine.subscribers.append(status_topics.on_events)
             workers = [
                 OutboxWorker(outbox, notifier, count=self.metrics.count_notification)
                 for notifier in channels.notifiers.values()
@@ -122,6 +127,8 @@ class Daemon:
                 asyncio.create_task(self._outbox_stats(outbox), name="npsp.outbox-stats"),
                 *(asyncio.create_task(w.run(), name=f"npsp.outbox.{w.channel}") for w in workers),
             ]
+            if status_topics is not None:
+                tasks.append(asyncio.create_task(status_topics.run(), name="npsp.mqtt-status"))
             log.info(
                 "npsp-monitor running",
                 extra={"listen": f"{host}:{self.http_port}", "checks": len(engine.registry.checks)},

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,6 +114,57 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for _, _, r in results) else 1
 
 
+async def _notify_test(config: Config, channel: str, to: str, language: str) -> str:
+    from notifiers.base import Message, NotifyError  # noqa: PLC0415
+
+    from .alerting.channels import Channels, StoredInbox  # noqa: PLC0415
+
+    try:
+        channels = Channels.build(config.channels, config.vantage)
+    except ValueError as exc:
+        raise StartupError(f"channels: {exc}") from None
+    try:
+        notifier = channels.notifiers.get(channel)  # type: ignore[call-overload]
+        if notifier is None:
+            raise LookupError(f"channel {channel} is not configured (channels.{channel})")
+        if isinstance(notifier, StoredInbox):
+            raise LookupError("the inbox pushes through MQTT: configure channels.mqtt to test it")
+        await channels.start()
+        if channels.publisher is not None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + config.channels.mqtt.timeout if config.channels.mqtt else 0
+            while not channels.publisher.connected and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        vi = language == "vi"
+        message = Message(
+            key=f"notify-test-{config.vantage}-{int(time.time())}",
+            channel=channel,  # type: ignore[arg-type]
+            to=to,
+            subject="[NPSP] Thử kênh thông báo" if vi else "[NPSP] Notification channel test",
+            text=(
+                f"Tin thử từ npsp-monitor ({config.vantage}). Không cần xử lý."
+                if vi
+                else f"Test message from npsp-monitor ({config.vantage}). No action needed."
+            ),
+            language=language,
+        )
+        try:
+            delivery = await notifier.send(message)
+        except NotifyError as exc:
+            kind = "permanent" if exc.permanent else "temporary, worth a retry"
+            return f"FAILED ({kind}): {exc.reason}"
+        return f"sent: {delivery.provider_id or '(no id)'}"
+    finally:
+        await channels.aclose()
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    outcome = run_async(_notify_test(config, args.channel, args.to, args.language))
+    print(f"{args.channel} to {args.to}: {outcome}")
+    return 0 if outcome.startswith("sent") else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo  # noqa: PLC0415 - the demo pulls in certificate generation
 
@@ -147,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("system", metavar="AGENCY/SYSTEM")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
+    with_config(p)
+    p.add_argument("--channel", required=True, choices=["sms", "email", "inbox"])
+    p.add_argument("--to", required=True, help="phone (E.164), e-mail address or portal account")
+    p.add_argument("--language", default="vi", choices=["vi", "en"])
+    p.set_defaults(func=cmd_notify_test)
 
     p = sub.add_parser("demo", help="the daemon against a simulated fleet on loopback")
     p.add_argument("--port", type=int, default=9477, help="HTTP port of the daemon (0 = any free)")

@@ -1,0 +1,81 @@
+"""Retained MQTT topics ``<prefix>status/<agency>/<system>``: every system's current state.
+
+Best effort and self-healing: a change marks the system dirty; dirty systems are published while
+the broker is reachable; after every (re)connection all systems are published again, so a
+subscriber always finds the whole picture, whatever was missed while the broker was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from notifiers.base import NotifyError
+from notifiers.mqtt import MqttPublisher
+
+from .engine import Engine
+from .state import Event
+
+log = logging.getLogger(__name__)
+
+
+class StatusTopics:
+    """Publishes the engine's system states as retained messages."""
+
+    def __init__(self, engine: Engine, publisher: MqttPublisher) -> None:
+        self.engine = engine
+        self.publisher = publisher
+        self.dirty: set[str] = set()
+        self.wake = asyncio.Event()
+        self.published = 0
+
+    def on_events(self, events: list[Event]) -> None:
+        """Engine subscriber."""
+        self.dirty.update(f"{e.agency}/{e.system}" for e in events if not e.agency.startswith("_"))
+        self.wake.set()
+
+    def payload(self, key: str) -> bytes | None:
+        status = self.engine.state.systems.get(key)
+        if status is None:
+            return None
+        state = self.engine.state.display_state(status)
+        return json.dumps(
+            {
+                "agency": status.agency,
+                "system": status.system,
+                "state": state.value,
+                "since": status.since or None,
+                "reason": status.reason,
+                "vantage": self.engine.config.vantage,
+            },
+            ensure_ascii=False,
+        ).encode()
+
+    async def run(self) -> None:
+        was_connected = False
+        while True:
+            connected = self.publisher.connected
+            if connected and not was_connected:
+                self.dirty.update(self.engine.state.systems)  # a new session: publish everything
+            was_connected = connected
+            if connected and self.dirty:
+                await self._publish_dirty()
+            self.wake.clear()
+            try:
+                async with asyncio.timeout(1.0):
+                    await self.wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _publish_dirty(self) -> None:
+        for key in sorted(self.dirty):
+            payload = self.payload(key)
+            try:
+                if payload is not None:
+                    await self.publisher.publish(f"status/{key}", payload, qos=1, retain=True)
+                    self.published += 1
+            except NotifyError as exc:
+                log.warning("status topic not published (will retry): %s", exc.reason)
+                return
+            self.dirty.discard(key)
