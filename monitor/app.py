@@ -100,6 +100,7 @@ class Daemon:
             outbox = self.outbox = Outbox(store, self.config.alerting.outbox)
             await outbox.recover()
             pipeline = self.pipeline = AlertPipeline(self.config.alerting, engine.registry, outbox)
+            pipeline.restore(await store.states(), await outbox.told())
             engine.subscribers.append(pipeline.on_events)
             await channels.start()
             status_topics = None

@@ -77,6 +77,13 @@ _MIGRATIONS = [
     );
     CREATE INDEX inbox_account ON inbox (account, created_at);
     """,
+    """
+    CREATE TABLE alert_notices (
+        incident TEXT NOT NULL,
+        address_key TEXT NOT NULL,
+        PRIMARY KEY (incident, address_key)
+    );
+    """,
 ]
 
 

@@ -385,3 +385,54 @@ async def test_enqueue_is_idempotent_and_a_crash_mid_send_resends_once(store: St
             pass
     assert [m.key for m in w.sent.to("kt@ha-noi.dvc.example")] == [claimed.item.key]
     assert (await w.outbox.pending()) == {}
+
+
+async def test_restart_does_not_page_again_but_a_lost_digest_is_sent(store: Store) -> None:
+    cfg = make_config(
+        [agency("ha-noi", "Hà Nội", ["secure-server"]), agency("hue", "Huế", ["secure-server"])]
+    )
+    w = World(store, cfg)
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    await store.record(
+        [
+            Event(
+                w.now,
+                "ha-noi",
+                "secure-server",
+                State.UP,
+                State.DOWN,
+                "check tcp: connect: refused",
+                "gw",
+            )
+        ]
+    )
+    await w.advance(31)
+    assert len(w.sent.to("kt@ha-noi.dvc.example")) == 1
+    # hue goes down and its state is saved, but the daemon dies before the digest is written
+    await store.record(
+        [
+            Event(
+                w.now,
+                "hue",
+                "secure-server",
+                State.UP,
+                State.DOWN,
+                "check tcp: connect: refused",
+                "gw",
+            )
+        ]
+    )
+
+    after = World(store, cfg)  # a new process on the same database
+    after.now = w.now + 60
+    after.pipeline.restore(await store.states(), await after.outbox.told())
+    await after.advance(31)
+    assert after.sent.to("kt@ha-noi.dvc.example") == []  # already told: a restart pages nobody
+    assert len(after.sent.to("kt@hue.dvc.example")) == 1  # the lost digest is sent
+    ops = after.sent.to("ops@vpcp.dvc.example")
+    assert len(ops) == 1 and "hue/secure-server" in ops[0].text
+    # and the resolved notice still reaches those told before the restart
+    after.event("ha-noi/secure-server", State.DOWN, State.UP)
+    await after.advance(301)
+    (resolved,) = after.sent.to("kt@ha-noi.dvc.example")
+    assert "đã kết nối lại" in resolved.subject

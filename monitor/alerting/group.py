@@ -66,6 +66,21 @@ class Grouper:
         group.dirty = True
         self._schedule(group, now)
 
+    def remember(self, recipient: Recipient, alert: Alert, now: float) -> None:
+        """Restore, after a restart, an alert this recipient was already told about: no new
+        message now; a reminder after ``repeat_interval``; the resolved notice when it ends."""
+        group = self.groups.get(recipient.group_key)
+        if group is None:
+            group = self.groups[recipient.group_key] = _Group(recipient)
+        group.alerts[alert.key] = alert
+        group.told[alert.key] = alert.incident
+        alert.notified = True
+        if group.last_flush is None:
+            # As if flushed one interval ago: what this person has not heard yet (lost in the
+            # crash) goes out at once; the reminder comes a repeat interval from now, roughly.
+            group.last_flush = now - self.settings.group_interval
+        self._schedule(group, now)
+
     def _schedule(self, group: _Group, now: float) -> None:
         s = self.settings
         if group.last_flush is None:

@@ -131,12 +131,31 @@ class Outbox:
     def wakeup(self, channel: str) -> asyncio.Event:
         return self.wakeups.setdefault(channel, asyncio.Event())
 
-    async def enqueue(self, items: Iterable[OutboxItem]) -> int:
-        """Write notices (and the portal-inbox copies); a key already queued is ignored."""
+    async def enqueue(
+        self,
+        items: Iterable[OutboxItem],
+        told: Iterable[tuple[str, str]] = (),
+        forgotten: Iterable[str] = (),
+    ) -> int:
+        """Write notices (and the portal-inbox copies); a key already queued is ignored.
+
+        ``told`` (incident, address key) pairs are recorded in the same transaction, and the
+        ``forgotten`` incidents (resolved) dropped: after a restart the pipeline knows who was
+        already told about an outage that is still going on.
+        """
         batch = list(items)
+        told, forgotten = list(told), list(forgotten)
         now = self.clock()
 
         def write(db: sqlite3.Connection) -> int:
+            db.executemany(
+                "INSERT INTO alert_notices (incident, address_key) VALUES (?, ?)"
+                " ON CONFLICT (incident, address_key) DO NOTHING",
+                told,
+            )
+            db.executemany(
+                "DELETE FROM alert_notices WHERE incident = ?", [(i,) for i in forgotten]
+            )
             added = 0
             for item in batch:
                 cur = db.execute(
@@ -154,10 +173,17 @@ class Outbox:
                     )
             return added
 
-        added = await self.store.transact(write) if batch else 0
+        added = await self.store.transact(write) if batch or told or forgotten else 0
         for channel in {i.channel for i in batch}:
             self.wakeup(channel).set()
         return added
+
+    async def told(self) -> set[tuple[str, str]]:
+        """Every (incident, address key) already told, for rebuilding the groups at start."""
+        rows = await self.store.transact(
+            lambda db: db.execute("SELECT incident, address_key FROM alert_notices").fetchall()
+        )
+        return {(incident, key) for incident, key in rows}
 
     async def recover(self) -> int:
         """After a crash: rows caught mid-send go back to pending (sent again: at most one

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
+from ..store import StoredState
 from .escalation import LEVELS, Acknowledgements, NoAcknowledgements, OfficeHours, WorkingTime
 from .group import Digest, Grouper, escalation_digest
 from .messages import body, render, sms_text
@@ -182,7 +183,40 @@ class AlertPipeline:
         if not digests:
             return 0
         items = [self._item(d, digests) for d in digests]
-        return await self.outbox.enqueue(items)
+        told = [(a.incident, d.recipient.group_key) for d in digests for a in d.firing]
+        forgotten = sorted({a.incident for d in digests for a in d.resolved})
+        return await self.outbox.enqueue(items, told, forgotten)
+
+    def restore(self, states: dict[str, StoredState], told: set[tuple[str, str]]) -> None:
+        """After a (re)start: rebuild the alerts of systems still failing.
+
+        People already told about an outage are not told again (a restart must not page
+        anyone); those who were not (the daemon died before their digest was written) are.
+        """
+        now = self.clock()
+        for key, stored in states.items():
+            if stored.state not in _FIRING:
+                continue
+            agency, _, system = key.partition("/")
+            event = Event(
+                stored.since, agency, system, State.PENDING, stored.state, stored.reason, ""
+            )
+            alert = self._new_alert(key, event)
+            if alert is None:
+                continue
+            self.alerts[key] = alert
+            for recipient in self.router.recipients(alert):
+                if (alert.incident, recipient.group_key) in told:
+                    self.grouper.remember(recipient, alert, now)
+                else:
+                    self.grouper.add(recipient, alert, now)
+        for key, stored in states.items():
+            if stored.state is State.UNREACHABLE:
+                entry = self.registry.systems.get(key)
+                for parent in entry.parents if entry else ():
+                    alert = self.alerts.get(parent)
+                    if alert is not None and entry and entry.system.name not in alert.affected:
+                        alert.affected.append(entry.system.name)
 
     def _escalations(self, now: float) -> list[Digest]:
         out = []

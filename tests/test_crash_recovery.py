@@ -1,0 +1,172 @@
+"""kill -9 in the middle of a notification storm loses nothing: the daemon runs as a real
+subprocess; a slow SMTP server keeps it busy sending when it is killed; after a restart every
+recipient gets their digest, with at most one duplicate (the message on the wire at the kill)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.peers import free_port
+
+AGENCIES = 20
+SYSTEMS = 10
+
+
+class SlowMailbox:
+    """Accepts every message, 150 ms each, and remembers who got what."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        del server, session
+        await asyncio.sleep(0.15)
+        subject = ""
+        for line in (envelope.original_content or b"").split(b"\r\n"):
+            if line.startswith(b"Message-ID:"):
+                subject = line.decode()
+        self.received.append((envelope.rcpt_tos[0], subject))
+        return "250 OK"
+
+
+def config(tmp_path: Path, smtp_port: int, http_port: int) -> Path:
+    dead = free_port()
+    data: dict[str, Any] = {
+        "listen": f"127.0.0.1:{http_port}",
+        "state_db": str(tmp_path / "state.db"),
+        "defaults": {
+            "interval": "500ms",
+            "timeout": "200ms",
+            "failure_threshold": 1,
+            "recheck_delay": "10ms",
+        },
+        "alerting": {
+            "operations": [
+                {"name": "VPCP", "email": "ops@vpcp.dvc.example", "channels": ["email"]}
+            ],
+            "group_wait": "300ms",
+        },
+        "channels": {
+            "email": {
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "security": "none",
+                "from_addr": "giamsat@npsp.dvc.example",
+            }
+        },
+        "agencies": [
+            {
+                "id": f"ag-{a:02d}",
+                "kind": "province",
+                "name_vi": f"Tỉnh {a}",
+                "name_en": f"Province {a}",
+                "code": f"{a:02d}",
+                "contacts": [
+                    {
+                        "name": f"KT {a}",
+                        "role": "technical-admin",
+                        "email": f"kt@ag-{a:02d}.dvc.example",
+                        "channels": ["email"],
+                    }
+                ],
+                "systems": [
+                    {
+                        "id": f"s{s}",
+                        "kind": "other",
+                        "name": f"Hệ thống {s}",
+                        "checks": [{"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": dead}],
+                    }
+                    for s in range(SYSTEMS)
+                ],
+            }
+            for a in range(AGENCIES)
+        ],
+    }
+    path = tmp_path / "npsp.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def start_daemon(path: Path, http_port: int, log: Path) -> asyncio.subprocess.Process:
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "run",
+            "-c",
+            str(path),
+            stdout=out,
+            stderr=out,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"http://127.0.0.1:{http_port}/healthz") as r:
+                    if r.status == 200:
+                        return process
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("daemon did not become healthy:\n" + log.read_text()[-3000:])
+
+
+async def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_kill_9_mid_storm_loses_nothing(tmp_path: Path) -> None:
+    mailbox = SlowMailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    await asyncio.to_thread(controller.start)
+    http_port = free_port()
+    path = config(tmp_path, controller.port, http_port)
+    log = tmp_path / "daemon.log"
+    expected = {f"kt@ag-{a:02d}.dvc.example" for a in range(AGENCIES)} | {"ops@vpcp.dvc.example"}
+    try:
+        first = await start_daemon(path, http_port, log)
+        try:
+            await wait_for(lambda: len(mailbox.received) >= 3, 30, "the first e-mails")
+        finally:
+            os.kill(first.pid, signal.SIGKILL)  # in the middle of sending
+            await first.wait()
+        at_kill = len(mailbox.received)
+        assert at_kill < len(expected), "the storm was already fully sent: the test proves nothing"
+
+        second = await start_daemon(path, http_port, log)
+        try:
+            await wait_for(
+                lambda: {to for to, _ in mailbox.received} >= expected, 30, "every recipient"
+            )
+            await asyncio.sleep(1.0)  # anything more (a second duplicate) would arrive now
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), 20) == 0
+    finally:
+        await asyncio.to_thread(controller.stop)
+    per_message = Counter(mid for _, mid in mailbox.received)
+    duplicates = sum(n - 1 for n in per_message.values())
+    assert duplicates <= 1, per_message
+    per_recipient = Counter(to for to, _ in mailbox.received)
+    assert set(per_recipient) == expected
+    assert max(per_recipient.values()) <= 2
+    assert "Traceback" not in log.read_text()
