@@ -38,6 +38,8 @@ _WORDS = {
             "Cổng kết nối của NPSP mất đường truyền: các kết quả giám sát tạm thời không tin cậy."
         ),
         "many": "nhiều đơn vị",
+        "more": "… và {n} hệ thống khác: xem trang trạng thái.",
+        "systems": "{n} hệ thống",
     },
     "en": {
         State.DOWN: "LOST CONNECTION",
@@ -56,6 +58,8 @@ _WORDS = {
         "escalation": "The incident was not acknowledged in time; escalated.",
         "gateway": "The NPSP gateway lost its uplink: monitoring results are unreliable for now.",
         "many": "several agencies",
+        "more": "… and {n} more systems: see the status page.",
+        "systems": "{n} systems",
     },
 }
 
@@ -98,6 +102,9 @@ def subject(digest: Digest, lang: str) -> str:
     return "[NPSP] " + template.format(n=len(digest.firing), agency=agency)
 
 
+MAX_LINES = 200  # a storm digest lists this many systems; the status page has the rest
+
+
 def body(digest: Digest, lang: str, *, status_url: str, hotline: str, also_told: list[str]) -> str:
     w = _WORDS[lang]
     lines = []
@@ -105,8 +112,11 @@ def body(digest: Digest, lang: str, *, status_url: str, hotline: str, also_told:
         lines.append(w["escalation"])
     if any(a.agency == "_gateway" for a in digest.firing):
         lines.append(w["gateway"])
-    lines += [_line(a, lang, resolved=False) for a in digest.firing]
-    lines += [_line(a, lang, resolved=True) for a in digest.resolved]
+    entries = [_line(a, lang, resolved=False) for a in digest.firing]
+    entries += [_line(a, lang, resolved=True) for a in digest.resolved]
+    lines += entries[:MAX_LINES]
+    if len(entries) > MAX_LINES:
+        lines.append(w["more"].format(n=len(entries) - MAX_LINES))
     lines.append("")
     if also_told:
         lines.append(f"{w['told']}: {', '.join(sorted(also_told))}")
@@ -119,10 +129,13 @@ def sms_text(digest: Digest, lang: str, *, status_url: str, hotline: str) -> str
     """Short: the state words and the system ids, the link and the hotline."""
     w = _WORDS[lang]
     parts = []
-    for a in digest.firing:
-        parts.append(f"{a.key} {w.get(a.state, a.state.value)}")
-    for a in digest.resolved:
-        parts.append(f"{a.key} {w['resolved']}")
+    for alerts, word in ((digest.firing, None), (digest.resolved, w["resolved"])):
+        if len(alerts) > 3:  # a count fits an SMS; a list of 185 ids does not
+            state = word or w.get(alerts[0].state, alerts[0].state.value)
+            parts.append(f"{w['systems'].format(n=len(alerts))} {state} ({alerts[0].key}, ...)")
+            continue
+        for a in alerts:
+            parts.append(f"{a.key} {word or w.get(a.state, a.state.value)}")
     prefix = "NPSP: " + ("!! " if digest.kind == "escalation" else "")
     return f"{prefix}{'; '.join(parts)}. {status_url} HT {hotline}"
 

@@ -34,6 +34,7 @@ class Alert:
     resolved_at: float | None = None
     notified: bool = False  # a firing notice went out (so a resolved notice is owed)
     escalation_level: int = 0
+    escalate_at: float | None = None  # when the next level is due (computed once per level)
 
     @property
     def firing(self) -> bool:

@@ -178,14 +178,19 @@ class AlertPipeline:
 
     async def tick(self) -> int:
         """Flush due groups and escalations into the outbox; return how many were queued."""
+        queued, _ = await self.flush_due()
+        return queued
+
+    async def flush_due(self) -> tuple[int, list[Digest]]:
+        """Write the digests due now to the outbox; return the rows added and the digests."""
         now = self.clock()
         digests = self.grouper.due(now) + self._escalations(now)
         if not digests:
-            return 0
+            return 0, []
         items = [self._item(d, digests) for d in digests]
         told = [(a.incident, d.recipient.group_key) for d in digests for a in d.firing]
         forgotten = sorted({a.incident for d in digests for a in d.resolved})
-        return await self.outbox.enqueue(items, told, forgotten)
+        return await self.outbox.enqueue(items, told, forgotten), digests
 
     def restore(self, states: dict[str, StoredState], told: set[tuple[str, str]]) -> None:
         """After a (re)start: rebuild the alerts of systems still failing.
@@ -227,9 +232,12 @@ class AlertPipeline:
                 continue
             if alert.agency == GATEWAY_AGENCY or self.acks.acknowledged(alert.incident):
                 continue
-            if now < self.working_time.add_working_hours(alert.since, limits[level]):
+            if alert.escalate_at is None:
+                alert.escalate_at = self.working_time.add_working_hours(alert.since, limits[level])
+            if now < alert.escalate_at:
                 continue
             alert.escalation_level += 1
+            alert.escalate_at = None
             for recipient in self.router.people(alert.agency, LEVELS[level]):
                 out.append(escalation_digest(recipient, alert, level + 1))
         return out
