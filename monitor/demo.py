@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import socket
 import ssl
 import tempfile
 import time
@@ -24,14 +23,7 @@ from aiohttp import web
 
 from .app import Daemon
 from .config import load_config
-from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
 
 
 class Fleet:
@@ -60,7 +52,7 @@ class Fleet:
         app.router.add_route("*", "/{tail:.*}", handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        port = _free_port()
+        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
         self.runners.append(runner)
         self.ports[name] = port
@@ -92,7 +84,7 @@ class Fleet:
         await self._serve("flapping", flapping)
         await self._serve("slow", slow)
         await self._serve("expiring", ok, self._ssl(days=3))
-        self.ports["dead"] = _free_port()  # nothing listens there
+        self.ports["dead"] = free_port()  # nothing listens there
 
     async def stop(self) -> None:
         for runner in self.runners:
@@ -348,7 +340,7 @@ async def run_demo(
     port: int = 9477, state_dir: Path | None = None, duration: float | None = None
 ) -> None:
     """Start the fleet and the daemon; run until interrupted (or for ``duration`` seconds)."""
-    port = port or _free_port()  # known before the config is written: the links name it
+    port = port or free_port()  # known before the config is written: the links name it
     with contextlib.ExitStack() as stack:
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="npsp-demo-")))

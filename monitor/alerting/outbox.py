@@ -19,6 +19,7 @@ A kill -9 in between leaves it ``sending``; at start :meth:`Outbox.recover` puts
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import random
@@ -79,19 +80,8 @@ _COLUMNS = (
 
 
 def _row_values(item: OutboxItem) -> tuple[object, ...]:
-    return (
-        item.key,
-        item.channel,
-        item.address,
-        item.person,
-        item.subject,
-        item.text,
-        item.short,
-        item.html,
-        item.thread_key,
-        item.language,
-        json.dumps(item.fallbacks),
-    )
+    *fields, fallbacks = dataclasses.astuple(item)  # in _COLUMNS order
+    return (*fields, json.dumps(fallbacks))
 
 
 def _item(row: tuple[object, ...]) -> OutboxItem:
@@ -251,18 +241,8 @@ class Outbox:
         fallback = None
         if item.fallbacks:
             (channel, address), rest = item.fallbacks[0], item.fallbacks[1:]
-            fallback = OutboxItem(
-                f"{item.key}>{channel}",
-                channel,
-                address,
-                item.person,
-                item.subject,
-                item.text,
-                item.short,
-                item.html,
-                item.thread_key,
-                item.language,
-                rest,
+            fallback = dataclasses.replace(
+                item, key=f"{item.key}>{channel}", channel=channel, address=address, fallbacks=rest
             )
 
         def give_up_row(db: sqlite3.Connection) -> None:
