@@ -437,3 +437,29 @@ async def test_restart_does_not_page_again_but_a_lost_digest_is_sent(store: Stor
     await after.advance(301)
     (resolved,) = after.sent.to("kt@ha-noi.dvc.example")
     assert "đã kết nối lại" in resolved.subject
+
+
+async def test_a_child_already_paged_down_that_becomes_unreachable_is_not_paged_again(
+    store: Store,
+) -> None:
+    w = World(
+        store,
+        make_config(
+            [agency("ha-noi", "Hà Nội", ["secure-server", "one-stop"])], repeat_interval="1h"
+        ),
+    )
+    w.event("ha-noi/one-stop", State.UP, State.DOWN)
+    await w.advance(31)
+    assert len(w.sent.to("kt@ha-noi.dvc.example")) == 1
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    w.event("ha-noi/one-stop", State.DOWN, State.UNREACHABLE, "ha-noi/secure-server is down")
+    await w.advance(301)
+    second = w.sent.to("kt@ha-noi.dvc.example")[-1]
+    assert "ảnh hưởng: Hệ thống one-stop" in second.text  # inside the parent's alert
+    assert "(ha-noi/one-stop): KHÔNG TRUY CẬP ĐƯỢC" in second.text  # no longer called down
+    w.event("ha-noi/secure-server", State.DOWN, State.UP)
+    w.event("ha-noi/one-stop", State.UNREACHABLE, State.UP)
+    await w.advance(301)
+    last = w.sent.to("kt@ha-noi.dvc.example")[-1]
+    assert "ha-noi/one-stop" in last.text and "ha-noi/secure-server" in last.text
+    assert "đã kết nối lại" in last.subject

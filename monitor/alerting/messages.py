@@ -22,6 +22,7 @@ _WORDS = {
     "vi": {
         State.DOWN: "MẤT KẾT NỐI",
         State.FLAPPING: "CHẬP CHỜN",
+        State.UNREACHABLE: "KHÔNG TRUY CẬP ĐƯỢC (hệ thống nó phụ thuộc đang mất kết nối)",
         "resolved": "ĐÃ KẾT NỐI LẠI",
         "since": "từ",
         "affected": "ảnh hưởng",
@@ -44,6 +45,7 @@ _WORDS = {
     "en": {
         State.DOWN: "LOST CONNECTION",
         State.FLAPPING: "FLAPPING",
+        State.UNREACHABLE: "UNREACHABLE (a system it depends on is down)",
         "resolved": "CONNECTED AGAIN",
         "since": "since",
         "affected": "affected",

@@ -150,7 +150,11 @@ class AlertPipeline:
 
     def _behind_parent(self, key: str, event: Event) -> None:
         """Not paged on its own: listed inside the parent's alert."""
-        del event
+        own = self.alerts.get(key)
+        if own is not None and own.firing:
+            # Already announced as down: it stays an alert (its recovery is owed), but its
+            # reminders now say why, and the parent's alert carries the news.
+            own.state, own.reason = State.UNREACHABLE, event.reason
         entry = self.registry.systems.get(key)
         if entry is None:
             return
