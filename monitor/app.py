@@ -27,6 +27,7 @@ from .http_api import build_app
 from .metrics import DaemonMetrics
 from .mqtt_status import StatusTopics
 from .store import Store
+from .workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,12 @@ class Daemon:
             await engine.start()
             outbox = self.outbox = Outbox(store, self.config.alerting.outbox)
             await outbox.recover()
-            pipeline = self.pipeline = AlertPipeline(self.config.alerting, engine.registry, outbox)
+            pipeline = self.pipeline = AlertPipeline(
+                self.config.alerting,
+                engine.registry,
+                outbox,
+                working_time=WorkCalendar(self.config.calendar),
+            )
             pipeline.restore(await store.states(), await outbox.told())
             engine.subscribers.append(pipeline.on_events)
             await channels.start()

@@ -20,11 +20,13 @@ from probes import PROBES, ProbeEnv
 
 from . import __version__
 from .app import Daemon, StartupError
+from .calendar_cli import add_calendar_commands
 from .config import Config, ConfigError, load_config
 from .logs import setup_logging
 from .registry import Registry
 from .store import StoreError
 from .types import ProbeResult
+from .workdays import CalendarSettings, WorkCalendar
 
 T = TypeVar("T")
 log = logging.getLogger("monitor")
@@ -41,6 +43,11 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def _load(path: Path) -> Config:
     return load_config(path)
+
+
+def _load_calendar(path: Path | None) -> WorkCalendar:
+    """The working-day calendar of a config file, or the shipped default."""
+    return WorkCalendar(CalendarSettings() if path is None else load_config(path).calendar)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -199,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("system", metavar="AGENCY/SYSTEM")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_probe)
+
+    add_calendar_commands(sub, _load_calendar)
 
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)

@@ -20,6 +20,7 @@ from probes import PROBES
 from .alerting.channels import ChannelSettings
 from .alerting.settings import AlertingSettings
 from .types import CheckCommon, Duration, StrictModel
+from .workdays import CalendarSettings
 from .yamlsource import LineDict, LineList, Mark, YamlError, load_yaml, locate
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class Config(StrictModel):
     agencies: list[Agency] = []
     alerting: AlertingSettings = AlertingSettings()
     channels: ChannelSettings = ChannelSettings()
+    calendar: CalendarSettings = CalendarSettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 
