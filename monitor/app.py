@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
+
+
+def _freeze_heap() -> None:
+    """Move the long-lived objects (config, registry, probes: ~250,000 at 10,000 checks) out of
+    the collector's sight: a full collection over them stalled the loop for ~100-300 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 class StartupError(Exception):
@@ -74,6 +82,7 @@ class Daemon:
             if getattr(new, field) != getattr(self.config, field):
                 log.warning("%s changed: takes effect only after a restart", field)
         await self.engine.apply(new)
+        _freeze_heap()
         if self.pipeline is not None:
             self.pipeline.update_registry(new.alerting, self.engine.registry)
         if new.channels != self.config.channels:
@@ -107,6 +116,7 @@ class Daemon:
                 working_time=WorkCalendar(self.config.calendar),
             )
             pipeline.restore(await store.states(), await outbox.told())
+            _freeze_heap()
             engine.subscribers.append(pipeline.on_events)
             await channels.start()
             status_topics = None

@@ -97,7 +97,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
                         "duration_seconds": round(r.duration, 6),
                         "cert_not_after": r.cert_not_after,
                         "status_code": r.status_code,
-                        "observed": r.observed,
+                        "observed": dict(r.observed),
                     }
                     for check, kind, r in results
                 ],

@@ -20,7 +20,7 @@ adds the tasks, the limits and the clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import heapq
 import logging
 import math
@@ -33,6 +33,9 @@ from probes.base import Probe
 from .types import ProbeResult, format_duration
 
 log = logging.getLogger(__name__)
+
+QUANTUM = 0.01  # the dispatcher wakes at most once per 10 ms: one wake-up per probe cost ~25 %
+OVERRUN_GRACE = 1.0  # a probe still running this long after its timeout is cancelled
 
 
 @dataclass(eq=False, slots=True)
@@ -48,6 +51,9 @@ class Job:
     running: bool = False
     active: bool = True
     recheck_at: float | None = None
+    deadline: float = 0.0  # when the run in flight must be over (timeout + grace)
+    task: asyncio.Task[None] | None = None
+    overrun: bool = False
 
 
 @dataclass(slots=True)
@@ -132,8 +138,9 @@ class Scheduler:
         self._schedule = Schedule()
         self._jobs: dict[str, Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
+        self._next_watchdog = 0.0
         self.last_progress = self.now()
         self.runs = 0
 
@@ -158,7 +165,7 @@ class Scheduler:
             old.active = False
         self._jobs[job.key] = job
         self._schedule.add(job, self.now(), phase)
-        self._wake.set()
+        self._wake()
 
     def remove(self, key: str) -> None:
         job = self._jobs.pop(key, None)
@@ -169,25 +176,50 @@ class Scheduler:
         job = self._jobs.get(key)
         if job is not None:
             self._schedule.recheck(job, self.now() + delay)
-            self._wake.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def run(self) -> None:
         """Dispatch until :meth:`stop`; wakes at least once a second to show progress."""
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             now = self.now()
             self.last_progress = now
             for job, due in self._schedule.pop_due(now):
-                job.running = True
-                task = asyncio.create_task(self._run_one(job, due), name=f"probe:{job.key}")
+                job.running, job.deadline = True, 0.0
+                job.task = task = loop.create_task(self._run_one(job, due), name=f"probe:{job.key}")
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(functools.partial(self._finished, job))
+            if now >= self._next_watchdog:
+                self._next_watchdog = now + 1.0
+                self._cancel_overruns(now)
             wakeup = self._schedule.next_wakeup()
-            delay = 1.0 if wakeup is None else min(1.0, max(0.0, wakeup - self.now()))
-            self._wake.clear()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
+            delay = 1.0 if wakeup is None else min(1.0, max(QUANTUM, wakeup - self.now()))
+            # One reusable future and one timer: cheaper than asyncio.timeout + Event per wake.
+            self._waiter = waiter = loop.create_future()
+            handle = loop.call_later(delay, self._wake)
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+                self._waiter = None
+
+    def _finished(self, job: Job, task: asyncio.Task[None]) -> None:
+        """Whatever way a run ended (even cancelled before its first step), it is over."""
+        self._tasks.discard(task)
+        if job.task is task:
+            job.running, job.deadline, job.task = False, 0.0, None
+
+    def _cancel_overruns(self, now: float) -> None:
+        """The backstop: probes bound themselves; one that does not is cancelled here.
+        Only runs that have started (``deadline`` set) are watched."""
+        for job in self._jobs.values():
+            if job.running and 0.0 < job.deadline < now and job.task is not None:
+                job.overrun = True
+                job.task.cancel()
 
     async def _run_one(self, job: Job, due: float) -> None:
         host_limit = self._per_host.get(job.host)
@@ -197,23 +229,28 @@ class Scheduler:
             async with self._global, host_limit:
                 if not job.active:
                     return
-                self._observe_lag(max(0.0, self.now() - due))
+                start = self.now()
+                self._observe_lag(max(0.0, start - due))
+                job.deadline, job.overrun = start + job.timeout + OVERRUN_GRACE, False
                 result = await self._guarded(job)
             self.runs += 1
             if job.active:
                 self._on_result(job, result, due)
         except Exception:  # a bug must not kill the scheduler; it is logged with the check
             log.exception("internal error handling the result of %s", job.key)
-        finally:
-            job.running = False
 
     @staticmethod
     async def _guarded(job: Job) -> ProbeResult:
-        """The probe bounds itself; this is the backstop if one ever fails to."""
+        """Run the probe; a crash or an overrun (cancelled by the watchdog) is a failure."""
         try:
-            async with asyncio.timeout(job.timeout + 1.0):
-                return await job.probe(job.timeout)
-        except TimeoutError:
+            return await job.probe(job.timeout)
+        except asyncio.CancelledError:
+            if not job.overrun:
+                raise  # the daemon is stopping
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            log.error("probe %s overran its timeout and was cancelled", job.key)
             return ProbeResult(False, f"timeout after {format_duration(job.timeout)}", job.timeout)
         except Exception as exc:
             log.exception("probe %s raised", job.key)
@@ -222,7 +259,7 @@ class Scheduler:
     def stop(self) -> None:
         """Stop starting new runs (in-flight runs go on; see :meth:`drain`)."""
         self._stopping = True
-        self._wake.set()
+        self._wake()
 
     async def drain(self, grace: float) -> None:
         """Let in-flight probes finish for up to ``grace`` seconds, then cancel the rest."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 
+import pytest
+
 from monitor.scheduler import Job, Schedule, Scheduler
 from monitor.types import ProbeResult
 
@@ -177,3 +179,55 @@ def test_spread_is_even_statistically() -> None:
     for j in jobs:
         schedule.add(j, now=0.0)
     assert abs(statistics.mean(j.next_due for j in jobs) - 0.5) < 0.03
+
+
+async def test_a_probe_that_ignores_its_timeout_is_cancelled_and_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import monitor.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "OVERRUN_GRACE", 0.05)
+    got: list[ProbeResult] = []
+    forever = asyncio.Event()
+
+    async def stuck(_timeout: float) -> ProbeResult:
+        await forever.wait()  # a buggy probe: never returns by itself
+        raise AssertionError("unreachable")
+
+    sched = Scheduler(lambda j, r, d: got.append(r), max_concurrency=5, max_per_host=5)
+    sched.add(Job("a/b/c", "h", 3600.0, 0.1, stuck), phase=0.0)
+    runner = asyncio.create_task(sched.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not got and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    sched.stop()
+    await runner
+    assert got, "the watchdog did not cancel the stuck probe"
+    assert got[0].ok is False and got[0].reason == "timeout after 100ms"
+    assert sched.in_flight == 0
+
+
+async def test_a_finished_run_is_never_mistaken_for_an_overrun(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: a finished run's deadline stayed on the job, and the watchdog cancelled the
+    # *next* run before its first step, leaving the check "running" forever: never probed again.
+    import monitor.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "OVERRUN_GRACE", 0.01)
+    times: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def quick(_timeout: float) -> ProbeResult:
+        return OK
+
+    sched = Scheduler(lambda j, r, d: times.append(loop.time()), max_concurrency=5, max_per_host=5)
+    sched.add(Job("a/b/c", "h", 0.2, 0.05, quick), phase=0.0)
+    runner = asyncio.create_task(sched.run())
+    deadline = loop.time() + 10
+    while len(times) < 14 and loop.time() < deadline:  # spans several watchdog passes (1 s)
+        await asyncio.sleep(0.05)
+    sched.stop()
+    await runner
+    assert len(times) >= 14, f"the check stopped being probed after {len(times)} runs"
