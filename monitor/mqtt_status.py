@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from notifiers.base import NotifyError
-from notifiers.mqtt import MqttPublisher
 
 from .engine import Engine
 from .state import Event
+
+if TYPE_CHECKING:
+    from notifiers.mqtt import MqttPublisher
 
 log = logging.getLogger(__name__)
 

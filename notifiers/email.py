@@ -26,23 +26,19 @@ from email.header import Header
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import cast
 
 import aiosmtplib
-from pydantic import Field, model_validator
 
-from monitor.types import Duration, SecretSource, StrictModel
 from notifiers.base import ChannelName, Delivery, Message, NotifyError
+from notifiers.settings import ADDRESS
+from notifiers.settings import EmailSettings as Settings
 
 __all__ = ["EmailNotifier", "Settings", "message_id"]
 
 log = logging.getLogger(__name__)
 
-# Deliberately simple: one @, no spaces or angle brackets. The server has the final word.
-ADDRESS = r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
 _ADDRESS = re.compile(ADDRESS)
-DOT_ATOM = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$"
 
 # RFC 5322 atext, minus "=" (our escape character).
 _ID_CHARS = frozenset(
@@ -52,31 +48,6 @@ _ID_CHARS = frozenset(
 
 # CRLF line ends, RFC 2047 headers, and 7-bit bodies (quoted-printable or base64, whichever is
 # shorter): a relay without 8BITMIME passes the message unchanged.
-
-
-class Settings(StrictModel):
-    """The ``email`` channel: the SMTP server (submission) and the sender."""
-
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)]
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretSource | None = None
-    from_addr: Annotated[str, Field(pattern=ADDRESS)]
-    from_name: str = "Cổng DVC quốc gia - Giám sát kết nối"
-    ca_file: Path | None = Field(
-        default=None, description="CA bundle to verify the server with; default: system store."
-    )
-    timeout: Duration = 15.0
-    message_id_domain: Annotated[str, Field(pattern=DOT_ATOM)] = "npsp-monitor.invalid"
-
-    @model_validator(mode="after")
-    def _credentials(self) -> Settings:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("give both username and password, or neither")
-        if self.password is not None and self.security == "none":
-            raise ValueError("a password would cross the network in clear: use starttls or tls")
-        return self
 
 
 def _id_part(key: str) -> str:

@@ -19,15 +19,13 @@ import logging
 import random
 import ssl
 from collections.abc import Awaitable
-from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Self, TypeVar
+from typing import Self, TypeVar
 
 import aiomqtt
-from pydantic import Field, model_validator
 
-from monitor.types import Duration, SecretSource, StrictModel
 from notifiers.base import ChannelName, Delivery, Message, NotifyError
+from notifiers.settings import MqttSettings as Settings
 
 __all__ = ["InboxNotifier", "MqttPublisher", "Settings", "check_topic_level"]
 
@@ -36,39 +34,6 @@ log = logging.getLogger(__name__)
 RECONNECT_BASE = 0.5  # seconds: the first reconnect waits up to this, then 1, 2, 4... up to the cap
 
 T = TypeVar("T")
-
-
-class Settings(StrictModel):
-    """The broker the daemon publishes to (inbox alerts, status) and reads from."""
-
-    host: Annotated[str, Field(min_length=1)]
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    tls: bool = False
-    ca_file: Path | None = Field(
-        default=None, description="CA bundle to verify the broker with; default: system store."
-    )
-    username: str | None = None
-    password: SecretSource | None = None
-    client_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
-        default="npsp-monitor",
-        description="Unique per host: the broker disconnects an older client with the same id.",
-    )
-    topic_prefix: Annotated[str, Field(pattern=r"^[^+#\x00]*$")] = "npsp/"
-    keepalive: Annotated[int, Field(ge=5, le=65535)] = 30
-    timeout: Duration = Field(
-        default=10.0, description="Bound on connecting and on the broker's PUBACK."
-    )
-    reconnect_max: Duration = Field(
-        default=30.0, description="Cap of the jittered reconnect backoff."
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Settings:
-        if self.password is not None and self.username is None:
-            raise ValueError("a password needs a username")
-        if self.ca_file is not None and not self.tls:
-            raise ValueError("ca_file is set but tls is false")
-        return self
 
 
 def check_topic_level(value: str, what: str) -> str:

@@ -21,10 +21,9 @@ import email.utils
 import logging
 import re
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import aiohttp
-from pydantic import Field, model_validator
 from twilio.base.exceptions import (  # type: ignore[import-untyped]
     TwilioRestException,
     TwilioServiceException,
@@ -33,15 +32,15 @@ from twilio.http import AsyncHttpClient  # type: ignore[import-untyped]
 from twilio.http.response import Response  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from monitor.types import Duration, SecretSource, StrictModel
 from notifiers.base import ChannelName, Delivery, Message, NotifyError
+from notifiers.settings import E164
+from notifiers.settings import SmsSettings as Settings
 from notifiers.textfold import fit_segments, fold_vietnamese
 
 __all__ = ["Settings", "SmsNotifier"]
 
 log = logging.getLogger(__name__)
 
-E164 = r"^\+[1-9][0-9]{6,14}$"
 _E164 = re.compile(E164)
 
 # Twilio error codes that say "this recipient will never get an SMS from you as things are".
@@ -50,31 +49,6 @@ PERMANENT_CODES = {
     21614: "'To' is not a mobile number",
     21610: "recipient has unsubscribed (replied STOP)",
 }
-
-
-class Settings(StrictModel):
-    """The ``sms`` channel: a Twilio account and the sender it sends as."""
-
-    account_sid: Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
-    auth_token: SecretSource
-    from_number: Annotated[str, Field(pattern=E164)] | None = None
-    messaging_service_sid: Annotated[str, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = None
-    fold_diacritics: bool = Field(
-        default=True,
-        description="Write Vietnamese without diacritics: GSM-7 (160 chars) instead of UCS-2 (70).",
-    )
-    max_segments: Annotated[int, Field(ge=1, le=10)] = 2
-    api_base_url: Annotated[str, Field(pattern=r"^https?://[^/?#]+$")] | None = Field(
-        default=None,
-        description="Only for tests and private gateways, e.g. http://127.0.0.1:8080.",
-    )
-    timeout: Duration = 10.0
-
-    @model_validator(mode="after")
-    def _one_sender(self) -> Settings:
-        if (self.from_number is None) == (self.messaging_service_sid is None):
-            raise ValueError("give exactly one of from_number or messaging_service_sid")
-        return self
 
 
 # Set by ``SmsNotifier.send`` for the duration of one request; the transport below fills it in.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from notifiers import email, mqtt, sms
 from notifiers.base import ChannelName, Delivery, Message, Notifier
-from notifiers.email import Settings as EmailSettings
-from notifiers.mqtt import Settings as MqttSettings
-from notifiers.sms import Settings as SmsSettings
+from notifiers.settings import EmailSettings, MqttSettings, SmsSettings
+
+if TYPE_CHECKING:
+    from notifiers.mqtt import MqttPublisher
 
 from ..types import StrictModel
 
@@ -21,7 +22,6 @@ class ChannelSettings(StrictModel):
     with ``mqtt`` set it is also pushed on ``<prefix>inbox/<account>``.
     """
 
-    # (aliased imports: a field named like its module would shadow it in the annotation)
     sms: SmsSettings | None = None
     email: EmailSettings | None = None
     mqtt: MqttSettings | None = None
@@ -44,7 +44,7 @@ class Channels:
     """The daemon's notifiers by channel, and the MQTT connection if any."""
 
     notifiers: dict[ChannelName, Notifier] = field(default_factory=dict)
-    publisher: mqtt.MqttPublisher | None = None
+    publisher: MqttPublisher | None = None
 
     @classmethod
     def build(cls, settings: ChannelSettings, vantage: str = "gw-1") -> Channels:
@@ -59,13 +59,20 @@ class Channels:
                     )
                 }
             )
+        # A channel's module (and its provider's client library) is imported only when used.
         if settings.sms is not None:
-            out.notifiers["sms"] = sms.SmsNotifier(settings.sms)
+            from notifiers.sms import SmsNotifier  # noqa: PLC0415
+
+            out.notifiers["sms"] = SmsNotifier(settings.sms)
         if settings.email is not None:
-            out.notifiers["email"] = email.EmailNotifier(settings.email)
+            from notifiers.email import EmailNotifier  # noqa: PLC0415
+
+            out.notifiers["email"] = EmailNotifier(settings.email)
         if settings.mqtt is not None:
-            out.publisher = mqtt.MqttPublisher(settings.mqtt)
-            out.notifiers["inbox"] = mqtt.InboxNotifier(out.publisher)
+            from notifiers.mqtt import InboxNotifier, MqttPublisher  # noqa: PLC0415
+
+            out.publisher = MqttPublisher(settings.mqtt)
+            out.notifiers["inbox"] = InboxNotifier(out.publisher)
         else:
             out.notifiers["inbox"] = StoredInbox()
         return out

@@ -1,0 +1,105 @@
+"""The channels' settings: light models the daemon's config embeds.
+
+They live apart from the channels themselves so that loading a config never imports a provider's
+client library (twilio alone costs ~16 MB): :mod:`monitor.alerting.channels` imports a channel's
+module only when that channel is configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from monitor.types import Duration, SecretSource, StrictModel
+
+__all__ = ["ADDRESS", "DOT_ATOM", "E164", "EmailSettings", "MqttSettings", "SmsSettings"]
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
+# Deliberately simple: one @, no spaces or angle brackets. The server has the final word.
+ADDRESS = r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
+DOT_ATOM = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$"
+
+
+class SmsSettings(StrictModel):
+    """The ``sms`` channel: a Twilio account and the sender it sends as."""
+
+    account_sid: Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
+    auth_token: SecretSource
+    from_number: Annotated[str, Field(pattern=E164)] | None = None
+    messaging_service_sid: Annotated[str, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = None
+    fold_diacritics: bool = Field(
+        default=True,
+        description="Write Vietnamese without diacritics: GSM-7 (160 chars) instead of UCS-2 (70).",
+    )
+    max_segments: Annotated[int, Field(ge=1, le=10)] = 2
+    api_base_url: Annotated[str, Field(pattern=r"^https?://[^/?#]+$")] | None = Field(
+        default=None,
+        description="Only for tests and private gateways, e.g. http://127.0.0.1:8080.",
+    )
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _one_sender(self) -> SmsSettings:
+        if (self.from_number is None) == (self.messaging_service_sid is None):
+            raise ValueError("give exactly one of from_number or messaging_service_sid")
+        return self
+
+
+class EmailSettings(StrictModel):
+    """The ``email`` channel: the SMTP server (submission) and the sender."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretSource | None = None
+    from_addr: Annotated[str, Field(pattern=ADDRESS)]
+    from_name: str = "Cổng DVC quốc gia - Giám sát kết nối"
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the server with; default: system store."
+    )
+    timeout: Duration = 15.0
+    message_id_domain: Annotated[str, Field(pattern=DOT_ATOM)] = "npsp-monitor.invalid"
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EmailSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        if self.password is not None and self.security == "none":
+            raise ValueError("a password would cross the network in clear: use starttls or tls")
+        return self
+
+
+class MqttSettings(StrictModel):
+    """The broker the daemon publishes to (inbox alerts, status) and reads from."""
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    tls: bool = False
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the broker with; default: system store."
+    )
+    username: str | None = None
+    password: SecretSource | None = None
+    client_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
+        default="npsp-monitor",
+        description="Unique per host: the broker disconnects an older client with the same id.",
+    )
+    topic_prefix: Annotated[str, Field(pattern=r"^[^+#\x00]*$")] = "npsp/"
+    keepalive: Annotated[int, Field(ge=5, le=65535)] = 30
+    timeout: Duration = Field(
+        default=10.0, description="Bound on connecting and on the broker's PUBACK."
+    )
+    reconnect_max: Duration = Field(
+        default=30.0, description="Cap of the jittered reconnect backoff."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttSettings:
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is set but tls is false")
+        return self
