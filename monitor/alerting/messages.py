@@ -10,8 +10,6 @@ import datetime as dt
 import html
 from zoneinfo import ZoneInfo
 
-from notifiers.base import Message
-
 from ..state import State
 from .group import Digest
 from .model import Alert
@@ -142,30 +140,10 @@ def sms_text(digest: Digest, lang: str, *, status_url: str, hotline: str) -> str
     return f"{prefix}{'; '.join(parts)}. {status_url} HT {hotline}"
 
 
-def render(digest: Digest, *, status_url: str, hotline: str, also_told: list[str]) -> Message:
-    """The channel message for one digest."""
-    r = digest.recipient
-    lang = r.language
-    subj = subject(digest, lang)
-    if r.channel == "sms":
-        text = sms_text(digest, lang, status_url=status_url, hotline=hotline)
-        html_body = None
-    else:
-        text = body(digest, lang, status_url=status_url, hotline=hotline, also_told=also_told)
-        html_body = None
-        if r.channel == "email":
-            html_body = (
-                '<html><body><pre style="font-family: sans-serif">'
-                + html.escape(text)
-                + "</pre></body></html>"
-            )
-    return Message(
-        key=digest.key,
-        channel=r.channel,
-        to=r.address,
-        subject=subj,
-        text=text,
-        html=html_body,
-        thread_key=digest.thread_key,
-        language=lang,
+def as_html(text: str) -> str:
+    """The HTML alternative of an e-mail: the same text, escaped, in a readable font."""
+    return (
+        '<html><body><pre style="font-family: sans-serif">'
+        + html.escape(text)
+        + "</pre></body></html>"
     )

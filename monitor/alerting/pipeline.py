@@ -20,9 +20,10 @@ from collections.abc import Callable
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import StoredState
-from .escalation import LEVELS, Acknowledgements, NoAcknowledgements, OfficeHours, WorkingTime
+from ..workdays import CalendarSettings, WorkCalendar
+from .escalation import LEVELS, Acknowledgements, NoAcknowledgements, WorkingTime
 from .group import Digest, Grouper, escalation_digest
-from .messages import body, render, sms_text
+from .messages import as_html, body, sms_text, subject
 from .model import Alert
 from .mute import AnyMuter, Muter, Silences
 from .outbox import Outbox, OutboxItem
@@ -56,7 +57,7 @@ class AlertPipeline:
         self.muter = AnyMuter([Silences(settings.silences), *(muters or [])])
         self.router = Router(settings, [e.agency for e in registry.systems.values()])
         self.grouper = Grouper(settings, self.muter)
-        self.working_time = working_time or OfficeHours()
+        self.working_time = working_time or WorkCalendar(CalendarSettings())
         self.acks = acks or NoAcknowledgements()
         self.alerts: dict[str, Alert] = {}
         self.wake = asyncio.Event()
@@ -191,7 +192,12 @@ class AlertPipeline:
         digests = self.grouper.due(now) + self._escalations(now)
         if not digests:
             return 0, []
-        items = [self._item(d, digests) for d in digests]
+        # Who hears of which alerts in this batch, computed once (for "who else was told").
+        hears: dict[str, tuple[str, set[str]]] = {}
+        for d in digests:
+            _, keys = hears.setdefault(d.recipient.person, (d.recipient.name, set()))
+            keys.update(a.key for a in (*d.firing, *d.resolved))
+        items = [self._item(d, hears) for d in digests]
         told = [(a.incident, d.recipient.group_key) for d in digests for a in d.firing]
         forgotten = sorted({a.incident for d in digests for a in d.resolved})
         return await self.outbox.enqueue(items, told, forgotten), digests
@@ -246,28 +252,27 @@ class AlertPipeline:
                 out.append(escalation_digest(recipient, alert, level + 1))
         return out
 
-    def _item(self, digest: Digest, batch: list[Digest]) -> OutboxItem:
+    def _item(self, digest: Digest, hears: dict[str, tuple[str, set[str]]]) -> OutboxItem:
+        """The outbox row of one digest; ``hears`` maps each person in the batch to their name
+        and the alerts they hear of (for "who else was told")."""
         r = digest.recipient
         keys = {a.key for a in (*digest.firing, *digest.resolved)}
         also = sorted(
-            {
-                d.recipient.name
-                for d in batch
-                if d.recipient.person != r.person
-                and keys & {a.key for a in (*d.firing, *d.resolved)}
-            }
+            name for person, (name, theirs) in hears.items() if person != r.person and keys & theirs
         )
         s = self.settings
-        message = render(digest, status_url=s.status_page_url, hotline=s.hotline, also_told=also)
+        text = body(
+            digest, r.language, status_url=s.status_page_url, hotline=s.hotline, also_told=also
+        )
         return OutboxItem(
             key=digest.key,
             channel=r.channel,
             address=r.address,
             person=r.person,
-            subject=message.subject,
-            text=message.text if r.channel != "sms" else render_full(digest, s, also),
+            subject=subject(digest, r.language),
+            text=text,  # for every channel: an SMS falling back to e-mail gets the full text
             short=sms_text(digest, r.language, status_url=s.status_page_url, hotline=s.hotline),
-            html=message.html,
+            html=as_html(text) if r.channel == "email" else None,
             thread_key=digest.thread_key,
             language=r.language,
             fallbacks=r.fallbacks,
@@ -288,14 +293,3 @@ class AlertPipeline:
                     await self.wake.wait()
             except TimeoutError:
                 pass
-
-
-def render_full(digest: Digest, settings: AlertingSettings, also: list[str]) -> str:
-    """The full text for a fallback from SMS to e-mail or inbox."""
-    return body(
-        digest,
-        digest.recipient.language,
-        status_url=settings.status_page_url,
-        hotline=settings.hotline,
-        also_told=also,
-    )
