@@ -163,10 +163,13 @@ async def test_kill_9_mid_storm_loses_nothing(tmp_path: Path) -> None:
             assert await asyncio.wait_for(second.wait(), 20) == 0
     finally:
         await asyncio.to_thread(controller.stop)
+    assert all(mid for _, mid in mailbox.received), "a message without a Message-ID"
     per_message = Counter(mid for _, mid in mailbox.received)
     duplicates = sum(n - 1 for n in per_message.values())
     assert duplicates <= 1, per_message
-    per_recipient = Counter(to for to, _ in mailbox.received)
-    assert set(per_recipient) == expected
-    assert max(per_recipient.values()) <= 2
+    assert {to for to, _ in mailbox.received} == expected
+    # At most two distinct digests each (the one before the kill, the rest after the restart);
+    # the one duplicate allowed above is the same message twice, not a third digest.
+    distinct = Counter(to for to, _ in set(mailbox.received))
+    assert max(distinct.values()) <= 2, distinct
     assert "Traceback" not in log.read_text()
