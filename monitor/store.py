@@ -84,6 +84,81 @@ _MIGRATIONS = [
         PRIMARY KEY (incident, address_key)
     );
     """,
+    # The working-day rules: change announcements, what probes observed (for unannounced
+    # changes), maintenance windows and incidents. Times are epoch seconds (UTC).
+    """
+    CREATE TABLE announcements (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        ref TEXT,
+        announced_at REAL NOT NULL,
+        effective_at REAL NOT NULL,
+        changes TEXT NOT NULL,
+        source TEXT NOT NULL,
+        author TEXT NOT NULL,
+        working_days INTEGER NOT NULL,
+        required INTEGER NOT NULL,
+        compliant INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL,
+        handled_at REAL,
+        applied_at REAL,
+        UNIQUE (agency, ref)
+    );
+    CREATE INDEX announcements_system ON announcements (agency, system, effective_at);
+    CREATE TABLE observed_values (
+        check_key TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (check_key, field)
+    );
+    CREATE TABLE unannounced_changes (
+        id INTEGER PRIMARY KEY,
+        check_key TEXT NOT NULL,
+        field TEXT NOT NULL,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        observed_at REAL NOT NULL
+    );
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        starts REAL NOT NULL,
+        ends REAL NOT NULL,
+        reason TEXT NOT NULL,
+        announced_at REAL NOT NULL,
+        working_days INTEGER NOT NULL,
+        required INTEGER NOT NULL,
+        compliant INTEGER NOT NULL,
+        override_reason TEXT,
+        author TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL,
+        notified_scheduled REAL,
+        notified_started REAL,
+        notified_ended REAL
+    );
+    CREATE INDEX maintenance_ends ON maintenance (ends);
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        agency TEXT NOT NULL,
+        system TEXT,
+        source TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        opened_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        acknowledged_at REAL,
+        acknowledged_by TEXT,
+        resolved_at REAL,
+        resolved_by TEXT,
+        resolution TEXT,
+        reminded INTEGER NOT NULL DEFAULT 0,
+        breached_at REAL
+    );
+    CREATE INDEX incidents_open ON incidents (resolved_at, opened_at);
+    """,
 ]
 
 
@@ -228,6 +303,14 @@ class Store:
         """Run ``fn(connection)`` in one transaction on the store's thread (for other modules'
         tables, such as the outbox, so that they need not know how the store is run)."""
         return await self._call(self._transact, fn)
+
+    async def data_version(self) -> int:
+        """SQLite's ``data_version``: it changes when *another* connection (the command line)
+        commits, which is how the daemon notices announcements, maintenance and incident
+        actions written while it runs."""
+        return await self._call(
+            lambda: int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+        )
 
     async def record(self, events: Iterable[Event]) -> None:
         """Append state changes and update the systems' current state, in one transaction."""

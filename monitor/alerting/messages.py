@@ -64,7 +64,7 @@ _WORDS = {
 }
 
 
-def _when(ts: float) -> str:
+def local_time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, VN).strftime("%H:%M %d/%m/%Y")
 
 
@@ -75,7 +75,7 @@ def _agency(alert: Alert, lang: str) -> str:
 def _line(alert: Alert, lang: str, *, resolved: bool) -> str:
     w = _WORDS[lang]
     state = w["resolved"] if resolved else w.get(alert.state, alert.state.value.upper())
-    when = _when(alert.resolved_at if resolved and alert.resolved_at else alert.since)
+    when = local_time(alert.resolved_at if resolved and alert.resolved_at else alert.since)
     text = f"- {alert.name} ({alert.key}): {state} {w['since']} {when}"
     if not resolved:
         text += f" — {alert.reason}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
@@ -26,6 +26,7 @@ from .group import Digest, Grouper, escalation_digest
 from .messages import as_html, body, sms_text, subject
 from .model import Alert
 from .mute import AnyMuter, Muter, Silences
+from .notices import Audience, Notice
 from .outbox import Outbox, OutboxItem
 from .route import Router
 from .settings import AlertingSettings
@@ -277,6 +278,48 @@ class AlertPipeline:
             language=r.language,
             fallbacks=r.fallbacks,
         )
+
+    # ----- one-off notices (announcements, maintenance, incidents) -------------------------------
+
+    async def send_notice(self, notice: Notice, audience: Iterable[Audience]) -> int:
+        """Queue ``notice`` once for every address of the audience (deduplicated by address).
+
+        Notices are not muted: they are about the rules (a late announcement, a maintenance
+        window), which matter precisely when alerts are quiet.
+        """
+        seen: set[str] = set()
+        items = []
+        s = self.settings
+        footer = {
+            lang: f"\n\n{label[0]}: {s.status_page_url}\n{label[1]}: {s.hotline}"
+            for lang, label in (
+                ("vi", ("Trang trạng thái", "Hỗ trợ")),
+                ("en", ("Status page", "Support")),
+            )
+        }
+        for agency, target in audience:
+            for r in self.router.people(agency, target):
+                if r.group_key in seen:
+                    continue
+                seen.add(r.group_key)
+                lang = r.language if r.language in notice.text else "vi"
+                text = notice.text[lang] + footer.get(lang, "")
+                items.append(
+                    OutboxItem(
+                        key=notice.item_key(r.group_key),
+                        channel=r.channel,
+                        address=r.address,
+                        person=r.person,
+                        subject=notice.subject[lang],
+                        text=text,
+                        short=notice.sms[lang],
+                        html=as_html(text) if r.channel == "email" else None,
+                        thread_key=notice.thread_key,
+                        language=lang,
+                        fallbacks=r.fallbacks,
+                    )
+                )
+        return await self.outbox.enqueue(items) if items else 0
 
     async def run(self) -> None:
         """Forever: tick when something changed or a group falls due."""

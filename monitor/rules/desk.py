@@ -1,0 +1,73 @@
+"""What every rules desk offers the daemon, and the loop that drives them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..alerting.notices import NoticeSink
+from ..registry import Registry
+from ..store import Store
+from ..workdays import Rules, WorkCalendar
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0  # seconds between two looks at the clock and at the database
+
+
+class Desk(Protocol):
+    """One kind of rule-driven work."""
+
+    async def refresh(self) -> None:
+        """Re-read this desk's rows: another process (the command line) may have written."""
+
+    async def tick(self, now: float) -> None:
+        """Do what is due at ``now`` (epoch seconds): notices, switches, reminders."""
+
+
+@dataclass
+class RulesContext:
+    """What the desks share; built once by the daemon (or by a test)."""
+
+    store: Store
+    calendar: WorkCalendar
+    notices: NoticeSink
+    registry: Callable[[], Registry]  # the running registry (it changes on reload)
+    clock: Callable[[], float] = time.time
+    counters: dict[str, Callable[[], None]] = field(default_factory=dict)
+
+    @property
+    def rules(self) -> Rules:
+        return self.calendar.settings.rules
+
+    def count(self, name: str) -> None:
+        """Increment the named counter metric, if the daemon registered one."""
+        counter = self.counters.get(name)
+        if counter is not None:
+            counter()
+
+
+async def run_desks(store: Store, desks: Sequence[Desk], clock: Callable[[], float]) -> None:
+    """Forever: refresh every desk when the database changed under us, then tick them all."""
+    version: int | None = None
+    while True:
+        try:
+            current: int | None = await store.data_version()
+        except Exception:
+            log.exception("cannot read the database's version; retrying")
+            current = version
+        changed, version = current != version, current
+        now = clock()
+        for desk in desks:
+            # One desk's failure (a bug, a locked database) must not stop the others.
+            try:
+                if changed:
+                    await desk.refresh()
+                await desk.tick(now)
+            except Exception:
+                log.exception("%s failed; retrying", type(desk).__name__)
+        await asyncio.sleep(TICK)
