@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -20,6 +20,7 @@ from aiohttp import web
 from probes import ProbeEnv
 
 from .alerting.channels import Channels
+from .alerting.notices import Audience, Notice, NoticeSink
 from .alerting.outbox import Outbox, OutboxWorker
 from .alerting.pipeline import AlertPipeline
 from .config import Config, ConfigError, load_config
@@ -27,6 +28,8 @@ from .engine import Engine
 from .http_api import build_app
 from .metrics import DaemonMetrics
 from .mqtt_status import StatusTopics
+from .rules.desk import RulesContext, run_desks
+from .rules.service import RulesService
 from .store import Store
 from .workdays import WorkCalendar
 
@@ -41,6 +44,18 @@ def _freeze_heap() -> None:
     the collector's sight: a full collection over them stalled the loop for ~100-300 ms."""
     gc.collect()
     gc.freeze()
+
+
+class _LateBound:
+    """The notice sink, bound once the alert pipeline exists (the rules desks are built
+    before it: announced changes in effect shape the first registry)."""
+
+    sink: NoticeSink | None = None
+
+    async def send_notice(self, notice: Notice, audience: Iterable[Audience]) -> int:
+        if self.sink is None:
+            raise RuntimeError("notices sent before the alert pipeline was built")
+        return await self.sink.send_notice(notice, audience)
 
 
 class StartupError(Exception):
@@ -58,6 +73,7 @@ class Daemon:
         self.engine: Engine | None = None
         self.pipeline: AlertPipeline | None = None
         self.outbox: Outbox | None = None
+        self.rules: RulesService | None = None
         self.metrics = DaemonMetrics()
         self.http_port: int | None = None
 
@@ -106,15 +122,30 @@ class Daemon:
                 self.config, store, ProbeEnv(), observe_lag=self.metrics.lag.observe
             )
             self.metrics.engine = engine
+            calendar = WorkCalendar(self.config.calendar)
+            notices = _LateBound()
+            ctx = RulesContext(
+                store,
+                calendar,
+                notices,
+                lambda: engine.registry,
+                counters={n: c.inc for n, c in self.metrics.rule_counters.items()},
+            )
+            rules = self.rules = RulesService(
+                ctx, set_overrides=engine.set_overrides, publisher=channels.publisher
+            )
+            await rules.load()
+            # Announced changes already in effect shape the very first registry.
+            engine.overrides = rules.announcements.overrides_at(ctx.clock())
+            rules.announcements.overrides = dict(engine.overrides)
             await engine.start()
             outbox = self.outbox = Outbox(store, self.config.alerting.outbox)
             await outbox.recover()
             pipeline = self.pipeline = AlertPipeline(
-                self.config.alerting,
-                engine.registry,
-                outbox,
-                working_time=WorkCalendar(self.config.calendar),
+                self.config.alerting, engine.registry, outbox, working_time=calendar
             )
+            notices.sink = pipeline
+            engine.observers.append(rules.watch.observe)
             pipeline.restore(await store.states(), await outbox.told())
             _freeze_heap()
             engine.subscribers.append(pipeline.on_events)
@@ -127,7 +158,7 @@ class Daemon:
                 OutboxWorker(outbox, notifier, count=self.metrics.count_notification)
                 for notifier in channels.notifiers.values()
             ]
-            runner = web.AppRunner(build_app(engine, self.metrics), access_log=None)
+            runner = web.AppRunner(build_app(engine, self.metrics, rules), access_log=None)
             await runner.setup()
             host, _, port = self.config.listen.rpartition(":")
             site = web.TCPSite(runner, host.strip("[]"), int(port))
@@ -142,10 +173,13 @@ class Daemon:
                 asyncio.create_task(self._reload_loop(), name="npsp.reloader"),
                 asyncio.create_task(pipeline.run(), name="npsp.alert-pipeline"),
                 asyncio.create_task(self._outbox_stats(outbox), name="npsp.outbox-stats"),
+                asyncio.create_task(run_desks(store, rules.desks(), ctx.clock), name="npsp.rules"),
                 *(asyncio.create_task(w.run(), name=f"npsp.outbox.{w.channel}") for w in workers),
             ]
             if status_topics is not None:
                 tasks.append(asyncio.create_task(status_topics.run(), name="npsp.mqtt-status"))
+            if rules.mqtt is not None:
+                tasks.append(asyncio.create_task(rules.mqtt.run(), name="npsp.announcements"))
             log.info(
                 "npsp-monitor running",
                 extra={"listen": f"{host}:{self.http_port}", "checks": len(engine.registry.checks)},

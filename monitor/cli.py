@@ -24,6 +24,7 @@ from .calendar_cli import add_calendar_commands
 from .config import Config, ConfigError, load_config
 from .logs import setup_logging
 from .registry import Registry
+from .rules.announce_cli import add_announce_commands
 from .store import StoreError
 from .types import ProbeResult
 from .workdays import CalendarSettings, WorkCalendar
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_probe)
 
     add_calendar_commands(sub, _load_calendar)
+    add_announce_commands(sub, with_config)
 
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)

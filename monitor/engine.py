@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from probes import PROBES, ProbeEnv
 
 from .config import Config
-from .registry import CheckEntry, Registry
+from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
 from .state import CheckStatus, Event, StateMachine, SystemStatus, Thresholds
 from .store import Store
@@ -57,6 +57,7 @@ class Engine:
         self.probe_env = probe_env
         self.wall_clock = wall_clock
         self.registry = Registry(systems={}, checks={}, canaries=())
+        self.overrides: dict[str, Override] = {}  # announced changes in effect, by system
         self.state = StateMachine(config.vantage, _thresholds(config))
         self.scheduler = Scheduler(
             self._on_result,
@@ -67,6 +68,9 @@ class Engine:
         )
         self.history: dict[str, deque[Sample]] = {}
         self.subscribers: list[EventSink] = []
+        # Called with (check key, result, time) for results that carry observed values
+        # (certificate, addresses): the unannounced-change watch.
+        self.observers: list[Callable[[str, ProbeResult, float], None]] = []
         self._unsaved: list[Event] = []
         self._saved = asyncio.Event()
         self._dirty = asyncio.Event()
@@ -83,7 +87,7 @@ class Engine:
 
     async def apply(self, config: Config) -> None:
         """Install ``config``; unchanged checks keep their state, phase and history."""
-        new = Registry.from_config(config)
+        new = Registry.from_config(config, self.overrides)
         old = self.registry
         self.config = config
         self.state.vantage = config.vantage
@@ -146,6 +150,13 @@ class Engine:
             },
         )
 
+    async def set_overrides(self, overrides: dict[str, Override]) -> None:
+        """Announced changes took effect: rebuild the checks whose registered values changed
+        (their fingerprint changes with the spec; the others keep running untouched)."""
+        if overrides != self.overrides:
+            self.overrides = dict(overrides)
+            await self.apply(self.config)
+
     # ----- results and events ------------------------------------------------------------------
 
     def _on_result(self, job: Job, result: ProbeResult, due: float) -> None:
@@ -154,6 +165,12 @@ class Engine:
         history = self.history.get(job.key)
         if history is not None:
             history.append(Sample(now, self.config.vantage, result))
+        if result.observed and self.observers:
+            for observer in self.observers:
+                try:
+                    observer(job.key, result, now)
+                except Exception:
+                    log.exception("result observer failed")
         outcome = self.state.observe(job.key, result, now)
         if outcome.recheck:
             self.scheduler.recheck(job.key, self.config.defaults.recheck_delay)

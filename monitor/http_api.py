@@ -9,10 +9,12 @@ from aiohttp import web
 
 from .engine import Engine
 from .metrics import CONTENT_TYPE, DaemonMetrics, render
+from .rules.service import RulesService
 from .state import State
 
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", DaemonMetrics)
+RULES = web.AppKey("rules", RulesService)
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -45,6 +47,19 @@ OPENAPI: dict[str, Any] = {
                     "200": {"description": "OK"},
                     "404": {"description": "Unknown system"},
                 },
+            }
+        },
+        "/api/v1/catalog/secure-servers": {
+            "get": {
+                "summary": "The secure-server catalog: current and upcoming registered "
+                "information of every secure server (regulation C.3)",
+                "responses": {"200": {"description": "OK"}},
+            }
+        },
+        "/api/v1/announcements": {
+            "get": {
+                "summary": "Change announcements, newest effective first, with their notice",
+                "responses": {"200": {"description": "OK"}},
             }
         },
         "/api/v1/inbox/{account}": {
@@ -216,10 +231,25 @@ async def openapi(_request: web.Request) -> web.Response:
     return _json(OPENAPI)
 
 
-def build_app(engine: Engine, metrics: DaemonMetrics) -> web.Application:
+async def catalog(request: web.Request) -> web.Response:
+    return _json(request.app[RULES].catalog_document())
+
+
+async def announcements(request: web.Request) -> web.Response:
+    desk = request.app[RULES].announcements
+    return _json({"announcements": [a.as_json() for a in reversed(desk.items)]})
+
+
+def build_app(
+    engine: Engine, metrics: DaemonMetrics, rules: RulesService | None = None
+) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[ENGINE] = engine
     app[METRICS] = metrics
+    if rules is not None:
+        app[RULES] = rules
+        app.router.add_get("/api/v1/catalog/secure-servers", catalog)
+        app.router.add_get("/api/v1/announcements", announcements)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)

@@ -7,10 +7,11 @@ its runs; a reload keeps the state and schedule of every check whose fingerprint
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .config import Agency, Config, System
 from .state import GATEWAY_AGENCY, GATEWAY_SYSTEM
@@ -19,6 +20,58 @@ from .types import CheckCommon
 
 def _label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """Registered values of a system changed by an announcement that took effect.
+
+    They replace what the config says in the system's checks: the host and port probed, a
+    pinned certificate fingerprint, a DNS check's expected addresses. A value the config does
+    not pin (no fingerprint, no expected addresses) stays unpinned: unannounced-change
+    detection compares against what was observed and announced instead.
+    """
+
+    host: str | None = None
+    port: int | None = None
+    fingerprint_sha256: str | None = None
+    addresses: tuple[str, ...] | None = None
+
+    def apply(self, spec: CheckCommon) -> CheckCommon:
+        """``spec`` with these values in place (the same object when nothing applies)."""
+        update: dict[str, Any] = {}
+        fields = type(spec).model_fields
+        if "url" in fields and (self.host is not None or self.port is not None):
+            update["url"] = _with_netloc(spec.url, self.host, self.port)  # type: ignore[attr-defined]
+        if "host" in fields and self.host is not None:
+            update["host"] = self.host
+        if "port" in fields and self.port is not None:
+            update["port"] = self.port
+        tls = getattr(spec, "tls", None)
+        if (
+            self.fingerprint_sha256 is not None
+            and tls is not None
+            and tls.expected_fingerprint_sha256 is not None
+        ):
+            update["tls"] = tls.model_copy(
+                update={"expected_fingerprint_sha256": self.fingerprint_sha256}
+            )
+        if self.addresses is not None and getattr(spec, "expected_addresses", None):
+            update["expected_addresses"] = list(self.addresses)
+        return spec.model_copy(update=update) if update else spec
+
+
+def _with_netloc(url: str, host: str | None, port: int | None) -> str:
+    parts = urlsplit(url)
+    new_host = host if host is not None else (parts.hostname or "")
+    if ":" in new_host:
+        new_host = f"[{new_host}]"  # an IPv6 literal
+    new_port = port if port is not None else parts.port
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + new_host
+    if new_port is not None:
+        netloc += f":{new_port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +119,20 @@ class Registry:
     canaries: tuple[CheckEntry, ...]
 
     @classmethod
-    def from_config(cls, config: Config) -> Registry:
+    def from_config(
+        cls, config: Config, overrides: Mapping[str, Override] | None = None
+    ) -> Registry:
+        """The registry of ``config``, with announced changes (by system key) in effect."""
+        overrides = overrides or {}
         systems: dict[str, SystemEntry] = {}
         checks: dict[str, CheckEntry] = {}
         for agency in config.agencies:
             for system in agency.systems:
                 key = f"{agency.id}/{system.id}"
+                override = overrides.get(key)
                 entries = tuple(
-                    _entry(config, agency.id, system.id, spec) for spec in system.checks
+                    _entry(config, agency.id, system.id, override.apply(spec) if override else spec)
+                    for spec in system.checks
                 )
                 parents = tuple(
                     ref if "/" in ref else f"{agency.id}/{ref}" for ref in system.depends_on

@@ -18,7 +18,7 @@ import json
 import logging
 import random
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -88,6 +88,26 @@ class MqttPublisher:
         self._task: asyncio.Task[None] | None = None
         self._last_error: str | None = None
         self.where = f"{settings.host}:{settings.port}"
+        self._subscriptions: list[tuple[str, Callable[[str, bytes], None]]] = []
+        self.generation = 0  # connections made so far: retained topics are re-published after
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes], None]) -> None:
+        """Subscribe (QoS 1) to ``<prefix><topic_filter>`` on every connection from now on;
+        ``handler(topic_suffix, payload)`` is called for each message, synchronously (it must
+        be quick: queue the work)."""
+        self._subscriptions.append((topic_filter, handler))
+
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        prefix = self.settings.topic_prefix
+        suffix = topic[len(prefix) :] if topic.startswith(prefix) else topic
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        for topic_filter, handler in self._subscriptions:
+            if message.topic.matches(prefix + topic_filter):
+                try:
+                    handler(suffix, payload)
+                except Exception:
+                    log.exception("mqtt: handler for %s failed", topic_filter)
 
     @property
     def connected(self) -> bool:
@@ -154,14 +174,16 @@ class MqttPublisher:
                 client = self._new_client()
                 async with client:
                     was_up, failures = True, 0
+                    for topic_filter, _ in self._subscriptions:
+                        await client.subscribe(self.topic(topic_filter), qos=1)
                     self._client, self._lost = client, asyncio.Event()
                     self._last_error = None
+                    self.generation += 1
                     log.info("mqtt: connected to %s as %s", self.where, self.settings.client_id)
                     try:
-                        # Nothing is subscribed here: the iterator only ends, by raising
-                        # MqttError, when the connection drops.
-                        async for _ in client.messages:
-                            pass
+                        # The iterator ends, by raising MqttError, when the connection drops.
+                        async for message in client.messages:
+                            self._dispatch(message)
                     finally:
                         self._client = None
                         self._lost.set()

@@ -1,0 +1,228 @@
+"""The ``announce``, ``announcements`` and ``catalog`` commands.
+
+``npsp-monitor announce -c FILE --agency ID --effective WHEN --fingerprint FP ...``
+    store a change announcement (the running daemon picks it up within a second);
+``npsp-monitor announcements -c FILE [--all] [--cancel ID] [--json]``
+    list the announcements still to take effect (or all), or withdraw one;
+``npsp-monitor catalog -c FILE``
+    print the secure-server catalog as JSON.
+
+Exit codes: 0 done; 2 refused (the message says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..calendar_cli import parse_moment
+from ..config import load_config
+from ..registry import Registry
+from ..store import Store
+from ..workdays import WorkCalendar
+from .announcements import (
+    AnnouncementDesk,
+    AnnouncementRejected,
+    AnnouncementRequest,
+    cancel,
+    examine,
+    load_all,
+    save,
+)
+from .catalog import build_catalog
+from .changewatch import ChangeWatch
+from .desk import RulesContext
+
+WithConfig = Callable[[argparse.ArgumentParser], None]
+
+
+class _NoNotices:
+    async def send_notice(self, notice: object, audience: object) -> int:
+        del notice, audience
+        return 0
+
+
+def _request(args: argparse.Namespace) -> AnnouncementRequest:
+    changes: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "addresses": args.address,
+        "fingerprint_sha256": args.fingerprint,
+        "issuer": args.issuer,
+        "text": args.text,
+    }
+    try:
+        return AnnouncementRequest.model_validate(
+            {
+                "system": args.system,
+                "effective_at": args.effective,
+                "announced_at": args.announced,
+                "changes": {k: v for k, v in changes.items() if v is not None},
+                "ref": args.ref,
+                "author": args.author,
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise AnnouncementRejected(problems) from None
+
+
+async def _announce(args: argparse.Namespace) -> dict[str, Any]:
+    config = load_config(args.config)
+    calendar = WorkCalendar(config.calendar)
+    registry = Registry.from_config(config)
+    announcement = examine(
+        _request(args),
+        args.agency,
+        registry=registry,
+        calendar=calendar,
+        now=time.time(),
+        source="cli",
+    )
+    store = await Store.open(config.state_db)
+    try:
+        stored, new = await save(store, announcement)
+    finally:
+        await store.close()
+    return {**stored.as_json(), "new": new, "rule_source": _rule_source(calendar)}
+
+
+def _rule_source(calendar: WorkCalendar) -> str:
+    return calendar.settings.rules.secure_server_change_notice.source
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    try:
+        result = asyncio.run(_announce(args))
+    except AnnouncementRejected as exc:
+        print(f"npsp-monitor: announcement refused: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    verdict = (
+        "compliant"
+        if result["compliant"]
+        else f"LATE — operations, the agency and its dependents will be alerted "
+        f"({result['rule_source']})"
+    )
+    again = "" if result["new"] else " (already stored with this ref)"
+    print(
+        f"announcement #{result['id']}{again}: {result['agency']}/{result['system']} "
+        f"effective {result['effective_at']}; notice {result['working_days']} working days "
+        f"of {result['required']} required: {verdict}"
+    )
+    return 0
+
+
+async def _announcements(args: argparse.Namespace) -> list[dict[str, Any]]:
+    config = load_config(args.config)
+    store = await Store.open(config.state_db)
+    try:
+        if args.cancel is not None:
+            return [(await cancel(store, args.cancel, time.time())).as_json()]
+        now = time.time()
+        return [
+            a.as_json()
+            for a in await load_all(store)
+            if args.all or (a.cancelled_at is None and a.effective_at > now)
+        ]
+    finally:
+        await store.close()
+
+
+def cmd_announcements(args: argparse.Namespace) -> int:
+    try:
+        rows = asyncio.run(_announcements(args))
+    except AnnouncementRejected as exc:
+        print(f"npsp-monitor: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("no announcements" + ("" if args.all else " to take effect"))
+    for r in rows:
+        state = (
+            "cancelled" if r["cancelled_at"] else ("in effect" if r["applied_at"] else "upcoming")
+        )
+        late = "" if r["compliant"] else f"  LATE ({r['working_days']}/{r['required']} days)"
+        changes = "; ".join(f"{k}={v}" for k, v in r["changes"].items())
+        print(
+            f"#{r['id']:<4} {r['agency']}/{r['system']:<20} {r['effective_at']}  {state:<9}"
+            f"{late}  {changes}"
+        )
+    return 0
+
+
+async def _catalog(config_path: Path) -> dict[str, Any]:
+    config = load_config(config_path)
+    store = await Store.open(config.state_db)
+    try:
+        registry = Registry.from_config(config)
+        ctx = RulesContext(store, WorkCalendar(config.calendar), _NoNotices(), lambda: registry)
+        desk = AnnouncementDesk(ctx)
+        await desk.refresh()
+        now = time.time()
+        registry = Registry.from_config(config, desk.overrides_at(now))
+        watch = ChangeWatch(ctx, desk)
+        await watch.load()
+        return build_catalog(registry, desk, watch, now)
+    finally:
+        await store.close()
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    print(json.dumps(asyncio.run(_catalog(args.config)), ensure_ascii=False, indent=2))
+    return 0
+
+
+def add_announce_commands(sub: Any, with_config: WithConfig) -> None:
+    """Register the commands on the main parser's subparsers."""
+    p = sub.add_parser(
+        "announce",
+        help="announce a change of a secure server's registered information",
+        description="Store a change announcement; the notice is counted in working days and a "
+        "late one is alerted by the running daemon.",
+    )
+    with_config(p)
+    p.add_argument("--agency", required=True, help="agency id")
+    p.add_argument("--system", help="system id (default: the agency's only secure server)")
+    p.add_argument(
+        "--effective", required=True, type=parse_moment, help="when it takes effect (ISO)"
+    )
+    p.add_argument(
+        "--announced", type=parse_moment, help="when it was announced (ISO; default: now)"
+    )
+    p.add_argument("--host", help="new host name or IP address")
+    p.add_argument("--port", type=int, help="new port")
+    p.add_argument("--address", action="append", help="new resolved address (repeat)")
+    p.add_argument("--fingerprint", help="SHA-256 fingerprint of the new certificate")
+    p.add_argument("--issuer", help="issuer (CA) of the new certificate")
+    p.add_argument("--text", help="free-text description")
+    p.add_argument("--ref", help="your own reference: the same ref is stored once")
+    p.add_argument("--author", help="who announces")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_announce)
+
+    p = sub.add_parser("announcements", help="list change announcements, or cancel one")
+    with_config(p)
+    p.add_argument("--all", action="store_true", help="include past and cancelled ones")
+    p.add_argument("--cancel", type=int, metavar="ID", help="withdraw an upcoming announcement")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_announcements)
+
+    p = sub.add_parser("catalog", help="print the secure-server catalog (JSON)")
+    with_config(p)
+    p.set_defaults(func=cmd_catalog)

@@ -1,0 +1,604 @@
+"""Change announcements of a secure server's registered information (regulation C.2).
+
+An agency announces that its secure server's address, host name, port, certificate or CA changes
+at a given time. The notice is counted in working days strictly between the day announced and
+the day it takes effect (:meth:`monitor.workdays.WorkCalendar.notice`); short of the rule
+(3 working days) it is a violation: counted in ``npsp_change_notice_violations_total`` and told,
+once, to operations, to the agency's admins and to every agency whose systems depend on that
+server. At the effective time the expected values of the system's checks switch
+(:class:`monitor.registry.Override`).
+
+Announcements come from the command line (written straight to the database; the daemon notices
+within a second), from MQTT ``<prefix>announcements/<agency>`` (JSON, validated here) and later
+from the HTTP API. ``ref`` is the sender's own id: a message delivered twice is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from probes.tlsopts import format_fingerprint
+
+from ..alerting.messages import local_time
+from ..alerting.notices import Notice, everyone
+from ..registry import Override, Registry
+from ..store import Store
+from ..types import StrictModel
+from ..workdays import WorkCalendar
+from .desk import RulesContext
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD = 16 * 1024  # bytes of one MQTT announcement
+MAX_AHEAD = dt.timedelta(days=400)  # an effective date further out is a typo
+CLOCK_SKEW = 300.0  # seconds an announcement's own time may run ahead of ours
+_HEX64 = re.compile(r"[0-9A-F]{64}")
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?)*\.?$"
+)
+
+
+class Changes(StrictModel):
+    """The registered information that changes; at least one field."""
+
+    host: Annotated[str, Field(max_length=253)] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    addresses: Annotated[list[str], Field(min_length=1, max_length=16)] | None = None
+    fingerprint_sha256: str | None = None
+    issuer: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+    text: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            pass
+        if not _HOST.match(value):
+            raise ValueError(f"{value!r} is not a host name or IP address")
+        return value.lower().rstrip(".")
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        try:
+            parsed = [ipaddress.ip_address(a) for a in value]
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if len({a.version for a in parsed}) > 1:
+            raise ValueError("give IPv4 or IPv6 addresses, not both (one DNS record type)")
+        return [str(a) for a in sorted(set(parsed))]  # the dns probe's canonical order
+
+    @field_validator("fingerprint_sha256")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.replace(":", "").replace(" ", "").upper()
+        if not _HEX64.fullmatch(digits):
+            raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits)")
+        return format_fingerprint(digits)
+
+    @model_validator(mode="after")
+    def _something(self) -> Changes:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError(
+                "announce at least one change: host, port, addresses, fingerprint_sha256, "
+                "issuer or text"
+            )
+        return self
+
+    def override(self) -> Override:
+        return Override(
+            host=self.host,
+            port=self.port,
+            fingerprint_sha256=self.fingerprint_sha256,
+            addresses=tuple(self.addresses) if self.addresses is not None else None,
+        )
+
+    def summary(self) -> str:
+        parts = []
+        for name in ("host", "port", "addresses", "fingerprint_sha256", "issuer", "text"):
+            value = getattr(self, name)
+            if value is not None:
+                shown = ", ".join(value) if isinstance(value, list) else str(value)
+                parts.append(f"{name} → {shown}")
+        return "; ".join(parts)
+
+
+class AnnouncementRequest(StrictModel):
+    """What a sender gives (MQTT JSON, CLI, API); the agency comes from the topic or caller."""
+
+    system: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    effective_at: dt.datetime
+    announced_at: dt.datetime | None = None  # when the agency registered it; default: received
+    changes: Changes
+    ref: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")] | None = None
+    author: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class AnnouncementRejected(ValueError):
+    """An announcement that cannot be taken; the message says why, for the sender."""
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A stored announcement and what was computed of it."""
+
+    id: int
+    agency: str
+    system: str
+    ref: str | None
+    announced_at: float
+    effective_at: float
+    changes: Changes
+    source: str
+    author: str
+    working_days: int
+    required: int
+    compliant: bool
+    created_at: float
+    cancelled_at: float | None = None
+    handled_at: float | None = None
+    applied_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.agency}/{self.system}"
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(ts: float | None) -> str | None:
+            if ts is None:
+                return None
+            return dt.datetime.fromtimestamp(ts, dt.UTC).astimezone(_VN).isoformat()
+
+        return {
+            "id": self.id,
+            "agency": self.agency,
+            "system": self.system,
+            "ref": self.ref,
+            "announced_at": iso(self.announced_at),
+            "effective_at": iso(self.effective_at),
+            "changes": self.changes.model_dump(exclude_none=True),
+            "source": self.source,
+            "author": self.author,
+            "working_days": self.working_days,
+            "required": self.required,
+            "compliant": self.compliant,
+            "cancelled_at": iso(self.cancelled_at),
+            "applied_at": iso(self.applied_at),
+        }
+
+
+_VN = dt.timezone(dt.timedelta(hours=7), "ICT")
+
+
+def _errors(exc: ValidationError) -> str:
+    out = []
+    for e in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in e["loc"]) or "payload"
+        out.append(f"{where}: {e['msg']}")
+    return "; ".join(out)
+
+
+def parse_request(payload: bytes, agency: str) -> AnnouncementRequest:
+    """An MQTT/HTTP payload for ``agency`` (from the topic or the URL) → a request, or
+    :class:`AnnouncementRejected` saying why."""
+    if len(payload) > MAX_PAYLOAD:
+        raise AnnouncementRejected(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD} bytes")
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise AnnouncementRejected("payload is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise AnnouncementRejected(f"payload is not JSON: {exc.msg} at {exc.pos}") from None
+    if not isinstance(document, dict):
+        raise AnnouncementRejected("payload must be a JSON object")
+    named = document.pop("agency", agency)
+    if named != agency:
+        raise AnnouncementRejected(
+            f"payload names agency {named!r} but was sent for {agency!r}: an agency announces "
+            "only its own servers"
+        )
+    try:
+        return AnnouncementRequest.model_validate(document)
+    except ValidationError as exc:
+        raise AnnouncementRejected(_errors(exc)) from None
+
+
+def _aware(calendar: WorkCalendar, moment: dt.datetime) -> dt.datetime:
+    return calendar.local(moment)
+
+
+def examine(
+    request: AnnouncementRequest,
+    agency: str,
+    *,
+    registry: Registry,
+    calendar: WorkCalendar,
+    now: float,
+    source: str,
+) -> Announcement:
+    """Check an announcement against the registry and the calendar; compute its notice."""
+    systems = [e for e in registry.systems.values() if e.agency.id == agency]
+    if not systems:
+        raise AnnouncementRejected(f"unknown agency {agency!r}")
+    if request.system is None:
+        secure = [e for e in systems if e.system.kind == "secure-server"]
+        if len(secure) != 1:
+            raise AnnouncementRejected(
+                f"agency {agency} has {len(secure)} secure servers: name the system"
+            )
+        entry = secure[0]
+    else:
+        found = registry.systems.get(f"{agency}/{request.system}")
+        if found is None:
+            raise AnnouncementRejected(f"agency {agency} has no system {request.system!r}")
+        entry = found
+    announced = (
+        _aware(calendar, request.announced_at)
+        if request.announced_at is not None
+        else dt.datetime.fromtimestamp(now, calendar.tz)
+    )
+    effective = _aware(calendar, request.effective_at)
+    if announced.timestamp() > now + CLOCK_SKEW:
+        raise AnnouncementRejected(
+            f"announced_at {announced.isoformat()} is in the future: an announcement is dated "
+            "when it is made"
+        )
+    if effective <= announced:
+        raise AnnouncementRejected(
+            f"effective_at {effective.isoformat()} is not after announced_at "
+            f"{announced.isoformat()}"
+        )
+    if effective - announced > MAX_AHEAD:
+        raise AnnouncementRejected(
+            f"effective_at {effective.isoformat()} is more than {MAX_AHEAD.days} days ahead"
+        )
+    rule = calendar.settings.rules.secure_server_change_notice
+    notice = calendar.notice(announced, effective)
+    return Announcement(
+        id=0,
+        agency=agency,
+        system=entry.system.id,
+        ref=request.ref,
+        announced_at=announced.timestamp(),
+        effective_at=effective.timestamp(),
+        changes=request.changes,
+        source=source,
+        author=request.author or source,
+        working_days=notice.working_days,
+        required=rule.value,
+        compliant=notice.meets(rule),
+        created_at=now,
+    )
+
+
+# ----- the store ------------------------------------------------------------------------------
+
+_SELECT = (
+    "SELECT id, agency, system, ref, announced_at, effective_at, changes, source, author,"
+    " working_days, required, compliant, created_at, cancelled_at, handled_at, applied_at"
+    " FROM announcements"
+)
+
+
+def _row(row: tuple[Any, ...]) -> Announcement:
+    (id_, agency, system, ref, ann, eff, changes, source, author, wd, req, ok, created, *rest) = row
+    cancelled, handled, applied = rest
+    return Announcement(
+        int(id_),
+        agency,
+        system,
+        ref,
+        ann,
+        eff,
+        Changes.model_validate_json(changes),
+        source,
+        author,
+        int(wd),
+        int(req),
+        bool(ok),
+        created,
+        cancelled,
+        handled,
+        applied,
+    )
+
+
+async def save(store: Store, a: Announcement) -> tuple[Announcement, bool]:
+    """Store ``a``; return the stored row and whether it is new (False: same ``ref`` again)."""
+
+    def write(db: sqlite3.Connection) -> tuple[Announcement, bool]:
+        if a.ref is not None:
+            old = db.execute(
+                _SELECT + " WHERE agency = ? AND ref = ?", (a.agency, a.ref)
+            ).fetchone()
+            if old is not None:
+                return _row(old), False
+        cur = db.execute(
+            "INSERT INTO announcements (agency, system, ref, announced_at, effective_at, changes,"
+            " source, author, working_days, required, compliant, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.agency,
+                a.system,
+                a.ref,
+                a.announced_at,
+                a.effective_at,
+                a.changes.model_dump_json(exclude_none=True),
+                a.source,
+                a.author,
+                a.working_days,
+                a.required,
+                int(a.compliant),
+                a.created_at,
+            ),
+        )
+        return replace(a, id=int(cur.lastrowid or 0)), True
+
+    return await store.transact(write)
+
+
+async def load_all(store: Store) -> list[Announcement]:
+    """Every announcement, oldest effective first."""
+    rows = await store.transact(
+        lambda db: db.execute(_SELECT + " ORDER BY effective_at, id").fetchall()
+    )
+    return [_row(r) for r in rows]
+
+
+async def cancel(store: Store, announcement_id: int, now: float) -> Announcement:
+    """Withdraw an announcement that has not taken effect yet."""
+
+    def write(db: sqlite3.Connection) -> Announcement:
+        row = db.execute(_SELECT + " WHERE id = ?", (announcement_id,)).fetchone()
+        if row is None:
+            raise AnnouncementRejected(f"no announcement #{announcement_id}")
+        a = _row(row)
+        if a.cancelled_at is not None:
+            raise AnnouncementRejected(f"announcement #{announcement_id} is already cancelled")
+        if a.applied_at is not None or a.effective_at <= now:
+            raise AnnouncementRejected(
+                f"announcement #{announcement_id} already took effect; announce the change back"
+            )
+        db.execute("UPDATE announcements SET cancelled_at = ? WHERE id = ?", (now, a.id))
+        return replace(a, cancelled_at=now)
+
+    return await store.transact(write)
+
+
+_MARK = {
+    "handled_at": "UPDATE announcements SET handled_at = ? WHERE id = ?",
+    "applied_at": "UPDATE announcements SET applied_at = ? WHERE id = ?",
+}
+
+
+async def _mark(store: Store, column: str, ids: Iterable[int], now: float) -> None:
+    sql = _MARK[column]
+    batch = [(now, i) for i in ids]
+    if batch:
+        await store.transact(lambda db: db.executemany(sql, batch))
+
+
+# ----- the daemon's desk ------------------------------------------------------------------------
+
+
+def _late_notice(a: Announcement, registry: Registry, source: str) -> Notice:
+    entry = registry.systems.get(a.key)
+    name = entry.system.name if entry else a.system
+    vi_agency = entry.agency.name_vi if entry else a.agency
+    en_agency = entry.agency.name_en if entry else a.agency
+    when = local_time(a.effective_at)
+    announced = local_time(a.announced_at)
+    changes = a.changes.summary()
+    return Notice(
+        key=f"change-late/{a.agency}/{a.id}",
+        subject={
+            "vi": f"[NPSP] Thông báo thay đổi máy chủ bảo mật không đủ thời hạn: {name} "
+            f"của {vi_agency}",
+            "en": f"[NPSP] Late notice of a secure-server change: {name} of {en_agency}",
+        },
+        text={
+            "vi": (
+                f"{vi_agency} thông báo thay đổi thông tin {name} ({a.key}) lúc {announced}, "
+                f"có hiệu lực lúc {when}: chỉ {a.working_days} ngày làm việc, "
+                f"trong khi quy định yêu cầu ít nhất {a.required} ngày làm việc ({source}).\n"
+                f"Thay đổi: {changes}\n"
+                "Các đơn vị kết nối qua máy chủ này cần cập nhật cấu hình trước thời điểm hiệu lực."
+            ),
+            "en": (
+                f"{en_agency} announced a change of {name} ({a.key}) at {announced}, "
+                f"effective {when}: {a.working_days} working days' notice where the rule "
+                f"requires at least {a.required} ({source}).\n"
+                f"Changes: {changes}\n"
+                "Agencies connecting through this server must update their configuration "
+                "before it takes effect."
+            ),
+        },
+        sms={
+            "vi": f"NPSP: {a.key} thay doi luc {when}, bao truoc {a.working_days}/{a.required} "
+            "ngay lam viec (tre han).",
+            "en": f"NPSP: {a.key} changes at {when} with {a.working_days}/{a.required} "
+            "working days' notice (late).",
+        },
+        thread_key=f"announcement/{a.agency}/{a.id}",
+    )
+
+
+def dependents(registry: Registry, key: str) -> list[str]:
+    """Agencies (other than the owner) with a system that depends on system ``key``."""
+    owner = key.partition("/")[0]
+    return sorted({e.agency.id for e in registry.systems.values() if key in e.parents} - {owner})
+
+
+class AnnouncementDesk:
+    """Keeps the announcements, tells about late ones, switches expected values in time.
+
+    ``on_overrides`` is called with the overrides in effect whenever they change (the engine
+    rebuilds the affected checks); ``on_change`` whenever the catalog may have changed.
+    """
+
+    def __init__(
+        self,
+        ctx: RulesContext,
+        *,
+        on_overrides: Callable[[dict[str, Override]], Awaitable[None]] | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.on_overrides = on_overrides
+        self.on_change = on_change
+        self.items: list[Announcement] = []
+        self.overrides: dict[str, Override] = {}
+        self.violations = 0
+
+    # ----- intake
+
+    async def submit(
+        self, request: AnnouncementRequest, agency: str, source: str
+    ) -> tuple[Announcement, bool]:
+        """Validate, store and act on one announcement; return it and whether it is new."""
+        now = self.ctx.clock()
+        a = examine(
+            request,
+            agency,
+            registry=self.ctx.registry(),
+            calendar=self.ctx.calendar,
+            now=now,
+            source=source,
+        )
+        stored, new = await save(self.ctx.store, a)
+        if new:
+            log.info(
+                "change announced",
+                extra={
+                    "id": stored.id,
+                    "system": stored.key,
+                    "working_days": stored.working_days,
+                    "compliant": stored.compliant,
+                },
+            )
+            await self.refresh()
+            await self.tick(now)
+        return stored, new
+
+    # ----- Desk
+
+    async def refresh(self) -> None:
+        self.items = await load_all(self.ctx.store)
+        if self.on_change is not None:
+            self.on_change()
+
+    async def tick(self, now: float) -> None:
+        registry = self.ctx.registry()
+        rule = self.ctx.rules.secure_server_change_notice
+        handled = []
+        for a in self.items:
+            if a.handled_at is not None or a.cancelled_at is not None:
+                continue
+            if not a.compliant:
+                owner = a.agency
+                audience = [
+                    ("", "operations"),
+                    *everyone([owner], "technical-admins", "high-level-admins"),
+                    *everyone(dependents(registry, a.key), "technical-admins"),
+                ]
+                await self.ctx.notices.send_notice(_late_notice(a, registry, rule.source), audience)
+                self.violations += 1
+                self.ctx.count("change_notice_violations")
+                log.warning(
+                    "late notice of a secure-server change",
+                    extra={"id": a.id, "system": a.key, "working_days": a.working_days},
+                )
+            handled.append(a.id)
+        due = [
+            a.id
+            for a in self.items
+            if a.applied_at is None and a.cancelled_at is None and a.effective_at <= now
+        ]
+        if handled or due:
+            await _mark(self.ctx.store, "handled_at", handled, now)
+            await _mark(self.ctx.store, "applied_at", due, now)
+            marked_h, marked_a = set(handled), set(due)
+            self.items = [
+                replace(
+                    a,
+                    handled_at=now if a.id in marked_h else a.handled_at,
+                    applied_at=now if a.id in marked_a else a.applied_at,
+                )
+                for a in self.items
+            ]
+            for a in self.items:
+                if a.id in marked_a:
+                    log.info("announced change took effect", extra={"id": a.id, "system": a.key})
+            if self.on_change is not None:
+                self.on_change()
+        await self._publish_overrides(now)
+
+    async def _publish_overrides(self, now: float) -> None:
+        overrides = self.overrides_at(now)
+        if overrides != self.overrides:
+            self.overrides = overrides
+            if self.on_overrides is not None:
+                await self.on_overrides(overrides)
+
+    def overrides_at(self, now: float) -> dict[str, Override]:
+        """What every announcement in effect at ``now`` changed, later ones winning per field."""
+        merged: dict[str, dict[str, Any]] = {}
+        for a in self.items:  # ordered by effective time
+            if a.cancelled_at is not None or a.effective_at > now:
+                continue
+            fields = merged.setdefault(a.key, {})
+            o = a.changes.override()
+            for name in ("host", "port", "fingerprint_sha256", "addresses"):
+                value = getattr(o, name)
+                if value is not None:
+                    fields[name] = value
+        return {key: Override(**fields) for key, fields in merged.items() if fields}
+
+    # ----- questions from the unannounced-change watch and the catalog
+
+    def covers(self, system_key: str, field: str, value: str, now: float) -> Announcement | None:
+        """The announcement (made by ``now``, not cancelled) that announced ``value``."""
+        for a in reversed(self.items):
+            if a.key != system_key or a.cancelled_at is not None or a.announced_at > now:
+                continue
+            if _announces(a.changes, field, value):
+                return a
+        return None
+
+    def upcoming(self, system_key: str, now: float) -> list[Announcement]:
+        return [
+            a
+            for a in self.items
+            if a.key == system_key and a.cancelled_at is None and a.effective_at > now
+        ]
+
+
+def _announces(changes: Changes, field: str, value: str) -> bool:
+    if field == "fingerprint_sha256":
+        return changes.fingerprint_sha256 == value
+    if field == "addresses":
+        return changes.addresses is not None and ",".join(changes.addresses) == value
+    if field == "issuer":
+        announced = changes.issuer
+        return announced is not None and (
+            announced.casefold() == value.casefold() or announced.casefold() in value.casefold()
+        )
+    return False

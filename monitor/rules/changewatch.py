@@ -1,0 +1,221 @@
+"""Unannounced changes: a secure server whose certificate, issuer or addresses changed without
+an announcement — a misconfiguration, or someone in the middle.
+
+The expected value of each observed field is what the config pins (a check's
+``expected_fingerprint_sha256`` or ``expected_addresses``, after announced overrides), else what
+was last observed and accepted (kept in the store, so a restart remembers it). A new value that
+an announcement covers is accepted quietly; one that none covers raises one "unannounced
+change" notice to operations and the agency's admins, and becomes the accepted value — the next
+probe does not alert again, and a change *back* is a change of its own. A pinned value stays
+expected until announced otherwise (the probe keeps failing meanwhile), but is told once.
+
+Observation runs inside the engine's result callback: it compares strings in memory; anything
+that needs the database or the outbox is queued for :meth:`ChangeWatch.tick`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+from ..alerting.messages import local_time
+from ..alerting.notices import Notice, everyone
+from ..registry import CheckEntry
+from ..types import ProbeResult
+from .announcements import AnnouncementDesk
+from .desk import RulesContext
+
+log = logging.getLogger(__name__)
+
+Field = Literal["fingerprint_sha256", "issuer", "addresses"]
+FIELDS: tuple[Field, ...] = ("fingerprint_sha256", "issuer", "addresses")
+WATCHED_KINDS = frozenset({"secure-server"})  # routine renewals elsewhere are not news
+_NAMES = {
+    "vi": {
+        "fingerprint_sha256": "dấu vân tay chứng chỉ",
+        "issuer": "đơn vị cấp chứng chỉ",
+        "addresses": "địa chỉ IP",
+    },
+    "en": {
+        "fingerprint_sha256": "certificate fingerprint",
+        "issuer": "certificate issuer",
+        "addresses": "IP addresses",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One unannounced change, as observed."""
+
+    check_key: str
+    field: Field
+    old: str
+    new: str
+    time: float
+
+    @property
+    def system_key(self) -> str:
+        return self.check_key.rsplit("/", 1)[0]
+
+
+def _pinned(entry: CheckEntry, field: Field) -> str | None:
+    spec = entry.spec
+    if field == "fingerprint_sha256":
+        tls = getattr(spec, "tls", None)
+        return None if tls is None else tls.expected_fingerprint_sha256
+    if field == "addresses":
+        addresses = getattr(spec, "expected_addresses", None)
+        return ",".join(addresses) if addresses else None
+    return None
+
+
+class ChangeWatch:
+    """Compares what probes observe with what is expected; a Desk for its slow half."""
+
+    def __init__(self, ctx: RulesContext, announcements: AnnouncementDesk) -> None:
+        self.ctx = ctx
+        self.announcements = announcements
+        self.accepted: dict[tuple[str, str], str] = {}
+        self.told: set[tuple[str, str, str]] = set()  # (check, field, value) already alerted
+        self._unsaved: dict[tuple[str, str], tuple[str, float]] = {}
+        self._findings: list[Finding] = []
+        self.loaded = False
+
+    # ----- the fast half: in the engine's result callback
+
+    def observe(self, check_key: str, result: ProbeResult, now: float) -> None:
+        if not self.loaded:
+            return  # before the accepted values are read, nothing can be judged
+        entry = self.ctx.registry().checks.get(check_key)
+        if entry is None:
+            return
+        system = self.ctx.registry().systems.get(f"{entry.agency}/{entry.system}")
+        if system is None or system.system.kind not in WATCHED_KINDS:
+            return
+        for field in FIELDS:
+            value = result.observed.get(field)
+            if not value:
+                continue
+            pinned = _pinned(entry, field)
+            accepted = self.accepted.get((check_key, field))
+            expected = pinned if pinned is not None else accepted
+            if value == expected or (pinned is not None and value == accepted):
+                continue
+            self._accept(check_key, field, value, now)
+            if expected is None:
+                continue  # first sight: this is the baseline
+            announcement = self.announcements.covers(system.key, field, value, now)
+            if announcement is not None:
+                log.info(
+                    "observed an announced change",
+                    extra={"check": check_key, "field": field, "announcement": announcement.id},
+                )
+                continue
+            if (check_key, field, value) in self.told:
+                continue
+            self.told.add((check_key, field, value))
+            self._findings.append(Finding(check_key, field, expected, value, now))
+            log.warning(
+                "unannounced change",
+                extra={"check": check_key, "field": field, "old": expected, "new": value},
+            )
+
+    def _accept(self, check_key: str, field: str, value: str, now: float) -> None:
+        self.accepted[(check_key, field)] = value
+        self._unsaved[(check_key, field)] = (value, now)
+
+    # ----- the slow half (Desk)
+
+    async def load(self) -> None:
+        """Read the accepted values and the changes already told (at start)."""
+
+        def read(
+            db: sqlite3.Connection,
+        ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+            accepted = db.execute("SELECT check_key, field, value FROM observed_values").fetchall()
+            told = db.execute("SELECT check_key, field, new FROM unannounced_changes").fetchall()
+            return accepted, told
+
+        accepted, told = await self.ctx.store.transact(read)
+        self.accepted = {(c, f): v for c, f, v in accepted}
+        self.told = {(c, f, v) for c, f, v in told}
+        self.loaded = True
+
+    async def refresh(self) -> None:
+        if not self.loaded:
+            await self.load()
+
+    async def tick(self, now: float) -> None:
+        del now
+        if not self.loaded:
+            await self.load()
+        unsaved, self._unsaved = self._unsaved, {}
+        findings, self._findings = self._findings, []
+        if not unsaved and not findings:
+            return
+
+        def write(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO observed_values (check_key, field, value, since) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (check_key, field) DO UPDATE SET"
+                " value = excluded.value, since = excluded.since",
+                [(c, f, v, t) for (c, f), (v, t) in unsaved.items()],
+            )
+            db.executemany(
+                "INSERT INTO unannounced_changes (check_key, field, old, new, observed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(x.check_key, x.field, x.old, x.new, x.time) for x in findings],
+            )
+
+        try:
+            await self.ctx.store.transact(write)
+        except Exception:
+            # Keep them for the next tick (newer observations win).
+            self._unsaved = {**unsaved, **self._unsaved}
+            self._findings[:0] = findings
+            raise
+        for finding in findings:
+            self.ctx.count("unannounced_changes")
+            agency = finding.system_key.partition("/")[0]
+            audience = [
+                ("", "operations"),
+                *everyone([agency], "technical-admins", "high-level-admins"),
+            ]
+            await self.ctx.notices.send_notice(self._notice(finding), audience)
+
+    def _notice(self, f: Finding) -> Notice:
+        entry = self.ctx.registry().systems.get(f.system_key)
+        name = entry.system.name if entry else f.system_key
+        agency_vi = entry.agency.name_vi if entry else f.system_key
+        agency_en = entry.agency.name_en if entry else f.system_key
+        when = local_time(f.time)
+        vi, en = _NAMES["vi"][f.field], _NAMES["en"][f.field]
+        return Notice(
+            key=f"unannounced/{f.check_key}/{f.field}/{f.new}@{int(f.time)}",
+            subject={
+                "vi": f"[NPSP] Thay đổi chưa được thông báo: {vi} của {name} ({agency_vi})",
+                "en": f"[NPSP] Unannounced change: {en} of {name} ({agency_en})",
+            },
+            text={
+                "vi": (
+                    f"Lúc {when}, kiểm tra {f.check_key} thấy {vi} thay đổi mà không có thông "
+                    f"báo thay đổi nào tương ứng.\nTrước: {f.old}\nNay: {f.new}\n"
+                    "Đây có thể là lỗi cấu hình hoặc dấu hiệu bị can thiệp (tấn công xen giữa). "
+                    "Đề nghị đơn vị xác minh; nếu là thay đổi hợp lệ, hãy đăng ký thông báo thay "
+                    "đổi."
+                ),
+                "en": (
+                    f"At {when}, check {f.check_key} observed a new {en} that no announcement "
+                    f"covers.\nBefore: {f.old}\nNow: {f.new}\n"
+                    "This may be a misconfiguration or an interception. Please verify; if the "
+                    "change is legitimate, announce it."
+                ),
+            },
+            sms={
+                "vi": f"NPSP: {f.system_key} doi {vi} khong thong bao luc {when}. Kiem tra ngay.",
+                "en": f"NPSP: {f.system_key} {en} changed unannounced at {when}. Please verify.",
+            },
+        )

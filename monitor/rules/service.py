@@ -1,0 +1,72 @@
+"""The rules desks of one daemon, built in one place and wired to the engine and the broker."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ..registry import Override
+from .announcements import AnnouncementDesk
+from .catalog import CatalogPublisher, build_catalog
+from .changewatch import ChangeWatch
+from .desk import Desk, RulesContext
+from .intake import TOPIC_FILTER, MqttAnnouncements
+
+if TYPE_CHECKING:
+    from notifiers.mqtt import MqttPublisher
+
+
+class RulesService:
+    """Announcements (with the catalog and the unannounced-change watch), maintenance windows
+    and incidents."""
+
+    def __init__(
+        self,
+        ctx: RulesContext,
+        *,
+        set_overrides: Callable[[dict[str, Override]], Awaitable[None]] | None = None,
+        publisher: MqttPublisher | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.announcements = AnnouncementDesk(
+            ctx, on_overrides=set_overrides, on_change=self._catalog_changed
+        )
+        self.watch = ChangeWatch(ctx, self.announcements)
+        self.catalog: CatalogPublisher | None = None
+        self.mqtt: MqttAnnouncements | None = None
+        if publisher is not None:
+
+            async def publish_retained(topic: str, payload: bytes) -> None:
+                await publisher.publish(topic, payload, retain=True)
+
+            self.catalog = CatalogPublisher(
+                self.catalog_document, publish_retained, lambda: publisher.generation
+            )
+            self.mqtt = MqttAnnouncements(self.announcements, publisher.publish)
+            publisher.subscribe(TOPIC_FILTER, self.mqtt.on_message)
+
+    def _catalog_changed(self) -> None:
+        if self.catalog is not None:
+            self.catalog.changed()
+
+    def catalog_document(self, now: float | None = None) -> dict[str, Any]:
+        return build_catalog(
+            self.ctx.registry(),
+            self.announcements,
+            self.watch,
+            self.ctx.clock() if now is None else now,
+        )
+
+    async def load(self) -> None:
+        """Read everything from the store (at start, before the first probe)."""
+        await self.announcements.refresh()
+        await self.watch.load()
+
+    def desks(self) -> list[Desk]:
+        desks: list[Desk] = [self.announcements, self.watch]
+        if self.catalog is not None:
+            desks.append(self.catalog)
+        return desks
+
+
+__all__ = ["RulesService"]
