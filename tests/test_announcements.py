@@ -25,6 +25,7 @@ from monitor.rules.announcements import (
     examine,
     load_all,
     parse_request,
+    save,
 )
 from monitor.rules.catalog import build_catalog
 from monitor.rules.desk import RulesContext
@@ -368,8 +369,6 @@ async def test_an_announcement_written_by_the_cli_is_handled_by_the_daemon(store
         json.dumps({"effective_at": "2026-12-08T08:00", "changes": {"port": 9443}}).encode(),
         "ha-noi",
     )
-    from monitor.rules.announcements import save  # noqa: PLC0415 - what the CLI calls
-
     await save(
         store,
         examine(

@@ -23,6 +23,7 @@ from monitor.rules.desk import RulesContext
 from monitor.store import Store
 from monitor.workdays import WorkCalendar
 from probes import PROBES, ProbeEnv
+from probes.tls import Spec
 from tests.probe_servers import Certs, DNSServer, Server, Zone, make_certs
 
 from .test_alert_pipeline import World, agency
@@ -220,8 +221,6 @@ async def test_systems_other_than_secure_servers_are_not_watched(
 
 async def _fingerprint_of(leaf: Any, certs: Certs) -> str:
     """What the tls probe reports for ``leaf`` (served once on a throwaway server)."""
-    from probes.tls import Spec  # noqa: PLC0415
-
     async with Server(wait_for_eof, tls=certs.server_context(leaf)) as server:
         spec = Spec.model_validate(
             {
