@@ -101,6 +101,12 @@ class Daemon:
         _freeze_heap()
         if self.pipeline is not None:
             self.pipeline.update_registry(new.alerting, self.engine.registry)
+        if new.calendar != self.config.calendar:
+            calendar = WorkCalendar(new.calendar)  # new swaps, working hours or rules
+            if self.pipeline is not None:
+                self.pipeline.working_time = calendar
+            if self.rules is not None:
+                self.rules.ctx.calendar = calendar
         if new.channels != self.config.channels:
             log.warning("channels changed: takes effect only after a restart")
         self.config = new
@@ -145,10 +151,15 @@ class Daemon:
                 self.config.alerting, engine.registry, outbox, working_time=calendar
             )
             notices.sink = pipeline
+            pipeline.muter.muters.append(rules.maintenance)
             engine.observers.append(rules.watch.observe)
-            pipeline.restore(await store.states(), await outbox.told())
+            states = await store.states()
+            pipeline.restore(states, await outbox.told())
+            await rules.incidents.restore(states)
+            pipeline.acks = rules.incidents
             _freeze_heap()
             engine.subscribers.append(pipeline.on_events)
+            engine.subscribers.append(rules.incidents.on_events)
             await channels.start()
             status_topics = None
             if channels.publisher is not None:
@@ -196,6 +207,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
             await engine.flush()
+            await rules.incidents.flush()
             await pipeline.tick()  # whatever is due now is at least written to the outbox
             for task in crashed:
                 if not task.cancelled() and task.exception() is not None:

@@ -25,6 +25,8 @@ from .config import Config, ConfigError, load_config
 from .logs import setup_logging
 from .registry import Registry
 from .rules.announce_cli import add_announce_commands
+from .rules.incidents_cli import add_incident_commands
+from .rules.maintenance_cli import add_maintenance_commands
 from .store import StoreError
 from .types import ProbeResult
 from .workdays import CalendarSettings, WorkCalendar
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_calendar_commands(sub, _load_calendar)
     add_announce_commands(sub, with_config)
+    add_maintenance_commands(sub, with_config)
+    add_incident_commands(sub, with_config)
 
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)

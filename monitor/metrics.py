@@ -46,19 +46,34 @@ class DaemonMetrics:
             registry=self.registry,
         )
         # The working-day rules: counted by the rules desks through ``RulesContext.count``.
-        rule_counters = {
-            "change_notice_violations": "Change announcements made with less notice than the "
-            "rule requires (3 working days by default).",
-            "unannounced_changes": "Certificate, issuer or address changes of a secure server "
-            "that no announcement covered.",
-            "announcements_rejected": "Announcements refused as malformed or invalid.",
-            "incident_sla_breaches": "Incidents not resolved within their SLA (working hours).",
-            "maintenance_late_notices": "Maintenance windows scheduled with less notice than the "
-            "rule requires (allowed only with an override).",
+        rule_counters = {  # counter name used by the desks -> (metric, help)
+            "change_notice_violations": (
+                "npsp_change_notice_violations",
+                "Change announcements made with less notice than the rule requires "
+                "(3 working days by default).",
+            ),
+            "unannounced_changes": (
+                "npsp_unannounced_changes",
+                "Certificate, issuer or address changes of a secure server that no "
+                "announcement covered.",
+            ),
+            "announcements_rejected": (
+                "npsp_announcements_rejected",
+                "Announcements refused as malformed or invalid.",
+            ),
+            "incident_sla_breaches": (
+                "npsp_incident_sla_breaches",
+                "Incidents not resolved within their SLA (working hours).",
+            ),
+            "maintenance_late": (
+                "npsp_maintenance_late_notices",
+                "Maintenance windows scheduled with less notice than the rule requires "
+                "(allowed only with an override).",
+            ),
         }
         self.rule_counters = {
-            name: Counter(f"npsp_{name}", doc, registry=self.registry)
-            for name, doc in rule_counters.items()
+            name: Counter(metric, doc, registry=self.registry)
+            for name, (metric, doc) in rule_counters.items()
         }
         self.outbox_pending: dict[str, tuple[int, float | None]] = {}
         self.reload_ok = 1

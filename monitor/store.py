@@ -136,6 +136,7 @@ _MIGRATIONS = [
         author TEXT NOT NULL,
         created_at REAL NOT NULL,
         cancelled_at REAL,
+        cancel_reason TEXT,
         notified_scheduled REAL,
         notified_started REAL,
         notified_ended REAL

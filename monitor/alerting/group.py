@@ -42,6 +42,7 @@ class _Group:
     dirty: bool = False
     next_flush: float | None = None
     last_flush: float | None = None
+    held_check: float | None = None  # when to look again at firing alerts held by a mute
 
 
 class Grouper:
@@ -93,15 +94,12 @@ class Grouper:
             when = max(when, group.last_flush + s.sms_min_interval)
         group.next_flush = when
 
-    def next_due(self) -> float | None:
-        return min(
-            (g.next_flush for g in self.groups.values() if g.next_flush is not None), default=None
-        )
-
     def due(self, now: float) -> list[Digest]:
         """Flush every group whose time has come; return the digests to send."""
         out = []
         for key, group in list(self.groups.items()):
+            if group.held_check is not None and group.held_check <= now:
+                self._recheck_held(group, now)
             if group.next_flush is None or group.next_flush > now:
                 continue
             digest = self._flush(group, now)
@@ -112,6 +110,38 @@ class Grouper:
             else:
                 self._schedule(group, now)
         return out
+
+    def _held(self, group: _Group, now: float) -> bool:
+        """Whether a firing alert this recipient was not told about is held by a mute."""
+        return any(
+            a.firing and a.key not in group.told and self.muter.mutes(a, now) is not None
+            for a in group.alerts.values()
+        )
+
+    def _recheck_held(self, group: _Group, now: float) -> None:
+        """A mute may have ended: an alert it held goes out (as a change, so ``group_interval``
+        and the SMS budget still apply) even when the group's next flush is a distant repeat."""
+        released = any(
+            a.firing and a.key not in group.told and self.muter.mutes(a, now) is None
+            for a in group.alerts.values()
+        )
+        group.held_check = None
+        if released:
+            group.dirty = True
+            self._schedule(group, now)
+        if self._held(group, now):
+            group.held_check = now + min(60.0, self.settings.group_interval)
+
+    def next_due(self) -> float | None:
+        return min(
+            (
+                t
+                for g in self.groups.values()
+                for t in (g.next_flush, g.held_check)
+                if t is not None
+            ),
+            default=None,
+        )
 
     def _flush(self, group: _Group, now: float) -> Digest | None:
         firing = [
@@ -141,6 +171,8 @@ class Grouper:
             group.told[a.key] = a.incident
             a.notified = True
         group.last_flush = now
+        if group.held_check is None and self._held(group, now):
+            group.held_check = now + min(60.0, self.settings.group_interval)
         ordinal = ""
         if kind == "repeat":
             first = min(a.since for a in firing)

@@ -60,14 +60,21 @@ async def run_desks(store: Store, desks: Sequence[Desk], clock: Callable[[], flo
         except Exception:
             log.exception("cannot read the database's version; retrying")
             current = version
-        changed, version = current != version, current
+        changed = current != version
+        refreshed = True
         now = clock()
         for desk in desks:
             # One desk's failure (a bug, a locked database) must not stop the others.
             try:
                 if changed:
                     await desk.refresh()
+            except Exception:
+                refreshed = False  # look again next time round
+                log.exception("%s could not refresh; retrying", type(desk).__name__)
+            try:
                 await desk.tick(now)
             except Exception:
                 log.exception("%s failed; retrying", type(desk).__name__)
+        if refreshed:
+            version = current
         await asyncio.sleep(TICK)

@@ -10,7 +10,9 @@ from .announcements import AnnouncementDesk
 from .catalog import CatalogPublisher, build_catalog
 from .changewatch import ChangeWatch
 from .desk import Desk, RulesContext
+from .incidents import IncidentDesk
 from .intake import TOPIC_FILTER, MqttAnnouncements
+from .maintenance import MaintenanceDesk
 
 if TYPE_CHECKING:
     from notifiers.mqtt import MqttPublisher
@@ -32,6 +34,8 @@ class RulesService:
             ctx, on_overrides=set_overrides, on_change=self._catalog_changed
         )
         self.watch = ChangeWatch(ctx, self.announcements)
+        self.maintenance = MaintenanceDesk(ctx)
+        self.incidents = IncidentDesk(ctx)
         self.catalog: CatalogPublisher | None = None
         self.mqtt: MqttAnnouncements | None = None
         if publisher is not None:
@@ -61,9 +65,11 @@ class RulesService:
         """Read everything from the store (at start, before the first probe)."""
         await self.announcements.refresh()
         await self.watch.load()
+        await self.maintenance.refresh()
+        await self.incidents.refresh()
 
     def desks(self) -> list[Desk]:
-        desks: list[Desk] = [self.announcements, self.watch]
+        desks: list[Desk] = [self.announcements, self.watch, self.maintenance, self.incidents]
         if self.catalog is not None:
             desks.append(self.catalog)
         return desks

@@ -1,0 +1,670 @@
+"""Incidents and their SLA clock (QĐ 31/2021/QĐ-TTg, Điều 52 khoản 1).
+
+An incident is opened
+
+* **automatically** (source ``outage``) when a system goes DOWN or FLAPPING, with the alert
+  pipeline's incident id ``agency/system@<epoch of the failure>``, so that acknowledging it here
+  stops the pipeline's escalation (:meth:`IncidentDesk.acknowledged`). FLAPPING counts because the
+  pipeline pages it too: every paged outage has an incident someone can take charge of.
+  UNREACHABLE does not open one (its parent's incident covers it), and the gateway's own uplink
+  is not an agency's incident. When the system is UP again the incident is resolved by
+  ``system`` ("connection restored");
+* **by hand** (source ``request``, ids ``req-1``, ``req-2``…) for a support request, from the
+  command line. Only a person resolves those.
+
+The SLA clock runs in working hours of the agency (8 by default, ``calendar.rules.incident_sla``)
+from the moment the incident was opened; the due time is fixed when it is opened. Acknowledging
+does not stop it (the SLA is about handling, i.e. resolving), but reminders say who took charge.
+Reminders go out once each (the ``reminded`` column goes 0 → 50 → 100):
+
+* at 50 % of the SLA, to the agency's technical admins;
+* at 100 %, the breach: to the technical and high-level admins and to the operations team, and
+  ``npsp_incident_sla_breaches_total`` counts it (``breached_at`` is when the daemon saw it).
+
+A reminder that fell due while the daemon was stopped goes out at the next tick. If the breach is
+already due by then, only the breach notice is sent (it reaches the technical admins too and
+says everything the 50 % one would have); a stale "half the time is left" would be false. An
+incident resolved late while the daemon was stopped is still counted as a breach, without a
+notice (nobody needs an escalation of something already handled).
+
+Notices are sent before the row is marked, under keys derived from the incident
+(``incident/<id>/sla-50``): a crash in between re-queues the same key, which the outbox ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..alerting.messages import local_time
+from ..alerting.notices import Audience, Notice, everyone
+from ..registry import Registry
+from ..state import GATEWAY_AGENCY, Event, State
+from ..store import Store, StoredState
+from ..workdays import WorkCalendar
+from .desk import RulesContext
+
+__all__ = [
+    "BREACH_COUNTER",
+    "OUTAGE",
+    "REQUEST",
+    "Incident",
+    "IncidentDesk",
+    "IncidentError",
+    "acknowledge",
+    "get_incident",
+    "list_incidents",
+    "open_incident",
+    "outage_id",
+    "resolve",
+]
+
+log = logging.getLogger(__name__)
+
+OUTAGE = "outage"
+REQUEST = "request"
+
+BREACH_COUNTER = "incident_sla_breaches"
+_FIRING = (State.DOWN, State.FLAPPING)  # what the alert pipeline pages, hence what opens one
+_COLUMNS = (
+    "id, agency, system, source, summary, opened_at, due_at, acknowledged_at, acknowledged_by,"
+    " resolved_at, resolved_by, resolution, reminded, breached_at"
+)
+
+
+class IncidentError(Exception):
+    """An incident action that cannot be done (unknown id, already resolved, unknown agency…).
+
+    The command line prints it on one line and exits with status 2.
+    """
+
+
+@dataclass(slots=True)
+class Incident:
+    """One row of the ``incidents`` table (times are epoch seconds)."""
+
+    id: str
+    agency: str
+    system: str | None
+    source: str
+    summary: str
+    opened_at: float
+    due_at: float
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    resolved_at: float | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
+    reminded: int = 0
+    breached_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        """``agency/system``, or the agency alone when no system is concerned."""
+        return f"{self.agency}/{self.system}" if self.system else self.agency
+
+    @property
+    def open(self) -> bool:
+        return self.resolved_at is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def outage_id(agency: str, system: str, since: float) -> str:
+    """The alert pipeline's incident id of an outage that began at ``since``."""
+    return f"{agency}/{system}@{int(since)}"
+
+
+# ----- store functions (each runs in one transaction on the store's thread) ---------------------
+
+
+def _row(row: tuple[Any, ...]) -> Incident:
+    return Incident(*row)
+
+
+def _get(db: sqlite3.Connection, incident_id: str) -> Incident | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)).fetchone()  # noqa: S608
+    return None if row is None else _row(row)
+
+
+def _must_get(db: sqlite3.Connection, incident_id: str) -> Incident:
+    incident = _get(db, incident_id)
+    if incident is None:
+        raise IncidentError(f"unknown incident {incident_id!r} (see `npsp-monitor incident list`)")
+    return incident
+
+
+def _insert(db: sqlite3.Connection, incident: Incident) -> None:
+    """Insert unless the id exists (an outage seen again after a restart keeps its row)."""
+    db.execute(
+        "INSERT INTO incidents (id, agency, system, source, summary, opened_at, due_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (
+            incident.id,
+            incident.agency,
+            incident.system,
+            incident.source,
+            incident.summary,
+            incident.opened_at,
+            incident.due_at,
+        ),
+    )
+
+
+def _next_request_id(db: sqlite3.Connection) -> str:
+    numbers = [
+        int(suffix)
+        for (ident,) in db.execute("SELECT id FROM incidents WHERE source = ?", (REQUEST,))
+        if (suffix := str(ident).removeprefix("req-")).isdigit()
+    ]
+    return f"req-{max(numbers, default=0) + 1}"
+
+
+def _resolve_when_by(incident: Incident) -> str:
+    at = local_time(incident.resolved_at) if incident.resolved_at is not None else "?"
+    return f"at {at} by {incident.resolved_by}"
+
+
+def _text(value: str, what: str) -> str:
+    value = value.strip()
+    if not value:
+        raise IncidentError(f"{what} must not be empty")
+    return value
+
+
+async def open_incident(
+    store: Store,
+    registry: Registry,
+    calendar: WorkCalendar,
+    *,
+    agency: str,
+    summary: str,
+    now: float,
+    system: str | None = None,
+) -> Incident:
+    """Open a support request for ``agency`` (optionally about one of its systems) at ``now``.
+
+    Its id is ``req-<n>``, one more than the highest so far (the store's write lock makes two
+    command lines opening at once get different numbers). The SLA is due ``incident_sla``
+    working hours later, in the agency's working hours.
+    """
+    summary = _text(summary, "the summary")
+    agencies = {entry.agency.id for entry in registry.systems.values()}
+    if agency not in agencies:
+        known = ", ".join(sorted(agencies)[:5]) or "none configured"
+        raise IncidentError(f"unknown agency {agency!r} (known: {known})")
+    if system is not None:
+        system = system.removeprefix(f"{agency}/")
+        if f"{agency}/{system}" not in registry.systems:
+            raise IncidentError(f"agency {agency!r} has no system {system!r}")
+    try:
+        due = calendar.add_working_hours(now, calendar.settings.rules.incident_sla.value, agency)
+    except ValueError as exc:
+        raise IncidentError(f"cannot compute the SLA due time: {exc}") from None
+
+    def write(db: sqlite3.Connection) -> Incident:
+        incident = Incident(_next_request_id(db), agency, system, REQUEST, summary, now, due)
+        _insert(db, incident)
+        return incident
+
+    return await store.transact(write)
+
+
+async def acknowledge(store: Store, incident_id: str, by: str, now: float) -> Incident:
+    """Record that ``by`` took charge of the incident. Repeating it by the same person is a
+    no-op; someone else cannot take over an acknowledged incident silently."""
+    by = _text(by, "the name of who acknowledges (--by)")
+
+    def write(db: sqlite3.Connection) -> Incident:
+        incident = _must_get(db, incident_id)
+        if incident.resolved_at is not None:
+            raise IncidentError(
+                f"incident {incident_id} is already resolved ({_resolve_when_by(incident)}); "
+                "nothing to acknowledge"
+            )
+        if incident.acknowledged_at is not None:
+            if incident.acknowledged_by == by:
+                return incident
+            raise IncidentError(
+                f"incident {incident_id} is already acknowledged by {incident.acknowledged_by} "
+                f"at {local_time(incident.acknowledged_at)}"
+            )
+        db.execute(
+            "UPDATE incidents SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?",
+            (now, by, incident_id),
+        )
+        incident.acknowledged_at, incident.acknowledged_by = now, by
+        return incident
+
+    return await store.transact(write)
+
+
+async def resolve(store: Store, incident_id: str, by: str, resolution: str, now: float) -> Incident:
+    """Close the incident: its SLA clock stops and no further reminder goes out."""
+    by = _text(by, "the name of who resolves (--by)")
+    resolution = _text(resolution, "the resolution")
+
+    def write(db: sqlite3.Connection) -> Incident:
+        incident = _must_get(db, incident_id)
+        if incident.resolved_at is not None:
+            raise IncidentError(
+                f"incident {incident_id} is already resolved ({_resolve_when_by(incident)})"
+            )
+        db.execute(
+            "UPDATE incidents SET resolved_at = ?, resolved_by = ?, resolution = ? WHERE id = ?",
+            (now, by, resolution, incident_id),
+        )
+        incident.resolved_at, incident.resolved_by, incident.resolution = now, by, resolution
+        return incident
+
+    return await store.transact(write)
+
+
+async def get_incident(store: Store, incident_id: str) -> Incident | None:
+    return await store.transact(lambda db: _get(db, incident_id))
+
+
+async def list_incidents(store: Store, *, open_only: bool = True) -> list[Incident]:
+    """Incidents, oldest first; only the unresolved ones unless ``open_only`` is false."""
+    sql = f"SELECT {_COLUMNS} FROM incidents"  # noqa: S608
+    if open_only:
+        sql += " WHERE resolved_at IS NULL"
+    sql += " ORDER BY opened_at, id"
+    return await store.transact(lambda db: [_row(r) for r in db.execute(sql)])
+
+
+# ----- the desk ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Open:
+    id: str
+    agency: str
+    system: str
+    opened_at: float
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Restored:
+    agency: str
+    system: str
+    at: float
+
+
+_Op = _Open | _Restored
+
+_RESOLUTION = "connection restored"
+# Every open outage incident of the system up to the recovery: also strays left by an earlier
+# crash, so that none waits forever for a recovery already seen.
+_SELECT_OUTAGES = (
+    "SELECT id FROM incidents WHERE agency = ? AND system = ? AND source = ?"
+    " AND resolved_at IS NULL AND opened_at <= ?"
+)
+_RESOLVE_OUTAGES = (
+    "UPDATE incidents SET resolved_at = ?, resolved_by = 'system', resolution = ?"
+    " WHERE agency = ? AND system = ? AND source = ? AND resolved_at IS NULL AND opened_at <= ?"
+)
+
+
+class IncidentDesk:
+    """Opens and resolves outage incidents, runs every open incident's SLA clock.
+
+    Plugs in three ways: :meth:`on_events` is an engine subscriber, :meth:`acknowledged` is the
+    alert pipeline's ``acks`` (:class:`monitor.alerting.escalation.Acknowledgements`), and
+    :meth:`refresh` / :meth:`tick` make it a :class:`monitor.rules.desk.Desk`. Call
+    :meth:`restore` once at start-up, before subscribing it to the engine.
+    """
+
+    def __init__(self, ctx: RulesContext) -> None:
+        self.ctx = ctx
+        # Unresolved incidents, plus resolved ones that are still a system's current outage
+        # (a person closed it while the system is down: the pipeline must not escalate it).
+        self._incidents: dict[str, Incident] = {}
+        # System key → id of its ongoing outage's incident, set and cleared exactly when the
+        # alert pipeline creates and drops its alert, so the two ids stay the same.
+        self._outages: dict[str, str] = {}
+        self._queue: list[_Op] = []
+        self._half: dict[str, float] = {}
+        self._loaded = False
+        self._stale = True  # until a refresh succeeds (a failed one is retried by the tick)
+
+    # ----- Acknowledgements ---------------------------------------------------------------------
+
+    def acknowledged(self, incident: str) -> bool:
+        """Whether someone took charge of (or closed) the incident; from memory, no I/O.
+
+        An unknown id of the form ``agency/system@t`` falls back to that system's current
+        outage: after a restart the pipeline rebuilds its id from the stored state's ``since``,
+        which moves if the system went DOWN → UNREACHABLE → DOWN meanwhile.
+        """
+        found = self._incidents.get(incident)
+        if found is None:
+            current = self._outages.get(incident.rpartition("@")[0])
+            found = self._incidents.get(current) if current is not None else None
+        return found is not None and (
+            found.acknowledged_at is not None or found.resolved_at is not None
+        )
+
+    # ----- events in (synchronous and cheap: the database is written in tick) -----------------
+
+    def on_events(self, events: list[Event]) -> None:
+        """Engine subscriber: queue an incident for each new outage, a resolution for each
+        recovery."""
+        systems = self.ctx.registry().systems
+        for event in events:
+            if event.agency == GATEWAY_AGENCY:
+                continue
+            key = f"{event.agency}/{event.system}"
+            if event.new in _FIRING:
+                if key in self._outages or key not in systems:
+                    continue
+                incident_id = outage_id(event.agency, event.system, event.time)
+                self._outages[key] = incident_id
+                summary = f"{key} {event.new.value}: {event.reason}"
+                self._queue.append(
+                    _Open(incident_id, event.agency, event.system, event.time, summary)
+                )
+            elif event.new is State.UP and (ended := self._outages.pop(key, None)) is not None:
+                self._queue.append(_Restored(event.agency, event.system, event.time))
+                closed = self._incidents.get(ended)
+                if closed is not None and not closed.open:  # closed by a person: forget it
+                    del self._incidents[ended]
+
+    async def restore(self, states: Mapping[str, StoredState]) -> None:
+        """At start-up, from the systems' stored states: open the incident of an outage whose
+        incident was never written (the daemon stopped in between), and resolve those of
+        systems that came back while the daemon was not listening."""
+        await self.refresh()
+        systems = self.ctx.registry().systems
+        for key, stored in states.items():
+            agency, _, system = key.partition("/")
+            if agency == GATEWAY_AGENCY or key not in systems:
+                continue
+            if stored.state in _FIRING and key not in self._outages:
+                # If a person already closed this outage's incident, the insert keeps their row.
+                incident_id = outage_id(agency, system, stored.since)
+                self._outages[key] = incident_id
+                summary = f"{key} {stored.state.value}: {stored.reason}"
+                self._queue.append(_Open(incident_id, agency, system, stored.since, summary))
+            elif stored.state is State.UP and self._outages.pop(key, None) is not None:
+                self._queue.append(_Restored(agency, system, stored.since))
+        await self.flush()
+
+    # ----- Desk --------------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Re-read the incidents: the command line opened, acknowledged or resolved some."""
+        self._stale = True
+        await self.flush()
+        current = set(self._outages.values())
+
+        def read(db: sqlite3.Connection) -> tuple[list[Incident], int]:
+            rows = [
+                _row(r)
+                for r in db.execute(
+                    f"SELECT {_COLUMNS} FROM incidents WHERE resolved_at IS NULL"  # noqa: S608
+                    " ORDER BY opened_at, id"
+                )
+            ]
+            seen = {i.id for i in rows}
+            rows += [i for x in sorted(current - seen) if (i := _get(db, x)) is not None]
+            return rows, self._mark_late(db)
+
+        rows, late = await self.ctx.store.transact(read)
+        self._count(late)
+        self._incidents = {i.id: i for i in rows}
+        self._half = {k: v for k, v in self._half.items() if k in self._incidents}
+        if not self._loaded:
+            self._loaded = True
+            latest: dict[str, str] = {}
+            for i in rows:
+                if i.source == OUTAGE and i.open and i.system:
+                    latest[i.key] = i.id  # oldest first: the newest outage wins
+            for key, incident_id in latest.items():
+                self._outages.setdefault(key, incident_id)
+        self._stale = False
+
+    async def tick(self, now: float) -> None:
+        """Write queued outage changes, then send the SLA reminders that are due."""
+        if self._stale:
+            await self.refresh()
+        await self.flush()
+        for incident in list(self._incidents.values()):
+            if not incident.open or incident.reminded >= 100:
+                continue
+            try:
+                await self._remind(incident, now)
+            except Exception:
+                log.exception("SLA reminder of incident %s failed; retrying", incident.id)
+
+    # ----- internals ----------------------------------------------------------------------------
+
+    def _count(self, breaches: int) -> None:
+        for _ in range(breaches):
+            self.ctx.count(BREACH_COUNTER)
+
+    def _mark_late(self, db: sqlite3.Connection) -> int:
+        """Mark incidents resolved after their due time that no tick saw breach (the daemon
+        was stopped); return how many, for the breach counter."""
+        now = self.ctx.clock()
+        late = [
+            ident
+            for (ident,) in db.execute(
+                "SELECT id FROM incidents"
+                " WHERE breached_at IS NULL AND resolved_at IS NOT NULL AND resolved_at > due_at"
+            )
+        ]
+        db.executemany(
+            "UPDATE incidents SET breached_at = ?, reminded = 100 WHERE id = ?",
+            [(now, ident) for ident in late],
+        )
+        return len(late)
+
+    async def flush(self) -> None:
+        """Persist the queued openings and resolutions (on failure they wait for the next try).
+
+        Every tick does it; the daemon calls it once more at shutdown, after the engine's last
+        events."""
+        if not self._queue:
+            return
+        ops, self._queue = self._queue, []
+        calendar, hours = self.ctx.calendar, self.ctx.rules.incident_sla.value
+        opened: list[Incident] = []
+        for op in ops:
+            if isinstance(op, _Open):
+                try:
+                    due = calendar.add_working_hours(op.opened_at, hours, op.agency)
+                except ValueError as exc:  # outside the holiday calendar's years: no deadline
+                    log.error("incident %s: no SLA due time: %s", op.id, exc)
+                    due = float("inf")
+                opened.append(
+                    Incident(op.id, op.agency, op.system, OUTAGE, op.summary, op.opened_at, due)
+                )
+        by_id = {i.id: i for i in opened}
+
+        def write(db: sqlite3.Connection) -> tuple[list[Incident], int]:
+            touched: list[str] = []
+            for op in ops:
+                if isinstance(op, _Open):
+                    _insert(db, by_id[op.id])
+                    touched.append(op.id)
+                    continue
+                args = (op.agency, op.system, OUTAGE, op.at)
+                touched += [r[0] for r in db.execute(_SELECT_OUTAGES, args)]
+                db.execute(_RESOLVE_OUTAGES, (op.at, _RESOLUTION, *args))
+            rows = [i for x in dict.fromkeys(touched) if (i := _get(db, x)) is not None]
+            return rows, self._mark_late(db)
+
+        try:
+            rows, late = await self.ctx.store.transact(write)
+        except Exception:
+            self._queue[:0] = ops
+            raise
+        self._count(late)
+        current = set(self._outages.values())
+        for incident in rows:
+            if incident.open or incident.id in current:
+                self._incidents[incident.id] = incident
+            else:
+                self._incidents.pop(incident.id, None)
+                self._half.pop(incident.id, None)
+
+    def _half_at(self, incident: Incident) -> float:
+        half = self._half.get(incident.id)
+        if half is None:
+            sla = self._sla_hours(incident)
+            half = self.ctx.calendar.add_working_hours(incident.opened_at, sla / 2, incident.agency)
+            self._half[incident.id] = half
+        return half
+
+    def _sla_hours(self, incident: Incident) -> float:
+        """The SLA this incident was opened with (the rule may have changed since)."""
+        if incident.due_at == float("inf"):
+            return float("inf")
+        return self.ctx.calendar.working_hours_between(
+            incident.opened_at, incident.due_at, incident.agency
+        )
+
+    async def _remind(self, incident: Incident, now: float) -> None:
+        if incident.due_at == float("inf"):
+            return  # no due time could be computed (logged when it was opened)
+        if now >= incident.due_at:
+            level = 100
+        elif incident.reminded < 50 and now >= self._half_at(incident):
+            level = 50
+        else:
+            return
+        store = self.ctx.store
+
+        def check(db: sqlite3.Connection) -> Incident | None:
+            return _get(db, incident.id)
+
+        # The command line may have resolved it since the last refresh: the database decides.
+        fresh = await store.transact(check)
+        if fresh is None or not fresh.open or fresh.reminded >= level:
+            if fresh is not None:
+                self._incidents[incident.id] = fresh
+            return
+        notice, audience = self._notice(fresh, level, now)
+        await self.ctx.notices.send_notice(notice, audience)
+
+        def mark(db: sqlite3.Connection) -> bool:
+            if level == 100:
+                cursor = db.execute(
+                    "UPDATE incidents SET reminded = 100, breached_at = ?"
+                    " WHERE id = ? AND breached_at IS NULL",
+                    (now, incident.id),
+                )
+            else:
+                cursor = db.execute(
+                    "UPDATE incidents SET reminded = ? WHERE id = ? AND reminded < ?",
+                    (level, incident.id, level),
+                )
+            return cursor.rowcount == 1
+
+        first = await store.transact(mark)
+        fresh.reminded = level
+        if level == 100:
+            fresh.breached_at = fresh.breached_at or now
+            if first:
+                self._count(1)
+        self._incidents[incident.id] = fresh
+        log.info(
+            "incident SLA %s",
+            "breached" if level == 100 else "half used",
+            extra={"incident": incident.id, "agency": incident.agency},
+        )
+
+    # ----- texts -------------------------------------------------------------------------------
+
+    def _names(self, incident: Incident) -> tuple[dict[str, str], str]:
+        """The agency's names by language, and the system concerned (name and id)."""
+        names = {"vi": incident.agency, "en": incident.agency}
+        registry = self.ctx.registry()
+        for entry in registry.systems.values():
+            if entry.agency.id == incident.agency:
+                names = {"vi": entry.agency.name_vi, "en": entry.agency.name_en}
+                break
+        system = ""
+        if incident.system:
+            found = registry.systems.get(incident.key)
+            system = f"{found.system.name} ({incident.key})" if found else incident.key
+        return names, system
+
+    def _notice(self, incident: Incident, level: int, now: float) -> tuple[Notice, list[Audience]]:
+        cal, i = self.ctx.calendar, incident
+        names, system = self._names(i)
+        sla = self._sla_hours(i)
+        left = cal.working_hours_between(now, i.due_at, i.agency) if now < i.due_at else 0.0
+        due, opened = local_time(i.due_at), local_time(i.opened_at)
+        source = self.ctx.rules.incident_sla.source
+        acked_vi = acked_en = None
+        if i.acknowledged_at is not None:
+            at = local_time(i.acknowledged_at)
+            acked_vi = f"Đã tiếp nhận: {i.acknowledged_by} lúc {at}."
+            acked_en = f"Acknowledged by {i.acknowledged_by} at {at}."
+        about_vi = f"Hệ thống: {system}\n" if system else ""
+        about_en = f"System: {system}\n" if system else ""
+        facts_vi = (
+            f"Đơn vị: {names['vi']}\n{about_vi}Nội dung: {i.summary}\n"
+            f"Mở lúc: {opened}\nHạn xử lý: {due} ({sla:g} giờ làm việc, {source})\n"
+        )
+        facts_en = (
+            f"Agency: {names['en']}\n{about_en}Summary: {i.summary}\n"
+            f"Opened: {opened}\nDue: {due} ({sla:g} working hours, {source})\n"
+        )
+        if level == 50:
+            subject = {
+                "vi": f"[NPSP] Sự cố {i.id}: đã dùng một nửa thời hạn xử lý",
+                "en": f"[NPSP] Incident {i.id}: half of the SLA used",
+            }
+            text = {
+                "vi": f"Sự cố {i.id} chưa được xử lý xong; còn {left:.1f} giờ làm việc.\n\n"
+                + facts_vi
+                + (acked_vi or "Chưa ai tiếp nhận sự cố này."),
+                "en": f"Incident {i.id} is not resolved yet; {left:.1f} working hours left.\n\n"
+                + facts_en
+                + (acked_en or "Nobody has acknowledged it yet."),
+            }
+            sms = {
+                "vi": f"NPSP: sự cố {i.id} còn {left:.1f} giờ làm việc, hạn {due}."
+                + (f" Đã tiếp nhận: {i.acknowledged_by}." if acked_vi else " Chưa ai tiếp nhận."),
+                "en": f"NPSP: incident {i.id} has {left:.1f} working h left, due {due}."
+                + (f" Ack: {i.acknowledged_by}." if acked_en else " Not acknowledged."),
+            }
+            audience = everyone([i.agency], "technical-admins")
+        else:
+            subject = {
+                "vi": f"[NPSP] Sự cố {i.id} quá hạn xử lý",
+                "en": f"[NPSP] Incident {i.id} breached its SLA",
+            }
+            text = {
+                "vi": f"Sự cố {i.id} chưa được xử lý xong khi hết thời hạn; chuyển lên lãnh đạo "
+                "đơn vị và bộ phận vận hành (VPCP).\n\n"
+                + facts_vi
+                + (acked_vi or "Chưa ai tiếp nhận sự cố này."),
+                "en": f"Incident {i.id} was not resolved within its SLA; escalated to the "
+                "agency's high-level admins and the operations team.\n\n"
+                + facts_en
+                + (acked_en or "Nobody acknowledged it."),
+            }
+            sms = {
+                "vi": f"NPSP: !! sự cố {i.id} ({i.key}) quá hạn xử lý từ {due}."
+                + (f" Đã tiếp nhận: {i.acknowledged_by}." if acked_vi else " Chưa ai tiếp nhận."),
+                "en": f"NPSP: !! incident {i.id} ({i.key}) breached its SLA, due {due}."
+                + (f" Ack: {i.acknowledged_by}." if acked_en else " Not acknowledged."),
+            }
+            audience = everyone([i.agency], "technical-admins", "high-level-admins", "operations")
+        notice = Notice(
+            key=f"incident/{i.id}/sla-{level}",
+            subject=subject,
+            text=text,
+            sms=sms,
+            thread_key=f"incident/{i.id}",
+        )
+        return notice, audience

@@ -1,0 +1,257 @@
+"""The ``incident`` subcommands of the command line.
+
+``npsp-monitor incident open -c FILE --agency ID [--system ID] --summary TEXT [--json]``
+``npsp-monitor incident ack -c FILE ID --by NAME``
+``npsp-monitor incident resolve -c FILE ID --by NAME [--resolution TEXT]``
+``npsp-monitor incident list -c FILE [--all] [--json]``
+
+They write the daemon's database directly; the running daemon notices within a second (SQLite's
+``data_version``), sends the SLA reminders and stops escalating an acknowledged outage.
+
+Exit codes: 0 done; 1 the database cannot be used; 2 bad input (unknown incident or agency,
+already resolved…), with a one-line message on stderr. An invalid config raises
+:class:`monitor.config.ConfigError`, which ``npsp-monitor``'s ``main`` reports (also 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from ..config import Config, load_config
+from ..registry import Registry
+from ..store import Store, StoreError
+from ..workdays import WorkCalendar
+from .incidents import (
+    Incident,
+    IncidentError,
+    acknowledge,
+    list_incidents,
+    open_incident,
+    resolve,
+)
+
+__all__ = ["add_incident_commands"]
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"npsp-monitor: {message}", file=sys.stderr)
+    return code
+
+
+def _with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = await Store.open(config.state_db)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _run(args: argparse.Namespace, body: Callable[[Config], int]) -> int:
+    """Load the config, run ``body``; our errors become exit codes and one line on stderr."""
+    config = load_config(args.config)
+    try:
+        return body(config)
+    except IncidentError as exc:
+        return _fail(str(exc))
+    except StoreError as exc:
+        return _fail(str(exc), 1)
+
+
+def _moment(calendar: WorkCalendar, ts: float | None) -> str | None:
+    if ts is None or ts == float("inf"):
+        return None
+    return dt.datetime.fromtimestamp(ts, calendar.tz).isoformat(timespec="minutes")
+
+
+def _remaining(calendar: WorkCalendar, incident: Incident, now: float) -> float | None:
+    """Working hours left until the due time (negative when overdue); None once resolved."""
+    if not incident.open or incident.due_at == float("inf"):
+        return None
+    try:
+        if now <= incident.due_at:
+            return calendar.working_hours_between(now, incident.due_at, incident.agency)
+        return -calendar.working_hours_between(incident.due_at, now, incident.agency)
+    except ValueError:
+        return None
+
+
+def _late(incident: Incident, now: float) -> bool:
+    end = incident.resolved_at if incident.resolved_at is not None else now
+    return incident.breached_at is not None or end > incident.due_at
+
+
+def _as_json(calendar: WorkCalendar, incident: Incident, now: float) -> dict[str, Any]:
+    left = _remaining(calendar, incident, now)
+    return {
+        **incident.as_dict(),
+        "due_at": None if incident.due_at == float("inf") else incident.due_at,
+        "opened": _moment(calendar, incident.opened_at),
+        "due": _moment(calendar, incident.due_at),
+        "acknowledged": _moment(calendar, incident.acknowledged_at),
+        "resolved": _moment(calendar, incident.resolved_at),
+        "remaining_working_hours": None if left is None else round(left, 2),
+        "late": _late(incident, now),
+    }
+
+
+def _status(incident: Incident) -> str:
+    if incident.resolved_at is not None:
+        return f"resolved by {incident.resolved_by}"
+    if incident.acknowledged_at is not None:
+        return f"acknowledged by {incident.acknowledged_by}"
+    return "open"
+
+
+def _left_text(left: float | None) -> str:
+    if left is None:
+        return "-"
+    return f"{left:.1f}h" if left >= 0 else f"{-left:.1f}h over"
+
+
+# ----- the commands -----------------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace, clock: Clock) -> int:
+    def body(config: Config) -> int:
+        calendar = WorkCalendar(config.calendar)
+        registry = Registry.from_config(config)
+        now = clock()
+        incident = _with_store(
+            config,
+            lambda store: open_incident(
+                store,
+                registry,
+                calendar,
+                agency=args.agency,
+                system=args.system,
+                summary=args.summary,
+                now=now,
+            ),
+        )
+        if args.json:
+            print(json.dumps(_as_json(calendar, incident, now), ensure_ascii=False, indent=2))
+            return 0
+        rule = config.calendar.rules.incident_sla
+        print(f"opened {incident.id} for {incident.key}: {incident.summary}")
+        due = _moment(calendar, incident.due_at)
+        print(f"due    {due} ({rule.value} working hours, {rule.source})")
+        return 0
+
+    return _run(args, body)
+
+
+def _ack(args: argparse.Namespace, clock: Clock) -> int:
+    def body(config: Config) -> int:
+        now = clock()
+        incident = _with_store(config, lambda store: acknowledge(store, args.id, args.by, now))
+        at = _moment(WorkCalendar(config.calendar), incident.acknowledged_at)
+        print(f"{incident.id} acknowledged by {incident.acknowledged_by} at {at}")
+        return 0
+
+    return _run(args, body)
+
+
+def _resolve(args: argparse.Namespace, clock: Clock) -> int:
+    def body(config: Config) -> int:
+        now = clock()
+        incident = _with_store(
+            config, lambda store: resolve(store, args.id, args.by, args.resolution, now)
+        )
+        calendar = WorkCalendar(config.calendar)
+        late = " (after its due time)" if _late(incident, now) else ""
+        print(
+            f"{incident.id} resolved by {incident.resolved_by} at "
+            f"{_moment(calendar, incident.resolved_at)}{late}: {incident.resolution}"
+        )
+        return 0
+
+    return _run(args, body)
+
+
+def _list(args: argparse.Namespace, clock: Clock) -> int:
+    def body(config: Config) -> int:
+        calendar = WorkCalendar(config.calendar)
+        now = clock()
+        incidents = _with_store(config, lambda store: list_incidents(store, open_only=not args.all))
+        if args.json:
+            rows = [_as_json(calendar, i, now) for i in incidents]
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return 0
+        if not incidents:
+            print("no open incidents" if not args.all else "no incidents")
+            return 0
+        table = [("ID", "CONCERNS", "OPENED", "DUE", "LEFT", "STATUS", "SUMMARY")]
+        for i in incidents:
+            status = _status(i) + (", LATE" if _late(i, now) else "")
+            table.append(
+                (
+                    i.id,
+                    i.key,
+                    _moment(calendar, i.opened_at) or "-",
+                    _moment(calendar, i.due_at) or "-",
+                    _left_text(_remaining(calendar, i, now)),
+                    status,
+                    i.summary,
+                )
+            )
+        widths = [max(len(row[c]) for row in table) for c in range(6)]
+        for row in table:
+            cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
+            print("  ".join([*cells, row[6]]))
+        return 0
+
+    return _run(args, body)
+
+
+def add_incident_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], None],
+    *,
+    clock: Clock = time.time,
+) -> None:
+    """Register ``incident open|ack|resolve|list`` on ``sub``.
+
+    ``with_config(parser)`` adds the ``-c/--config`` option; ``clock`` is for tests.
+    """
+    inc = sub.add_parser("incident", help="incidents and their SLA clock (support requests)")
+    inc_sub = inc.add_subparsers(dest="incident_command", required=True, metavar="SUBCOMMAND")
+
+    p = inc_sub.add_parser("open", help="open a support request (its SLA clock starts now)")
+    with_config(p)
+    p.add_argument("--agency", required=True, help="the agency id")
+    p.add_argument("--system", default=None, help="the system id, if one system is concerned")
+    p.add_argument("--summary", required=True, help="what is asked or broken")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=lambda args: _open(args, clock))
+
+    p = inc_sub.add_parser("ack", help="take charge of an incident (stops its escalation)")
+    with_config(p)
+    p.add_argument("id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000")
+    p.add_argument("--by", required=True, help="who takes charge")
+    p.set_defaults(func=lambda args: _ack(args, clock))
+
+    p = inc_sub.add_parser("resolve", help="close an incident (stops its SLA clock)")
+    with_config(p)
+    p.add_argument("id", metavar="ID", help="incident id")
+    p.add_argument("--by", required=True, help="who resolved it")
+    p.add_argument("--resolution", default="resolved", help="what was done (default: resolved)")
+    p.set_defaults(func=lambda args: _resolve(args, clock))
+
+    p = inc_sub.add_parser("list", help="open incidents, their due time and working hours left")
+    with_config(p)
+    p.add_argument("--all", action="store_true", help="resolved incidents too")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=lambda args: _list(args, clock))
