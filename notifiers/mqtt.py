@@ -98,6 +98,11 @@ class MqttPublisher:
         self._subscriptions.append((topic_filter, handler))
 
     def _dispatch(self, message: aiomqtt.Message) -> None:
+        if message.retain:
+            # A retained copy is an old message replayed on every (re)subscription: commands
+            # (announcements) must be acted on once, when they are sent.
+            log.warning("mqtt: ignoring retained message on %s", message.topic.value)
+            return
         topic = message.topic.value
         prefix = self.settings.topic_prefix
         suffix = topic[len(prefix) :] if topic.startswith(prefix) else topic

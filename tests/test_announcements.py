@@ -467,3 +467,40 @@ async def test_catalog_lists_every_secure_server_with_current_and_upcoming(store
     # Once in effect, it is no longer upcoming.
     later = build_catalog(d.registry, d.desk, None, at("2026-12-14T08:00"))
     assert all(s["upcoming"] == [] for s in later["secure_servers"])
+
+
+# ----- hostile or sloppy senders (review findings) --------------------------------------------
+
+
+async def test_hostile_and_backdated_messages_are_refused_with_a_reason(store: Store) -> None:
+    d = Desk(store, fleet(), MONDAY_0900)
+    intake = MqttAnnouncements(d.desk)
+    cases = {
+        # A backdated message would turn a late change into a compliant one.
+        "is in the past": {
+            "announced_at": "2026-11-20T08:00",
+            "effective_at": "2026-12-08T08:00",
+            "changes": {"port": 1},
+        },
+        "out of range": {"effective_at": "9999-12-31T23:59:59-12:00", "changes": {"port": 1}},
+    }
+    for reason, payload in cases.items():
+        answer = await intake.handle("ha-noi", json.dumps(payload).encode())
+        assert answer["accepted"] is False and reason in answer["reason"], answer
+    nested = b'{"ref": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    answer = await intake.handle("ha-noi", nested)
+    assert answer == {"ref": None, "accepted": False, "reason": "payload is nested too deeply"}
+    assert await load_all(store) == []
+
+
+async def test_a_message_without_ref_delivered_twice_is_stored_and_alerted_once(
+    store: Store,
+) -> None:
+    d = Desk(store, fleet(), MONDAY_0900)
+    payload = {"effective_at": "2026-12-08T08:00", "changes": {"port": 9443}}  # late
+    first, new = await d.submit(payload)
+    again, new_again = await d.submit(payload)
+    assert new and not new_again and again.id == first.id and first.ref.startswith("auto-")
+    await d.deliver()
+    assert len(d.world.sent.to("ops@vpcp.dvc.example")) == 1
+    assert d.counted == {"change_notice_violations": 1}

@@ -23,6 +23,7 @@ from monitor.alerting.pipeline import AlertPipeline
 from monitor.config import Config
 from monitor.registry import Registry
 from monitor.rules.desk import RulesContext
+from monitor.rules.incidents import IncidentDesk, list_incidents
 from monitor.rules.maintenance import (
     LateNotice,
     MaintenanceDesk,
@@ -802,3 +803,57 @@ def test_cli_refuses_a_malformed_time(tmp_path: Path, capsys: pytest.CaptureFixt
         cli(["maintenance", "schedule", *config, "--start", "15/12", "--end", "x"], capsys)
     assert info.value.code == 2
     assert "invalid date/time '15/12'" in capsys.readouterr().err
+
+
+# ----- maintenance, incidents and escalation together ---------------------------------------------
+
+
+async def test_an_outage_inside_a_window_is_no_incident_and_its_clocks_start_at_the_end(
+    store: Store,
+) -> None:
+    """Down at 09:10 inside a 09:00–12:00 window and still down after it: no incident, no SLA
+    reminder, no escalation inside the window; the incident (with the alert's id) and the
+    escalation clock (2 working hours) start at 12:00."""
+    w = World(store)
+    incidents = IncidentDesk(w.ctx, maintenance=w.desk.covering)
+    w.pipeline.acks = incidents
+    await w.schedule(starts=at(2026, 12, 15, 9, 0), ends=at(2026, 12, 15, 12, 0))
+    await w.desk.refresh()
+    await incidents.refresh()
+    await w.run_to(ts(2026, 12, 15, 9, 10))
+    event = Event(w.now, "ha-noi", "secure-server", State.UP, State.DOWN, "refused", "gw")
+    w.pipeline.on_events([event])
+    incidents.on_events([event])
+    for moment in (ts(2026, 12, 15, 11, 30), ts(2026, 12, 15, 12, 0) - 1):
+        await w.run_to(moment)
+        await incidents.tick(w.now)
+    assert await list_incidents(store) == []
+    assert w.sent.to("kt@ha-noi.dvc.example") == [] or all(
+        "maintenance" in m.subject.lower() or "bảo trì" in m.subject.lower()
+        for m in w.sent.to("kt@ha-noi.dvc.example")
+    )
+    assert w.sent.to("cc@ha-noi.dvc.example") == [] or all(
+        "Chưa được xử lý" not in m.subject for m in w.sent.to("cc@ha-noi.dvc.example")
+    )
+    await w.run_to(ts(2026, 12, 15, 12, 1))
+    await incidents.tick(w.now)
+    (incident,) = await list_incidents(store)
+    assert incident.id == w.pipeline.alerts["ha-noi/secure-server"].incident
+    assert incident.opened_at == ts(2026, 12, 15, 12, 1)
+    # The escalation clock counts from the window's end: 12:00 + 2 working hours = 15:00 (the
+    # lunch hour does not count); from the outage's start it would have fallen at 11:10.
+    await w.run_to(ts(2026, 12, 15, 14, 58))
+    assert all("Chưa được xử lý" not in m.subject for m in w.sent.to("cc@ha-noi.dvc.example"))
+    await w.run_to(ts(2026, 12, 15, 15, 1))
+    assert any("Chưa được xử lý" in m.subject for m in w.sent.to("cc@ha-noi.dvc.example"))
+
+
+async def test_a_group_holding_only_muted_alerts_does_not_spin(store: Store) -> None:
+    w = World(store)
+    await w.schedule(starts=at(2026, 12, 15, 9, 0), ends=at(2026, 12, 15, 12, 0))
+    await w.desk.refresh()
+    await w.run_to(ts(2026, 12, 15, 9, 10))
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    await w.run_to(ts(2026, 12, 15, 10, 0))
+    due = w.pipeline.grouper.next_due()
+    assert due is not None and due > w.now  # the next look is in the future, not a busy loop

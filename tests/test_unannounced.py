@@ -233,3 +233,24 @@ async def _fingerprint_of(leaf: Any, certs: Certs) -> str:
         )
         result = await PROBES["tls"].build(spec, ProbeEnv())(3.0)
     return result.observed["fingerprint_sha256"]
+
+
+async def test_pinned_addresses_in_any_order_are_no_change(store: Store, certs: Certs) -> None:
+    """The config lists the addresses in its own order; the probe reports them sorted."""
+    zone = Zone(records={("ssv.ha-noi.example", "A"): ["192.0.2.20", "192.0.2.3"]})
+    async with (
+        Server(wait_for_eof, tls=certs.server_context()) as server,
+        DNSServer(zone) as dns_server,
+    ):
+        config = fleet(server.port, dns_server.address, certs.ca_file)
+        checks = config.agencies[0].systems[0].checks
+        dns_spec = checks[1].model_copy(update={"expected_addresses": ["192.0.2.20", "192.0.2.3"]})
+        agencies = (
+            config.agencies[0].systems[0].model_copy(update={"checks": [checks[0], dns_spec]})
+        )
+        config = config.model_copy(
+            update={"agencies": [config.agencies[0].model_copy(update={"systems": [agencies]})]}
+        )
+        w = await Watched(store, config).start()
+        await w.probe(3)
+    assert w.world.sent.messages == []

@@ -17,7 +17,9 @@ LEVELS: tuple[Target, ...] = ("high-level-admins", "operations")
 class WorkingTime(Protocol):
     """Adds working hours to a moment."""
 
-    def add_working_hours(self, start: float, hours: float) -> float: ...
+    def add_working_hours(self, start: float, hours: float, agency: str | None = None) -> float:
+        """``start`` plus ``hours`` working hours (of ``agency``, where its hours differ)."""
+        ...
 
 
 class Acknowledgements(Protocol):

@@ -107,8 +107,9 @@ class Grouper:
                 out.append(digest)
             if not group.alerts:
                 del self.groups[key]
-            else:
+            elif digest is not None:
                 self._schedule(group, now)
+            # else: everything is held by a mute; _flush set when to look again
         return out
 
     def _held(self, group: _Group, now: float) -> bool:

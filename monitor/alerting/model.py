@@ -35,6 +35,7 @@ class Alert:
     notified: bool = False  # a firing notice went out (so a resolved notice is owed)
     escalation_level: int = 0
     escalate_at: float | None = None  # when the next level is due (computed once per level)
+    clock_from: float = 0.0  # escalation counts from here if later than ``since`` (end of a mute)
 
     @property
     def firing(self) -> bool:

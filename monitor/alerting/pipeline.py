@@ -239,12 +239,19 @@ class AlertPipeline:
         limits = self.settings.escalate_after_working_hours
         for alert in self.alerts.values():
             level = alert.escalation_level
-            if not alert.firing or not alert.notified or level >= len(limits):
+            if not alert.firing or level >= len(limits) or alert.agency == GATEWAY_AGENCY:
                 continue
-            if alert.agency == GATEWAY_AGENCY or self.acks.acknowledged(alert.incident):
+            if self.muter.mutes(alert, now) is not None:
+                # Inside a maintenance window (or a silence) nobody is expected to act: the
+                # escalation clock starts again when it ends.
+                alert.escalate_at, alert.clock_from = None, now
+                continue
+            if not alert.notified or self.acks.acknowledged(alert.incident):
                 continue
             if alert.escalate_at is None:
-                alert.escalate_at = self.working_time.add_working_hours(alert.since, limits[level])
+                alert.escalate_at = self.working_time.add_working_hours(
+                    max(alert.since, alert.clock_from), limits[level], alert.agency
+                )
             if now < alert.escalate_at:
                 continue
             alert.escalation_level += 1

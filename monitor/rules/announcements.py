@@ -16,6 +16,7 @@ from the HTTP API. ``ref`` is the sender's own id: a message delivered twice is 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import json
 import logging
@@ -207,6 +208,8 @@ def parse_request(payload: bytes, agency: str) -> AnnouncementRequest:
         raise AnnouncementRejected("payload is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise AnnouncementRejected(f"payload is not JSON: {exc.msg} at {exc.pos}") from None
+    except RecursionError:
+        raise AnnouncementRejected("payload is nested too deeply") from None
     if not isinstance(document, dict):
         raise AnnouncementRejected("payload must be a JSON object")
     named = document.pop("agency", agency)
@@ -250,16 +253,31 @@ def examine(
         if found is None:
             raise AnnouncementRejected(f"agency {agency} has no system {request.system!r}")
         entry = found
-    announced = (
-        _aware(calendar, request.announced_at)
-        if request.announced_at is not None
-        else dt.datetime.fromtimestamp(now, calendar.tz)
-    )
-    effective = _aware(calendar, request.effective_at)
-    if announced.timestamp() > now + CLOCK_SKEW:
+    try:
+        announced = (
+            _aware(calendar, request.announced_at)
+            if request.announced_at is not None
+            else dt.datetime.fromtimestamp(now, calendar.tz)
+        )
+        effective = _aware(calendar, request.effective_at)
+        announced_ts, effective_ts = announced.timestamp(), effective.timestamp()
+    except (OverflowError, ValueError):
+        raise AnnouncementRejected("a date is out of range") from None
+    if announced_ts > now + CLOCK_SKEW:
         raise AnnouncementRejected(
             f"announced_at {announced.isoformat()} is in the future: an announcement is dated "
             "when it is made"
+        )
+    if source != "cli" and announced_ts < now - CLOCK_SKEW:
+        # Notice counts from when the portal receives it: a backdated message must not turn a
+        # late change into a compliant one. (An operator may record an older paper notice.)
+        raise AnnouncementRejected(
+            f"announced_at {announced.isoformat()} is in the past: notice counts from when the "
+            "announcement is received; leave announced_at out"
+        )
+    if announced_ts < now - MAX_AHEAD.total_seconds():
+        raise AnnouncementRejected(
+            f"announced_at {announced.isoformat()} is more than {MAX_AHEAD.days} days ago"
         )
     if effective <= announced:
         raise AnnouncementRejected(
@@ -271,14 +289,29 @@ def examine(
             f"effective_at {effective.isoformat()} is more than {MAX_AHEAD.days} days ahead"
         )
     rule = calendar.settings.rules.secure_server_change_notice
-    notice = calendar.notice(announced, effective)
+    try:
+        notice = calendar.notice(announced, effective)
+    except (OverflowError, ValueError) as exc:
+        raise AnnouncementRejected(f"cannot count the notice: {exc}") from None
+    # Without the sender's own ref, the content is the identity: a message delivered twice
+    # (MQTT QoS 1) is stored, and alerted, once.
+    ref = (
+        request.ref
+        or "auto-"
+        + hashlib.sha256(
+            json.dumps(
+                [entry.system.id, effective_ts, request.changes.model_dump(mode="json")],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:24]
+    )
     return Announcement(
         id=0,
         agency=agency,
         system=entry.system.id,
-        ref=request.ref,
-        announced_at=announced.timestamp(),
-        effective_at=effective.timestamp(),
+        ref=ref,
+        announced_at=announced_ts,
+        effective_at=effective_ts,
         changes=request.changes,
         source=source,
         author=request.author or source,
@@ -508,7 +541,7 @@ class AnnouncementDesk:
     async def tick(self, now: float) -> None:
         registry = self.ctx.registry()
         rule = self.ctx.rules.secure_server_change_notice
-        handled = []
+        handled, late = [], 0
         for a in self.items:
             if a.handled_at is not None or a.cancelled_at is not None:
                 continue
@@ -520,8 +553,7 @@ class AnnouncementDesk:
                     *everyone(dependents(registry, a.key), "technical-admins"),
                 ]
                 await self.ctx.notices.send_notice(_late_notice(a, registry, rule.source), audience)
-                self.violations += 1
-                self.ctx.count("change_notice_violations")
+                late += 1
                 log.warning(
                     "late notice of a secure-server change",
                     extra={"id": a.id, "system": a.key, "working_days": a.working_days},
@@ -534,6 +566,9 @@ class AnnouncementDesk:
         ]
         if handled or due:
             await _mark(self.ctx.store, "handled_at", handled, now)
+            for _ in range(late):  # counted once handled: a failure above means a retry
+                self.violations += 1
+                self.ctx.count("change_notice_violations")
             await _mark(self.ctx.store, "applied_at", due, now)
             marked_h, marked_a = set(handled), set(due)
             self.items = [
@@ -554,9 +589,9 @@ class AnnouncementDesk:
     async def _publish_overrides(self, now: float) -> None:
         overrides = self.overrides_at(now)
         if overrides != self.overrides:
-            self.overrides = overrides
             if self.on_overrides is not None:
                 await self.on_overrides(overrides)
+            self.overrides = overrides  # only once applied: a failure is retried next tick
 
     def overrides_at(self, now: float) -> dict[str, Override]:
         """What every announcement in effect at ``now`` changed, later ones winning per field."""
@@ -575,10 +610,19 @@ class AnnouncementDesk:
     # ----- questions from the unannounced-change watch and the catalog
 
     def covers(self, system_key: str, field: str, value: str, now: float) -> Announcement | None:
-        """The announcement (made by ``now``, not cancelled) that announced ``value``."""
-        for a in reversed(self.items):
-            if a.key != system_key or a.cancelled_at is not None or a.announced_at > now:
-                continue
+        """The announcement that makes ``value`` expected now: the latest one (made by ``now``,
+        not cancelled) naming this field — an upcoming change installed early — or the latest
+        one of those already in effect. A value superseded since is not covered."""
+        naming = [
+            a
+            for a in self.items  # ordered by effective time
+            if a.key == system_key
+            and a.cancelled_at is None
+            and a.announced_at <= now
+            and _names(a.changes, field)
+        ]
+        in_effect = [a for a in naming if a.effective_at <= now]
+        for a in (naming[-1:] + in_effect[-1:]) if naming else []:
             if _announces(a.changes, field, value):
                 return a
         return None
@@ -591,6 +635,10 @@ class AnnouncementDesk:
         ]
 
 
+def _names(changes: Changes, field: str) -> bool:
+    return getattr(changes, field, None) is not None
+
+
 def _announces(changes: Changes, field: str, value: str) -> bool:
     if field == "fingerprint_sha256":
         return changes.fingerprint_sha256 == value
@@ -598,7 +646,5 @@ def _announces(changes: Changes, field: str, value: str) -> bool:
         return changes.addresses is not None and ",".join(changes.addresses) == value
     if field == "issuer":
         announced = changes.issuer
-        return announced is not None and (
-            announced.casefold() == value.casefold() or announced.casefold() in value.casefold()
-        )
+        return announced is not None and announced.casefold() == value.casefold()
     return False

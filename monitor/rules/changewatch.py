@@ -15,6 +15,7 @@ that needs the database or the outbox is queued for :meth:`ChangeWatch.tick`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -68,8 +69,14 @@ def _pinned(entry: CheckEntry, field: Field) -> str | None:
         return None if tls is None else tls.expected_fingerprint_sha256
     if field == "addresses":
         addresses = getattr(spec, "expected_addresses", None)
-        return ",".join(addresses) if addresses else None
+        return canonical_addresses(addresses) if addresses else None
     return None
+
+
+def canonical_addresses(addresses: list[str]) -> str:
+    """The dns probe's form of an address set: sorted as addresses, comma-separated."""
+    parsed = {ipaddress.ip_address(x) for x in addresses}
+    return ",".join(str(a) for a in sorted(parsed, key=lambda a: (a.version, int(a))))
 
 
 class ChangeWatch:
@@ -79,7 +86,9 @@ class ChangeWatch:
         self.ctx = ctx
         self.announcements = announcements
         self.accepted: dict[tuple[str, str], str] = {}
-        self.told: set[tuple[str, str, str]] = set()  # (check, field, value) already alerted
+        # (check, field) -> the value last alerted: the same value is not news again until the
+        # accepted value moved on (then a return to it is a change of its own).
+        self.told: dict[tuple[str, str], str] = {}
         self._unsaved: dict[tuple[str, str], tuple[str, float]] = {}
         self._findings: list[Finding] = []
         self.loaded = False
@@ -105,6 +114,8 @@ class ChangeWatch:
             if value == expected or (pinned is not None and value == accepted):
                 continue
             self._accept(check_key, field, value, now)
+            if self.told.get((check_key, field)) not in (None, value):
+                del self.told[(check_key, field)]  # moved on from the value last alerted
             if expected is None:
                 continue  # first sight: this is the baseline
             announcement = self.announcements.covers(system.key, field, value, now)
@@ -114,9 +125,9 @@ class ChangeWatch:
                     extra={"check": check_key, "field": field, "announcement": announcement.id},
                 )
                 continue
-            if (check_key, field, value) in self.told:
+            if self.told.get((check_key, field)) == value:
                 continue
-            self.told.add((check_key, field, value))
+            self.told[(check_key, field)] = value
             self._findings.append(Finding(check_key, field, expected, value, now))
             log.warning(
                 "unannounced change",
@@ -136,12 +147,17 @@ class ChangeWatch:
             db: sqlite3.Connection,
         ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
             accepted = db.execute("SELECT check_key, field, value FROM observed_values").fetchall()
-            told = db.execute("SELECT check_key, field, new FROM unannounced_changes").fetchall()
+            told = db.execute(
+                "SELECT check_key, field, new FROM unannounced_changes ORDER BY id"
+            ).fetchall()
             return accepted, told
 
         accepted, told = await self.ctx.store.transact(read)
         self.accepted = {(c, f): v for c, f, v in accepted}
-        self.told = {(c, f, v) for c, f, v in told}
+        self.told = {(c, f): v for c, f, v in told}  # the latest per check and field
+        for key, value in list(self.told.items()):
+            if self.accepted.get(key) != value:
+                del self.told[key]
         self.loaded = True
 
     async def refresh(self) -> None:
@@ -171,20 +187,23 @@ class ChangeWatch:
             )
 
         try:
+            # Queued first (their keys are stable, so a second try queues nothing twice), then
+            # recorded as told: a failure in between means a retry, never a lost alert.
+            for finding in findings:
+                agency = finding.system_key.partition("/")[0]
+                audience = [
+                    ("", "operations"),
+                    *everyone([agency], "technical-admins", "high-level-admins"),
+                ]
+                await self.ctx.notices.send_notice(self._notice(finding), audience)
             await self.ctx.store.transact(write)
         except Exception:
             # Keep them for the next tick (newer observations win).
             self._unsaved = {**unsaved, **self._unsaved}
             self._findings[:0] = findings
             raise
-        for finding in findings:
+        for _ in findings:
             self.ctx.count("unannounced_changes")
-            agency = finding.system_key.partition("/")[0]
-            audience = [
-                ("", "operations"),
-                *everyone([agency], "technical-admins", "high-level-admins"),
-            ]
-            await self.ctx.notices.send_notice(self._notice(finding), audience)
 
     def _notice(self, f: Finding) -> Notice:
         entry = self.ctx.registry().systems.get(f.system_key)

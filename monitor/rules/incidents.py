@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -320,8 +320,17 @@ class IncidentDesk:
     :meth:`restore` once at start-up, before subscribing it to the engine.
     """
 
-    def __init__(self, ctx: RulesContext) -> None:
+    def __init__(
+        self,
+        ctx: RulesContext,
+        *,
+        maintenance: Callable[[str, str, float], str | None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        # Why a system is under planned maintenance now, or None: an outage inside a window is
+        # expected, not an incident; one still going on when the window ends becomes one then.
+        self.maintenance = maintenance or (lambda _agency, _system, _now: None)
+        self._deferred: dict[str, Event] = {}
         # Unresolved incidents, plus resolved ones that are still a system's current outage
         # (a person closed it while the system is down: the pipeline must not escalate it).
         self._incidents: dict[str, Incident] = {}
@@ -363,12 +372,17 @@ class IncidentDesk:
             if event.new in _FIRING:
                 if key in self._outages or key not in systems:
                     continue
+                if self.maintenance(event.agency, event.system, event.time) is not None:
+                    self._deferred.setdefault(key, event)
+                    continue
                 incident_id = outage_id(event.agency, event.system, event.time)
                 self._outages[key] = incident_id
                 summary = f"{key} {event.new.value}: {event.reason}"
                 self._queue.append(
                     _Open(incident_id, event.agency, event.system, event.time, summary)
                 )
+            elif event.new is State.UP and self._deferred.pop(key, None) is not None:
+                continue  # recovered inside the window: never an incident
             elif event.new is State.UP and (ended := self._outages.pop(key, None)) is not None:
                 self._queue.append(_Restored(event.agency, event.system, event.time))
                 closed = self._incidents.get(ended)
@@ -433,6 +447,15 @@ class IncidentDesk:
         """Write queued outage changes, then send the SLA reminders that are due."""
         if self._stale:
             await self.refresh()
+        for key, event in list(self._deferred.items()):
+            if self.maintenance(event.agency, event.system, now) is None:
+                # The window is over and the system is still down: the incident (with the
+                # alert's id) starts now, and so does its SLA clock.
+                del self._deferred[key]
+                incident_id = outage_id(event.agency, event.system, event.time)
+                self._outages[key] = incident_id
+                summary = f"{key} {event.new.value} after maintenance: {event.reason}"
+                self._queue.append(_Open(incident_id, event.agency, event.system, now, summary))
         await self.flush()
         for incident in list(self._incidents.values()):
             if not incident.open or incident.reminded >= 100:

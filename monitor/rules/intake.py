@@ -17,7 +17,7 @@ from typing import Any
 
 from notifiers.base import NotifyError
 
-from .announcements import AnnouncementDesk, AnnouncementRejected, parse_request
+from .announcements import MAX_PAYLOAD, AnnouncementDesk, AnnouncementRejected, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,11 @@ QUEUE = 1000  # messages waiting to be handled; more are refused
 
 def _ref_of(payload: bytes) -> str | None:
     """The sender's ref, if the payload is readable enough to have one (for the result)."""
+    if len(payload) > MAX_PAYLOAD:
+        return None
     try:
         ref = json.loads(payload).get("ref")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return ref if isinstance(ref, str) and len(ref) <= 128 else None
 
@@ -50,8 +52,10 @@ class MqttAnnouncements:
     def on_message(self, topic_suffix: str, payload: bytes) -> None:
         """MQTT handler (synchronous): queue the message."""
         agency = topic_suffix.split("/")[1] if topic_suffix.count("/") == 1 else ""
+        # What waits is bounded in bytes too: an oversized payload is kept only as long as it
+        # takes to see that it is oversized.
         try:
-            self.queue.put_nowait((agency, payload))
+            self.queue.put_nowait((agency, payload[: MAX_PAYLOAD + 1]))
         except asyncio.QueueFull:
             self.rejected += 1
             self.desk.ctx.count("announcements_rejected")
@@ -78,7 +82,7 @@ class MqttAnnouncements:
                 "announcement rejected", extra={"agency": agency or "?", "reason": str(exc)}
             )
             answer: dict[str, Any] = {
-                "ref": _ref_of(payload),
+                "ref": _ref_of(payload),  # what the sender gave, if readable
                 "accepted": False,
                 "reason": str(exc),
             }

@@ -601,8 +601,12 @@ class MaintenanceDesk:
         }
 
     def mutes(self, alert: Alert, now: float) -> str | None:
+        return self.covering(alert.agency, alert.system, now)
+
+    def covering(self, agency: str, system: str, now: float) -> str | None:
+        """Why a system is under maintenance at ``now`` ("maintenance #3: …"), or None."""
         for window in self.windows.values():
-            if window.mutes_at(now) and window.covers(alert.agency, alert.system):
+            if window.mutes_at(now) and window.covers(agency, system):
                 return f"maintenance #{window.id}: {window.reason}"
         return None
 

@@ -35,7 +35,7 @@ class RulesService:
         )
         self.watch = ChangeWatch(ctx, self.announcements)
         self.maintenance = MaintenanceDesk(ctx)
-        self.incidents = IncidentDesk(ctx)
+        self.incidents = IncidentDesk(ctx, maintenance=self.maintenance.covering)
         self.catalog: CatalogPublisher | None = None
         self.mqtt: MqttAnnouncements | None = None
         if publisher is not None:
