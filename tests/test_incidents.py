@@ -765,3 +765,35 @@ def test_cli_errors_exit_2_with_one_line(
     assert "already resolved" in fails("resolve", "req-1", "--by", "A")
     assert "already resolved" in fails("ack", "req-1", "--by", "B")
     assert "must not be empty" in fails("ack", "req-1", "--by", " ")
+
+
+async def test_a_storm_of_incidents_gives_one_reminder_per_person_not_one_per_incident(
+    store: Store, tmp_path: Path
+) -> None:
+    """A cut cable takes 12 systems of one province down at once (and one elsewhere): at 50 %
+    its technical admin gets one list per channel; at the breach operations get one list."""
+    data = config_data(tmp_path / "state.db")
+    data["agencies"][0]["systems"] += [
+        {
+            "id": f"s{n}",
+            "kind": "one-stop",
+            "name": f"Hệ thống {n}",
+            "checks": [{"id": "tcp", "kind": "tcp", "host": "h.example", "port": 1}],
+        }
+        for n in range(10)
+    ]
+    w = World(store, Config.model_validate(data), hanoi(2026, 11, 30, 9, 0))
+    for system in ["portal", "one-stop", *(f"s{n}" for n in range(10))]:
+        w.event(f"ha-noi/{system}", State.UP, State.DOWN)
+    w.event("bo-y-te/portal", State.UP, State.DOWN)
+    await w.walk(hanoi(2026, 11, 30, 14, 30), every=300)  # past 50 %
+    half = [m for m in w.sent.to(KT) if "một nửa" in m.subject]
+    assert len(half) == 1 and half[0].subject.startswith("[NPSP] 12 sự cố của")
+    assert all(f"ha-noi/s{n}@" in half[0].text for n in range(10))
+    assert len([m for m in w.sent.messages if m.to == KT_PHONE and "nửa" in m.text]) == 1
+    await w.walk(hanoi(2026, 12, 1, 10, 0), every=300)  # past every breach
+    ops = [m for m in w.sent.to(OPS) if "quá hạn" in m.subject]
+    assert len(ops) == 1 and ops[0].subject == "[NPSP] 13 sự cố của nhiều đơn vị quá hạn xử lý"
+    assert "bo-y-te/portal@" in ops[0].text and "ha-noi/s9@" in ops[0].text
+    assert len([m for m in w.sent.to(CC) if "breached" in m.subject]) == 1
+    assert w.breaches == 13

@@ -33,6 +33,7 @@ Notices are sent before the row is marked, under keys derived from the incident
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -457,13 +458,19 @@ class IncidentDesk:
                 summary = f"{key} {event.new.value} after maintenance: {event.reason}"
                 self._queue.append(_Open(incident_id, event.agency, event.system, now, summary))
         await self.flush()
+        due: list[tuple[Incident, int]] = []
         for incident in list(self._incidents.values()):
             if not incident.open or incident.reminded >= 100:
                 continue
             try:
-                await self._remind(incident, now)
+                found = await self._due_reminder(incident, now)
             except Exception:
                 log.exception("SLA reminder of incident %s failed; retrying", incident.id)
+                continue
+            if found is not None:
+                due.append(found)
+        if due:
+            await self._send_reminders(due, now)
 
     # ----- internals ----------------------------------------------------------------------------
 
@@ -553,28 +560,132 @@ class IncidentDesk:
             incident.opened_at, incident.due_at, incident.agency
         )
 
-    async def _remind(self, incident: Incident, now: float) -> None:
+    async def _due_reminder(self, incident: Incident, now: float) -> tuple[Incident, int] | None:
+        """The incident (as the database has it now) and the reminder level due, if any."""
         if incident.due_at == float("inf"):
-            return  # no due time could be computed (logged when it was opened)
+            return None  # no due time could be computed (logged when it was opened)
         if now >= incident.due_at:
             level = 100
         elif incident.reminded < 50 and now >= self._half_at(incident):
             level = 50
         else:
-            return
-        store = self.ctx.store
+            return None
 
         def check(db: sqlite3.Connection) -> Incident | None:
             return _get(db, incident.id)
 
         # The command line may have resolved it since the last refresh: the database decides.
-        fresh = await store.transact(check)
+        fresh = await self.ctx.store.transact(check)
         if fresh is None or not fresh.open or fresh.reminded >= level:
             if fresh is not None:
                 self._incidents[incident.id] = fresh
-            return
-        notice, audience = self._notice(fresh, level, now)
-        await self.ctx.notices.send_notice(notice, audience)
+            return None
+        return fresh, level
+
+    async def _send_reminders(self, due: list[tuple[Incident, int]], now: float) -> None:
+        """Send the reminders due in this tick, one message per agency and level rather than
+        one per incident: a cut cable that took 40 systems down must not become 40 reminders
+        per person (and, at the breach, 40 for the operations team: they get one list)."""
+        groups: dict[tuple[str, int], list[Incident]] = {}
+        for incident, level in due:
+            groups.setdefault((incident.agency, level), []).append(incident)
+        breached = [incident for incident, level in due if level == 100]
+        ops_apart = len(breached) > 1
+        sent: list[tuple[Incident, int]] = []
+        for (agency, level), incidents in groups.items():
+            try:
+                if len(incidents) == 1:
+                    notice, audience = self._notice(incidents[0], level, now)
+                else:
+                    notice, audience = self._digest(agency, level, incidents, now)
+                if ops_apart:
+                    audience = [a for a in audience if a[1] != "operations"]
+                await self.ctx.notices.send_notice(notice, audience)
+            except Exception:
+                log.exception("SLA reminders of %s failed; retrying", agency)
+                continue
+            sent += [(i, level) for i in incidents]
+        if ops_apart:
+            try:
+                notice, audience = self._digest("", 100, breached, now)
+                await self.ctx.notices.send_notice(notice, [("", "operations")])
+            except Exception:
+                log.exception("SLA breach list for operations failed; retrying")
+                sent = [(i, level) for i, level in sent if level != 100]
+        for incident, level in sent:
+            try:
+                await self._mark_reminded(incident, level, now)
+            except Exception:
+                log.exception("cannot record the reminder of incident %s", incident.id)
+
+    def _digest(
+        self, agency: str, level: int, incidents: list[Incident], now: float
+    ) -> tuple[Notice, list[Audience]]:
+        """One message about several incidents of one agency (or, with ``agency`` empty, of
+        every agency, for operations)."""
+        cal = self.ctx.calendar
+        incidents = sorted(incidents, key=lambda i: (i.agency, i.due_at, i.id))
+        lines = []
+        for i in incidents[:200]:
+            left = cal.working_hours_between(now, i.due_at, i.agency) if now < i.due_at else 0.0
+            what = i.key if i.system else i.agency
+            ack = f"; tiếp nhận / ack: {i.acknowledged_by}" if i.acknowledged_by else ""
+            lines.append(
+                f"- {i.id} ({what}): {i.summary}; hạn / due {local_time(i.due_at)}"
+                + (f", {left:.1f} h" if level == 50 else "")
+                + ack
+            )
+        if len(incidents) > 200:
+            lines.append(f"… (+{len(incidents) - 200})")
+        names = (
+            self._names(incidents[0])[0]
+            if agency
+            else {"vi": "nhiều đơn vị", "en": "several agencies"}
+        )
+        n = len(incidents)
+        if level == 50:
+            subject = {
+                "vi": f"[NPSP] {n} sự cố của {names['vi']}: đã dùng một nửa thời hạn xử lý",
+                "en": f"[NPSP] {n} incidents of {names['en']}: half of the SLA used",
+            }
+            head = {
+                "vi": f"{n} sự cố chưa được xử lý xong đã dùng một nửa thời hạn:",
+                "en": f"{n} incidents not resolved yet have used half of their SLA:",
+            }
+            audience = everyone([agency], "technical-admins")
+        else:
+            subject = {
+                "vi": f"[NPSP] {n} sự cố của {names['vi']} quá hạn xử lý",
+                "en": f"[NPSP] {n} incidents of {names['en']} breached their SLA",
+            }
+            head = {
+                "vi": f"{n} sự cố chưa được xử lý xong khi hết thời hạn:",
+                "en": f"{n} incidents were not resolved within their SLA:",
+            }
+            audience = everyone([agency], "technical-admins", "high-level-admins", "operations")
+        body = "\n".join(lines)
+        state = (
+            {"vi": "quá hạn xử lý", "en": "breached their SLA"}
+            if level == 100
+            else {"vi": "đã dùng nửa thời hạn", "en": "at half SLA"}
+        )
+        # A short list fits an SMS; a long one is a count and the first few.
+        ids_text = ", ".join(i.id for i in incidents[:3]) + (", ..." if n > 3 else "")
+        ids = hashlib.sha256("|".join(sorted(i.id for i in incidents)).encode()).hexdigest()[:24]
+        notice = Notice(
+            key=f"incidents/{agency or 'all'}/sla-{level}/{ids}",
+            subject=subject,
+            text={lang: f"{head[lang]}\n\n{body}" for lang in ("vi", "en")},
+            sms={
+                "vi": f"NPSP: {n} sự cố {state['vi']} ({ids_text}).",
+                "en": f"NPSP: {n} incidents {state['en']} ({ids_text}).",
+            },
+        )
+        return notice, audience
+
+    async def _mark_reminded(self, incident: Incident, level: int, now: float) -> None:
+        store = self.ctx.store
+        fresh = incident
 
         def mark(db: sqlite3.Connection) -> bool:
             if level == 100:
