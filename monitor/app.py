@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .alerting.channels import Channels
 from .alerting.notices import Audience, Notice, NoticeSink
 from .alerting.outbox import Outbox, OutboxWorker
 from .alerting.pipeline import AlertPipeline
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, HttpSettings, load_config
 from .engine import Engine
 from .http_api import build_app
 from .metrics import DaemonMetrics
@@ -31,6 +32,7 @@ from .mqtt_status import StatusTopics
 from .rules.desk import RulesContext, run_desks
 from .rules.service import RulesService
 from .store import Store
+from .web.auth import Authenticator
 from .workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,23 @@ class _LateBound:
         return await self.sink.send_notice(notice, audience)
 
 
+def listener_tls(http: HttpSettings) -> ssl.SSLContext | None:
+    """The listener's TLS context; with ``client_ca``, client certificates are asked for (not
+    required: token logins and /healthz keep working) and verified against that CA only."""
+    if http.tls_cert is None or http.tls_key is None:
+        return None
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(http.tls_cert, http.tls_key)
+        if http.client_ca is not None:
+            ctx.load_verify_locations(cafile=http.client_ca)
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"http TLS: {exc}") from None
+    return ctx
+
+
 class StartupError(Exception):
     """The daemon cannot start (a secret cannot be read, ...); the message says why."""
 
@@ -74,6 +93,10 @@ class Daemon:
         self.pipeline: AlertPipeline | None = None
         self.outbox: Outbox | None = None
         self.rules: RulesService | None = None
+        self.authenticator: Authenticator | None = None
+        # More routes (pages, heartbeats) and their OpenAPI paths, added before ``run``.
+        self.extra_routes: list[web.RouteDef] = []
+        self.extra_paths: dict[str, object] = {}
         self.metrics = DaemonMetrics()
         self.http_port: int | None = None
 
@@ -152,6 +175,7 @@ class Daemon:
             )
             notices.sink = pipeline
             pipeline.muter.muters.append(rules.maintenance)
+            pipeline.muter.muters.append(rules.silences)
             engine.observers.append(rules.watch.observe)
             states = await store.states()
             pipeline.restore(states, await outbox.told())
@@ -169,10 +193,21 @@ class Daemon:
                 OutboxWorker(outbox, notifier, count=self.metrics.count_notification)
                 for notifier in channels.notifiers.values()
             ]
-            runner = web.AppRunner(build_app(engine, self.metrics, rules), access_log=None)
+            http = self.config.http
+            self.authenticator = Authenticator(store, max_failures=http.login_failures_per_minute)
+            app = build_app(
+                engine,
+                self.metrics,
+                rules,
+                authenticator=self.authenticator,
+                extra_routes=self.extra_routes,
+                extra_paths=self.extra_paths,
+                max_body=http.max_body_bytes,
+            )
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             host, _, port = self.config.listen.rpartition(":")
-            site = web.TCPSite(runner, host.strip("[]"), int(port))
+            site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=listener_tls(http))
             await site.start()
             server = getattr(site, "_server", None)
             sockets = getattr(server, "sockets", None) or []

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from probes import PROBES, ProbeEnv
 
 from . import __version__
+from .accounts_cli import add_accounts_commands
 from .app import Daemon, StartupError
 from .calendar_cli import add_calendar_commands
 from .config import Config, ConfigError, load_config
@@ -214,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_announce_commands(sub, with_config)
     add_maintenance_commands(sub, with_config)
     add_incident_commands(sub, with_config)
+    add_accounts_commands(sub, with_config)
 
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from probes import PROBES
 
@@ -132,6 +132,29 @@ def _listen_address(value: str) -> str:
     return value
 
 
+class HttpSettings(StrictModel):
+    """The listener: TLS (and client certificates for mTLS login), limits."""
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = Field(
+        default=None, description="CA whose client certificates may log in (mTLS)."
+    )
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 << 20)] = 64 * 1024
+    login_failures_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 10
+
+    @model_validator(mode="after")
+    def _pairs(self) -> HttpSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValueError("client_ca (mTLS) needs tls_cert and tls_key")
+        for path in (self.tls_cert, self.tls_key, self.client_ca):
+            if path is not None and not path.is_file():
+                raise ValueError(f"file {path} does not exist")
+        return self
+
+
 class Config(StrictModel):
     """The whole configuration of one gateway host's daemon."""
 
@@ -146,6 +169,7 @@ class Config(StrictModel):
     alerting: AlertingSettings = AlertingSettings()
     channels: ChannelSettings = ChannelSettings()
     calendar: CalendarSettings = CalendarSettings()
+    http: HttpSettings = HttpSettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 

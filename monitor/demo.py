@@ -21,9 +21,11 @@ import trustme
 import yaml
 from aiohttp import web
 
+from . import accounts
 from .app import Daemon
 from .config import load_config
 from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
+from .store import Store
 
 
 class Fleet:
@@ -310,21 +312,24 @@ def demo_config(
     }
 
 
-def _banner(daemon: Daemon, config_path: Path, state_db: Path) -> None:
+def _banner(daemon: Daemon, config_path: Path, state_db: Path, token: str) -> None:
     base = f"http://127.0.0.1:{daemon.http_port}"
     folder = state_db.parent
     print(
         f"""
 npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
+  pages              {base}/            (log in at {base}/login with the token below)
+  public status      {base}/status
   metrics            {base}/metrics
-  systems (JSON)     {base}/api/v1/systems
+  API token (demo)   {token}
+  systems (JSON)     curl -H "Authorization: Bearer $TOKEN" {base}/api/v1/systems
   state changes      {base}/api/v1/state-changes
   health             {base}/healthz
   config used        {config_path}
   state database     {state_db}   (tables state_changes, outbox, inbox)
   e-mails sent       {folder}/mail/*.eml      (local SMTP sink)
   SMS sent           {folder}/sms.jsonl       (local Twilio-API sink)
-  portal inbox       {base}/api/v1/inbox/qtkt.da-nang
+  portal inbox       {base}/inbox (page) or {base}/api/v1/inbox (qtkt.da-nang's messages)
 Expect within a minute: da-nang/secure-server DOWN and da-nang/one-stop UNREACHABLE,
 ha-noi/public-service-portal DOWN (slow), can-tho/secure-server DOWN (certificate expires in
 3 days), ha-noi/one-stop flipping and then FLAPPING. State changes are logged below; about
@@ -334,6 +339,27 @@ Stop with Ctrl-C.
 """,
         flush=True,
     )
+
+
+async def _demo_account(state_db: Path) -> str:
+    """A national-admin for the demo, reading da-nang's technical admin's inbox; its token."""
+    store = await Store.open(state_db)
+    try:
+        _, token = await accounts.create(
+            store,
+            actor=None,
+            account_id=f"demo-{int(time.time())}",
+            name="Demo",
+            role="national-admin",
+            agency=None,
+            agencies=set(),
+            now=time.time(),
+            portal_account="qtkt.da-nang",
+            source="demo",
+        )
+    finally:
+        await store.close()
+    return token
 
 
 async def run_demo(
@@ -360,10 +386,11 @@ async def run_demo(
             config_path.write_text(
                 yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
+            token = await _demo_account(state_db)
             daemon = Daemon(config_path, load_config(config_path))
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, daemon.request_stop)
-            await daemon.run(on_ready=lambda d: _banner(d, config_path, state_db))
+            await daemon.run(on_ready=lambda d: _banner(d, config_path, state_db, token))
         finally:
             await sms.stop()
             mail.stop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -11,10 +13,14 @@ from .engine import Engine
 from .metrics import CONTENT_TYPE, DaemonMetrics, render
 from .rules.service import RulesService
 from .state import State
+from .web.api import API, Api, api_routes, can_read, openapi_paths
+from .web.auth import Authenticator, current
 
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", DaemonMetrics)
 RULES = web.AppKey("rules", RulesService)
+SECURED = web.AppKey("secured", bool)
+OPENAPI_DOC = web.AppKey("openapi", dict)
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -53,26 +59,6 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "The secure-server catalog: current and upcoming registered "
                 "information of every secure server (regulation C.3)",
-                "responses": {"200": {"description": "OK"}},
-            }
-        },
-        "/api/v1/announcements": {
-            "get": {
-                "summary": "Change announcements, newest effective first, with their notice",
-                "responses": {"200": {"description": "OK"}},
-            }
-        },
-        "/api/v1/inbox/{account}": {
-            "get": {
-                "summary": "A portal account's inbox, newest first",
-                "parameters": [
-                    {
-                        "name": "account",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
                 "responses": {"200": {"description": "OK"}},
             }
         },
@@ -165,9 +151,26 @@ def _system_view(engine: Engine, key: str) -> dict[str, Any]:
     }
 
 
+def _sees(request: web.Request, agency: str) -> bool:
+    """Whether the caller may see an agency's data (everything when the app has no accounts,
+    as in the tests of the core alone)."""
+    if not request.app[SECURED]:
+        return True
+    account = current(request)
+    return account is not None and can_read(account, agency)
+
+
 async def systems(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    return _json({"systems": [_system_view(engine, key) for key in engine.registry.systems]})
+    return _json(
+        {
+            "systems": [
+                _system_view(engine, key)
+                for key, entry in engine.registry.systems.items()
+                if _sees(request, entry.agency.id)
+            ]
+        }
+    )
 
 
 async def system(request: web.Request) -> web.Response:
@@ -175,6 +178,8 @@ async def system(request: web.Request) -> web.Response:
     key = f"{request.match_info['agency']}/{request.match_info['system']}"
     if key not in engine.registry.systems:
         return _error(404, f"unknown system {key!r}")
+    if not _sees(request, request.match_info["agency"]):
+        return _error(403, f"not allowed to see agency {request.match_info['agency']}")
     view = _system_view(engine, key)
     for check in view["checks"]:
         samples = engine.history.get(f"{key}/{check['id']}", ())
@@ -202,62 +207,68 @@ async def state_changes(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         return _error(400, "limit must be a whole number from 1 to 1000")
-    events = await request.app[ENGINE].store.changes(int(raw))
+    limit = int(raw)
+    account = current(request)
+    if not request.app[SECURED] or (account is not None and account.role == "national-admin"):
+        events = await request.app[ENGINE].store.changes(limit)
+    else:
+        agency = account.agency if account is not None else None
+        events = await request.app[ENGINE].store.changes(limit, agency=agency or "-")
     return _json({"state_changes": [_event_view(e) for e in events]})
 
 
-async def inbox(request: web.Request) -> web.Response:
-    """A portal account's inbox, newest first (read-only; accounts and login come later)."""
-    account = request.match_info["account"]
-    rows = await request.app[ENGINE].store.transact(
-        lambda db: db.execute(
-            "SELECT key, subject, text, created_at, read_at FROM inbox"
-            " WHERE account = ? ORDER BY id DESC LIMIT 100",
-            (account,),
-        ).fetchall()
-    )
-    return _json(
-        {
-            "account": account,
-            "messages": [
-                {"key": k, "subject": s, "text": t, "created_at": c, "read": r is not None}
-                for k, s, t, c, r in rows
-            ],
-        }
-    )
-
-
-async def openapi(_request: web.Request) -> web.Response:
-    return _json(OPENAPI)
+async def openapi(request: web.Request) -> web.Response:
+    return _json(request.app[OPENAPI_DOC])
 
 
 async def catalog(request: web.Request) -> web.Response:
+    # Every agency configures its side from the whole catalog (regulation C.3).
     return _json(request.app[RULES].catalog_document())
 
 
-async def announcements(request: web.Request) -> web.Response:
-    desk = request.app[RULES].announcements
-    return _json({"announcements": [a.as_json() for a in reversed(desk.items)]})
-
-
 def build_app(
-    engine: Engine, metrics: DaemonMetrics, rules: RulesService | None = None
+    engine: Engine,
+    metrics: DaemonMetrics,
+    rules: RulesService | None = None,
+    *,
+    authenticator: Authenticator | None = None,
+    extra_routes: Iterable[web.RouteDef] = (),
+    extra_paths: Mapping[str, Any] | None = None,
+    max_body: int = 64 * 1024,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    """The one HTTP app. With an ``authenticator`` every /api/v1 call needs an account and
+    sees only what its role allows; without one (tests of the core alone) everything is open."""
+    middlewares = [authenticator.middleware] if authenticator is not None else []
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[ENGINE] = engine
     app[METRICS] = metrics
+    app[SECURED] = authenticator is not None
+    paths = dict(OPENAPI["paths"])
     if rules is not None:
         app[RULES] = rules
+        app[API] = Api(engine, rules, clock)
         app.router.add_get("/api/v1/catalog/secure-servers", catalog)
-        app.router.add_get("/api/v1/announcements", announcements)
+        app.add_routes(api_routes())
+        paths.update(openapi_paths())
+    paths.update(extra_paths or {})
+    app[OPENAPI_DOC] = {**OPENAPI, "paths": paths, "components": _COMPONENTS}
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/systems", systems)
     app.router.add_get("/api/v1/systems/{agency}/{system}", system)
     app.router.add_get("/api/v1/state-changes", state_changes)
-    app.router.add_get("/api/v1/inbox/{account}", inbox)
+    app.add_routes(list(extra_routes))
     return app
+
+
+_COMPONENTS = {
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "mtls": {"type": "mutualTLS"},
+    }
+}
 
 
 __all__ = ["State", "build_app"]

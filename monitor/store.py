@@ -160,6 +160,53 @@ _MIGRATIONS = [
     );
     CREATE INDEX incidents_open ON incidents (resolved_at, opened_at);
     """,
+    # Accounts, the audit log, incident comments and silences made through the API.
+    """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        agency TEXT,
+        token_hash TEXT UNIQUE,
+        cert_subject TEXT,
+        cert_serial TEXT,
+        portal_account TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at REAL,
+        revoked_by TEXT
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        agency TEXT,
+        detail TEXT NOT NULL,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX audit_ts ON audit (ts);
+    CREATE TABLE incident_comments (
+        id INTEGER PRIMARY KEY,
+        incident TEXT NOT NULL,
+        ts REAL NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX incident_comments_incident ON incident_comments (incident, ts);
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        system TEXT,
+        starts REAL NOT NULL,
+        ends REAL NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL
+    );
+    """,
 ]
 
 
@@ -266,13 +313,16 @@ class Store:
                 continue  # a state this version does not know: start that system fresh
         return out
 
-    def _changes(self, limit: int, key: str | None) -> list[Event]:
+    def _changes(self, limit: int, key: str | None, agency: str | None) -> list[Event]:
         sql = "SELECT ts, agency, system, old_state, new_state, reason, vantage FROM state_changes"
         args: list[object] = []
         if key is not None:
-            agency, _, system = key.partition("/")
+            owner, _, system = key.partition("/")
             sql += " WHERE agency = ? AND system = ?"
-            args += [agency, system]
+            args += [owner, system]
+        elif agency is not None:
+            sql += " WHERE agency = ?"
+            args.append(agency)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         return [
@@ -323,9 +373,11 @@ class Store:
         """Every system's last announced state, keyed ``agency/system``."""
         return await self._call(self._states)
 
-    async def changes(self, limit: int = 100, key: str | None = None) -> list[Event]:
-        """The latest state changes, newest first (optionally of one system)."""
-        return await self._call(self._changes, limit, key)
+    async def changes(
+        self, limit: int = 100, key: str | None = None, *, agency: str | None = None
+    ) -> list[Event]:
+        """The latest state changes, newest first (optionally of one system or one agency)."""
+        return await self._call(self._changes, limit, key, agency)
 
     async def forget(self, keys: list[str]) -> None:
         """Drop the current state of systems removed from the registry (history stays)."""

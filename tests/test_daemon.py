@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
+from monitor import accounts
 from monitor.app import Daemon
 from monitor.config import load_config
 from monitor.engine import Engine
@@ -68,13 +70,35 @@ class Running:
     def __init__(self, daemon: Daemon, task: asyncio.Task[None]) -> None:
         self.daemon = daemon
         self.task = task
+        self._token: str | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.daemon.http_port}"
 
+    async def token(self) -> str:
+        """A national-admin's token (made once, straight in the daemon's database)."""
+        if self._token is None:
+            engine = self.daemon.engine
+            assert engine is not None
+            _, self._token = await accounts.create(
+                engine.store,
+                actor=None,
+                account_id="test-admin",
+                name="Test admin",
+                role="national-admin",
+                agency=None,
+                agencies=set(),
+                now=time.time(),
+            )
+        return self._token
+
     async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.base + path) as response:
+        headers = {"Authorization": f"Bearer {await self.token()}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(self.base + path, headers=headers) as response,
+        ):
             return response.status, await response.text()
 
     async def api(self, path: str) -> Any:

@@ -91,8 +91,14 @@ async def cli(*argv: str) -> tuple[int, str, str]:
 
 
 async def inbox(running: Running, account: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = (await running.api(f"/api/v1/inbox/{account}"))["messages"]
-    return messages
+    engine = running.daemon.engine
+    assert engine is not None
+    rows = await engine.store.transact(
+        lambda db: db.execute(
+            "SELECT subject, text FROM inbox WHERE account = ? ORDER BY id", (account,)
+        ).fetchall()
+    )
+    return [{"subject": s, "text": t} for s, t in rows]
 
 
 async def eventually_async(condition: Callable[[], Awaitable[bool]], what: str) -> None:

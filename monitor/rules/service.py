@@ -13,6 +13,7 @@ from .desk import Desk, RulesContext
 from .incidents import IncidentDesk
 from .intake import TOPIC_FILTER, MqttAnnouncements
 from .maintenance import MaintenanceDesk
+from .silences import SilenceDesk
 
 if TYPE_CHECKING:
     from notifiers.mqtt import MqttPublisher
@@ -36,6 +37,7 @@ class RulesService:
         self.watch = ChangeWatch(ctx, self.announcements)
         self.maintenance = MaintenanceDesk(ctx)
         self.incidents = IncidentDesk(ctx, maintenance=self.maintenance.covering)
+        self.silences = SilenceDesk(ctx)
         self.catalog: CatalogPublisher | None = None
         self.mqtt: MqttAnnouncements | None = None
         if publisher is not None:
@@ -67,9 +69,16 @@ class RulesService:
         await self.watch.load()
         await self.maintenance.refresh()
         await self.incidents.refresh()
+        await self.silences.refresh()
 
     def desks(self) -> list[Desk]:
-        desks: list[Desk] = [self.announcements, self.watch, self.maintenance, self.incidents]
+        desks: list[Desk] = [
+            self.announcements,
+            self.watch,
+            self.maintenance,
+            self.incidents,
+            self.silences,
+        ]
         if self.catalog is not None:
             desks.append(self.catalog)
         return desks

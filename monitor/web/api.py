@@ -1,0 +1,858 @@
+"""The /api/v1 handlers that act: incidents, announcements, maintenance windows, silences, the
+caller's inbox, accounts and the audit log — each behind the role rules of
+:mod:`monitor.accounts` (a national-admin everywhere; the other roles inside their agency).
+
+Every route is declared once in :data:`ROUTES` with its summary and request model; the OpenAPI
+document is generated from that table, so it cannot drift from the real routes. A bad request
+gets a 4xx with the reason: malformed JSON, unknown fields and wrong types (400 with each field),
+unknown ids (404), another agency's data (403), a conflict (409).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from .. import accounts
+from ..accounts import RANK, Account, AccountError
+from ..engine import Engine
+from ..rules import incidents as inc
+from ..rules import maintenance as mnt
+from ..rules.announcements import (
+    AnnouncementRejected,
+    AnnouncementRequest,
+)
+from ..rules.announcements import (
+    cancel as cancel_announcement,
+)
+from ..rules.service import RulesService
+from ..types import StrictModel
+from .auth import current, error
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_VN = dt.timezone(dt.timedelta(hours=7))
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Api:
+    """What the handlers need; built once by the daemon."""
+
+    engine: Engine
+    rules: RulesService
+    clock: Callable[[], float] = time.time
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> Any:
+        return self.engine.store
+
+    def agencies(self) -> set[str]:
+        return {e.agency.id for e in self.engine.registry.systems.values()} | {
+            a.id for a in self.engine.config.agencies
+        }
+
+
+API = web.AppKey("api", Api)
+
+
+# ----- access rules ---------------------------------------------------------------------------
+
+
+def _me(request: web.Request) -> Account:
+    account = current(request)
+    if account is None:  # the auth middleware answers 401 before; belt and braces
+        raise ApiError(401, "authentication required")
+    return account
+
+
+def can_read(account: Account, agency: str | None) -> bool:
+    return account.role == "national-admin" or (agency is not None and account.agency == agency)
+
+
+def can_act(account: Account, agency: str | None) -> bool:
+    if account.role == "national-admin":
+        return True
+    return (
+        agency is not None and account.agency == agency and RANK[account.role] >= RANK["operator"]
+    )
+
+
+def _read(request: web.Request, agency: str | None) -> Account:
+    me = _me(request)
+    if not can_read(me, agency):
+        raise ApiError(403, f"{me.id} ({me.role}) may not see agency {agency}")
+    return me
+
+
+def _act(request: web.Request, agency: str | None) -> Account:
+    me = _me(request)
+    if not can_act(me, agency):
+        raise ApiError(403, f"{me.id} ({me.role}) may not act for {agency or 'the portal'}")
+    return me
+
+
+def _visible(me: Account, agency: str | None) -> bool:
+    return can_read(me, agency)
+
+
+# ----- request bodies -------------------------------------------------------------------------
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "request body too large") from None
+    try:
+        document = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
+        raise ApiError(400, "request body is not JSON") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise ApiError(400, problems) from None
+
+
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class IncidentOpen(StrictModel):
+    agency: str
+    system: str | None = None
+    summary: Text
+
+
+class IncidentResolve(StrictModel):
+    resolution: Text = "resolved"
+
+
+class Comment(StrictModel):
+    text: Text
+
+
+class Empty(StrictModel):
+    pass
+
+
+class AnnouncementCreate(AnnouncementRequest):
+    agency: str
+
+
+class MaintenanceCreate(StrictModel):
+    starts: dt.datetime
+    ends: dt.datetime
+    reason: Text
+    scope: Annotated[list[str], Field(max_length=200)] = []
+    override_reason: Text | None = None
+
+
+class MaintenanceCancel(StrictModel):
+    reason: Text | None = None
+
+
+class SilenceCreate(StrictModel):
+    agency: str
+    system: str | None = None
+    starts: dt.datetime | None = None
+    ends: dt.datetime
+    reason: Text
+
+
+class AccountCreate(StrictModel):
+    id: Annotated[str, Field(pattern=accounts.ACCOUNT_ID)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    role: accounts.Role
+    agency: str | None = None
+    cert_subject: Annotated[str, Field(max_length=1000)] | None = None
+    cert_serial: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{1,64}$")] | None = None
+    portal_account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+
+
+class Grant(StrictModel):
+    role: accounts.Role
+
+
+# ----- helpers --------------------------------------------------------------------------------
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, _VN).isoformat(timespec="seconds")
+
+
+def _local(api: Api, moment: dt.datetime) -> float:
+    try:
+        return api.rules.ctx.calendar.local(moment).timestamp()
+    except (OverflowError, ValueError):
+        raise ApiError(400, f"date out of range: {moment!r}") from None
+
+
+async def _audit(
+    api: Api, me: Account, action: str, target: str, agency: str | None, **detail: Any
+) -> None:
+    await accounts.audit(
+        api.store,
+        ts=api.clock(),
+        actor=me.id,
+        action=action,
+        target=target,
+        agency=agency,
+        detail=detail,
+    )
+
+
+def _incident_json(i: inc.Incident) -> dict[str, Any]:
+    out = i.as_dict()
+    out["due_at"] = None if i.due_at == float("inf") else i.due_at
+    out["opened"], out["due"] = _iso(i.opened_at), _iso(out["due_at"])
+    return out
+
+
+def _window_json(w: mnt.Window, now: float) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "status": w.status(now),
+        "scope": list(w.scope),
+        "portal_wide": w.portal_wide,
+        "starts": _iso(w.starts),
+        "ends": _iso(w.ends),
+        "reason": w.reason,
+        "announced_at": _iso(w.announced_at),
+        "working_days": w.working_days,
+        "required": w.required,
+        "compliant": w.compliant,
+        "override_reason": w.override_reason,
+        "author": w.author,
+        "cancelled_at": _iso(w.cancelled_at),
+        "cancel_reason": w.cancel_reason,
+    }
+
+
+def _window_agencies(w: mnt.Window) -> set[str]:
+    return {ref.partition("/")[0] for ref in w.scope}
+
+
+def _incident_error(exc: inc.IncidentError) -> ApiError:
+    text = str(exc)
+    return ApiError(404 if text.startswith("unknown incident") else 409, text)
+
+
+# ----- handlers: agencies ---------------------------------------------------------------------
+
+
+async def whoami(request: web.Request) -> web.Response:
+    return web.json_response(_me(request).as_json())
+
+
+async def agencies(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    out = []
+    for agency in api.engine.config.agencies:
+        if not _visible(me, agency.id):
+            continue
+        out.append(
+            {
+                "id": agency.id,
+                "kind": agency.kind,
+                "name_vi": agency.name_vi,
+                "name_en": agency.name_en,
+                "code": agency.code,
+                "systems": [s.id for s in agency.systems],
+            }
+        )
+    return web.json_response({"agencies": out})
+
+
+# ----- incidents ------------------------------------------------------------------------------
+
+
+async def incidents_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    everything = request.query.get("all") in ("1", "true")
+    rows = await inc.list_incidents(api.store, open_only=not everything)
+    return web.json_response(
+        {"incidents": [_incident_json(i) for i in rows if _visible(me, i.agency)]}
+    )
+
+
+async def incident_open(request: web.Request) -> web.Response:
+    api = request.app[API]
+    body = await _body(request, IncidentOpen)
+    me = _act(request, body.agency)
+    try:
+        opened = await inc.open_incident(
+            api.store,
+            api.engine.registry,
+            api.rules.ctx.calendar,
+            agency=body.agency,
+            system=body.system,
+            summary=body.summary,
+            now=api.clock(),
+        )
+    except inc.IncidentError as exc:
+        raise ApiError(404 if "unknown" in str(exc) else 400, str(exc)) from None
+    await _audit(api, me, "incident.open", opened.id, opened.agency, summary=body.summary)
+    return web.json_response(_incident_json(opened), status=201)
+
+
+async def _incident_for(request: web.Request) -> tuple[Api, inc.Incident]:
+    api = request.app[API]
+    found = await inc.get_incident(api.store, request.match_info["id"])
+    if found is None:
+        raise ApiError(404, f"unknown incident {request.match_info['id']!r}")
+    return api, found
+
+
+async def incident_get(request: web.Request) -> web.Response:
+    api, found = await _incident_for(request)
+    _read(request, found.agency)
+    comments = await api.store.transact(
+        lambda db: db.execute(
+            "SELECT ts, author, text FROM incident_comments WHERE incident = ? ORDER BY id",
+            (found.id,),
+        ).fetchall()
+    )
+    view = _incident_json(found)
+    view["comments"] = [{"ts": ts, "author": a, "text": t} for ts, a, t in comments]
+    return web.json_response(view)
+
+
+async def incident_ack(request: web.Request) -> web.Response:
+    api, found = await _incident_for(request)
+    me = _act(request, found.agency)
+    await _body(request, Empty)
+    try:
+        done = await inc.acknowledge(api.store, found.id, f"{me.name} ({me.id})", api.clock())
+    except inc.IncidentError as exc:
+        raise _incident_error(exc) from None
+    await _audit(api, me, "incident.ack", found.id, found.agency)
+    await api.rules.incidents.refresh()  # escalation stops now, not at the next desk tick
+    return web.json_response(_incident_json(done))
+
+
+async def incident_resolve(request: web.Request) -> web.Response:
+    api, found = await _incident_for(request)
+    me = _act(request, found.agency)
+    body = await _body(request, IncidentResolve)
+    try:
+        done = await inc.resolve(
+            api.store, found.id, f"{me.name} ({me.id})", body.resolution, api.clock()
+        )
+    except inc.IncidentError as exc:
+        raise _incident_error(exc) from None
+    await _audit(api, me, "incident.resolve", found.id, found.agency, resolution=body.resolution)
+    await api.rules.incidents.refresh()
+    return web.json_response(_incident_json(done))
+
+
+async def incident_comment(request: web.Request) -> web.Response:
+    api, found = await _incident_for(request)
+    me = _act(request, found.agency)
+    body = await _body(request, Comment)
+    now = api.clock()
+
+    def write(db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO incident_comments (incident, ts, author, text) VALUES (?, ?, ?, ?)",
+            (found.id, now, me.id, body.text),
+        )
+        accounts.audit_write(db, now, me.id, "incident.comment", found.id, found.agency, {}, "api")
+
+    await api.store.transact(write)
+    return web.json_response({"incident": found.id, "ts": now, "author": me.id}, status=201)
+
+
+# ----- announcements --------------------------------------------------------------------------
+
+
+async def announcements_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    items = [a.as_json() for a in reversed(api.rules.announcements.items) if _visible(me, a.agency)]
+    return web.json_response({"announcements": items})
+
+
+async def announcement_create(request: web.Request) -> web.Response:
+    api = request.app[API]
+    body = await _body(request, AnnouncementCreate)
+    me = _act(request, body.agency)
+    fields = body.model_dump(exclude={"agency"}, exclude_unset=True)
+    fields.setdefault("author", f"{me.name} ({me.id})")
+    try:
+        stored, new = await api.rules.announcements.submit(
+            AnnouncementRequest.model_validate(fields), body.agency, "api"
+        )
+    except AnnouncementRejected as exc:
+        raise ApiError(404 if "unknown agency" in str(exc) else 400, str(exc)) from None
+    if new:
+        await _audit(
+            api,
+            me,
+            "announcement.create",
+            str(stored.id),
+            stored.agency,
+            compliant=stored.compliant,
+            working_days=stored.working_days,
+        )
+    return web.json_response({**stored.as_json(), "new": new}, status=201 if new else 200)
+
+
+async def announcement_cancel(request: web.Request) -> web.Response:
+    api = request.app[API]
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise ApiError(404, f"unknown announcement {raw!r}")
+    found = next((a for a in api.rules.announcements.items if a.id == int(raw)), None)
+    if found is None:
+        raise ApiError(404, f"unknown announcement {raw!r}")
+    me = _act(request, found.agency)
+    await _body(request, Empty)
+    try:
+        done = await cancel_announcement(api.store, found.id, api.clock())
+    except AnnouncementRejected as exc:
+        raise ApiError(409, str(exc)) from None
+    await _audit(api, me, "announcement.cancel", raw, found.agency)
+    await api.rules.announcements.refresh()
+    return web.json_response(done.as_json())
+
+
+# ----- maintenance ----------------------------------------------------------------------------
+
+
+async def maintenance_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    now = api.clock()
+    windows = await mnt.list_windows(
+        api.store, now=now, include_past=request.query.get("all") in ("1", "true")
+    )
+    visible = [
+        _window_json(w, now)
+        for w in windows
+        if me.role == "national-admin" or w.portal_wide or me.agency in _window_agencies(w)
+    ]
+    return web.json_response({"maintenance": visible})
+
+
+async def maintenance_create(request: web.Request) -> web.Response:
+    api = request.app[API]
+    body = await _body(request, MaintenanceCreate)
+    me = _me(request)
+    try:
+        scope = mnt.resolve_scope(api.engine.registry, body.scope)
+    except mnt.MaintenanceError as exc:
+        raise ApiError(400, str(exc)) from None
+    agencies_in_scope = {ref.partition("/")[0] for ref in scope}
+    # The portal itself (no scope) or several agencies: the Government Office only.
+    if not scope or len(agencies_in_scope) > 1:
+        if me.role != "national-admin":
+            raise ApiError(403, "only a national-admin schedules portal-wide maintenance")
+    else:
+        _act(request, next(iter(agencies_in_scope)))
+    try:
+        window = await mnt.schedule(
+            api.store,
+            api.rules.ctx.calendar,
+            api.engine.registry,
+            starts=body.starts,
+            ends=body.ends,
+            reason=body.reason,
+            scope=scope,
+            override_reason=body.override_reason,
+            author=f"{me.name} ({me.id})",
+            now=api.clock(),
+        )
+    except mnt.MaintenanceError as exc:
+        raise ApiError(400, str(exc)) from None
+    await _audit(
+        api,
+        me,
+        "maintenance.create",
+        str(window.id),
+        None,
+        scope=list(scope),
+        late=not window.compliant,
+    )
+    await api.rules.maintenance.refresh()
+    return web.json_response(_window_json(window, api.clock()), status=201)
+
+
+async def maintenance_cancel(request: web.Request) -> web.Response:
+    api = request.app[API]
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise ApiError(404, f"unknown maintenance window {raw!r}")
+    now = api.clock()
+    windows = await mnt.list_windows(api.store, now=now, include_past=True)
+    found = next((w for w in windows if w.id == int(raw)), None)
+    if found is None:
+        raise ApiError(404, f"unknown maintenance window {raw!r}")
+    me = _me(request)
+    agencies_in_scope = _window_agencies(found)
+    if me.role != "national-admin" and (
+        len(agencies_in_scope) != 1 or not can_act(me, next(iter(agencies_in_scope)))
+    ):
+        raise ApiError(403, f"{me.id} may not cancel maintenance #{raw}")
+    body = await _body(request, MaintenanceCancel)
+    try:
+        done = await mnt.cancel(api.store, found.id, now=now, reason=body.reason)
+    except mnt.MaintenanceError as exc:
+        raise ApiError(409, str(exc)) from None
+    await _audit(api, me, "maintenance.cancel", raw, None, reason=body.reason)
+    await api.rules.maintenance.refresh()
+    return web.json_response(_window_json(done, now))
+
+
+# ----- silences -------------------------------------------------------------------------------
+
+
+async def silences_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    rows = await api.store.transact(
+        lambda db: db.execute(
+            "SELECT id, agency, system, starts, ends, reason, created_by, created_at, cancelled_at"
+            " FROM silences WHERE cancelled_at IS NULL AND ends > ? ORDER BY ends",
+            (api.clock(),),
+        ).fetchall()
+    )
+    keys = ("id", "agency", "system", "starts", "ends", "reason", "created_by", "created_at")
+    return web.json_response(
+        {"silences": [dict(zip(keys, r[:-1], strict=True)) for r in rows if _visible(me, r[1])]}
+    )
+
+
+async def silence_create(request: web.Request) -> web.Response:
+    api = request.app[API]
+    body = await _body(request, SilenceCreate)
+    me = _act(request, body.agency)
+    if body.agency not in api.agencies():
+        raise ApiError(404, f"unknown agency {body.agency!r}")
+    if (
+        body.system is not None
+        and f"{body.agency}/{body.system}" not in api.engine.registry.systems
+    ):
+        raise ApiError(404, f"unknown system {body.agency}/{body.system}")
+    now = api.clock()
+    starts = now if body.starts is None else _local(api, body.starts)
+    ends = _local(api, body.ends)
+    if ends <= max(starts, now):
+        raise ApiError(400, "ends must be in the future and after starts")
+    if ends - starts > 7 * 86400:
+        raise ApiError(400, "a silence lasts at most 7 days (plan longer work as maintenance)")
+
+    def write(db: sqlite3.Connection) -> int:
+        cur = db.execute(
+            "INSERT INTO silences (agency, system, starts, ends, reason, created_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (body.agency, body.system, starts, ends, body.reason, me.id, now),
+        )
+        silence_id = int(cur.lastrowid or 0)
+        accounts.audit_write(
+            db,
+            now,
+            me.id,
+            "silence.create",
+            str(silence_id),
+            body.agency,
+            {"system": body.system, "ends": ends, "reason": body.reason},
+            "api",
+        )
+        return silence_id
+
+    silence_id = await api.store.transact(write)
+    await api.rules.silences.refresh()
+    return web.json_response(
+        {
+            "id": silence_id,
+            "agency": body.agency,
+            "system": body.system,
+            "starts": starts,
+            "ends": ends,
+            "reason": body.reason,
+        },
+        status=201,
+    )
+
+
+async def silence_cancel(request: web.Request) -> web.Response:
+    api = request.app[API]
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise ApiError(404, f"unknown silence {raw!r}")
+    row = await api.store.transact(
+        lambda db: db.execute(
+            "SELECT agency, cancelled_at FROM silences WHERE id = ?", (int(raw),)
+        ).fetchone()
+    )
+    if row is None:
+        raise ApiError(404, f"unknown silence {raw!r}")
+    me = _act(request, row[0])
+    await _body(request, Empty)
+    if row[1] is not None:
+        raise ApiError(409, f"silence {raw} is already cancelled")
+    now = api.clock()
+
+    def write(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE silences SET cancelled_at = ? WHERE id = ?", (now, int(raw)))
+        accounts.audit_write(db, now, me.id, "silence.cancel", raw, row[0], {}, "api")
+
+    await api.store.transact(write)
+    await api.rules.silences.refresh()
+    return web.json_response({"id": int(raw), "cancelled_at": now})
+
+
+# ----- the caller's inbox ---------------------------------------------------------------------
+
+
+async def inbox_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    rows = await api.store.transact(
+        lambda db: db.execute(
+            "SELECT id, key, subject, text, created_at, read_at FROM inbox"
+            " WHERE account = ? ORDER BY id DESC LIMIT 200",
+            (me.portal_account,),
+        ).fetchall()
+    )
+    return web.json_response(
+        {
+            "account": me.portal_account,
+            "messages": [
+                {"id": i, "key": k, "subject": s, "text": t, "created_at": c, "read": r is not None}
+                for i, k, s, t, c, r in rows
+            ],
+        }
+    )
+
+
+async def inbox_read(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise ApiError(404, f"unknown message {raw!r}")
+    await _body(request, Empty)
+    now = api.clock()
+    changed = await api.store.transact(
+        lambda db: (
+            db.execute(
+                "UPDATE inbox SET read_at = COALESCE(read_at, ?) WHERE id = ? AND account = ?",
+                (now, int(raw), me.portal_account),
+            ).rowcount
+        )
+    )
+    if not changed:
+        raise ApiError(404, f"no message {raw} in your inbox")
+    return web.json_response({"id": int(raw), "read": True})
+
+
+# ----- accounts and the audit log -------------------------------------------------------------
+
+
+async def accounts_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    if me.role == "national-admin":
+        rows = await accounts.list_accounts(api.store)
+    elif me.role == "agency-admin":
+        rows = await accounts.list_accounts(api.store, me.agency)
+    else:
+        raise ApiError(403, f"{me.id} ({me.role}) may not list accounts")
+    return web.json_response({"accounts": [a.as_json() for a in rows]})
+
+
+def _account_error(exc: AccountError) -> ApiError:
+    return ApiError(exc.status, str(exc))
+
+
+async def account_create(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    body = await _body(request, AccountCreate)
+    try:
+        created, token = await accounts.create(
+            api.store,
+            actor=me,
+            account_id=body.id,
+            name=body.name,
+            role=body.role,
+            agency=body.agency,
+            agencies=api.agencies(),
+            now=api.clock(),
+            cert_subject=body.cert_subject,
+            cert_serial=body.cert_serial.upper() if body.cert_serial else None,
+            portal_account=body.portal_account,
+        )
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    # The token is shown this once, to its creator; only its hash is kept.
+    return web.json_response({"account": created.as_json(), "token": token}, status=201)
+
+
+async def account_grant(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    body = await _body(request, Grant)
+    try:
+        done = await accounts.grant(
+            api.store,
+            actor=me,
+            account_id=request.match_info["id"],
+            role=body.role,
+            agencies=api.agencies(),
+            now=api.clock(),
+        )
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response(done.as_json())
+
+
+async def account_revoke(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    await _body(request, Empty)
+    try:
+        done = await accounts.revoke(
+            api.store, actor=me, account_id=request.match_info["id"], now=api.clock()
+        )
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response(done.as_json())
+
+
+async def audit_list(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    if me.role == "national-admin":
+        rows = await accounts.audit_log(api.store)
+    elif me.role == "agency-admin":
+        rows = await accounts.audit_log(api.store, agency=me.agency)
+    else:
+        raise ApiError(403, f"{me.id} ({me.role}) may not read the audit log")
+    return web.json_response({"audit": rows})
+
+
+# ----- the route table and the OpenAPI document -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str  # aiohttp form; {id:.+} is shown as {id} in OpenAPI
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v1/whoami", whoami, "The calling account"),
+    Route("GET", "/api/v1/agencies", agencies, "Agencies the caller may see"),
+    Route("GET", "/api/v1/incidents", incidents_list, "Open incidents (all=1: also resolved)"),
+    Route("POST", "/api/v1/incidents", incident_open, "Open a support request", IncidentOpen),
+    Route("POST", "/api/v1/incidents/{id:.+}/ack", incident_ack, "Acknowledge", Empty),
+    Route(
+        "POST", "/api/v1/incidents/{id:.+}/resolve", incident_resolve, "Resolve", IncidentResolve
+    ),
+    Route("POST", "/api/v1/incidents/{id:.+}/comments", incident_comment, "Comment", Comment),
+    Route("GET", "/api/v1/incidents/{id:.+}", incident_get, "One incident with its comments"),
+    Route("GET", "/api/v1/announcements", announcements_list, "Change announcements"),
+    Route(
+        "POST",
+        "/api/v1/announcements",
+        announcement_create,
+        "Announce a change of a secure server (the answer carries the notice verdict)",
+        AnnouncementCreate,
+    ),
+    Route("POST", "/api/v1/announcements/{id}/cancel", announcement_cancel, "Withdraw", Empty),
+    Route("GET", "/api/v1/maintenance", maintenance_list, "Maintenance windows (all=1: past)"),
+    Route(
+        "POST",
+        "/api/v1/maintenance",
+        maintenance_create,
+        "Schedule a maintenance window (5 working days' notice, or override_reason)",
+        MaintenanceCreate,
+    ),
+    Route(
+        "POST",
+        "/api/v1/maintenance/{id}/cancel",
+        maintenance_cancel,
+        "Cancel a window",
+        MaintenanceCancel,
+    ),
+    Route("GET", "/api/v1/silences", silences_list, "Active silences"),
+    Route("POST", "/api/v1/silences", silence_create, "Silence alerts for a while", SilenceCreate),
+    Route("POST", "/api/v1/silences/{id}/cancel", silence_cancel, "End a silence", Empty),
+    Route("GET", "/api/v1/inbox", inbox_list, "The caller's portal inbox"),
+    Route("POST", "/api/v1/inbox/{id}/read", inbox_read, "Mark a message read", Empty),
+    Route("GET", "/api/v1/accounts", accounts_list, "Accounts the caller manages"),
+    Route(
+        "POST",
+        "/api/v1/accounts",
+        account_create,
+        "Create an account (the token is in this answer only)",
+        AccountCreate,
+    ),
+    Route("POST", "/api/v1/accounts/{id}/grant", account_grant, "Change a role", Grant),
+    Route("POST", "/api/v1/accounts/{id}/revoke", account_revoke, "Revoke an account", Empty),
+    Route("GET", "/api/v1/audit", audit_list, "The audit log"),
+)
+
+
+def _guard(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error(exc.status, str(exc))
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+def api_routes() -> list[web.RouteDef]:
+    return [web.route(r.method, r.path, _guard(r.handler)) for r in ROUTES]
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI ``paths`` of :data:`ROUTES`."""
+    paths: dict[str, Any] = {}
+    for r in ROUTES:
+        path = r.path.replace("{id:.+}", "{id}")
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in ("id",)
+            if "{id" in r.path
+        ]
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "security": [{"bearer": []}, {"mtls": []}],
+            "responses": {
+                "200": {"description": "OK"},
+                "201": {"description": "Created"},
+                "400": {"description": "Invalid request (the reason is in `error`)"},
+                "401": {"description": "No or invalid credentials"},
+                "403": {"description": "Not allowed for this role or agency"},
+                "404": {"description": "Unknown id"},
+                "409": {"description": "Conflict with the current state"},
+            },
+        }
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": r.body.model_json_schema()}},
+            }
+        paths.setdefault(path, {})[r.method.lower()] = op
+    return paths

@@ -1,0 +1,160 @@
+"""Who is asking: a bearer token, or a TLS client certificate (mTLS) mapped to an account.
+
+The middleware puts the caller's :class:`~monitor.accounts.Account` (or None) in
+``request["account"]``. Under ``/api/v1`` a request without a valid credential is answered 401
+(except the public documents and the heartbeat, which has its own per-system token); the pages
+decide for themselves. Failed logins are audited and throttled per client address: after
+``max_failures`` within a minute that address gets 429 until the minute is over. Tokens are
+never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .. import accounts
+from ..accounts import Account
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Paths under /api/v1 answered without an account.
+PUBLIC_API = ("/api/v1/openapi.json", "/api/v1/heartbeat/")
+COOKIE = "npsp_session"
+ACCOUNT: web.RequestKey[Account | None] = web.RequestKey("account", object)  # type: ignore[arg-type]
+WINDOW = 60.0
+
+
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _name(parts: Any) -> str:
+    """``ssl.getpeercert()``'s subject (tuple of RDNs) as ``CN=…,O=…``."""
+    out = []
+    for rdn in parts or ():
+        for key, value in rdn:
+            short = {"commonName": "CN", "organizationName": "O", "countryName": "C"}.get(key, key)
+            out.append(f"{short}={value}")
+    return ",".join(out)
+
+
+class Throttle:
+    """Failed logins per client address in a sliding minute."""
+
+    def __init__(self, max_failures: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.clock = clock
+        self.failures: dict[str, deque[float]] = {}
+
+    def _recent(self, who: str) -> deque[float]:
+        now = self.clock()
+        q = self.failures.setdefault(who, deque())
+        while q and q[0] <= now - WINDOW:
+            q.popleft()
+        if not q:
+            del self.failures[who]
+            return deque()
+        return q
+
+    def blocked_for(self, who: str) -> float:
+        """Seconds ``who`` must wait, or 0."""
+        q = self._recent(who)
+        if len(q) < self.max_failures:
+            return 0.0
+        return max(1.0, q[0] + WINDOW - self.clock())
+
+    def failed(self, who: str) -> None:
+        self.failures.setdefault(who, deque()).append(self.clock())
+        if len(self.failures) > 10_000:  # bounded: forget the oldest addresses
+            for key in list(self.failures)[:1000]:
+                del self.failures[key]
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return None
+
+
+class Authenticator:
+    """Finds the account of a request; one per daemon."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_failures: int = 10,
+        clock: Callable[[], float] = time.time,
+        throttle_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.throttle = Throttle(max_failures, throttle_clock)
+
+    async def account_of(self, request: web.Request) -> tuple[Account | None, bool]:
+        """The caller's account, and whether a credential was presented (and failed)."""
+        token = bearer(request)
+        if token is None and request.method in ("GET", "HEAD"):
+            # The pages keep the token in an HttpOnly cookie; state-changing API calls must
+            # send the header (a cookie alone would invite cross-site requests).
+            token = request.cookies.get(COOKIE)
+        if token is not None:
+            account = await accounts.by_token(self.store, token)
+            return account, account is None
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        if peer:
+            subject = _name(peer.get("subject"))
+            serial = str(peer.get("serialNumber", "")).upper()
+            account = await accounts.by_certificate(self.store, subject, serial)
+            return account, account is None
+        return None, False
+
+    def client(self, request: web.Request) -> str:
+        return request.remote or "?"
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        api = path.startswith("/api/v1/") and not path.startswith(PUBLIC_API)
+        who = self.client(request)
+        wait = self.throttle.blocked_for(who)
+        if wait and (api or bearer(request) is not None):
+            return web.json_response(
+                {"error": "too many failed logins from this address; try again later"},
+                status=429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        account, failed = await self.account_of(request)
+        if failed:
+            self.throttle.failed(who)
+            log.warning("login failed", extra={"client": who, "path": path})
+            await accounts.audit(
+                self.store,
+                ts=self.clock(),
+                actor=f"anonymous@{who}",
+                action="login.failed",
+                target=path,
+                source="api",
+            )
+        request[ACCOUNT] = account
+        if api and account is None:
+            return error(
+                401,
+                "invalid or revoked credentials" if failed else "authentication required",
+            )
+        return await handler(request)
+
+
+def current(request: web.Request) -> Account | None:
+    """The caller's account (set by the middleware), or None."""
+    return request.get(ACCOUNT)
