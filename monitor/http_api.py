@@ -13,7 +13,7 @@ from .engine import Engine
 from .metrics import CONTENT_TYPE, DaemonMetrics, render
 from .rules.service import RulesService
 from .state import State
-from .web.api import API, Api, api_routes, can_read, openapi_paths
+from .web.api import API, SCHEMAS, Api, api_routes, can_read, openapi_paths
 from .web.auth import Authenticator, current
 
 ENGINE = web.AppKey("engine", Engine)
@@ -252,7 +252,8 @@ def build_app(
         app.add_routes(api_routes())
         paths.update(openapi_paths())
     paths.update(extra_paths or {})
-    app[OPENAPI_DOC] = {**OPENAPI, "paths": paths, "components": _COMPONENTS}
+    components = {**_COMPONENTS, "schemas": dict(SCHEMAS)}
+    app[OPENAPI_DOC] = {**OPENAPI, "paths": paths, "components": components}
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)

@@ -33,6 +33,21 @@ class LogfmtFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class _BadRequestsBriefly(logging.Filter):
+    """aiohttp logs a client's malformed request (a NUL in a header, garbage instead of HTTP)
+    as an error with a traceback; it is the client's fault and was answered 400: one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and type(exc).__name__ in ("BadHttpMessage", "BadStatusLine",
+                                                      "InvalidHeader", "LineTooLong",
+                                                      "HttpProcessingError"):  # fmt: skip
+            record.msg, record.args = f"malformed request answered 400: {exc}".splitlines()[0], ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def setup_logging(level: str = "info") -> None:
     """Log to stderr (the journal under systemd); called once by the command line."""
     handler = logging.StreamHandler(sys.stderr)
@@ -41,4 +56,5 @@ def setup_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_BadRequestsBriefly())
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd, per connection

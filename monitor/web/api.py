@@ -824,8 +824,12 @@ def api_routes() -> list[web.RouteDef]:
     return [web.route(r.method, r.path, _guard(r.handler)) for r in ROUTES]
 
 
+#: Models that request bodies refer to (filled by :func:`openapi_paths`).
+SCHEMAS: dict[str, Any] = {}
+
+
 def openapi_paths() -> dict[str, Any]:
-    """The OpenAPI ``paths`` of :data:`ROUTES`."""
+    """The OpenAPI ``paths`` of :data:`ROUTES` (their shared models go to :data:`SCHEMAS`)."""
     paths: dict[str, Any] = {}
     for r in ROUTES:
         path = r.path.replace("{id:.+}", "{id}")
@@ -850,9 +854,11 @@ def openapi_paths() -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if r.body is not None:
+            schema = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            SCHEMAS.update(schema.pop("$defs", {}))
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": r.body.model_json_schema()}},
+                "content": {"application/json": {"schema": schema}},
             }
         paths.setdefault(path, {})[r.method.lower()] = op
     return paths
