@@ -25,6 +25,7 @@ from .calendar_cli import add_calendar_commands
 from .config import Config, ConfigError, load_config
 from .logs import setup_logging
 from .registry import Registry
+from .report_cli import add_report_commands
 from .rules.announce_cli import add_announce_commands
 from .rules.incidents_cli import add_incident_commands
 from .rules.maintenance_cli import add_maintenance_commands
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_maintenance_commands(sub, with_config)
     add_incident_commands(sub, with_config)
     add_accounts_commands(sub, with_config)
+    add_report_commands(sub, with_config)
 
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)
