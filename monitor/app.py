@@ -26,6 +26,9 @@ from .alerting.outbox import Outbox, OutboxWorker
 from .alerting.pipeline import AlertPipeline
 from .config import Config, ConfigError, HttpSettings, load_config
 from .engine import Engine
+from .heartbeats import PATH as HEARTBEAT_PATH
+from .heartbeats import TOPIC_FILTER as HEARTBEAT_TOPICS
+from .heartbeats import HeartbeatReceiver, heartbeat_routes
 from .http_api import build_app
 from .metrics import DaemonMetrics
 from .mqtt_status import StatusTopics
@@ -46,6 +49,28 @@ def _freeze_heap() -> None:
     the collector's sight: a full collection over them stalled the loop for ~100-300 ms."""
     gc.collect()
     gc.freeze()
+
+
+HEARTBEAT_OPENAPI = {
+    "post": {
+        "summary": "A push heartbeat from a system that reports instead of being probed; "
+        "authenticated by that system's own token (Bearer or X-Heartbeat-Token)",
+        "security": [],
+        "parameters": [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in ("agency", "system")
+        ],
+        "responses": {
+            "202": {"description": "Accepted"},
+            "400": {"description": "Malformed"},
+            "401": {"description": "Missing or wrong token"},
+            "404": {"description": "Unknown system, or no heartbeat check"},
+            "409": {"description": "Two systems share this token"},
+            "413": {"description": "Body over 1 KiB"},
+            "429": {"description": "Too many wrong tokens"},
+        },
+    }
+}
 
 
 class _LateBound:
@@ -147,9 +172,15 @@ class Daemon:
                 channels = Channels.build(self.config.channels, self.config.vantage)
             except ValueError as exc:
                 raise StartupError(f"channels: {exc}") from None
+            probe_env = ProbeEnv()  # one heartbeat board, shared by the probes and the receiver
             engine = self.engine = Engine(
-                self.config, store, ProbeEnv(), observe_lag=self.metrics.lag.observe
+                self.config, store, probe_env, observe_lag=self.metrics.lag.observe
             )
+            heartbeats = HeartbeatReceiver(probe_env.heartbeats, lambda: engine.registry)
+            self.extra_routes += heartbeat_routes(heartbeats)
+            self.extra_paths[HEARTBEAT_PATH] = HEARTBEAT_OPENAPI
+            if channels.publisher is not None:
+                channels.publisher.subscribe(HEARTBEAT_TOPICS, heartbeats.on_mqtt)
             self.metrics.engine = engine
             calendar = WorkCalendar(self.config.calendar)
             notices = _LateBound()

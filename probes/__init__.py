@@ -5,7 +5,7 @@ A new kind is one new module plus one line in :data:`PROBES`.
 
 from __future__ import annotations
 
-from . import dns, http, tcp, tls
+from . import dns, heartbeat, http, tcp, tls
 from .base import Probe, ProbeEnv, ProbeKind
 
 PROBES: dict[str, ProbeKind] = {
@@ -13,6 +13,7 @@ PROBES: dict[str, ProbeKind] = {
     "tls": ProbeKind(tls.Spec, tls.build),
     "http": ProbeKind(http.Spec, http.build),
     "dns": ProbeKind(dns.Spec, dns.build),
+    "heartbeat": ProbeKind(heartbeat.Spec, heartbeat.build),
 }
 
 __all__ = ["PROBES", "Probe", "ProbeEnv", "ProbeKind"]

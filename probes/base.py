@@ -20,6 +20,7 @@ from typing import Any
 
 from monitor.types import CheckCommon, ProbeResult
 
+from .heartbeat import HeartbeatBoard
 from .tlsopts import SSLContextCache
 
 Probe = Callable[[float], Awaitable[ProbeResult]]
@@ -37,6 +38,8 @@ class ProbeEnv:
     ssl_contexts: SSLContextCache = field(default_factory=SSLContextCache)
     max_body_bytes: int = 1 << 20
     user_agent: str = "npsp-monitor/0.1"
+    # Where heartbeat receivers (monitor/heartbeats.py) note what the heartbeat probes read.
+    heartbeats: HeartbeatBoard = field(default_factory=HeartbeatBoard)
 
 
 @dataclass(frozen=True, slots=True)

@@ -428,7 +428,12 @@ async def test_openapi_document_matches_the_routes(world: World) -> None:
 
     assert runner.rules is not None
     app = build_app(
-        runner.engine, DaemonMetrics(), runner.rules, authenticator=runner.authenticator
+        runner.engine,
+        DaemonMetrics(),
+        runner.rules,
+        authenticator=runner.authenticator,
+        extra_routes=runner.extra_routes,
+        extra_paths=runner.extra_paths,
     )
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
@@ -440,6 +445,7 @@ async def test_openapi_document_matches_the_routes(world: World) -> None:
         ):
             app_routes.add((route.method, path.replace("{id:.+}", "{id}")))
     assert app_routes == documented - {("GET", "/api/v1/openapi.json")}
+    assert ("POST", "/api/v1/heartbeat/{agency}/{system}") in app_routes
 
 
 # ----- mTLS ---------------------------------------------------------------------------------------

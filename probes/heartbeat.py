@@ -1,0 +1,188 @@
+"""``heartbeat``: a push check. The system reports; the monitor notices when it stops.
+
+Some systems cannot be probed from the gateway (they sit behind the agency's firewall, or what
+matters is a job that runs, not a port that answers). They send heartbeats instead:
+``POST /api/v1/heartbeat/<agency>/<system>`` with their token, or an MQTT message on
+``<prefix>heartbeat/<agency>/<system>`` (both received by :mod:`monitor.heartbeats`). The receiver
+marks the daemon's one :class:`HeartbeatBoard` (``ProbeEnv.heartbeats``); this probe only reads
+it, so it is cheap enough to run every few seconds:
+
+* a heartbeat younger than ``period + grace`` → ok;
+* older → failing, ``no heartbeat for 5m12s (period 5m, grace 30s)``;
+* none since monitoring of the check began → ok for ``period + grace`` (a restart does not flip
+  every push-reporting system to DOWN), failing after that with ``no heartbeat received yet``.
+
+Defaults differ from the other kinds: ``interval`` 10s (detection lags by at most one interval,
+plus ``recheck_delay``), ``timeout`` 1s, ``failure_threshold`` 1 (the verdict is already about
+time: counting consecutive failures would only add ``(threshold - 1) x interval``); grace is 10%
+of the period, at least 5s.
+
+The build contract gives a probe its spec, not its system, so the board keys beats by the check
+id and the token (keyed-hashed: the board never holds a token). Two systems with the same check
+id and the same token would share a slot; the receiver finds such pairs, refuses their
+heartbeats and lists them in :attr:`HeartbeatBoard.conflicts`, and the probe fails saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from monitor.types import CheckCommon, Duration, ProbeResult, SecretSource, format_duration
+
+if TYPE_CHECKING:
+    from .base import Probe, ProbeEnv
+
+__all__ = [
+    "MAX_TOKEN",
+    "MIN_GRACE",
+    "MIN_TOKEN",
+    "HeartbeatBoard",
+    "Spec",
+    "build",
+    "read_token",
+]
+
+MIN_GRACE = 5.0  # seconds: a sender's clock tick and the network need some slack
+MIN_TOKEN = 16  # characters: a short token can be guessed
+MAX_TOKEN = 256  # characters: longer offered tokens are refused before any comparison
+
+
+class Spec(CheckCommon):
+    """A heartbeat check: DOWN when no heartbeat arrived within ``period`` + ``grace``."""
+
+    kind: Literal["heartbeat"]
+    period: Duration = Field(description="How often the system promises to send a heartbeat.")
+    grace: Duration | None = Field(
+        default=None, description="Extra wait before failing; default 10% of period, >= 5s."
+    )
+    token: SecretSource = Field(description="The system's own token (file or env variable).")
+    # The probe reads memory only: run it often so that silence is noticed within seconds.
+    interval: Duration | None = 10.0
+    timeout: Duration | None = 1.0
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] | None = 1
+
+    @model_validator(mode="after")
+    def _sane_period(self) -> Spec:
+        if self.period < 1.0:
+            raise ValueError("period must be at least 1s")
+        return self
+
+    @property
+    def grace_seconds(self) -> float:
+        """The grace in effect: as configured, else 10% of the period, at least 5s."""
+        return self.grace if self.grace is not None else max(MIN_GRACE, self.period / 10)
+
+    @property
+    def deadline(self) -> float:
+        """Seconds of silence tolerated: ``period + grace``."""
+        return self.period + self.grace_seconds
+
+    def target_host(self) -> str:
+        # No peer to protect from concurrent probes: every heartbeat check shares one name.
+        return self.host_key or "heartbeat"
+
+
+def read_token(source: SecretSource) -> str:
+    """Read a heartbeat token; ``ValueError`` naming the source (never the value) if unusable."""
+    token = source.read().get_secret_value()
+    where = f"file {source.file}" if source.file is not None else f"variable {source.env}"
+    if len(token) < MIN_TOKEN:
+        raise ValueError(f"the token in {where} is shorter than {MIN_TOKEN} characters")
+    if len(token) > MAX_TOKEN:
+        raise ValueError(f"the token in {where} is longer than {MAX_TOKEN} characters")
+    return token
+
+
+class HeartbeatBoard:
+    """When each heartbeat check last heard from its system.
+
+    One per daemon (``ProbeEnv.heartbeats``): the receiver writes, the probes read. ``clock``
+    is monotonic by default: beats are only compared with each other inside this process
+    (nothing is persisted), so a wall-clock step (NTP) must not make every system look silent.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
+        self._salt = secrets.token_bytes(16)
+        self._last: dict[bytes, float] = {}
+        # Slots that serve several systems (same check id and token), with those systems;
+        # set by the receiver from the running registry.
+        self.conflicts: dict[bytes, tuple[str, ...]] = {}
+
+    def key(self, check_id: str, token: str) -> bytes:
+        """The slot of one check: its id and token, keyed-hashed with a per-process salt."""
+        return hmac.new(self._salt, f"{check_id}\x00{token}".encode(), hashlib.sha256).digest()
+
+    def beat(self, key: bytes, now: float | None = None) -> None:
+        """Record a heartbeat (authenticated by the caller) at ``now`` (default: the clock)."""
+        self._last[key] = self.clock() if now is None else now
+
+    def last(self, key: bytes) -> float | None:
+        """When the slot last heard a heartbeat, on the board's clock; None if never."""
+        return self._last.get(key)
+
+    def __repr__(self) -> str:
+        return f"<HeartbeatBoard: {len(self._last)} checks heard>"
+
+
+def _span(seconds: float) -> str:
+    """A duration as a person reads it: whole seconds from 1s up (``5m12s``, not ``312.4s``)."""
+    seconds = max(0.0, seconds)
+    return format_duration(float(round(seconds))) if seconds >= 1 else format_duration(seconds)
+
+
+def _broken(reason: str) -> Probe:
+    async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109 (the Probe contract)
+        del timeout
+        return ProbeResult(False, reason, 0.0)
+
+    return probe
+
+
+def build(spec: Spec, env: ProbeEnv) -> Probe:
+    """Return a probe that judges the age of the check's last heartbeat on ``env.heartbeats``."""
+    board = env.heartbeats
+    try:
+        key = board.key(spec.id, read_token(spec.token))
+    except ValueError as exc:
+        return _broken(f"heartbeat token cannot be used: {exc}")
+    limit = spec.deadline
+    terms = f"period {format_duration(spec.period)}, grace {format_duration(spec.grace_seconds)}"
+    # Counting from the build, not the board's start: a check added by a reload gets its grace.
+    since = board.clock()
+
+    async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109 (the Probe contract)
+        del timeout
+        shared = board.conflicts.get(key)
+        if shared:
+            return ProbeResult(
+                False,
+                f"one heartbeat check id and token serve {', '.join(shared)}: "
+                "give each system its own token",
+                0.0,
+            )
+        now = board.clock()
+        last = board.last(key)
+        if last is None:
+            waited = now - since
+            if waited <= limit:
+                return ProbeResult(
+                    True, f"no heartbeat received yet (waiting up to {_span(limit)})", 0.0
+                )
+            return ProbeResult(
+                False, f"no heartbeat received yet (none in {_span(waited)}; {terms})", 0.0
+            )
+        age = now - last
+        if age <= limit:
+            return ProbeResult(True, f"heartbeat {_span(age)} ago", 0.0)
+        return ProbeResult(False, f"no heartbeat for {_span(age)} ({terms})", 0.0)
+
+    return probe
