@@ -36,6 +36,7 @@ from .rules.desk import RulesContext, run_desks
 from .rules.service import RulesService
 from .store import Store
 from .web.auth import Authenticator
+from .web.pages import PagesContext, page_routes
 from .workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,9 @@ class Daemon:
             ]
             http = self.config.http
             self.authenticator = Authenticator(store, max_failures=http.login_failures_per_minute)
+            self.extra_routes += page_routes(
+                PagesContext(engine, store, rules, self.authenticator, ctx.clock)
+            )
             app = build_app(
                 engine,
                 self.metrics,

@@ -1,0 +1,659 @@
+"""The web pages, rendered on the server: they work without JavaScript, in Vietnamese by default
+and in English with ``?lang=en`` (kept in every link and form).
+
+* ``/`` — the national overview: every agency the account may see, its systems' states and
+  each system's last 24 hours as a bar; ``?problems=1`` lists only systems that are not up;
+* ``/agency/{agency}`` and ``/system/{agency}/{system}`` — one agency, one system (recent
+  results, state changes, incidents, change announcements);
+* ``/inbox`` — the logged-in account's portal inbox, with "mark as read";
+* ``/status`` — public, no login: only the systems the config marks ``public: true``, and of
+  them only the name, the agency, the state, the last change and the bar; never a reason or
+  a host;
+* ``/login`` and ``/logout``.
+
+**Who sees what.** A national-admin sees every agency; every other role only its own (403 for
+another agency's page). A private page without a login redirects to ``/login``. Logging in
+puts the account's token in an HttpOnly, ``SameSite=Strict`` cookie (``Secure`` over TLS);
+the authentication middleware reads it on GET and HEAD only.
+
+**Forms and CSRF.** A POST is authenticated by a bearer header, the cookie or a client
+certificate. A browser sends the cookie and the certificate on its own, so a POST that relies
+on one of them must carry a token in a hidden field: HMAC-SHA256 of the account and the
+cookie's value under a per-process secret (:attr:`PagesContext.secret`). A forged form, made on
+another site, cannot know it; a form loaded before a restart is refused once ("reload the
+page"). Requests that say they come from another site (``Origin``, ``Sec-Fetch-Site``) are
+refused before anything else. The cookie's ``SameSite=Strict`` is a third fence.
+
+**The bar.** The last 24 hours in :data:`~monitor.web.templates.render.SLOTS` half-hour slots,
+aligned to the clock, each coloured by the worst state the system was in during that slot
+(down > unreachable > flapping > unknown > up > pending); the gateway's own outages show as
+unknown. One query over ``state_changes`` since the window's start feeds every bar of a page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .. import accounts
+from ..accounts import Account
+from ..config import Agency
+from ..engine import Engine
+from ..registry import SystemEntry
+from ..rules.announcements import Announcement, load_all
+from ..rules.incidents import list_incidents
+from ..rules.service import RulesService
+from ..state import GATEWAY_AGENCY, Event, State
+from ..store import Store
+from . import auth
+from .auth import COOKIE, Authenticator
+from .templates import render
+from .templates.render import SLOTS, Bar, Chrome, Message, Row, Run
+from .templates.words import WORDS, Lang
+
+WINDOW = 86_400.0  # the bar's span, seconds
+MAX_MESSAGES = 200  # inbox messages on one page
+MAX_LISTED = 30  # state changes, incidents and announcements on one agency or system page
+
+#: Which state a slot shows when the system was in several: the worst.
+#: Pending means "no verdict yet": any verdict in the same slot says more.
+SEVERITY: dict[State, int] = {
+    State.PENDING: 0,
+    State.UP: 1,
+    State.UNKNOWN: 2,
+    State.FLAPPING: 3,
+    State.UNREACHABLE: 4,
+    State.DOWN: 5,
+}
+_BY_SEVERITY = sorted(SEVERITY, key=SEVERITY.__getitem__)
+
+ChangeRow = tuple[float, str, str, str, str]  # ts, agency, system, old state, new state
+
+
+@dataclass
+class PagesContext:
+    """What the pages need; built once by the daemon."""
+
+    engine: Engine
+    store: Store
+    rules: RulesService | None
+    authenticator: Authenticator
+    clock: Callable[[], float] = time.time
+    #: Key of the forms' CSRF tokens. Random per process unless the daemon passes one.
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+
+# ----- the 24-hour bars -------------------------------------------------------------------------
+
+
+def window_start(now: float, *, window: float = WINDOW, slots: int = SLOTS) -> float:
+    """Where slot 0 begins: the window ends at the next slot boundary after ``now``."""
+    slot = window / slots
+    return math.floor(now / slot) * slot + slot - window
+
+
+def timelines(
+    changes: Iterable[ChangeRow],
+    current: Mapping[str, State],
+    now: float,
+    *,
+    gateway_cut: bool = False,
+    window: float = WINDOW,
+    slots: int = SLOTS,
+) -> dict[str, Bar]:
+    """Every system's bar from the state changes since :func:`window_start` (oldest first)
+    and each system's state now. Systems without a change in the window share one bar per
+    state, so the cost grows with the number of changes, not with slots times systems."""
+    start = window_start(now, window=window, slots=slots)
+    slot = window / slots
+    per_key: dict[str, list[tuple[float, State, State]]] = {}
+    gateway: list[tuple[float, State, State]] = []
+    for ts, agency, system, old, new in changes:
+        try:
+            change = (ts, State(old), State(new))
+        except ValueError:
+            continue  # a state this version does not know
+        if agency == GATEWAY_AGENCY:
+            gateway.append(change)
+        else:
+            per_key.setdefault(f"{agency}/{system}", []).append(change)
+
+    def fill(levels: list[int], a: float, b: float, level: int) -> None:
+        first = max(0, min(slots - 1, int((a - start) // slot)))
+        last = max(first, min(slots - 1, math.ceil((b - start) / slot) - 1))
+        for i in range(first, last + 1):
+            levels[i] = max(levels[i], level)
+
+    def spans(
+        history: list[tuple[float, State, State]], now_state: State
+    ) -> Iterable[tuple[float, float, State]]:
+        at, state = start, history[0][1] if history else now_state
+        for ts, _old, new in history:
+            yield at, max(at, ts), state
+            at, state = max(at, ts), new
+        yield at, now, state
+
+    floor = [0] * slots  # the gateway's outages: nobody can be better than unknown then
+    gateway_now = State.DOWN if gateway_cut else State.UP
+    if gateway or gateway_cut:
+        for a, b, state in spans(gateway, gateway_now):
+            if state is State.DOWN:
+                fill(floor, a, b, SEVERITY[State.UNKNOWN])
+
+    def runs(levels: list[int]) -> tuple[Run, ...]:
+        out: list[Run] = []
+        for i, level in enumerate(levels):
+            state = _BY_SEVERITY[level]
+            if out and out[-1][0] is state:
+                out[-1] = (state, out[-1][1], out[-1][2] + 1)
+            else:
+                out.append((state, i, 1))
+        return tuple(out)
+
+    shared: dict[State, Bar] = {}
+    bars: dict[str, Bar] = {}
+    for key, state in current.items():
+        history = per_key.get(key)
+        if history is None:
+            bar = shared.get(state)
+            if bar is None:
+                bar = Bar(start, slot, runs([max(SEVERITY[state], f) for f in floor]))
+                shared[state] = bar
+            bars[key] = bar
+            continue
+        levels = list(floor)
+        for a, b, held in spans(history, state):
+            fill(levels, a, b, SEVERITY[held])
+        bars[key] = Bar(start, slot, runs(levels))
+    return bars
+
+
+# ----- helpers ----------------------------------------------------------------------------------
+
+
+def language(request: web.Request) -> Lang:
+    return "en" if request.query.get("lang") == "en" else "vi"
+
+
+def may_see(account: Account, agency: str) -> bool:
+    """A national-admin sees every agency; every other role its own."""
+    return account.role == "national-admin" or account.agency == agency
+
+
+def _kept_query(request: web.Request) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in request.query.items() if k != "lang")
+
+
+def _html(text: str, status: int = 200, *, private: bool = True) -> web.Response:
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": render.CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-store" if private else "no-cache",
+        },
+    )
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _cross_site(request: web.Request) -> bool:
+    """The browser says this POST comes from another site."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
+
+
+def _safe_next(value: object) -> str:
+    """A local path to go to after logging in; anything else (another site, the login page
+    itself) becomes ``/``."""
+    if not isinstance(value, str):
+        return "/"
+    if (
+        not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or len(value) > 512
+        or any(c in value for c in "\r\n\\?#")
+        or value in ("/login", "/logout")
+    ):
+        return "/"
+    return value
+
+
+def _session(request: web.Request) -> str | None:
+    """What authenticated this GET, as a CSRF binding: the cookie's value, ``""`` for a client
+    certificate, None for a bearer header (browsers never add one by themselves)."""
+    if auth.bearer(request) is not None:
+        return None
+    return request.cookies.get(COOKIE) or ""
+
+
+# ----- the pages --------------------------------------------------------------------------------
+
+
+class Pages:
+    """The handlers; one instance per app."""
+
+    def __init__(self, ctx: PagesContext) -> None:
+        self.ctx = ctx
+
+    # ----- plumbing
+
+    def csrf(self, account: Account, session: str) -> str:
+        message = f"{account.id}\0{session}".encode()
+        return hmac.new(self.ctx.secret, message, hashlib.sha256).hexdigest()
+
+    async def _chrome(self, request: web.Request, account: Account | None) -> Chrome:
+        lang = language(request)
+        if account is None:
+            return Chrome(lang, request.path, _kept_query(request))
+        portal = account.portal_account
+        unread = await self.ctx.store.transact(
+            lambda db: int(
+                db.execute(
+                    "SELECT COUNT(*) FROM inbox WHERE account = ? AND read_at IS NULL", (portal,)
+                ).fetchone()[0]
+            )
+        )
+        session = _session(request)
+        return Chrome(
+            lang,
+            request.path,
+            _kept_query(request),
+            account=account.name,
+            my_agency=account.agency,
+            unread=unread,
+            csrf=self.csrf(account, session or ""),
+            logout=bool(session),
+        )
+
+    def _to_login(self, request: web.Request) -> web.Response:
+        lang = language(request)
+        response = _redirect(render.link("/login", lang, [("next", request.path)]))
+        if request.cookies.get(COOKIE):
+            response.del_cookie(COOKIE, path="/")  # revoked or unknown: forget it
+        return response
+
+    async def _message(
+        self, request: web.Request, status: int, title: str, text: str
+    ) -> web.Response:
+        chrome = await self._chrome(request, auth.current(request))
+        return _html(render.message_page(chrome, title, text), status)
+
+    async def _forbidden(self, request: web.Request) -> web.Response:
+        w = WORDS[language(request)]
+        return await self._message(request, 403, w["forbidden"], w["forbidden_text"])
+
+    async def _not_found(self, request: web.Request, what: str) -> web.Response:
+        w = WORDS[language(request)]
+        text = w["not_found_text"].format(what=w[what].lower())
+        return await self._message(request, 404, w["not_found"], text)
+
+    async def _post_account(self, request: web.Request) -> tuple[Account | None, str | None]:
+        """The account behind a POST and the session its CSRF token is bound to (None when
+        the request carries a bearer header, which no other site can make a browser send)."""
+        if auth.bearer(request) is not None:
+            return auth.current(request), None
+        cookie = request.cookies.get(COOKIE)
+        if cookie:
+            account = await accounts.by_token(self.ctx.store, cookie)
+            if account is None:
+                self.ctx.authenticator.throttle.failed(request.remote or "?")
+            return account, cookie
+        return auth.current(request), ""  # a client certificate, or nobody
+
+    async def _form_ok(self, request: web.Request, account: Account, session: str | None) -> bool:
+        if session is None:
+            return True
+        form = await request.post()
+        given = form.get("csrf")
+        return isinstance(given, str) and hmac.compare_digest(given, self.csrf(account, session))
+
+    async def _bars(
+        self, keys: Sequence[str], *, agency: str | None = None, system: str | None = None
+    ) -> dict[str, Bar]:
+        """The bars of ``keys`` from one query (narrowed to an agency or a system)."""
+        engine = self.ctx.engine
+        now = self.ctx.clock()
+        since = window_start(now)
+        sql = "SELECT ts, agency, system, old_state, new_state FROM state_changes WHERE ts >= ?"
+        args: list[Any] = [since]
+        if agency is not None:
+            sql += " AND (agency = ? OR agency = ?)"
+            args += [agency, GATEWAY_AGENCY]
+            if system is not None:
+                sql += " AND (system = ? OR agency = ?)"
+                args += [system, GATEWAY_AGENCY]
+        sql += " ORDER BY ts, id"
+        rows: list[ChangeRow] = await self.ctx.store.transact(
+            lambda db: db.execute(sql, args).fetchall()
+        )
+        systems = engine.state.systems
+        current = {k: systems[k].announced for k in keys if k in systems}
+        return timelines(rows, current, now, gateway_cut=engine.state.gateway_cut)
+
+    def _rows(self, entries: Iterable[SystemEntry], bars: Mapping[str, Bar]) -> list[Row]:
+        state = self.ctx.engine.state
+        out = []
+        for entry in entries:
+            status = state.systems.get(entry.key)
+            if status is None:
+                continue
+            out.append(Row(entry, state.display_state(status), status.since, bars[entry.key]))
+        return out
+
+    def _gateway_since(self) -> float | None:
+        state = self.ctx.engine.state
+        return state.gateway_since if state.gateway_cut else None
+
+    async def _announcements(self, keep: Callable[[Announcement], bool]) -> list[Announcement]:
+        items = (
+            self.ctx.rules.announcements.items
+            if self.ctx.rules is not None
+            else await load_all(self.ctx.store)
+        )
+        chosen = [a for a in items if keep(a)]
+        chosen.sort(key=lambda a: (a.effective_at, a.id), reverse=True)
+        return chosen[:MAX_LISTED]
+
+    async def _agency_changes(self, agency: str) -> list[Event]:
+        def read(db: sqlite3.Connection) -> list[Event]:
+            rows = db.execute(
+                "SELECT ts, agency, system, old_state, new_state, reason, vantage"
+                " FROM state_changes WHERE agency = ? ORDER BY ts DESC, id DESC LIMIT ?",
+                (agency, MAX_LISTED),
+            ).fetchall()
+            out = []
+            for ts, a, s, old, new, reason, vantage in rows:
+                try:
+                    out.append(Event(ts, a, s, State(old), State(new), reason, vantage))
+                except ValueError:
+                    continue
+            return out
+
+        return await self.ctx.store.transact(read)
+
+    def _agency(self, agency_id: str) -> Agency | None:
+        return next((a for a in self.ctx.engine.config.agencies if a.id == agency_id), None)
+
+    # ----- GET /
+
+    async def overview(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        if account is None:
+            return self._to_login(request)
+        scope = None if account.role == "national-admin" else account.agency
+        entries = [
+            e
+            for e in self.ctx.engine.registry.systems.values()
+            if scope is None or e.agency.id == scope
+        ]
+        bars = await self._bars([e.key for e in entries], agency=scope)
+        rows = self._rows(entries, bars)
+        problems_only = request.query.get("problems") == "1"
+        groups: dict[str, tuple[Agency, list[Row]]] = {}
+        for row in rows:
+            if problems_only and row.state is State.UP:
+                continue
+            agency = row.entry.agency
+            groups.setdefault(agency.id, (agency, []))[1].append(row)
+        chrome = await self._chrome(request, account)
+        text = render.overview(
+            chrome,
+            list(groups.values()),
+            total=len(rows),
+            all_rows=rows,
+            problems_only=problems_only,
+            gateway_since=self._gateway_since(),
+        )
+        response = _html(text)
+        response.enable_compression()  # about 1 MB of HTML at 3,300 systems
+        return response
+
+    # ----- GET /agency/{agency}
+
+    async def agency(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        if account is None:
+            return self._to_login(request)
+        agency = self._agency(request.match_info["agency"])
+        if agency is None:
+            return await self._not_found(request, "agency")
+        if not may_see(account, agency.id):
+            return await self._forbidden(request)
+        entries = [e for e in self.ctx.engine.registry.systems.values() if e.agency.id == agency.id]
+        bars = await self._bars([e.key for e in entries], agency=agency.id)
+        rows = self._rows(entries, bars)
+        lang = language(request)
+        names = {e.key: render.system_name(e, lang) for e in entries}
+        incidents = [i for i in await list_incidents(self.ctx.store) if i.agency == agency.id]
+        text = render.agency_page(
+            await self._chrome(request, account),
+            agency,
+            rows,
+            incidents=incidents[-MAX_LISTED:][::-1],
+            announcements=await self._announcements(
+                lambda a: a.agency == agency.id and a.cancelled_at is None
+            ),
+            changes=await self._agency_changes(agency.id),
+            names=names,
+            gateway_since=self._gateway_since(),
+        )
+        return _html(text)
+
+    # ----- GET /system/{agency}/{system}
+
+    async def system(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        if account is None:
+            return self._to_login(request)
+        engine = self.ctx.engine
+        agency_id, system_id = request.match_info["agency"], request.match_info["system"]
+        key = f"{agency_id}/{system_id}"
+        entry = engine.registry.systems.get(key)
+        status = engine.state.systems.get(key)
+        if entry is None or status is None:
+            return await self._not_found(request, "system")
+        if not may_see(account, agency_id):
+            return await self._forbidden(request)
+        bars = await self._bars([key], agency=agency_id, system=system_id)
+        (row,) = self._rows([entry], bars)
+        lang = language(request)
+        parents = []
+        for parent in entry.parents:
+            found = engine.registry.systems.get(parent)
+            name = render.system_name(found, lang) if found else parent
+            parents.append((parent, name, found is not None and may_see(account, found.agency.id)))
+        checks = [
+            (c, status.checks.get(c.key), tuple(engine.history.get(c.key, ())))
+            for c in entry.checks
+        ]
+        # Resolved ones too: what happened to this system lately.
+        incidents = [
+            i for i in await list_incidents(self.ctx.store, open_only=False) if i.key == key
+        ]
+        text = render.system_page(
+            await self._chrome(request, account),
+            row,
+            reason=status.reason,
+            parents=parents,
+            checks=checks,
+            changes=await engine.store.changes(MAX_LISTED, key),
+            incidents=incidents[-MAX_LISTED:][::-1],
+            announcements=await self._announcements(lambda a: a.key == key),
+            gateway_since=self._gateway_since(),
+        )
+        return _html(text)
+
+    # ----- GET /inbox, POST /inbox/{id}/read
+
+    async def inbox(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        if account is None:
+            return self._to_login(request)
+        portal = account.portal_account
+        rows = await self.ctx.store.transact(
+            lambda db: db.execute(
+                "SELECT id, subject, text, created_at, read_at FROM inbox WHERE account = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                (portal, MAX_MESSAGES),
+            ).fetchall()
+        )
+        chrome = await self._chrome(request, account)
+        messages = [Message(int(i), s, t, c, r) for i, s, t, c, r in rows]
+        return _html(render.inbox_page(chrome, messages, csrf=chrome.csrf))
+
+    async def inbox_read(self, request: web.Request) -> web.StreamResponse:
+        lang = language(request)
+        w = WORDS[lang]
+        if _cross_site(request):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        account, session = await self._post_account(request)
+        if account is None:
+            return _redirect(render.link("/login", lang, [("next", "/inbox")]))
+        if not await self._form_ok(request, account, session):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        raw = request.match_info["id"]
+        if not raw.isdigit() or len(raw) > 18:
+            return await self._not_found(request, "messages")
+        now = self.ctx.clock()
+        changed = await self.ctx.store.transact(
+            lambda db: (
+                db.execute(
+                    "UPDATE inbox SET read_at = COALESCE(read_at, ?) WHERE id = ? AND account = ?",
+                    (now, int(raw), account.portal_account),
+                ).rowcount
+            )
+        )
+        if not changed:  # not a message of this account: say nothing more about it
+            return await self._not_found(request, "messages")
+        return _redirect(render.link("/inbox", lang))
+
+    # ----- GET /status
+
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        public = [e for e in self.ctx.engine.registry.systems.values() if e.system.public]
+        bars = await self._bars([e.key for e in public])
+        groups: dict[str, tuple[Agency, list[Row]]] = {}
+        for row in self._rows(public, bars):
+            groups.setdefault(row.entry.agency.id, (row.entry.agency, []))[1].append(row)
+        chrome = await self._chrome(request, auth.current(request))
+        text = render.status_page(chrome, list(groups.values()), now=self.ctx.clock())
+        return _html(text, private=False)
+
+    # ----- /login, /logout
+
+    async def login_form(self, request: web.Request) -> web.StreamResponse:
+        chrome = await self._chrome(request, auth.current(request))
+        next_path = _safe_next(request.query.get("next"))
+        return _html(render.login_page(chrome, next_path=next_path), private=False)
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        lang = language(request)
+        w = WORDS[lang]
+        who = request.remote or "?"
+        throttle = self.ctx.authenticator.throttle
+        wait = throttle.blocked_for(who)
+        if wait:
+            response = await self._message(
+                request, 429, w["login"], w["too_many"].format(s=int(wait) + 1)
+            )
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        if _cross_site(request):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        form = await request.post()
+        raw = form.get("token")
+        token = raw.strip() if isinstance(raw, str) else ""
+        next_path = _safe_next(form.get("next"))
+        account = await accounts.by_token(self.ctx.store, token) if token else None
+        if account is None:
+            throttle.failed(who)
+            await accounts.audit(
+                self.ctx.store,
+                ts=self.ctx.clock(),
+                actor=f"anonymous@{who}",
+                action="login.failed",
+                target="/login",
+                source="web",
+            )
+            chrome = Chrome(lang, "/login")
+            page = render.login_page(chrome, next_path=next_path, error=w["login_failed"])
+            return _html(page, 401, private=False)
+        await accounts.audit(
+            self.ctx.store,
+            ts=self.ctx.clock(),
+            actor=account.id,
+            action="login",
+            target="/login",
+            agency=account.agency,
+            source="web",
+        )
+        response = _redirect(render.link(next_path, lang))
+        response.set_cookie(
+            COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/"
+        )
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        lang = language(request)
+        w = WORDS[lang]
+        if _cross_site(request):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        account, session = await self._post_account(request)
+        if account is not None:
+            if not await self._form_ok(request, account, session):
+                return await self._message(request, 403, w["forbidden"], w["forged"])
+            await accounts.audit(
+                self.ctx.store,
+                ts=self.ctx.clock(),
+                actor=account.id,
+                action="logout",
+                target="/logout",
+                agency=account.agency,
+                source="web",
+            )
+        response = _redirect(render.link("/login", lang))
+        response.del_cookie(
+            COOKIE, path="/", httponly=True, samesite="Strict", secure=request.secure
+        )
+        return response
+
+
+def page_routes(ctx: PagesContext) -> list[web.RouteDef]:
+    """The pages' routes, to add to the daemon's one HTTP app (behind the authentication
+    middleware of ``ctx.authenticator``)."""
+    pages = Pages(ctx)
+    return [
+        web.get("/", pages.overview),
+        web.get("/agency/{agency}", pages.agency),
+        web.get("/system/{agency}/{system}", pages.system),
+        web.get("/inbox", pages.inbox),
+        web.post("/inbox/{id}/read", pages.inbox_read),
+        web.get("/status", pages.status),
+        web.get("/login", pages.login_form),
+        web.post("/login", pages.login),
+        web.post("/logout", pages.logout),
+    ]
+
+
+__all__ = ["SEVERITY", "WINDOW", "Pages", "PagesContext", "page_routes", "timelines"]
