@@ -17,11 +17,14 @@ import hashlib
 import json
 import secrets
 import sqlite3
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from .store import Store
 
+T = TypeVar("T")
 Role = Literal["national-admin", "agency-admin", "operator", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {"national-admin": 4, "agency-admin": 3, "operator": 2, "viewer": 1}
@@ -305,6 +308,30 @@ async def audit(
     await store.transact(
         lambda db: audit_write(db, ts, actor, action, target, agency, detail or {}, source)
     )
+
+
+async def audited(
+    store: Store,
+    work: Awaitable[T],
+    *,
+    actor: str,
+    action: str,
+    target: Callable[[T], str],
+    agency: Callable[[T], str | None],
+    source: str = "cli",
+) -> T:
+    """Await ``work`` (an action on the store) and record it in the audit log."""
+    result = await work
+    await audit(
+        store,
+        ts=time.time(),
+        actor=actor,
+        action=action,
+        target=target(result),
+        agency=agency(result),
+        source=source,
+    )
+    return result
 
 
 async def audit_log(

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..accounts import audit
 from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
@@ -93,6 +94,17 @@ async def _announce(args: argparse.Namespace) -> dict[str, Any]:
     store = await Store.open(config.state_db)
     try:
         stored, new = await save(store, announcement)
+        if new:
+            await audit(
+                store,
+                ts=time.time(),
+                actor=f"cli:{args.author or 'unknown'}",
+                action="announcement.create",
+                target=str(stored.id),
+                agency=stored.agency,
+                detail={"compliant": stored.compliant, "working_days": stored.working_days},
+                source="cli",
+            )
     finally:
         await store.close()
     return {**stored.as_json(), "new": new, "rule_source": _rule_source(calendar)}

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ..accounts import audited
 from ..config import Config, load_config
 from ..registry import Registry
 from ..store import Store, StoreError
@@ -156,7 +157,17 @@ def _open(args: argparse.Namespace, clock: Clock) -> int:
 def _ack(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         now = clock()
-        incident = _with_store(config, lambda store: acknowledge(store, args.id, args.by, now))
+        incident = _with_store(
+            config,
+            lambda store: audited(
+                store,
+                acknowledge(store, args.id, args.by, now),
+                actor=f"cli:{args.by}",
+                action="incident.ack",
+                target=lambda i: i.id,
+                agency=lambda i: i.agency,
+            ),
+        )
         at = _moment(WorkCalendar(config.calendar), incident.acknowledged_at)
         print(f"{incident.id} acknowledged by {incident.acknowledged_by} at {at}")
         return 0
@@ -168,7 +179,15 @@ def _resolve(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         now = clock()
         incident = _with_store(
-            config, lambda store: resolve(store, args.id, args.by, args.resolution, now)
+            config,
+            lambda store: audited(
+                store,
+                resolve(store, args.id, args.by, args.resolution, now),
+                actor=f"cli:{args.by}",
+                action="incident.resolve",
+                target=lambda i: i.id,
+                agency=lambda i: i.agency,
+            ),
         )
         calendar = WorkCalendar(config.calendar)
         late = " (after its due time)" if _late(incident, now) else ""

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..accounts import audited
 from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
@@ -116,18 +117,25 @@ def _schedule(args: argparse.Namespace, clock: Clock) -> int:
     try:
         window = _on_store(
             config.state_db,
-            lambda store: schedule(
+            lambda store: audited(
                 store,
-                calendar,
-                registry,
-                starts=args.start,
-                ends=args.end,
-                reason=args.reason,
-                scope=args.scope,
-                override_reason=args.override,
-                author=args.author or _default_author(),
-                now=now,
-                announced_at=args.announced,
+                schedule(
+                    store,
+                    calendar,
+                    registry,
+                    starts=args.start,
+                    ends=args.end,
+                    reason=args.reason,
+                    scope=args.scope,
+                    override_reason=args.override,
+                    author=args.author or _default_author(),
+                    now=now,
+                    announced_at=args.announced,
+                ),
+                actor=f"cli:{args.author or _default_author()}",
+                action="maintenance.create",
+                target=lambda w: str(w.id),
+                agency=lambda w: None,
             ),
         )
     except MaintenanceError as exc:
@@ -192,7 +200,15 @@ def _cancel(args: argparse.Namespace, clock: Clock) -> int:
     now = clock()
     try:
         window = _on_store(
-            config.state_db, lambda store: cancel(store, args.id, now=now, reason=args.reason)
+            config.state_db,
+            lambda store: audited(
+                store,
+                cancel(store, args.id, now=now, reason=args.reason),
+                actor=f"cli:{_default_author()}",
+                action="maintenance.cancel",
+                target=lambda w: str(w.id),
+                agency=lambda w: None,
+            ),
         )
     except MaintenanceError as exc:
         return _fail(str(exc))
