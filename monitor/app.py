@@ -25,6 +25,7 @@ from .alerting.notices import Audience, Notice, NoticeSink
 from .alerting.outbox import Outbox, OutboxWorker
 from .alerting.pipeline import AlertPipeline
 from .config import Config, ConfigError, HttpSettings, load_config
+from .deadman import DeadMansSwitch, last_will
 from .engine import Engine
 from .heartbeats import PATH as HEARTBEAT_PATH
 from .heartbeats import TOPIC_FILTER as HEARTBEAT_TOPICS
@@ -170,7 +171,9 @@ class Daemon:
         channels: Channels | None = None
         try:
             try:
-                channels = Channels.build(self.config.channels, self.config.vantage)
+                vantage = self.config.vantage
+                will = last_will(vantage) if self.config.deadman.mqtt else None
+                channels = Channels.build(self.config.channels, vantage, will)
             except ValueError as exc:
                 raise StartupError(f"channels: {exc}") from None
             probe_env = ProbeEnv()  # one heartbeat board, shared by the probes and the receiver
@@ -261,6 +264,23 @@ class Daemon:
                 tasks.append(asyncio.create_task(status_topics.run(), name="npsp.mqtt-status"))
             if rules.mqtt is not None:
                 tasks.append(asyncio.create_task(rules.mqtt.run(), name="npsp.announcements"))
+            publisher = channels.publisher
+            scheduler = engine.scheduler
+
+            async def publish_retained(suffix: str, payload: bytes) -> None:
+                assert publisher is not None
+                await publisher.publish(suffix, payload, retain=True)
+
+            deadman = DeadMansSwitch(
+                self.config.deadman,
+                self.config.vantage,
+                progressing=lambda: (
+                    scheduler.now() - scheduler.last_progress <= self.config.scheduler.stall_after
+                ),
+                publish=publish_retained if publisher is not None else None,
+                checks=lambda: len(engine.registry.checks),
+            )
+            tasks.append(asyncio.create_task(deadman.run(), name="npsp.deadman"))
             log.info(
                 "npsp-monitor running",
                 extra={"listen": f"{host}:{self.http_port}", "checks": len(engine.registry.checks)},
@@ -276,6 +296,7 @@ class Daemon:
             for task in [stop, *tasks]:
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
+            await deadman.stop()
             await engine.flush()
             await rules.incidents.flush()
             await pipeline.tick()  # whatever is due now is at least written to the outbox

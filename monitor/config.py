@@ -19,6 +19,7 @@ from probes import PROBES
 
 from .alerting.channels import ChannelSettings
 from .alerting.settings import AlertingSettings
+from .deadman import DeadmanSettings
 from .types import CheckCommon, Duration, StrictModel
 from .workdays import CalendarSettings
 from .yamlsource import LineDict, LineList, Mark, YamlError, load_yaml, locate
@@ -170,6 +171,7 @@ class Config(StrictModel):
     channels: ChannelSettings = ChannelSettings()
     calendar: CalendarSettings = CalendarSettings()
     http: HttpSettings = HttpSettings()
+    deadman: DeadmanSettings = DeadmanSettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 

@@ -70,8 +70,11 @@ class MqttPublisher:
     says whether a connection is up now.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, will: tuple[str, bytes] | None = None) -> None:
         self.settings = settings
+        # (topic suffix, payload): retained by the broker if this connection dies unannounced
+        # (MQTT "last will") — how another host learns this one is gone.
+        self.will = will
         # Read the password and the CA now: a missing file fails at startup.
         self._password = None if settings.password is None else settings.password.read()
         self._tls: ssl.SSLContext | None = None
@@ -167,6 +170,9 @@ class MqttPublisher:
             tls_context=self._tls,
             keepalive=settings.keepalive,
             timeout=settings.timeout,
+            will=None
+            if self.will is None
+            else aiomqtt.Will(self.topic(self.will[0]), self.will[1], qos=1, retain=True),
         )
 
     async def _run(self) -> None:

@@ -47,7 +47,12 @@ class Channels:
     publisher: MqttPublisher | None = None
 
     @classmethod
-    def build(cls, settings: ChannelSettings, vantage: str = "gw-1") -> Channels:
+    def build(
+        cls,
+        settings: ChannelSettings,
+        vantage: str = "gw-1",
+        will: tuple[str, bytes] | None = None,
+    ) -> Channels:
         """Create every configured channel; a missing secret raises ``ValueError`` now."""
         out = cls()
         if settings.mqtt is not None and "client_id" not in settings.mqtt.model_fields_set:
@@ -71,7 +76,7 @@ class Channels:
         if settings.mqtt is not None:
             from notifiers.mqtt import InboxNotifier, MqttPublisher  # noqa: PLC0415
 
-            out.publisher = MqttPublisher(settings.mqtt)
+            out.publisher = MqttPublisher(settings.mqtt, will=will)
             out.notifiers["inbox"] = InboxNotifier(out.publisher)
         else:
             out.notifiers["inbox"] = StoredInbox()
