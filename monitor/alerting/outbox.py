@@ -316,8 +316,17 @@ class OutboxWorker:
             self.count(self.channel, outcome)
             return True
         except TimeoutError:
-            outcome = await self.outbox.failed(
-                claimed, NotifyError(f"no answer within {self.send_timeout:g}s", permanent=False)
+            reason = f"no answer within {self.send_timeout:g}s"
+            outcome = await self.outbox.failed(claimed, NotifyError(reason, permanent=False))
+            log.warning(
+                "notification not sent",
+                extra={
+                    "notification": claimed.item.key,
+                    "channel": self.channel,
+                    "attempt": claimed.attempts,
+                    "outcome": outcome,
+                    "reason": reason,
+                },
             )
             self.count(self.channel, outcome)
             return True
