@@ -30,6 +30,7 @@ ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {"national-admin": 4, "agency-admin": 3, "operator": 2, "viewer": 1}
 ACCOUNT_ID = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
+_NOBODY = object()
 
 
 class AccountError(ValueError):
@@ -126,17 +127,40 @@ async def create(
     cert_subject: str | None = None,
     cert_serial: str | None = None,
     portal_account: str | None = None,
+    inboxes: dict[str, str | None] | None = None,
     source: str = "api",
 ) -> tuple[Account, str]:
     """Create an account; return it and its token (shown once). ``actor`` None = bootstrap."""
     _check_role(role, agency, agencies)
     if actor is not None and not can_manage(actor, role, agency):
         raise AccountError(f"{actor.id} may not create a {role} account for {agency}", 403)
+    inbox = portal_account or account_id
+    if actor is not None and actor.role != "national-admin" and inbox != account_id:
+        raise AccountError("only a national-admin sets portal_account", 403)
+    # An inbox that belongs to a configured contact is readable only by that contact's agency
+    # (operations' inboxes: by national-admins): a new account named like another agency's
+    # contact must not read its alerts.
+    owner = (inboxes or {}).get(inbox, _NOBODY)
+    if owner is not _NOBODY and role != "national-admin" and owner != agency:
+        raise AccountError(
+            f"portal account {inbox!r} belongs to {owner or 'the operations team'}: "
+            "choose another id or portal_account",
+            403,
+        )
     token = new_token()
 
     def write(db: sqlite3.Connection) -> Account:
         if get(db, account_id) is not None:
             raise AccountError(f"account {account_id!r} already exists", 409)
+        for column, value in (("cert_serial", cert_serial), ("cert_subject", cert_subject)):
+            if (
+                value is not None
+                and db.execute(
+                    f"SELECT 1 FROM accounts WHERE {column} = ? AND revoked_at IS NULL",  # noqa: S608 - constant column
+                    (value,),
+                ).fetchone()
+            ):
+                raise AccountError(f"another active account has this {column}", 409)
         creator = actor.id if actor is not None else "bootstrap"
         db.execute(
             "INSERT INTO accounts (id, name, role, agency, token_hash, cert_subject, cert_serial,"
@@ -252,7 +276,8 @@ async def by_certificate(store: Store, subject: str, serial: str) -> Account | N
     def read(db: sqlite3.Connection) -> Account | None:
         row = db.execute(
             f"SELECT {_COLUMNS} FROM accounts WHERE revoked_at IS NULL"  # noqa: S608
-            " AND (cert_serial = ? OR (cert_serial IS NULL AND cert_subject = ?))",
+            " AND (cert_serial = ? OR (cert_serial IS NULL AND cert_subject = ?))"
+            " ORDER BY cert_serial IS NULL, created_at LIMIT 1",
             (serial, subject),
         ).fetchone()
         return None if row is None else _account(row)

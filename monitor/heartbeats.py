@@ -190,17 +190,24 @@ class HeartbeatReceiver:
         if failures is not None and now - failures.window_start >= self.fail_window:
             del self._failures[(source, key)]
             failures = None
-        if failures is not None and failures.count >= self.fail_limit:
+        throttled = failures is not None and failures.count >= self.fail_limit
+        # The right token is never refused: a flood of wrong ones (from anyone who can reach
+        # the broker or shares the sender's address) must not make a live system look DOWN.
+        # Throttling only spares us the work of answering the wrong ones.
+        matched = []
+        if token and len(token) <= MAX_TOKEN:
+            offered = token.encode("utf-8", "surrogateescape")
+            matched = [
+                e for e in expected if e.token is not None and hmac.compare_digest(offered, e.token)
+            ]
+        if not matched and throttled:
+            assert failures is not None
             wait = max(1, math.ceil(failures.window_start + self.fail_window - now))
             return 429, f"too many failed attempts; retry in {wait}s"
         if not token:
             return self._failed(source, key, now, 401, "missing token")
         if len(token) > MAX_TOKEN:
             return self._failed(source, key, now, 400, f"token longer than {MAX_TOKEN} characters")
-        offered = token.encode("utf-8", "surrogateescape")
-        matched = [
-            e for e in expected if e.token is not None and hmac.compare_digest(offered, e.token)
-        ]
         if not matched:
             if all(e.token is None for e in expected):
                 return 503, "the monitor cannot read this system's heartbeat token (see its log)"

@@ -205,7 +205,7 @@ def _event_view(event: Any) -> dict[str, Any]:
 
 async def state_changes(request: web.Request) -> web.Response:
     raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
         return _error(400, "limit must be a whole number from 1 to 1000")
     limit = int(raw)
     account = current(request)

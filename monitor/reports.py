@@ -249,12 +249,15 @@ class _History:
 
 def _windows(db: sqlite3.Connection, end: float) -> list[_Window]:
     rows = db.execute(
-        "SELECT scope, starts, ends, cancelled_at FROM maintenance WHERE starts < ?"
+        "SELECT scope, starts, ends, cancelled_at, announced_at FROM maintenance WHERE starts < ?"
         " ORDER BY starts, id",
         (end,),
     ).fetchall()
     out = []
-    for scope, starts, ends, cancelled_at in rows:
+    for scope, planned, ends, cancelled_at, announced_at in rows:
+        # A window entered after the fact must not erase an outage: it counts from when it
+        # was announced.
+        starts = max(planned, announced_at)
         stop = ends if cancelled_at is None else min(ends, cancelled_at)
         if stop > starts:
             out.append(_Window(tuple(json.loads(scope)), starts, stop))

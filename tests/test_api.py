@@ -47,6 +47,14 @@ def fleet(tmp_path: Path, port: int, **http: Any) -> dict[str, Any]:
             "name_vi": f"Bộ {aid}",
             "name_en": f"Ministry {aid}",
             "code": aid.upper(),
+            "contacts": [
+                {
+                    "name": f"KT {aid}",
+                    "role": "technical-admin",
+                    "portal_account": f"kt.{aid}",
+                    "channels": ["inbox"],
+                }
+            ],
             "systems": [
                 {
                     "id": "secure-server",
@@ -209,7 +217,7 @@ def endpoints(n: int) -> list[tuple[str, str, Callable[[str], Any], Matrix]]:
             "POST",
             "/api/v1/silences",
             lambda a: {"agency": a, "ends": in_days(1), "reason": "x"},
-            ACT,
+            expect(201, (403, 403), (403, 403), (403, 403)),  # the Government Office only
         ),
         ("GET", "/api/v1/inbox", lambda a: None, READ),
         ("GET", "/api/v1/accounts", lambda a: None, ADMIN_ONLY),
@@ -342,13 +350,73 @@ async def test_failed_logins_are_throttled(world: World) -> None:
     bad = Caller(world.running.base, "npsp_guess")
     statuses = [(await bad.call("GET", "/api/v1/whoami"))[0] for _ in range(12)]
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+    # Guessing costs the guesser only: a valid token from the same address still works.
+    good = await world.caller("viewer", "bo-a")
+    assert (await good.call("GET", "/api/v1/whoami"))[0] == 200
+    rows = await world.store.transact(
+        lambda db: db.execute("SELECT COUNT(*) FROM audit WHERE action = 'login.failed'").fetchone()
+    )
+    assert rows[0] == 10  # blocked guesses are not written again and again
+
+
+async def test_cross_site_posts_are_refused(world: World) -> None:
+    """A browser sends a client certificate (or would send a cookie) by itself: a page on
+    another site must not make it act."""
+    admin = await world.caller("national-admin", None)
+    body = json.dumps({"agency": "bo-a", "summary": "x"}).encode()
+    base = world.running.base
+    cases = [
+        ({"Sec-Fetch-Site": "cross-site", "Content-Type": "application/json"}, 403),
+        ({"Origin": "https://evil.example", "Content-Type": "application/json"}, 403),
+        ({"Content-Type": "text/plain"}, 403),  # a form-like body: no CORS preflight needed
+        ({"Origin": base, "Content-Type": "application/json"}, 201),
+    ]
+    for headers, want in cases:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                base + "/api/v1/incidents",
+                data=body,
+                headers={"Authorization": f"Bearer {admin.token}", **headers},
+            ) as r,
+        ):
+            assert r.status == want, (headers, await r.text())
+
+
+async def test_an_account_cannot_take_another_agencys_inbox(world: World) -> None:
+    engine = world.running.daemon.engine
+    assert engine is not None
+    admin_a = await world.caller("agency-admin", "bo-a")
+    # Named like a configured contact of bo-b (see fleet(): kt.bo-b), or asking for it.
+    status, answer = await admin_a.call(
+        "POST",
+        "/api/v1/accounts",
+        {"id": "kt.bo-b", "name": "x", "role": "viewer", "agency": "bo-a"},
+    )
+    assert status == 403 and "belongs to bo-b" in answer["error"]
+    status, answer = await admin_a.call(
+        "POST",
+        "/api/v1/accounts",
+        {"id": "x1", "name": "x", "role": "viewer", "agency": "bo-a", "portal_account": "kt.bo-b"},
+    )
+    assert status == 403
+
+
+async def test_heartbeats_are_not_login_attempts(world: World) -> None:
+    for _ in range(15):
+        status, _ = await Caller(world.running.base, "some-heartbeat-token").call(
+            "POST", "/api/v1/heartbeat/bo-a/secure-server", {}
+        )
+        assert status == 404  # no heartbeat check there; never 401/429 from the login throttle
+    good = await world.caller("viewer", "bo-a")
+    assert (await good.call("GET", "/api/v1/whoami"))[0] == 200
 
 
 # ----- clear 4xx answers ---------------------------------------------------------------------------
 
 
 async def test_bad_requests_get_a_reason(world: World) -> None:
-    op = await world.caller("operator", "bo-a")
+    op = await world.caller("national-admin", None)
     cases: list[tuple[str, str, Any, bytes | None, int, str]] = [
         ("POST", "/api/v1/incidents", None, b"{not json", 400, "not JSON"),
         ("POST", "/api/v1/incidents", None, b"[1]", 400, "JSON object"),
@@ -404,6 +472,38 @@ async def test_bad_requests_get_a_reason(world: World) -> None:
             "--override",
         ),
         ("POST", "/api/v1/incidents", None, b"{" + b'"a": "' + b"x" * 70_000 + b'"}', 413, ""),
+    ]
+    cases += [
+        ("GET", "/api/v1/state-changes?limit=²", None, None, 400, "whole number"),
+        ("POST", "/api/v1/silences/²/cancel", {}, None, 404, "unknown silence"),
+        ("POST", "/api/v1/inbox/¹²/read", {}, None, 404, "unknown message"),
+        (
+            "POST",
+            "/api/v1/maintenance",
+            {
+                "starts": in_days(-5),
+                "ends": in_days(1),
+                "reason": "r",
+                "scope": ["bo-a"],
+                "override_reason": "x",
+            },
+            None,
+            400,
+            "cannot start in the past",
+        ),
+        (
+            "POST",
+            "/api/v1/maintenance",
+            {
+                "starts": "0001-01-01T00:00:00+14:00",
+                "ends": in_days(1),
+                "reason": "r",
+                "scope": ["bo-a"],
+            },
+            None,
+            400,
+            "out of range",
+        ),
     ]
     for method, path, body, raw, want, reason in cases:
         status, answer = await op.call(method, path, body, raw)

@@ -61,6 +61,18 @@ class Api:
     def store(self) -> Any:
         return self.engine.store
 
+    def inboxes(self) -> dict[str, str | None]:
+        """Configured portal accounts → their agency (None: the operations team)."""
+        out: dict[str, str | None] = {}
+        for agency in self.engine.config.agencies:
+            for contact in agency.contacts:
+                if contact.portal_account:
+                    out[contact.portal_account] = agency.id
+        for person in self.engine.config.alerting.operations:
+            if person.portal_account:
+                out[person.portal_account] = None
+        return out
+
     def agencies(self) -> set[str]:
         return {e.agency.id for e in self.engine.registry.systems.values()} | {
             a.id for a in self.engine.config.agencies
@@ -396,7 +408,7 @@ async def announcement_create(request: web.Request) -> web.Response:
     body = await _body(request, AnnouncementCreate)
     me = _act(request, body.agency)
     fields = body.model_dump(exclude={"agency"}, exclude_unset=True)
-    fields.setdefault("author", f"{me.name} ({me.id})")
+    fields["author"] = f"{me.name} ({me.id})"  # who announced is the account, not a claim
     try:
         stored, new = await api.rules.announcements.submit(
             AnnouncementRequest.model_validate(fields), body.agency, "api"
@@ -419,7 +431,7 @@ async def announcement_create(request: web.Request) -> web.Response:
 async def announcement_cancel(request: web.Request) -> web.Response:
     api = request.app[API]
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, f"unknown announcement {raw!r}")
     found = next((a for a in api.rules.announcements.items if a.id == int(raw)), None)
     if found is None:
@@ -467,6 +479,10 @@ async def maintenance_create(request: web.Request) -> web.Response:
             raise ApiError(403, "only a national-admin schedules portal-wide maintenance")
     else:
         _act(request, next(iter(agencies_in_scope)))
+    now = api.clock()
+    starts, _ = _local(api, body.starts), _local(api, body.ends)
+    if starts < now - 60:
+        raise ApiError(400, "a maintenance window cannot start in the past")
     try:
         window = await mnt.schedule(
             api.store,
@@ -482,12 +498,13 @@ async def maintenance_create(request: web.Request) -> web.Response:
         )
     except mnt.MaintenanceError as exc:
         raise ApiError(400, str(exc)) from None
+    only = next(iter(agencies_in_scope)) if len(agencies_in_scope) == 1 else None
     await _audit(
         api,
         me,
         "maintenance.create",
         str(window.id),
-        None,
+        only,
         scope=list(scope),
         late=not window.compliant,
     )
@@ -498,7 +515,7 @@ async def maintenance_create(request: web.Request) -> web.Response:
 async def maintenance_cancel(request: web.Request) -> web.Response:
     api = request.app[API]
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, f"unknown maintenance window {raw!r}")
     now = api.clock()
     windows = await mnt.list_windows(api.store, now=now, include_past=True)
@@ -542,7 +559,12 @@ async def silences_list(request: web.Request) -> web.Response:
 async def silence_create(request: web.Request) -> web.Response:
     api = request.app[API]
     body = await _body(request, SilenceCreate)
-    me = _act(request, body.agency)
+    me = _me(request)
+    if me.role != "national-admin":
+        # A silence hides the alert from everyone routed to it (operations, and agencies
+        # behind the system): only the Government Office decides that. Agencies plan
+        # maintenance windows instead.
+        raise ApiError(403, "only a national-admin creates silences; plan maintenance instead")
     if body.agency not in api.agencies():
         raise ApiError(404, f"unknown agency {body.agency!r}")
     if (
@@ -595,7 +617,7 @@ async def silence_create(request: web.Request) -> web.Response:
 async def silence_cancel(request: web.Request) -> web.Response:
     api = request.app[API]
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, f"unknown silence {raw!r}")
     row = await api.store.transact(
         lambda db: db.execute(
@@ -645,7 +667,7 @@ async def inbox_list(request: web.Request) -> web.Response:
 async def inbox_read(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, f"unknown message {raw!r}")
     await _body(request, Empty)
     now = api.clock()
@@ -696,6 +718,7 @@ async def account_create(request: web.Request) -> web.Response:
             cert_subject=body.cert_subject,
             cert_serial=body.cert_serial.upper() if body.cert_serial else None,
             portal_account=body.portal_account,
+            inboxes=api.inboxes(),
         )
     except AccountError as exc:
         raise _account_error(exc) from None

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -115,8 +116,9 @@ class Authenticator:
         if peer:
             subject = _name(peer.get("subject"))
             serial = str(peer.get("serialNumber", "")).upper()
-            account = await accounts.by_certificate(self.store, subject, serial)
-            return account, account is None
+            # A certificate our CA issued but mapped to no account is not a guess: the caller
+            # is simply not logged in (and public pages stay public for it).
+            return await accounts.by_certificate(self.store, subject, serial), False
         return None, False
 
     def client(self, request: web.Request) -> str:
@@ -125,17 +127,27 @@ class Authenticator:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        api = path.startswith("/api/v1/") and not path.startswith(PUBLIC_API)
-        who = self.client(request)
-        wait = self.throttle.blocked_for(who)
-        if wait and (api or bearer(request) is not None):
-            return web.json_response(
-                {"error": "too many failed logins from this address; try again later"},
-                status=429,
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
+        if path.startswith(PUBLIC_API):
+            # The heartbeat has its own per-system token: never an account login attempt.
+            request[ACCOUNT] = None
+            return await handler(request)
+        api = path.startswith("/api/v1/")
+        if api and request.method not in ("GET", "HEAD", "OPTIONS"):
+            refused = _cross_site(request)
+            if refused is not None:
+                return error(403, refused)
         account, failed = await self.account_of(request)
         if failed:
+            # A valid credential is never refused; a wrong one is counted, and once an address
+            # has too many, its wrong ones get 429 without another audit row (bounded work).
+            who = self.client(request)
+            wait = self.throttle.blocked_for(who)
+            if wait:
+                return web.json_response(
+                    {"error": "too many failed logins from this address; try again later"},
+                    status=429,
+                    headers={"Retry-After": str(int(wait) + 1)},
+                )
             self.throttle.failed(who)
             log.warning("login failed", extra={"client": who, "path": path})
             await accounts.audit(
@@ -153,6 +165,23 @@ class Authenticator:
                 "invalid or revoked credentials" if failed else "authentication required",
             )
         return await handler(request)
+
+
+def _cross_site(request: web.Request) -> str | None:
+    """Why a state-changing API call must be refused as cross-site, or None.
+
+    A browser sends a client certificate by itself, so a page elsewhere could make it POST to
+    us: such requests announce themselves (``Sec-Fetch-Site``, ``Origin``), and a JSON body
+    cannot be sent cross-site without a CORS preflight, which we never answer.
+    """
+    if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
+        return "cross-site request refused"
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        return "cross-site request refused (Origin does not match)"
+    if request.body_exists and request.content_type != "application/json":
+        return "send the body as application/json"
+    return None
 
 
 def current(request: web.Request) -> Account | None:

@@ -533,7 +533,7 @@ class Pages:
         if not await self._form_ok(request, account, session):
             return await self._message(request, 403, w["forbidden"], w["forged"])
         raw = request.match_info["id"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             return await self._not_found(request, "messages")
         now = self.ctx.clock()
         changed = await self.ctx.store.transact(
