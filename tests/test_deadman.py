@@ -15,6 +15,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+import yaml
 from aiohttp import web
 
 from monitor.deadman import DeadmanSettings, DeadMansSwitch
@@ -146,3 +147,66 @@ async def test_nothing_is_said_while_the_scheduler_is_stuck() -> None:
     assert len(said) == 1 and json.loads(said[0])["status"] == "alive"
     await switch.stop()
     assert json.loads(said[-1])["status"] == "stopped"
+
+
+async def test_a_heartbeat_system_in_the_running_daemon(
+    tmp_path: Path, broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon wires the receiver: heartbeats over HTTP and MQTT keep the system UP; when
+    they stop, it goes DOWN after period + grace."""
+    import aiohttp
+
+    from monitor.app import Daemon
+    from monitor.config import load_config
+    from monitor.state import State
+
+    from .test_daemon import Running
+
+    token = "hb-token-0123456789abcdef"
+    monkeypatch.setenv("NPSP_TEST_HB_TOKEN", token)
+    path = config(tmp_path, broker.port, free_port())
+    data = yaml.safe_load(path.read_text())
+    data["agencies"][0]["systems"].append(
+        {
+            "id": "sync",
+            "kind": "integration",
+            "name": "Đồng bộ",
+            "checks": [
+                {
+                    "id": "hb",
+                    "kind": "heartbeat",
+                    "period": "1s",
+                    "interval": "500ms",
+                    "timeout": "200ms",
+                    "token": {"env": "NPSP_TEST_HB_TOKEN"},
+                }
+            ],
+        }
+    )
+    write_config(path, data)
+    ready = asyncio.Event()
+    daemon = Daemon(path, load_config(path))
+    task = asyncio.create_task(daemon.run(on_ready=lambda _d: ready.set()))
+    await asyncio.wait_for(ready.wait(), 10)
+    running = Running(daemon, task)
+    url = f"{running.base}/api/v1/heartbeat/bo-a/sync"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 202
+            async with session.post(
+                url, headers={"Authorization": "Bearer wrong-token-xxxxxxxx"}
+            ) as r:
+                assert r.status == 401 and token not in await r.text()
+        async with aiomqtt.Client("127.0.0.1", broker.port, identifier="agency-sender") as sender:
+            for _ in range(8):  # one a second over MQTT: stays UP past period + grace
+                await sender.publish(
+                    "npsp/heartbeat/bo-a/sync", json.dumps({"token": token}), qos=1
+                )
+                await asyncio.sleep(1.0)
+        assert running.state_of("bo-a/sync") is State.UP
+        await wait_until(
+            lambda: running.state_of("bo-a/sync") is State.DOWN, 15, "DOWN when silent"
+        )
+    finally:
+        await running.stop()
