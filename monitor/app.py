@@ -35,6 +35,8 @@ from .metrics import DaemonMetrics
 from .mqtt_status import StatusTopics
 from .rules.desk import RulesContext, run_desks
 from .rules.service import RulesService
+from .sdnotify import Notifier, making_progress, status_loop, watchdog_loop
+from .state import State
 from .store import Store
 from .web.auth import Authenticator
 from .web.pages import PagesContext, page_routes
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
+STATUS_EVERY = 10.0  # seconds between two STATUS= lines to systemd
 
 
 def _freeze_heap() -> None:
@@ -111,9 +114,14 @@ class StartupError(Exception):
 class Daemon:
     """One running npsp-monitor."""
 
-    def __init__(self, config_path: Path | None, config: Config) -> None:
+    def __init__(
+        self, config_path: Path | None, config: Config, *, notifier: Notifier | None = None
+    ) -> None:
         self.config_path = config_path
         self.config = config
+        # systemd's $NOTIFY_SOCKET (READY, STATUS, WATCHDOG, RELOADING, STOPPING); a no-op
+        # outside systemd.
+        self.notifier = Notifier.from_env() if notifier is None else notifier
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self.engine: Engine | None = None
@@ -164,8 +172,26 @@ class Daemon:
         log.info("config reloaded", extra={"file": str(self.config_path)})
         return True
 
+    def status_line(self) -> str:
+        """What the daemon is doing, in one line (``systemctl status``)."""
+        engine = self.engine
+        if engine is None:
+            return "starting"
+        if engine.state.gateway_cut:
+            systems = "gateway uplink cut off"
+        else:
+            down = sum(1 for s in engine.state.systems.values() if s.announced is State.DOWN)
+            systems = f"{down} systems down"
+        pending = sum(count for count, _ in self.metrics.outbox_pending.values())
+        checks = len(engine.registry.checks)
+        line = f"monitoring {checks} checks; {systems}; outbox {pending} pending"
+        if not self.metrics.reload_ok:
+            line += "; last config reload rejected"
+        return line
+
     async def run(self, on_ready: Callable[[Daemon], None] | None = None) -> None:
         """Run until a stop is requested."""
+        self.notifier.status("starting: opening the state database")
         store = await Store.open(self.config.state_db)
         runner: web.AppRunner | None = None
         channels: Channels | None = None
@@ -198,6 +224,7 @@ class Daemon:
             rules = self.rules = RulesService(
                 ctx, set_overrides=engine.set_overrides, publisher=channels.publisher
             )
+            self.notifier.status("starting: restoring states, scheduling the checks")
             await rules.load()
             # Announced changes already in effect shape the very first registry.
             engine.overrides = rules.announcements.overrides_at(ctx.clock())
@@ -251,6 +278,12 @@ class Daemon:
             sockets = getattr(server, "sockets", None) or []
             self.http_port = sockets[0].getsockname()[1] if sockets else int(port)
             self._install_signals()
+            senders = [
+                asyncio.create_task(w.run(), name=f"npsp.outbox.{w.channel}") for w in workers
+            ]
+            progressing = making_progress(
+                engine.scheduler, lambda: self.config.scheduler.stall_after
+            )
             tasks = [
                 asyncio.create_task(engine.scheduler.run(), name="npsp.scheduler"),
                 asyncio.create_task(engine.persist_forever(), name="npsp.store-writer"),
@@ -258,14 +291,19 @@ class Daemon:
                 asyncio.create_task(pipeline.run(), name="npsp.alert-pipeline"),
                 asyncio.create_task(self._outbox_stats(outbox), name="npsp.outbox-stats"),
                 asyncio.create_task(run_desks(store, rules.desks(), ctx.clock), name="npsp.rules"),
-                *(asyncio.create_task(w.run(), name=f"npsp.outbox.{w.channel}") for w in workers),
+                asyncio.create_task(
+                    watchdog_loop(self.notifier, progressing), name="npsp.watchdog"
+                ),
+                asyncio.create_task(
+                    status_loop(self.notifier, self.status_line, STATUS_EVERY), name="npsp.status"
+                ),
+                *senders,
             ]
             if status_topics is not None:
                 tasks.append(asyncio.create_task(status_topics.run(), name="npsp.mqtt-status"))
             if rules.mqtt is not None:
                 tasks.append(asyncio.create_task(rules.mqtt.run(), name="npsp.announcements"))
             publisher = channels.publisher
-            scheduler = engine.scheduler
 
             async def publish_retained(suffix: str, payload: bytes) -> None:
                 assert publisher is not None
@@ -274,9 +312,7 @@ class Daemon:
             deadman = DeadMansSwitch(
                 self.config.deadman,
                 self.config.vantage,
-                progressing=lambda: (
-                    scheduler.now() - scheduler.last_progress <= self.config.scheduler.stall_after
-                ),
+                progressing=progressing,
                 publish=publish_retained if publisher is not None else None,
                 checks=lambda: len(engine.registry.checks),
             )
@@ -285,31 +321,61 @@ class Daemon:
                 "npsp-monitor running",
                 extra={"listen": f"{host}:{self.http_port}", "checks": len(engine.registry.checks)},
             )
+            self.notifier.ready(self.status_line())
             if on_ready is not None:
                 on_ready(self)
             stop = asyncio.create_task(self.stop_requested.wait(), name="npsp.stop")
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             crashed = [t for t in done if t is not stop]
             log.info("stopping")
+            self.notifier.stopping("stopping: letting probes in flight finish")
             engine.scheduler.stop()
             await engine.scheduler.drain(GRACE)
-            for task in [stop, *tasks]:
+            others = [stop, *(t for t in tasks if t not in senders)]
+            for task in others:
                 task.cancel()
-            await asyncio.gather(stop, *tasks, return_exceptions=True)
+            await asyncio.gather(*others, return_exceptions=True)
             await deadman.stop()
             await engine.flush()
             await rules.incidents.flush()
             await pipeline.tick()  # whatever is due now is at least written to the outbox
+            await self._drain_outbox(workers, senders)
             for task in crashed:
                 if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             self._remove_signals()
+            self.notifier.close()
             if runner is not None:
                 await runner.cleanup()
             if channels is not None:
                 await channels.aclose()
             await store.close()
+
+    async def _drain_outbox(
+        self, workers: list[OutboxWorker], senders: list[asyncio.Task[None]]
+    ) -> None:
+        """At a stop: the workers send what is due (the send in flight first) for up to
+        ``alerting.outbox.drain_timeout``; what is left stays in the outbox for the next start."""
+        if not senders:
+            return
+        timeout = self.config.alerting.outbox.drain_timeout
+        self.notifier.status(f"stopping: sending the outbox (at most {timeout:g}s)")
+        for worker in workers:
+            worker.finish()
+        _, late = await asyncio.wait(senders, timeout=timeout)
+        unfinished = late
+        while unfinished:
+            # Once more if need be: a cancelled send may wait on its library's goodbye
+            # (aiosmtplib sends QUIT and waits up to the channel's timeout for the answer).
+            for task in unfinished:
+                task.cancel()
+            _, unfinished = await asyncio.wait(unfinished, timeout=0.5)
+        if late:
+            log.warning(
+                "outbox not drained in time; the rest is sent at the next start",
+                extra={"drain_timeout": timeout, "channels": len(late)},
+            )
 
     async def _outbox_stats(self, outbox: Outbox) -> None:
         """Refresh the outbox gauges (the scrape must not wait on the database)."""
@@ -324,7 +390,13 @@ class Daemon:
         while True:
             await self.reload_requested.wait()
             self.reload_requested.clear()
-            await self.reload()
+            self.notifier.reloading("reloading the config")
+            ok = False
+            try:
+                ok = await self.reload()
+            finally:
+                outcome = "reloaded" if ok else "reload rejected, previous config kept"
+                self.notifier.ready(f"config {outcome}; {self.status_line()}")
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

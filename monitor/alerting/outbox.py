@@ -292,6 +292,13 @@ class OutboxWorker:
         self.channel = notifier.channel
         self.count = count
         self.send_timeout = send_timeout
+        self._finishing = False
+
+    def finish(self) -> None:
+        """Return from :meth:`run` once nothing is due (the daemon is stopping): the send in
+        flight and the notices due now go out; rows waiting for a retry stay for the next start."""
+        self._finishing = True
+        self.outbox.wakeup(self.channel).set()
 
     async def run_once(self) -> bool:
         """Send the next due notice, if any; True when one was handled."""
@@ -354,6 +361,8 @@ class OutboxWorker:
                 log.exception("outbox worker %s failed; retrying in 5 s", self.channel)
                 await asyncio.sleep(5)
                 continue
+            if self._finishing:
+                return
             due = await self.outbox.next_due(self.channel)
             delay = 60.0 if due is None else max(0.05, min(60.0, due - self.outbox.clock()))
             try:
