@@ -152,10 +152,17 @@ class Daemon:
                 log.error("config reload rejected; keeping the running config: %s", issue)
             self.metrics.reload_result(False)
             return False
-        for field in ("listen", "state_db"):
+        for field in ("listen", "state_db", "vantage", "http", "deadman"):
             if getattr(new, field) != getattr(self.config, field):
                 log.warning("%s changed: takes effect only after a restart", field)
-        await self.engine.apply(new)
+        try:
+            await self.engine.apply(new)
+        except Exception:
+            # Not a config error, but the new config could not be installed (a database
+            # error while forgetting removed systems...): say so; the daemon keeps running.
+            log.exception("config reload failed while applying it")
+            self.metrics.reload_result(False)
+            return False
         _freeze_heap()
         if self.pipeline is not None:
             self.pipeline.update_registry(new.alerting, self.engine.registry)
@@ -190,7 +197,8 @@ class Daemon:
         return line
 
     async def run(self, on_ready: Callable[[Daemon], None] | None = None) -> None:
-        """Run until a stop is requested."""
+        """Run until a stop is requested (a SIGTERM during start-up stops it once started)."""
+        self._install_signals()
         self.notifier.status("starting: opening the state database")
         store = await Store.open(self.config.state_db)
         runner: web.AppRunner | None = None
@@ -277,7 +285,6 @@ class Daemon:
             server = getattr(site, "_server", None)
             sockets = getattr(server, "sockets", None) or []
             self.http_port = sockets[0].getsockname()[1] if sockets else int(port)
-            self._install_signals()
             senders = [
                 asyncio.create_task(w.run(), name=f"npsp.outbox.{w.channel}") for w in workers
             ]
@@ -329,13 +336,18 @@ class Daemon:
             crashed = [t for t in done if t is not stop]
             log.info("stopping")
             self.notifier.stopping("stopping: letting probes in flight finish")
+            self._remove_signals()  # no reload (nor a second stop) while stopping
+            for quiet in tasks:
+                if quiet.get_name() in ("npsp.reloader", "npsp.status", "npsp.deadman"):
+                    quiet.cancel()  # nothing may say "reloaded", "monitoring" or "alive" now
             engine.scheduler.stop()
             await engine.scheduler.drain(GRACE)
             others = [stop, *(t for t in tasks if t not in senders)]
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
-            await deadman.stop()
+            # A crash is not a clean stop: those watching must not read "stopped".
+            await deadman.stop("crashed" if crashed else "stopped")
             await engine.flush()
             await rules.incidents.flush()
             await pipeline.tick()  # whatever is due now is at least written to the outbox

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Coroutine, Sequence
@@ -141,7 +142,9 @@ async def _notify_test(config: Config, channel: str, to: str, language: str) -> 
     from .alerting.channels import Channels, StoredInbox  # noqa: PLC0415
 
     try:
-        channels = Channels.build(config.channels, config.vantage)
+        # Its own MQTT client id, and no last will: sharing the daemon's would knock the
+        # daemon off the broker (which would then announce it dead).
+        channels = Channels.build(config.channels, f"{config.vantage}-cli-{os.getpid()}")
     except ValueError as exc:
         raise StartupError(f"channels: {exc}") from None
     try:

@@ -41,14 +41,17 @@ def topic(vantage: str) -> str:
     return f"monitor/{vantage}/alive"
 
 
-def document(vantage: str, status: str, **extra: Any) -> bytes:
-    body = {"vantage": vantage, "status": status, "ts": round(time.time(), 3), **extra}
+def document(vantage: str, status: str, *, timed: bool = True, **extra: Any) -> bytes:
+    body: dict[str, Any] = {"vantage": vantage, "status": status, **extra}
+    if timed:
+        body["ts"] = round(time.time(), 3)
     return json.dumps(body, separators=(",", ":")).encode()
 
 
 def last_will(vantage: str) -> tuple[str, bytes]:
-    """What the broker publishes (retained) if this daemon's connection dies unannounced."""
-    return topic(vantage), document(vantage, "dead")
+    """What the broker publishes (retained) if this daemon's connection dies unannounced. It
+    is written at start, so it carries no time: the death is when it is received."""
+    return topic(vantage), document(vantage, "dead", timed=False)
 
 
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -104,10 +107,11 @@ class DeadMansSwitch:
                 await self.beat(session if self.settings.ping_url else None)
                 await asyncio.sleep(self.settings.interval)
 
-    async def stop(self) -> None:
-        """A clean stop: say so, so that nobody mistakes it for a death."""
+    async def stop(self, status: str = "stopped") -> None:
+        """A stop: say so ("stopped", or "crashed" after a failure), so that nobody mistakes a
+        clean stop for a death, nor a crash for a clean stop."""
         if self.publish is not None:
             try:
-                await self.publish(topic(self.vantage), document(self.vantage, "stopped"))
+                await self.publish(topic(self.vantage), document(self.vantage, status))
             except Exception as exc:  # noqa: BLE001
                 log.debug("stopped not published: %s", exc)

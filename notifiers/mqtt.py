@@ -186,7 +186,18 @@ class MqttPublisher:
                 async with client:
                     was_up, failures = True, 0
                     for topic_filter, _ in self._subscriptions:
-                        await client.subscribe(self.topic(topic_filter), qos=1)
+                        granted = await client.subscribe(self.topic(topic_filter), qos=1)
+                        # A broker's ACL refuses with a reason code (>= 0x80) instead of an
+                        # error: without this, heartbeats and announcements would silently
+                        # never arrive.
+                        for code in granted or ():
+                            value = code if isinstance(code, int) else int(code.value)
+                            if value >= 0x80:
+                                log.error(
+                                    "mqtt: the broker refused the subscription to %s (code %d)",
+                                    self.topic(topic_filter),
+                                    value,
+                                )
                     self._client, self._lost = client, asyncio.Event()
                     self._last_error = None
                     self.generation += 1

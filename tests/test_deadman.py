@@ -121,10 +121,13 @@ async def test_alive_while_running_stopped_on_stop_dead_when_killed(
                     daemon.send_signal(signal.SIGTERM)
                     assert await daemon.wait() == 0
                     await wait_until(lambda: seen[-1]["status"] == "stopped", 10, "stopped")
+                    await asyncio.sleep(1.5)  # a last will firing after a clean stop shows now
+                    assert seen[-1]["status"] == "stopped"
                 else:
                     daemon.kill()
                     await daemon.wait()
                     await wait_until(lambda: seen[-1]["status"] == "dead", 10, "the last will")
+                    assert "ts" not in seen[-1]  # written at start: its time would mislead
     finally:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
