@@ -704,3 +704,63 @@ async def test_sigterm_gives_up_on_a_hung_mail_server_at_the_deadline(
     rows = outbox_rows(Path(data["state_db"]))
     assert len(rows) == 2 and "sent" not in rows.values()
     assert "Traceback" not in svc.log.read_text()
+
+
+async def test_the_daemon_withholds_its_watchdog_pings_while_its_scheduler_stalls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring in monitor/app.py: a real Daemon whose real scheduler stalls (nothing else
+    does): the pings stop within scheduler.stall_after."""
+    import os
+    import socket as socket_module
+    import uuid
+
+    from monitor.app import Daemon
+    from monitor.config import load_config
+    from monitor.sdnotify import Notifier
+
+    from .test_daemon import write_config
+
+    name = f"npsp-test-{uuid.uuid4().hex[:8]}"
+    sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.setblocking(False)
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    path = write_config(
+        tmp_path / "npsp.yaml",
+        {
+            "listen": "127.0.0.1:0",
+            "state_db": str(tmp_path / "state.db"),
+            "scheduler": {"stall_after": "1s"},
+            "defaults": {"interval": "1s", "timeout": "500ms"},
+        },
+    )
+    ready = asyncio.Event()
+    daemon = Daemon(path, load_config(path), notifier=Notifier("@" + name))
+    task = asyncio.create_task(daemon.run(on_ready=lambda _d: ready.set()))
+
+    def pings() -> int:
+        count = 0
+        while True:
+            try:
+                count += sock.recv(4096).count(b"WATCHDOG=1")
+            except BlockingIOError:
+                return count
+
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        await asyncio.sleep(0.6)
+        assert pings() >= 3  # healthy: pinging
+        assert daemon.engine is not None
+        # The dispatcher never wakes again (its timer's callback does nothing), while its task
+        # and the event loop go on: a stall, not a stop.
+        monkeypatch.setattr(daemon.engine.scheduler, "_wake", lambda: None)
+        await asyncio.sleep(1.5)  # past stall_after
+        pings()  # drop what was sent before the stall was noticed
+        await asyncio.sleep(0.8)
+        assert pings() == 0
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 15)
+        sock.close()
