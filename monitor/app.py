@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
 STATUS_EVERY = 10.0  # seconds between two STATUS= lines to systemd
+STOP_TASKS_TIMEOUT = 5.0  # seconds the daemon's tasks get to end once cancelled, at a stop
 
 
 def _freeze_heap() -> None:
@@ -345,7 +346,10 @@ class Daemon:
             others = [stop, *(t for t in tasks if t not in senders)]
             for task in others:
                 task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            # Bounded: a task that ignored its cancellation must not hold the stop forever.
+            _, stuck = await asyncio.wait(others, timeout=STOP_TASKS_TIMEOUT)
+            for task in stuck:
+                log.error("task %s did not stop when cancelled; leaving it", task.get_name())
             # A crash is not a clean stop: those watching must not read "stopped".
             await deadman.stop("crashed" if crashed else "stopped")
             await engine.flush()

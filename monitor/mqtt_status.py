@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from notifiers.base import NotifyError
 
+from .aio import wait_event
 from .engine import Engine
 from .state import Event
 
@@ -65,11 +66,7 @@ class StatusTopics:
             if connected and self.dirty:
                 await self._publish_dirty()
             self.wake.clear()
-            try:
-                async with asyncio.timeout(1.0):
-                    await self.wake.wait()
-            except TimeoutError:
-                pass
+            await wait_event(self.wake, 1.0)
 
     async def _publish_dirty(self) -> None:
         for key in sorted(self.dirty):

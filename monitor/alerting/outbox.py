@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from notifiers.base import ChannelName, Delivery, Message, Notifier, NotifyError
 
+from ..aio import wait_event
 from ..store import Store
 from .settings import OutboxSettings
 
@@ -365,8 +366,4 @@ class OutboxWorker:
                 return
             due = await self.outbox.next_due(self.channel)
             delay = 60.0 if due is None else max(0.05, min(60.0, due - self.outbox.clock()))
-            try:
-                async with asyncio.timeout(delay):
-                    await wake.wait()
-            except TimeoutError:
-                pass
+            await wait_event(wake, delay)

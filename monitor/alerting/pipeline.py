@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from ..aio import wait_event
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import StoredState
@@ -338,8 +339,4 @@ class AlertPipeline:
                 log.exception("alert pipeline tick failed; retrying")
             due = self.grouper.next_due()
             delay = 1.0 if due is None else max(0.05, min(1.0, due - self.clock()))
-            try:
-                async with asyncio.timeout(delay):
-                    await self.wake.wait()
-            except TimeoutError:
-                pass
+            await wait_event(self.wake, delay)
