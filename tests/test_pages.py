@@ -992,3 +992,23 @@ async def test_chromium_logs_in_reads_the_overview_and_marks_a_message_read(
         await page.go(site.base + "/system/bo-tai-chinh/one-stop?lang=en")
         assert "Recent results" in await page.js("document.body.innerText")
         await page.screenshot(tmp_path / "system-en.png")
+
+
+async def test_the_anonymous_status_page_is_rendered_at_most_every_few_seconds(site: Site) -> None:
+    """A flood of anonymous /status requests must not become probe lag: within STATUS_CACHE
+    the same page (same "updated at" second) is served; a logged-in viewer gets a fresh one."""
+    import re
+
+    def updated(page: str) -> str:
+        found = re.search(r'<p class="muted">([^<]*\d\d:\d\d:\d\d[^<]*)</p>', page)
+        assert found is not None
+        return found.group(1)
+
+    _, first = await site.get("/status")
+    await asyncio.sleep(1.2)
+    _, again = await site.get("/status")
+    assert updated(again) == updated(first)  # from memory
+    _, fresh = await site.get("/status", who=next(iter(site.tokens)))
+    assert updated(fresh) != updated(first)  # logged in: rendered now
+    _, english = await site.get("/status?lang=en")
+    assert "Public status" in english  # cached per language

@@ -250,11 +250,18 @@ def _session(request: web.Request) -> str | None:
 # ----- the pages --------------------------------------------------------------------------------
 
 
+STATUS_CACHE = 5.0  # seconds an anonymous /status page is served from memory
+
+
 class Pages:
     """The handlers; one instance per app."""
 
     def __init__(self, ctx: PagesContext) -> None:
         self.ctx = ctx
+        # The anonymous /status page by language: (rendered at, HTML). Rendering it takes tens
+        # of milliseconds at 10,000 checks on the event loop; a flood of anonymous requests
+        # must not turn into probe lag, so it is rendered at most once per STATUS_CACHE.
+        self._status_cache: dict[str, tuple[float, str]] = {}
 
     # ----- plumbing
 
@@ -551,14 +558,24 @@ class Pages:
     # ----- GET /status
 
     async def status(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        now = self.ctx.clock()
+        cached = self._status_cache.get(language(request)) if account is None else None
+        if cached is not None and 0 <= now - cached[0] < STATUS_CACHE:
+            return _html(cached[1], private=False)
+        text = await self._status_text(request, account, now)
+        if account is None:
+            self._status_cache[language(request)] = (now, text)
+        return _html(text, private=False)
+
+    async def _status_text(self, request: web.Request, account: Account | None, now: float) -> str:
         public = [e for e in self.ctx.engine.registry.systems.values() if e.system.public]
         bars = await self._bars([e.key for e in public])
         groups: dict[str, tuple[Agency, list[Row]]] = {}
         for row in self._rows(public, bars):
             groups.setdefault(row.entry.agency.id, (row.entry.agency, []))[1].append(row)
-        chrome = await self._chrome(request, auth.current(request))
-        text = render.status_page(chrome, list(groups.values()), now=self.ctx.clock())
-        return _html(text, private=False)
+        chrome = await self._chrome(request, account)
+        return render.status_page(chrome, list(groups.values()), now=now)
 
     # ----- /login, /logout
 
