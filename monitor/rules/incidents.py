@@ -269,13 +269,33 @@ async def get_incident(store: Store, incident_id: str) -> Incident | None:
     return await store.transact(lambda db: _get(db, incident_id))
 
 
-async def list_incidents(store: Store, *, open_only: bool = True) -> list[Incident]:
-    """Incidents, oldest first; only the unresolved ones unless ``open_only`` is false."""
-    sql = f"SELECT {_COLUMNS} FROM incidents"  # noqa: S608
+async def list_incidents(
+    store: Store,
+    *,
+    open_only: bool = True,
+    agency: str | None = None,
+    system: str | None = None,
+    limit: int | None = None,
+) -> list[Incident]:
+    """Incidents, oldest first; only the unresolved ones unless ``open_only`` is false;
+    optionally of one agency or system, and only the ``limit`` most recent."""
+    where, args = [], []
     if open_only:
-        sql += " WHERE resolved_at IS NULL"
-    sql += " ORDER BY opened_at, id"
-    return await store.transact(lambda db: [_row(r) for r in db.execute(sql)])
+        where.append("resolved_at IS NULL")
+    if agency is not None:
+        where.append("agency = ?")
+        args.append(agency)
+    if system is not None:
+        where.append("system = ?")
+        args.append(system)
+    sql = f"SELECT {_COLUMNS} FROM incidents"  # noqa: S608 - constant columns; values are bound
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY opened_at DESC, id DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = await store.transact(lambda db: [_row(r) for r in db.execute(sql, args)])
+    return rows[::-1]
 
 
 # ----- the desk ---------------------------------------------------------------------------------

@@ -251,6 +251,7 @@ def _session(request: web.Request) -> str | None:
 
 
 STATUS_CACHE = 5.0  # seconds an anonymous /status page is served from memory
+SYSTEM_INCIDENTS = 50  # the latest incidents shown on a system page
 
 
 class Pages:
@@ -452,7 +453,7 @@ class Pages:
         rows = self._rows(entries, bars)
         lang = language(request)
         names = {e.key: render.system_name(e, lang) for e in entries}
-        incidents = [i for i in await list_incidents(self.ctx.store) if i.agency == agency.id]
+        incidents = await list_incidents(self.ctx.store, agency=agency.id)
         text = render.agency_page(
             await self._chrome(request, account),
             agency,
@@ -495,9 +496,13 @@ class Pages:
             for c in entry.checks
         ]
         # Resolved ones too: what happened to this system lately.
-        incidents = [
-            i for i in await list_incidents(self.ctx.store, open_only=False) if i.key == key
-        ]
+        incidents = await list_incidents(
+            self.ctx.store,
+            open_only=False,
+            agency=entry.agency.id,
+            system=entry.system.id,
+            limit=SYSTEM_INCIDENTS,
+        )
         text = render.system_page(
             await self._chrome(request, account),
             row,
