@@ -249,6 +249,7 @@ class Daemon:
             pipeline.muter.muters.append(rules.silences)
             engine.observers.append(rules.watch.observe)
             states = await store.states()
+            heartbeats.silent_since_before(states)
             pipeline.restore(states, await outbox.told())
             await rules.incidents.restore(states)
             pipeline.acks = rules.incidents

@@ -30,7 +30,7 @@ import logging
 import math
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -38,6 +38,8 @@ from aiohttp import web
 from probes.heartbeat import MAX_TOKEN, HeartbeatBoard, Spec, read_token
 
 from .registry import Registry
+from .state import State
+from .store import StoredState
 
 __all__ = [
     "MAX_BODY",
@@ -248,6 +250,23 @@ class HeartbeatReceiver:
         return status, reason
 
     # ----- MQTT ------------------------------------------------------------------------------
+
+    def silent_since_before(self, states: Mapping[str, StoredState]) -> None:
+        """At start: the heartbeat checks of systems stored as down get no start-up grace (a
+        restart must not announce a system that went silent as recovered)."""
+        registry = self.registry_getter()
+        for key, stored in states.items():
+            entry = registry.systems.get(key)
+            if entry is None or stored.state not in (State.DOWN, State.FLAPPING):
+                continue
+            for check in entry.checks:
+                if not isinstance(check.spec, Spec):
+                    continue
+                try:
+                    token = read_token(check.spec.token)
+                except (OSError, ValueError):
+                    continue  # the probe reports an unreadable token itself
+                self.board.silent.add(self.board.key(check.check_id, token))
 
     def on_mqtt(self, topic_suffix: str, payload: bytes) -> None:
         """MQTT handler for ``heartbeat/<agency>/<system>`` (synchronous, quick, never raises)."""

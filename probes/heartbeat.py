@@ -116,6 +116,9 @@ class HeartbeatBoard:
         # Slots that serve several systems (same check id and token), with those systems;
         # set by the receiver from the running registry.
         self.conflicts: dict[bytes, tuple[str, ...]] = {}
+        # Slots whose system was already down when the daemon started (its stored state): no
+        # start-up grace for them, or a restart would announce a silent system as recovered.
+        self.silent: set[bytes] = set()
 
     def key(self, check_id: str, token: str) -> bytes:
         """The slot of one check: its id and token, keyed-hashed with a per-process salt."""
@@ -173,6 +176,12 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
         last = board.last(key)
         if last is None:
             waited = now - since
+            if key in board.silent:
+                return ProbeResult(
+                    False,
+                    f"no heartbeat received yet (none before the restart either; {terms})",
+                    0.0,
+                )
             if waited <= limit:
                 return ProbeResult(
                     True, f"no heartbeat received yet (waiting up to {_span(limit)})", 0.0

@@ -211,5 +211,20 @@ async def test_a_heartbeat_system_in_the_running_daemon(
         await wait_until(
             lambda: running.state_of("bo-a/sync") is State.DOWN, 15, "DOWN when silent"
         )
-    finally:
         await running.stop()
+        # A restart must not announce the silent system as recovered during its start-up grace.
+        ready = asyncio.Event()
+        daemon = Daemon(path, load_config(path))
+        task = asyncio.create_task(daemon.run(on_ready=lambda _d: ready.set()))
+        await asyncio.wait_for(ready.wait(), 10)
+        running = Running(daemon, task)
+        await asyncio.sleep(2.0)  # four probes, all inside period + grace
+        assert running.state_of("bo-a/sync") is State.DOWN
+        async with aiohttp.ClientSession() as session:
+            url = f"{running.base}/api/v1/heartbeat/bo-a/sync"
+            async with session.post(url, headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status == 202
+        await wait_until(lambda: running.state_of("bo-a/sync") is State.UP, 10, "UP on a heartbeat")
+    finally:
+        if not running.task.done():
+            await running.stop()

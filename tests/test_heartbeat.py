@@ -177,6 +177,29 @@ async def test_no_heartbeat_yet_passes_for_period_plus_grace_after_start(tmp_pat
     assert result.reason == "no heartbeat received yet (none in 5m31s; period 5m, grace 30s)"
 
 
+async def test_a_system_stored_as_down_gets_no_start_up_grace(tmp_path: Path) -> None:
+    """After a restart, a system that had gone silent (stored DOWN) must not be announced as
+    recovered during the start-up grace; one stored UP keeps its grace."""
+    from monitor.state import State
+    from monitor.store import StoredState
+
+    clock = Clock()
+    fleet = Fleet(tmp_path, clock)
+    fleet.receiver.silent_since_before(
+        {
+            "bo-noi-vu/sync-job": StoredState(State.DOWN, T0 - 600, "no heartbeat for 10m"),
+            "bo-noi-vu/one-stop": StoredState(State.UP, T0 - 600, "heartbeat 3s ago"),
+        }
+    )
+    silent, fine = fleet.probe("sync-job"), fleet.probe("one-stop")
+    clock.now = T0 + 1
+    result = await run(silent)
+    assert not result.ok and "none before the restart either" in result.reason
+    assert (await run(fine)).ok
+    assert fleet.send("sync-job", TOKEN_A)[0] == 202  # it speaks again: up at once
+    assert (await run(silent)).ok
+
+
 async def test_a_check_added_by_a_reload_gets_its_own_start_up_grace(tmp_path: Path) -> None:
     clock = Clock()
     fleet = Fleet(tmp_path, clock)
