@@ -8,31 +8,19 @@ Exit codes: 0 done; 2 refused (the message says why).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import accounts
 from .accounts import AccountError
 from .config import Config, load_config
-from .store import Store
+from .store import run_with_store
 
 T = TypeVar("T")
 WithConfig = Callable[[argparse.ArgumentParser], None]
-
-
-def _run(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = await Store.open(config.state_db)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
 
 
 def _agencies(config: Config) -> set[str]:
@@ -44,8 +32,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     now = time.time()
     try:
         if args.action == "create":
-            account, token = _run(
-                config,
+            account, token = run_with_store(
+                config.state_db,
                 lambda store: accounts.create(
                     store,
                     actor=None,
@@ -68,15 +56,15 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                 print(token)
             return 0
         if args.action == "revoke":
-            account = _run(
-                config,
+            account = run_with_store(
+                config.state_db,
                 lambda store: accounts.revoke(
                     store, actor=None, account_id=args.id, now=now, source="cli"
                 ),
             )
             print(f"account {account.id} revoked")
             return 0
-        rows = _run(config, accounts.list_accounts)
+        rows = run_with_store(config.state_db, accounts.list_accounts)
         listed: list[dict[str, Any]] = [a.as_json() for a in rows]
         if args.json:
             print(json.dumps(listed, ensure_ascii=False, indent=2))

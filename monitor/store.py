@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,3 +383,16 @@ class Store:
         """Drop the current state of systems removed from the registry (history stays)."""
         if keys:
             await self._call(self._forget, keys)
+
+
+def run_with_store(path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+    """For the command line: open the store at ``path``, run ``work`` on it, close it."""
+
+    async def run() -> T:
+        store = await Store.open(path)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

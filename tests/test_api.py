@@ -678,3 +678,39 @@ async def test_schemathesis_finds_no_server_error(
         await daemon.wait()
     log = (tmp_path / "daemon.log").read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_accounts_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bootstrap a national-admin, list, revoke; a second revocation is refused with exit 2."""
+    from monitor.cli import main
+
+    config = write_config(
+        tmp_path / "c.yaml", {"state_db": str(tmp_path / "state.db"), "agencies": []}
+    )
+    c = ["-c", str(config)]
+    assert (
+        main(
+            [
+                "accounts",
+                "create",
+                *c,
+                "--id",
+                "ops",
+                "--name",
+                "Ops",
+                "--role",
+                "national-admin",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    made = json.loads(capsys.readouterr().out)
+    assert made["account"]["role"] == "national-admin" and made["token"].startswith("npsp_")
+    assert main(["accounts", "list", *c]) == 0
+    assert "ops" in capsys.readouterr().out
+    assert main(["accounts", "revoke", *c, "ops"]) == 0
+    assert main(["accounts", "revoke", *c, "ops"]) == 2
+    assert "already revoked" in capsys.readouterr().err
+    assert main(["accounts", "create", *c, "--id", "x", "--name", "X", "--role", "viewer"]) == 2
+    assert "belongs to one agency" in capsys.readouterr().err

@@ -16,18 +16,17 @@ already resolved…), with a one-line message on stderr. An invalid config raise
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..accounts import audited
 from ..config import Config, load_config
 from ..registry import Registry
-from ..store import Store, StoreError
+from ..store import StoreError, run_with_store
 from ..workdays import WorkCalendar
 from .incidents import (
     Incident,
@@ -47,17 +46,6 @@ Clock = Callable[[], float]
 def _fail(message: str, code: int = 2) -> int:
     print(f"npsp-monitor: {message}", file=sys.stderr)
     return code
-
-
-def _with_store(config: Config, action: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = await Store.open(config.state_db)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def _run(args: argparse.Namespace, body: Callable[[Config], int]) -> int:
@@ -130,8 +118,8 @@ def _open(args: argparse.Namespace, clock: Clock) -> int:
         calendar = WorkCalendar(config.calendar)
         registry = Registry.from_config(config)
         now = clock()
-        incident = _with_store(
-            config,
+        incident = run_with_store(
+            config.state_db,
             lambda store: open_incident(
                 store,
                 registry,
@@ -157,8 +145,8 @@ def _open(args: argparse.Namespace, clock: Clock) -> int:
 def _ack(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         now = clock()
-        incident = _with_store(
-            config,
+        incident = run_with_store(
+            config.state_db,
             lambda store: audited(
                 store,
                 acknowledge(store, args.id, args.by, now),
@@ -178,8 +166,8 @@ def _ack(args: argparse.Namespace, clock: Clock) -> int:
 def _resolve(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         now = clock()
-        incident = _with_store(
-            config,
+        incident = run_with_store(
+            config.state_db,
             lambda store: audited(
                 store,
                 resolve(store, args.id, args.by, args.resolution, now),
@@ -204,7 +192,9 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         calendar = WorkCalendar(config.calendar)
         now = clock()
-        incidents = _with_store(config, lambda store: list_incidents(store, open_only=not args.all))
+        incidents = run_with_store(
+            config.state_db, lambda store: list_incidents(store, open_only=not args.all)
+        )
         if args.json:
             rows = [_as_json(calendar, i, now) for i in incidents]
             print(json.dumps(rows, ensure_ascii=False, indent=2))

@@ -13,21 +13,19 @@ or database (1) is reported by :func:`monitor.cli.main`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import getpass
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..accounts import audited
 from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
-from ..store import Store
+from ..store import run_with_store
 from ..workdays import WorkCalendar
 from .maintenance import MaintenanceError, Window, cancel, list_windows, schedule
 
@@ -40,17 +38,6 @@ Clock = Callable[[], float]
 def _fail(message: str) -> int:
     print(f"npsp-monitor: {message}", file=sys.stderr)
     return 2
-
-
-def _on_store(path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = await Store.open(path)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def _default_author() -> str:
@@ -115,7 +102,7 @@ def _schedule(args: argparse.Namespace, clock: Clock) -> int:
     calendar = WorkCalendar(config.calendar)
     now = clock()
     try:
-        window = _on_store(
+        window = run_with_store(
             config.state_db,
             lambda store: audited(
                 store,
@@ -162,7 +149,7 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
     config = load_config(args.config)
     calendar = WorkCalendar(config.calendar)
     now = clock()
-    windows = _on_store(
+    windows = run_with_store(
         config.state_db, lambda store: list_windows(store, now=now, include_past=args.all)
     )
     if args.json:
@@ -199,7 +186,7 @@ def _cancel(args: argparse.Namespace, clock: Clock) -> int:
     calendar = WorkCalendar(config.calendar)
     now = clock()
     try:
-        window = _on_store(
+        window = run_with_store(
             config.state_db,
             lambda store: audited(
                 store,
