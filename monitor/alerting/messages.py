@@ -64,6 +64,11 @@ _WORDS = {
 }
 
 
+def local_iso(ts: float | None) -> str | None:
+    """ISO 8601 in Hanoi time (``2026-12-14T08:00:00+07:00``), for JSON; None stays None."""
+    return None if ts is None else dt.datetime.fromtimestamp(ts, VN).isoformat(timespec="seconds")
+
+
 def local_time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, VN).strftime("%H:%M %d/%m/%Y")
 

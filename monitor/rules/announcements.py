@@ -30,7 +30,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from probes.tlsopts import format_fingerprint
 
-from ..alerting.messages import local_time
+from ..alerting.messages import local_iso, local_time
 from ..alerting.notices import Notice, everyone
 from ..registry import Override, Registry
 from ..store import Store
@@ -163,30 +163,22 @@ class Announcement:
         return f"{self.agency}/{self.system}"
 
     def as_json(self) -> dict[str, Any]:
-        def iso(ts: float | None) -> str | None:
-            if ts is None:
-                return None
-            return dt.datetime.fromtimestamp(ts, dt.UTC).astimezone(_VN).isoformat()
-
         return {
             "id": self.id,
             "agency": self.agency,
             "system": self.system,
             "ref": self.ref,
-            "announced_at": iso(self.announced_at),
-            "effective_at": iso(self.effective_at),
+            "announced_at": local_iso(self.announced_at),
+            "effective_at": local_iso(self.effective_at),
             "changes": self.changes.model_dump(exclude_none=True),
             "source": self.source,
             "author": self.author,
             "working_days": self.working_days,
             "required": self.required,
             "compliant": self.compliant,
-            "cancelled_at": iso(self.cancelled_at),
-            "applied_at": iso(self.applied_at),
+            "cancelled_at": local_iso(self.cancelled_at),
+            "applied_at": local_iso(self.applied_at),
         }
-
-
-_VN = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 
 def _errors(exc: ValidationError) -> str:

@@ -7,7 +7,6 @@ Published as JSON by the HTTP API and on the retained MQTT topic
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any
 
 from notifiers.base import NotifyError
 
+from ..alerting.messages import local_iso
 from ..registry import CheckEntry, Registry
 from .announcements import AnnouncementDesk
 from .changewatch import ChangeWatch
@@ -22,7 +22,6 @@ from .changewatch import ChangeWatch
 log = logging.getLogger(__name__)
 
 TOPIC = "catalog/secure-servers"
-_VN = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 
 def _check_info(entry: CheckEntry, watch: ChangeWatch | None) -> dict[str, Any]:
@@ -71,7 +70,7 @@ def build_catalog(
         )
     rule = desk.ctx.rules.secure_server_change_notice
     return {
-        "generated_at": dt.datetime.fromtimestamp(now, _VN).isoformat(),
+        "generated_at": local_iso(now),
         "notice_rule": {"working_days": rule.value, "source": rule.source},
         "secure_servers": servers,
     }

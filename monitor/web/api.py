@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import accounts
 from ..accounts import RANK, Account, AccountError
+from ..alerting.messages import local_iso
 from ..engine import Engine
 from ..rules import incidents as inc
 from ..rules import maintenance as mnt
@@ -39,7 +40,6 @@ from .auth import current, error
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_VN = dt.timezone(dt.timedelta(hours=7))
 
 
 class ApiError(Exception):
@@ -208,10 +208,6 @@ class Grant(StrictModel):
 # ----- helpers --------------------------------------------------------------------------------
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, _VN).isoformat(timespec="seconds")
-
-
 def _local(api: Api, moment: dt.datetime) -> float:
     try:
         return api.rules.ctx.calendar.local(moment).timestamp()
@@ -236,7 +232,7 @@ async def _audit(
 def _incident_json(i: inc.Incident) -> dict[str, Any]:
     out = i.as_dict()
     out["due_at"] = None if i.due_at == float("inf") else i.due_at
-    out["opened"], out["due"] = _iso(i.opened_at), _iso(out["due_at"])
+    out["opened"], out["due"] = local_iso(i.opened_at), local_iso(out["due_at"])
     return out
 
 
@@ -246,16 +242,16 @@ def _window_json(w: mnt.Window, now: float) -> dict[str, Any]:
         "status": w.status(now),
         "scope": list(w.scope),
         "portal_wide": w.portal_wide,
-        "starts": _iso(w.starts),
-        "ends": _iso(w.ends),
+        "starts": local_iso(w.starts),
+        "ends": local_iso(w.ends),
         "reason": w.reason,
-        "announced_at": _iso(w.announced_at),
+        "announced_at": local_iso(w.announced_at),
         "working_days": w.working_days,
         "required": w.required,
         "compliant": w.compliant,
         "override_reason": w.override_reason,
         "author": w.author,
-        "cancelled_at": _iso(w.cancelled_at),
+        "cancelled_at": local_iso(w.cancelled_at),
         "cancel_reason": w.cancel_reason,
     }
 
