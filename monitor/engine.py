@@ -1,8 +1,9 @@
 """The monitoring engine: registry → scheduler → probes → state machine → events.
 
 It owns the running registry and applies reloads, keeps a short in-memory history of results
-per check (metrics carry the rest), and hands every event to the store and to subscribers
-(the alert pipeline) without ever making a probe wait on disk.
+per check (metrics carry the rest), and hands every event to the store and, once the store has
+committed it, to subscribers (the alert pipeline, incidents, MQTT status topics). A probe never
+waits on disk: events are batched, one transaction per batch, off the probe path.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class Engine:
         # (certificate, addresses): the unannounced-change watch.
         self.observers: list[Callable[[str, ProbeResult, float], None]] = []
         self._unsaved: list[Event] = []
-        self._saved = asyncio.Event()
         self._dirty = asyncio.Event()
+        # One flush at a time, so that subscribers see the batches in the order they happened.
+        self._flushing = asyncio.Lock()
         self.events_total = 0
         self.store_failures = 0
 
@@ -194,33 +196,43 @@ class Engine:
             )
         self._unsaved.extend(events)
         self._dirty.set()
-        for sink in self.subscribers:
-            try:
-                sink(events)
-            except Exception:
-                log.exception("event subscriber failed")
 
     async def persist_forever(self) -> None:
-        """Write events to the store in batches; on a store error keep them and retry."""
+        """Write events to the store in batches, then hand each committed batch to the
+        subscribers; on a store error keep them, retry a second later."""
         while True:
             await self._dirty.wait()
-            await self.flush()
-            if self._unsaved:
+            if not await self.flush():
                 await asyncio.sleep(1.0)
 
-    async def flush(self) -> None:
-        """Write whatever events are not saved yet."""
-        self._dirty.clear()
-        batch, self._unsaved = self._unsaved, []
-        if not batch:
-            return
-        try:
-            await self.store.record(batch)
-        except Exception as exc:  # noqa: BLE001 - any store failure: keep the events, retry
-            self.store_failures += 1
-            log.error("cannot save %d state changes (will retry): %s", len(batch), exc)
-            self._unsaved[:0] = batch
-            self._dirty.set()
+    async def flush(self) -> bool:
+        """Save the events not saved yet, then deliver them; False when the store failed.
+
+        Nothing reads an event before it is committed: an alert queued for a state change that
+        a crash then lost would page people about an outage the restarted daemon has never
+        heard of (it would detect it again as new, with no resolved notice for the first).
+        A batch is whatever accumulated during the previous write, so a storm of thousands of
+        changes per second costs a few transactions, not one per event.
+        """
+        async with self._flushing:
+            self._dirty.clear()
+            batch, self._unsaved = self._unsaved, []
+            if not batch:
+                return True
+            try:
+                await self.store.record(batch)
+            except Exception as exc:  # noqa: BLE001 - any store failure: keep the events, retry
+                self.store_failures += 1
+                log.error("cannot save %d state changes (will retry): %s", len(batch), exc)
+                self._unsaved[:0] = batch
+                self._dirty.set()
+                return False
+            for sink in self.subscribers:
+                try:
+                    sink(batch)
+                except Exception:
+                    log.exception("event subscriber failed")
+            return True
 
 
 def _thresholds(config: Config) -> Thresholds:
