@@ -390,6 +390,7 @@ class _HTTPProbe:
         transport: asyncio.Transport | None = None
         send: Callable[[bytes], None]
         not_after: float | None = None
+        client: TLSClient | None = None
         try:
             if target.https:
                 client = TLSClient(self._ctx, target.server_name, app=exchange)
@@ -398,15 +399,15 @@ class _HTTPProbe:
                 )
                 exchange.phase = "TLS handshake"
                 await client.handshake()
+                cert = read_peer_cert(client.ssl_object)
+                not_after = cert.expiry if cert is not None else None
                 if self._opts.client_cert is not None:
                     # TLS 1.3: hear the server's verdict on our certificate before writing, or
                     # the request can make it reset the connection before its alert is read
                     refusal = await client.refusal(deadline - loop.time() - 0.01)
                     if refusal is not None:
-                        return refusal, None
-                cert = read_peer_cert(client.ssl_object)
+                        return refusal, not_after
                 if cert is not None:
-                    not_after = cert.not_after
                     problem = check_peer_cert(cert, self._opts, time.time())
                     if problem is not None:
                         return problem, not_after
@@ -419,25 +420,19 @@ class _HTTPProbe:
             exchange.phase = "waiting for response headers"
             send(target.request)
             return await exchange.done, not_after
+        # A failed https fetch still reports the certificate the server sent, if any (expired,
+        # unknown issuer...): its expiry stays on /metrics exactly when it matters.
         except ssl.SSLCertVerificationError as exc:
-            if transport is not None:
-                transport.abort()  # before the second look, which opens another connection
-                transport = None
-            reason = await explain_rejected_cert(
-                exc,
-                host=target.host,
-                port=target.port,
-                server_name=target.server_name,
-                opts=self._opts,
-                env=self._env,
-                deadline=deadline - 0.01,  # so that the second look times out first
-            )
-            return reason, None
+            seen = client.seen_cert() if client is not None else None
+            not_after = seen.expiry if seen is not None else None
+            return explain_rejected_cert(exc, seen), not_after
         except ssl.SSLError as exc:
-            return describe_ssl_error(exc), None
+            seen_not_after = client.seen_not_after() if client is not None else None
+            return describe_ssl_error(exc), seen_not_after
         except OSError as exc:
             what = "connect" if exchange.phase == "connecting" else "TLS: handshake failed"
-            return f"{what}: {describe_os_error(exc)}", None
+            seen_not_after = client.seen_not_after() if client is not None else None
+            return f"{what}: {describe_os_error(exc)}", seen_not_after
         finally:
             if transport is not None:
                 transport.abort()

@@ -2,6 +2,10 @@
 
 Also home of :class:`TLSClient`, the TLS connection the ``http`` probe uses for ``https``, and of
 :func:`explain_rejected_cert`, which turns an "expired" verification error into a date.
+
+A failed probe still reports the expiry of any certificate the server sent (``cert_not_after``):
+an expired certificate fails verification, and that is exactly when its date must stay on
+``/metrics`` for the ``NpspCertificateExpired`` alert and the dashboard.
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ from monitor.types import CheckCommon, ProbeResult, format_duration
 
 from .base import Probe, ProbeEnv
 from .errors import describe_os_error, describe_ssl_error
-from .tlsopts import TLSOptions, check_peer_cert, format_day, read_peer_cert
+from .tlsopts import (
+    PeerCert,
+    TLSOptions,
+    check_peer_cert,
+    format_day,
+    read_peer_cert,
+    read_rejected_cert,
+)
 
 __all__ = [
     "PlainReceiver",
@@ -101,6 +112,20 @@ class TLSClient(asyncio.Protocol):
                 return describe_first_record(await self.first_record)
         except TimeoutError:  # the server sent nothing: nothing said it refused us
             return None
+
+    def seen_cert(self) -> PeerCert | None:
+        """The leaf certificate the server sent, verified or not, even when the handshake then
+        failed (expired, unknown issuer, wrong name, our client certificate refused); None if
+        no certificate came. Read from this connection: no second handshake."""
+        try:
+            return read_peer_cert(self.ssl_object)
+        except ValueError:  # "handshake not done": it failed, or an alert after it ended it
+            return read_rejected_cert(self.ssl_object)
+
+    def seen_not_after(self) -> float | None:
+        """``seen_cert()``'s expiry (epoch seconds), None if no certificate or no date."""
+        cert = self.seen_cert()
+        return cert.expiry if cert is not None else None
 
     def abort(self) -> None:
         """Drop the connection at once (RST): a probe has nothing more to say."""
@@ -188,39 +213,16 @@ class TLSClient(asyncio.Protocol):
             self.transport.write(self._outgoing.read())
 
 
-async def explain_rejected_cert(
-    exc: ssl.SSLCertVerificationError,
-    *,
-    host: str,
-    port: int,
-    server_name: str,
-    opts: TLSOptions,
-    env: ProbeEnv,
-    deadline: float,
-) -> str:
-    """Reason for a verification failure; for a date problem, read the date in a second look.
+def explain_rejected_cert(exc: ssl.SSLCertVerificationError, cert: PeerCert | None) -> str:
+    """Reason for a verification failure; a date problem names the date of ``cert``.
 
-    OpenSSL rejects an expired certificate inside the handshake and Python then drops it, so
-    the date comes from one more, unverified handshake, which ends by ``deadline`` (loop time).
-    On any failure the reason simply has no date.
+    ``cert`` is the leaf that failed (``TLSClient.seen_cert()``: OpenSSL rejects an expired
+    certificate inside the handshake, and it is read from the chain that handshake received).
+    Without it the reason simply has no date.
     """
     reason = describe_ssl_error(exc)
     if exc.verify_code not in (_VERIFY_EXPIRED, _VERIFY_NOT_YET_VALID):
         return reason
-    loop = asyncio.get_running_loop()
-    transport: asyncio.Transport | None = None
-    try:
-        async with asyncio.timeout_at(deadline):
-            client = TLSClient(env.ssl_contexts.get_unverified(opts), server_name)
-            await loop.create_connection(lambda: client, host, port)
-            transport = client.transport
-            await client.handshake()
-    except (OSError, ValueError):  # TimeoutError and ssl.SSLError are OSErrors
-        return reason
-    finally:
-        if transport is not None:
-            transport.abort()
-    cert = read_peer_cert(client.ssl_object)
     if cert is None or not cert.not_after:
         return reason
     if exc.verify_code == _VERIFY_NOT_YET_VALID:
@@ -259,23 +261,18 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
             try:
                 failure = await _open(client, host, port, deadline, timeout)
             except ssl.SSLCertVerificationError as exc:
-                client.abort()  # before the second look opens another connection
-                failure = await explain_rejected_cert(
-                    exc,
-                    host=host,
-                    port=port,
-                    server_name=server_name,
-                    opts=opts,
-                    env=env,
-                    deadline=deadline - 0.01,  # so that the second look times out first
-                )
+                failure = explain_rejected_cert(exc, client.seen_cert())
             elapsed = time.perf_counter() - start
             if failure is None:
                 failure = await client.refusal(deadline - loop.time())
         finally:
             client.abort()
         if failure is not None:
-            return ProbeResult(False, failure, time.perf_counter() - start)
+            # a certificate that failed (expired...) still has its date on /metrics
+            not_after = client.seen_not_after()
+            return ProbeResult(
+                False, failure, time.perf_counter() - start, cert_not_after=not_after
+            )
         return _judge(client, opts, elapsed)
 
     return probe
@@ -321,7 +318,11 @@ def _judge(client: TLSClient, opts: TLSOptions, elapsed: float) -> ProbeResult:
     problem = check_peer_cert(cert, opts, time.time())
     reason = problem or f"{version} ok, certificate valid until {format_day(cert.not_after)}"
     return ProbeResult(
-        problem is None, reason, elapsed, cert_not_after=cert.not_after, observed=observed
+        problem is None,
+        reason,
+        elapsed,
+        cert_not_after=cert.expiry,
+        observed=observed,
     )
 
 

@@ -9,6 +9,7 @@ client certificate, minimum version, verification) form the cache key; per-check
 
 from __future__ import annotations
 
+import _ssl
 import calendar
 import hashlib
 import os
@@ -32,6 +33,7 @@ __all__ = [
     "format_day",
     "format_fingerprint",
     "read_peer_cert",
+    "read_rejected_cert",
 ]
 
 _HEX_SHA256 = re.compile(r"[0-9A-F]{64}")
@@ -113,10 +115,6 @@ class SSLContextCache:
             ctx = self._contexts[key] = _make_context(opts, verify=not opts.insecure_skip_verify)
         return ctx
 
-    def get_unverified(self, opts: TLSOptions) -> ssl.SSLContext:
-        """A context like ``get(opts)`` that verifies nothing, to read a rejected certificate."""
-        return self.get(opts.model_copy(update={"insecure_skip_verify": True, "ca_file": None}))
-
     def clear(self) -> None:
         self._contexts.clear()
 
@@ -172,6 +170,11 @@ class PeerCert:
     not_after: float
     subject: str
     issuer: str
+
+    @property
+    def expiry(self) -> float | None:
+        """``not_after``, or None when unknown (0.0: dates that did not parse)."""
+        return self.not_after or None
 
     @property
     def fingerprint_sha256(self) -> str:
@@ -233,6 +236,34 @@ def read_peer_cert(ssl_object: ssl.SSLObject | None) -> PeerCert | None:
         _format_name(info["subject"]),  # type: ignore[arg-type]
         _format_name(info["issuer"]),  # type: ignore[arg-type]
     )
+
+
+def read_rejected_cert(ssl_object: ssl.SSLObject) -> PeerCert | None:
+    """The leaf certificate of a handshake that failed after the server sent it (verification).
+
+    ``getpeercert()`` refuses once a handshake failed ("handshake not done yet"), but OpenSSL
+    keeps the chain the server sent, verified or not: ``SSLObject.get_unverified_chain()``
+    returns it from Python 3.13 (DER bytes), and the same method of the private ``_ssl`` object
+    behind it since 3.10 (``_ssl.Certificate`` objects). Reading it costs no second connection.
+    None when the server sent no certificate, or this Python has neither method.
+    """
+    read = getattr(ssl_object, "get_unverified_chain", None)
+    if read is None:
+        read = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if read is None:
+        return None
+    try:
+        chain = read()
+    except (ValueError, ssl.SSLError):
+        return None
+    if not chain:
+        return None
+    leaf = chain[0]  # a client's peer chain starts with the server's own certificate
+    der = leaf if isinstance(leaf, bytes) else leaf.public_bytes(_ssl.ENCODING_DER)
+    try:
+        return _from_der(der)
+    except ValueError:
+        return None
 
 
 def check_peer_cert(cert: PeerCert, opts: TLSOptions, now: float) -> str | None:

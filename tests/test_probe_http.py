@@ -428,6 +428,32 @@ async def test_https_certificate_problems(certs: Certs) -> None:
     assert pinned.reason.startswith("TLS: certificate fingerprint "), pinned.reason
 
 
+async def test_https_rejected_certificate_still_reports_its_expiry(certs: Certs) -> None:
+    """Issue 9 #14: a certificate that fails verification keeps its date (for /metrics)."""
+    expired, _ = http_server({"/": response(200)}, tls=certs.server_context(certs.expired))
+    wrong_host, _ = http_server({"/": response(200)}, tls=certs.server_context(certs.wrong_host))
+    tls_ca = {"ca_file": certs.ca_file}
+    async with expired, wrong_host:
+        old = await fetch(f"https://127.0.0.1:{expired.port}/", tls=tls_ca)
+        unknown = await fetch(f"https://127.0.0.1:{expired.port}/")  # and an unknown issuer
+        mismatch = await fetch(f"https://127.0.0.1:{wrong_host.port}/", tls=tls_ca)
+    two_days_ago = time.time() - 2 * 86400
+    assert old.reason == f"TLS: certificate expired {format_day(two_days_ago)}"
+    assert old.cert_not_after == pytest.approx(two_days_ago, abs=300)
+    assert unknown.reason.startswith("TLS: unknown issuer"), unknown.reason
+    assert unknown.cert_not_after == pytest.approx(two_days_ago, abs=300)
+    assert mismatch.reason.startswith("TLS: host name mismatch"), mismatch.reason
+    assert mismatch.cert_not_after == pytest.approx(32503680000.0)
+
+
+async def test_https_client_refused_still_reports_the_server_certificate(certs: Certs) -> None:
+    ctx = certs.server_context(require_client_cert=True, max_version=ssl.TLSVersion.TLSv1_2)
+    async with OpenSSLServer(ctx, reply=OK_RESPONSE) as server:
+        result = await fetch(f"https://127.0.0.1:{server.port}/", tls={"ca_file": certs.ca_file})
+    assert not result.ok
+    assert result.cert_not_after == pytest.approx(32503680000.0), result.reason
+
+
 async def test_https_mtls(certs: Certs) -> None:
     ctx = certs.server_context(require_client_cert=True)
     client = {"client_cert": certs.client_cert, "client_key": certs.client_key}
@@ -559,6 +585,7 @@ async def test_malformed_responses(data: bytes, reason: str) -> None:
         test_endless_headers,
         test_https_ok,
         test_https_certificate_problems,
+        test_https_rejected_certificate_still_reports_its_expiry,
         test_https_mtls,
         test_https_client_certificate_refused,
         test_silent_server,

@@ -126,6 +126,65 @@ async def test_expired_certificate_names_the_date(certs: Certs) -> None:
     assert not result.ok
 
 
+async def test_expired_certificate_still_reports_its_expiry(certs: Certs) -> None:
+    """Issue 9 #14: the date of a certificate that fails verification stays on /metrics, read
+    from the failed handshake itself: no second, unverified handshake (which the asyncio
+    server would have completed and counted as accepted)."""
+    async with Server(wait_for_eof, tls=certs.server_context(certs.expired)) as server:
+        result = await run(spec(server.port, ca_file=certs.ca_file))
+        accepted = server.accepted
+    assert not result.ok
+    assert result.reason == f"TLS: certificate expired {format_day(time.time() - 2 * 86400)}"
+    assert result.cert_not_after == pytest.approx(time.time() - 2 * 86400, abs=300)
+    assert accepted == 0  # the one connection never completed a handshake
+
+
+@pytest.mark.parametrize(
+    ("leaf", "ca", "days_left", "reason"),
+    [
+        ("not_yet_valid", "ca_file", 90, "TLS: certificate not valid before "),
+        ("wrong_host", "ca_file", None, "TLS: host name mismatch"),
+        ("good", "other_ca_file", None, "TLS: unknown issuer"),
+    ],
+)
+async def test_rejected_certificates_still_report_their_expiry(
+    certs: Certs, leaf: str, ca: str, days_left: int | None, reason: str
+) -> None:
+    ctx = certs.server_context(getattr(certs, leaf))
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx.maximum_version = version
+        async with Server(wait_for_eof, tls=ctx) as server:
+            result = await run(spec(server.port, ca_file=getattr(certs, ca)))
+        assert not result.ok
+        assert result.reason.startswith(reason), result.reason
+        if days_left is None:  # trustme's default: valid until 3000-01-01
+            assert result.cert_not_after == pytest.approx(32503680000.0), version
+        else:
+            expected = time.time() + days_left * 86400
+            assert result.cert_not_after == pytest.approx(expected, abs=300), version
+
+
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["TLSv1.2", "TLSv1.3"]
+)
+async def test_refused_client_still_reports_the_server_certificate(
+    certs: Certs, version: ssl.TLSVersion
+) -> None:
+    """The server's certificate was seen (and verified) before it refused ours."""
+    ctx = certs.server_context(require_client_cert=True, max_version=version)
+    async with OpenSSLServer(ctx) as server:
+        result = await run(spec(server.port, ca_file=certs.ca_file))
+    assert not result.ok
+    assert result.cert_not_after == pytest.approx(32503680000.0), result.reason
+
+
+async def test_no_certificate_no_expiry() -> None:
+    async with Server(garbage) as server:
+        result = await run(spec(server.port), timeout=1)
+    assert not result.ok
+    assert result.cert_not_after is None
+
+
 async def test_not_yet_valid_certificate(certs: Certs) -> None:
     async with Server(wait_for_eof, tls=certs.server_context(certs.not_yet_valid)) as server:
         result = await run(spec(server.port, ca_file=certs.ca_file))
@@ -275,6 +334,7 @@ async def test_unreadable_ca_file_fails_every_run(tmp_path: Path) -> None:
     [
         test_valid_certificate,
         test_expired_certificate_names_the_date,
+        test_expired_certificate_still_reports_its_expiry,
         test_host_name_mismatch,
         test_mtls_without_client_certificate_tls13,
         test_mtls_refusal_without_alert,
