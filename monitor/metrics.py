@@ -5,6 +5,10 @@ straight from the engine's own structures with pre-built label strings costs a f
 milliseconds, and it is done in slices with a yield between them so that a scrape never stalls
 the probes for long. Series of a removed check vanish by construction: only what is in the
 running registry is rendered.
+
+Every counter exists from the start, at 0, every label pair included: Prometheus' ``increase()``
+and ``rate()`` see nothing of a series born at 1 (no earlier sample to compare with), so an
+alert on the first failed notification would never fire.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from notifiers.base import ChannelName
 
 from .engine import Engine
 from .state import State
@@ -26,6 +33,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SLICE = 10_000
 
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+CHANNELS: tuple[str, ...] = get_args(ChannelName)  # sms, email, inbox
+# What OutboxWorker counts per attempt (monitor/alerting/outbox.py): sent, or Outbox.failed()'s
+# retry / failed / fallback.
+NOTIFICATION_OUTCOMES = ("sent", "retry", "failed", "fallback")
 
 
 class DaemonMetrics:
@@ -45,6 +57,9 @@ class DaemonMetrics:
             ["channel", "outcome"],
             registry=self.registry,
         )
+        for channel in CHANNELS:  # every pair at 0 from the start (see the module's docstring)
+            for outcome in NOTIFICATION_OUTCOMES:
+                self.notifications.labels(channel, outcome)
         # The working-day rules: counted by the rules desks through ``RulesContext.count``.
         rule_counters = {  # counter name used by the desks -> (metric, help)
             "change_notice_violations": (
@@ -117,7 +132,7 @@ class _EngineCollector(Collector):
             labels=["channel"],
         )
         now = time.time()
-        for channel in ("sms", "email", "inbox"):
+        for channel in CHANNELS:
             count, first = m.outbox_pending.get(channel, (0, None))
             pending.add_metric([channel], count)
             oldest.add_metric([channel], 0.0 if first is None else max(0.0, now - first))
@@ -173,7 +188,7 @@ async def render(engine: Engine, metrics: DaemonMetrics) -> AsyncIterator[str]:
         ),
         (
             "npsp_tls_cert_not_after_timestamp_seconds",
-            "Expiry time of the leaf certificate seen by the last probe.",
+            "Expiry time of the leaf certificate seen by the last probe, valid or not.",
             lambda r: r.cert_not_after,
         ),
     )

@@ -14,14 +14,17 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
 from monitor.state import State
+from notifiers.base import ChannelName
+from probes.tlsopts import format_day
 
 from .conftest import TcpTarget, eventually
 from .peers import free_port
@@ -56,6 +59,8 @@ ANNOTATIONS = ("summary", "description", "summary_vi", "description_vi")
 # Grafana's own variables, and what they are replaced by to parse a query with promtool.
 GRAFANA_BUILTINS = {"__rate_interval": "5m", "__interval": "1m", "__range": "6h"}
 PROMETHEUS_OWN = {"up"}  # series Prometheus makes itself (read once, by the npsp:up rule)
+# What the outbox workers count a notification attempt as (monitor/alerting/outbox.py).
+NOTIFICATION_OUTCOMES = ("sent", "retry", "failed", "fallback")
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,6 +166,53 @@ def exported_names(text: str) -> set[str]:
         elif line and not line.startswith("#"):
             names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
     return names
+
+
+_RANGE_READ = re.compile(
+    r"\b(?:rate|irate|increase|resets)\(\s*([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?\s*\["
+)
+_TOTAL_READ = re.compile(r"(?<![\w:])([a-zA-Z_:][\w:]*_total)\b\s*(\{[^}]*\})?")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def counter_reads(expr: str) -> dict[str, set[str]]:
+    """The counters a PromQL expression reads (a ``*_total`` name, or what ``rate()``,
+    ``increase()``... read), each with the label matchers it is read with ("" for none)."""
+    found: dict[str, set[str]] = {}
+    for pattern in (_RANGE_READ, _TOTAL_READ):
+        for name, matchers in pattern.findall(expr):
+            found.setdefault(name, set()).add(matchers)
+    return found
+
+
+def counters_read() -> dict[str, set[str]]:
+    """``counter_reads`` of every rule and every dashboard query together."""
+    exprs = [r["expr"] for r in rules()]
+    exprs += [grafana_to_promql(e) for _, e in dashboard_queries()]
+    found: dict[str, set[str]] = {}
+    for expr in exprs:
+        for name, matchers in counter_reads(expr).items():
+            found.setdefault(name, set()).update(matchers)
+    return found
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample of ``name`` in a /metrics text."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            series, value = line.rsplit(" ", 1)
+            found.append((dict(re.findall(r'(\w+)="([^"]*)"', series)), float(value)))
+    return found
+
+
+def matches(labels: dict[str, str], matchers: str) -> bool:
+    for label, op, value in _MATCHER.findall(matchers):
+        have = labels.get(label, "")
+        hit = re.fullmatch(value, have) is not None if "~" in op else have == value
+        if hit != (op in ("=", "=~")):
+            return False
+    return True
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -376,6 +428,127 @@ async def test_rules_dashboard_and_readme_use_exported_metrics(
     }
     unused = {f for f in families if not any(u == f or u.startswith(f + "_") for u in used)}
     assert not unused, f"exported, but in no rule nor panel: {sorted(unused)}"
+
+
+async def test_every_counter_read_is_exported_at_zero_from_the_start(
+    tmp_path: Path, start: Callable[[Path], Awaitable[Running]]
+) -> None:
+    """Issue 9 #13: ``increase()`` of a series born at 1 is 0, so an alert on a counter's first
+    increment (NpspNotificationsFailing...) fires only if the series existed at 0 before. Every
+    counter the rules and the dashboard read, with the labels they read it by, must be on the
+    /metrics of a daemon that has done nothing yet, at 0."""
+    data = {"vantage": "gw-test", "listen": "127.0.0.1:0", "state_db": str(tmp_path / "s.db")}
+    run = await start(write_config(tmp_path / "c.yaml", data))  # no check: nothing happens
+    status, text = await run.get("/metrics")
+    assert status == 200
+    read = counters_read()
+    # the derivation finds what it must (a rule's label matcher included)
+    assert {
+        "npsp_notifications_total",
+        "npsp_probes_total",
+        "npsp_store_write_failures_total",
+        "npsp_scheduler_lag_seconds_bucket",
+    } <= set(read)
+    assert '{outcome="failed"}' in read["npsp_notifications_total"]
+    problems: list[str] = []
+    for name, selectors in sorted(read.items()):
+        found = samples(text, name)
+        if not found:
+            problems.append(f"{name}: not exported")
+            continue
+        problems += [f"{name}{labels} = {v:g}" for labels, v in found if v != 0]
+        problems += [
+            f"{name}{selector}: no series"
+            for selector in selectors
+            if not any(matches(labels, selector) for labels, _ in found)
+        ]
+    # the rules aggregate notifications by channel and outcome: every pair from the start
+    pairs = {
+        (labels["channel"], labels["outcome"])
+        for labels, _ in samples(text, "npsp_notifications_total")
+    }
+    expected = {(c, o) for c in get_args(ChannelName) for o in NOTIFICATION_OUTCOMES}
+    problems += [f"npsp_notifications_total: no {pair}" for pair in sorted(expected - pairs)]
+    assert not problems, "\n".join(problems)
+
+
+def test_counter_extraction() -> None:
+    expr = (
+        'sum by (channel) (increase(npsp_n_total{outcome="failed"}[15m])) > 0 and '
+        "rate(npsp_lag_bucket[5m]) > npsp_plain_gauge and npsp_c_total"
+    )
+    assert counter_reads(expr) == {
+        "npsp_n_total": {'{outcome="failed"}'},
+        "npsp_lag_bucket": {""},
+        "npsp_c_total": {""},
+    }
+    assert matches({"channel": "sms", "outcome": "failed"}, '{outcome="failed"}')
+    assert not matches({"channel": "sms", "outcome": "sent"}, '{outcome="failed"}')
+    assert matches({"agency": "a"}, '{agency=~".*",system!="x"}')
+
+
+async def test_expired_certificate_keeps_its_expiry_on_metrics(
+    tmp_path: Path, start: Callable[[Path], Awaitable[Running]]
+) -> None:
+    """Issue 9 #14: a tls and an https check of a server whose certificate expired two days ago
+    fail, saying so, and /metrics still carries the certificate's not-after (NpspCertificateExpired
+    reads it; the dashboard's expiry table lists it)."""
+    certs = make_certs(tmp_path)
+    server, _ = http_server({"/": response(200, "ok")}, tls=certs.server_context(certs.expired))
+    tls_options = {"ca_file": str(certs.ca_file)}
+    async with server:
+        checks: list[dict[str, Any]] = [
+            {"id": "tls", "kind": "tls", "host": "127.0.0.1", "port": server.port},
+            {"id": "https", "kind": "http", "url": f"https://127.0.0.1:{server.port}/"},
+        ]
+        data = {
+            "vantage": "gw-test",
+            "listen": "127.0.0.1:0",
+            "state_db": str(tmp_path / "state.db"),
+            "defaults": {"interval": "1s", "timeout": "900ms", "failure_threshold": 1},
+            "agencies": [
+                {
+                    "id": "bo-tai-chinh",
+                    "kind": "ministry",
+                    "name_vi": "Bộ Tài chính",
+                    "name_en": "Ministry of Finance",
+                    "code": "BTC",
+                    "systems": [
+                        {
+                            "id": "secure-server",
+                            "kind": "secure-server",
+                            "name": "Máy chủ bảo mật",
+                            "checks": [{**c, "tls": tls_options} for c in checks],
+                        }
+                    ],
+                }
+            ],
+        }
+        run = await start(write_config(tmp_path / "c.yaml", data))
+        engine = run.daemon.engine
+        assert engine is not None
+        system = "bo-tai-chinh/secure-server"
+
+        def reasons() -> dict[str, str]:
+            checks = engine.state.systems[system].checks.values()
+            return {c.key: c.last.reason for c in checks if c.last is not None}
+
+        await eventually(lambda: run.state_of(system) is State.DOWN and len(reasons()) == 2)
+        status, text = await run.get("/metrics")
+        seen = reasons()
+        await run.stop()
+    assert status == 200
+    expired = format_day(time.time() - 2 * 86400)
+    assert set(seen.values()) == {f"TLS: certificate expired {expired}"}, seen
+    for check, kind in (("tls", "tls"), ("https", "http")):
+        labels = f'agency="bo-tai-chinh",system="secure-server",check="{check}",kind="{kind}"'
+        assert f"npsp_probe_success{{{labels}}} 0\n" in text
+        line = re.search(
+            rf"^npsp_tls_cert_not_after_timestamp_seconds\{{{labels}\}} (\S+)$", text, re.M
+        )
+        assert line, f"no not-after for the expired certificate of check {check}"
+        assert float(line[1]) == pytest.approx(time.time() - 2 * 86400, abs=300)
+        assert float(line[1]) < time.time()  # what NpspCertificateExpired fires on
 
 
 def test_metric_name_extraction() -> None:
