@@ -20,6 +20,7 @@ from aiohttp import web
 
 from probes import ProbeEnv
 
+from .aio import wait_event
 from .alerting.channels import Channels
 from .alerting.notices import Audience, Notice, NoticeSink
 from .alerting.outbox import Outbox, OutboxWorker
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
+OUTBOX_STATS_DEBOUNCE = 0.05  # a storm of sends re-reads the counts at most 20 times a second
 STATUS_EVERY = 10.0  # seconds between two STATUS= lines to systemd
 STOP_TASKS_TIMEOUT = 5.0  # seconds the daemon's tasks get to end once cancelled, at a stop
 
@@ -167,6 +169,9 @@ class Daemon:
         _freeze_heap()
         if self.pipeline is not None:
             self.pipeline.update_registry(new.alerting, self.engine.registry)
+        if self.outbox is not None:
+            self.outbox.settings = new.alerting.outbox
+            self.outbox.sms_min_interval = new.alerting.sms_min_interval
         if new.calendar != self.config.calendar:
             calendar = WorkCalendar(new.calendar)  # new swaps, working hours or rules
             if self.pipeline is not None:
@@ -239,7 +244,11 @@ class Daemon:
             engine.overrides = rules.announcements.overrides_at(ctx.clock())
             rules.announcements.overrides = dict(engine.overrides)
             await engine.start()
-            outbox = self.outbox = Outbox(store, self.config.alerting.outbox)
+            outbox = self.outbox = Outbox(
+                store,
+                self.config.alerting.outbox,
+                sms_min_interval=self.config.alerting.sms_min_interval,
+            )
             await outbox.recover()
             pipeline = self.pipeline = AlertPipeline(
                 self.config.alerting, engine.registry, outbox, working_time=calendar
@@ -395,13 +404,17 @@ class Daemon:
             )
 
     async def _outbox_stats(self, outbox: Outbox) -> None:
-        """Refresh the outbox gauges (the scrape must not wait on the database)."""
+        """Keep the outbox gauges current: re-read after every change of the outbox (at most
+        every ``OUTBOX_STATS_DEBOUNCE``), and every ``OUTBOX_STATS_EVERY`` for the ages.
+        The scrape itself never waits on the database."""
         while True:
+            outbox.changed.clear()
             try:
                 self.metrics.outbox_pending = await outbox.pending()
             except Exception:
                 log.exception("cannot read outbox statistics")
-            await asyncio.sleep(OUTBOX_STATS_EVERY)
+            await wait_event(outbox.changed, OUTBOX_STATS_EVERY)
+            await asyncio.sleep(OUTBOX_STATS_DEBOUNCE)
 
     async def _reload_loop(self) -> None:
         while True:

@@ -207,6 +207,14 @@ _MIGRATIONS = [
         cancelled_at REAL
     );
     """,
+    # The SMS budget counts from when a message was on the wire (claimed_at: kept when a crash
+    # interrupts the send, cleared when the attempt fails) or accepted (sent_at); a channel's
+    # time budget before falling back counts from the first failed attempt.
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_at REAL;
+    ALTER TABLE outbox ADD COLUMN first_failed_at REAL;
+    CREATE INDEX outbox_address ON outbox (channel, address, status);
+    """,
 ]
 
 

@@ -360,14 +360,17 @@ async def test_outbox_retries_then_falls_back_to_the_next_channel(store: Store) 
     assert w.sent.to(PHONE_HA_NOI) == []
     await w.advance(10)  # backoff 5 s x (0.5 + 0.5) jitter
     assert len(w.sent.to(PHONE_HA_NOI)) == 1
-    # an invalid number is final: the notice moves to the contact's next channel (inbox)
+    # An invalid number is final: the notice moves to the contact's next listed channel
+    # (e-mail: the contact lists [sms, email]), saying why it comes that way.
     w.sent.fail_next[PHONE_HA_NOI] = NotifyError("21211 invalid number", permanent=True)
     w.event("ha-noi/secure-server", State.DOWN, State.UP)
     await w.advance(301)
     assert len(w.sent.to(PHONE_HA_NOI)) == 1
-    fallback = w.sent.to("kt.ha-noi")
-    assert len(fallback) == 1 and fallback[0].channel == "inbox"
+    fallback = [m for m in w.sent.to("kt@ha-noi.dvc.example") if "Không gửi được" in m.text]
+    assert len(fallback) == 1 and fallback[0].channel == "email"
     assert "đã kết nối lại" in fallback[0].subject
+    assert f"qua sms tới {PHONE_HA_NOI}: 21211 invalid number" in fallback[0].text
+    assert w.sent.to("kt.ha-noi") == []  # not listed, and e-mail took it: no third copy
 
 
 async def test_enqueue_is_idempotent_and_a_crash_mid_send_resends_once(store: Store) -> None:

@@ -157,6 +157,27 @@ async def test_certificate_swapped_without_announcement_alerts_once(
     assert len(w.world.sent.messages) == 4  # nothing else (the probes all succeeded)
 
 
+async def test_a_new_certificate_from_a_new_issuer_is_one_notice(
+    store: Store, certs: Certs, zone: Zone
+) -> None:
+    """The fingerprint and the issuer change in one probe result: one notice naming both, not
+    two (issue 9.6: one certificate change gave two SMS 2 ms apart)."""
+    tls = certs.server_context(certs.good)
+    async with Server(wait_for_eof, tls=tls) as server, DNSServer(zone) as dns_server:
+        w = await Watched(store, fleet(server.port, dns_server.address, certs.ca_file)).start()
+        await w.probe(2)
+        # An intermediate of the same root: the chain still verifies, the issuer is new.
+        certs.ca.create_child_ca().issue_cert("localhost", "127.0.0.1").configure_cert(tls)
+        await w.probe(3)
+    alerts = w.unannounced
+    assert sorted(m.to for m in alerts) == sorted(
+        ["ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt.ha-noi", "cc@ha-noi.dvc.example"]
+    )
+    mail = next(m for m in alerts if m.to == "kt@ha-noi.dvc.example")
+    assert "dấu vân tay chứng chỉ, đơn vị cấp chứng chỉ" in mail.subject
+    assert w.counted == 2  # two values changed; one message tells both
+
+
 async def test_certificate_swapped_after_an_announcement_is_quiet(
     store: Store, certs: Certs, zone: Zone
 ) -> None:

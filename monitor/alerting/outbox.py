@@ -4,22 +4,31 @@ Rows are keyed by an idempotency key derived from the event, so the same notice 
 twice. One worker per channel claims due rows one at a time, sends through its channel, and
 records the outcome:
 
-* sent → ``sent``;
+* sent → ``sent``, with the time the provider accepted it;
 * a failure worth a retry → back to ``pending`` with exponential backoff and jitter (or the
   channel's ``Retry-After``), until ``max_attempts``;
-* a permanent failure (invalid number, refused recipient) or attempts exhausted → ``failed``,
-  and the same notice is queued on the person's next channel (its fallbacks).
+* a permanent failure (invalid number, refused recipient), attempts exhausted, or a channel
+  that has kept failing for ``fallback_after`` → ``failed``, and the same notice is queued on
+  the person's next channel (its fallbacks).
 
-Crash safety: a row is marked ``sending`` (committed) before the attempt and ``sent`` after it.
-A kill -9 in between leaves it ``sending``; at start :meth:`Outbox.recover` puts such rows back to
-``pending``, so each one is sent again: **at least once, with at most one duplicate per crash**
-(the message that was on the wire when the process died).
+**The SMS budget** lives here, the one place every SMS passes (alert digests and notices
+alike): a number gets at most one SMS per ``sms_min_interval``, counted from when the provider
+accepted the previous one (or, after a crash, from when it went on the wire), as stored in
+this table, so a restart or a slow provider cannot shorten it. Whatever is queued for a
+number meanwhile waits and goes out as one SMS (newest first) when the budget allows.
+
+Crash safety: rows are marked ``sending`` (committed) before the attempt and ``sent`` after it.
+A kill -9 in between leaves them ``sending``; at start :meth:`Outbox.recover` puts such rows back
+to ``pending``, so they are sent again: **at least once, with at most one duplicate message per
+channel per crash** (each channel's worker has one message on the wire at a time; a merged SMS
+is one message).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import html
 import json
 import logging
 import random
@@ -68,11 +77,33 @@ class OutboxItem:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A row being sent."""
+    """What is being sent: one row, or for SMS every due row to one number merged into one
+    message (``item`` is then the merged text; ``rows`` keeps each row and its attempts)."""
 
-    id: int
     item: OutboxItem
-    attempts: int
+    rows: tuple[tuple[int, OutboxItem, int], ...]  # (id, item, attempts including this one)
+
+    @property
+    def attempts(self) -> int:
+        return max(attempts for _, _, attempts in self.rows)
+
+    @property
+    def ids(self) -> list[int]:
+        return [row_id for row_id, _, _ in self.rows]
+
+
+# Separates the texts of several notices merged into one SMS (ASCII: survives the GSM fold).
+SMS_JOINER = "\n--\n"
+
+
+def merged_sms(items: list[OutboxItem]) -> OutboxItem:
+    """One SMS for several rows to one number, the newest first (an SMS may be cut to its
+    segment limit: what is cut should be the oldest news)."""
+    if len(items) == 1:
+        return items[0]
+    newest = items[-1]
+    short = SMS_JOINER.join(i.short for i in reversed(items))
+    return dataclasses.replace(newest, short=short)
 
 
 _COLUMNS = (
@@ -110,14 +141,18 @@ class Outbox:
         store: Store,
         settings: OutboxSettings,
         *,
+        sms_min_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.sms_min_interval = sms_min_interval
         self.clock = clock
         self.jitter = jitter
         self.wakeups: dict[str, asyncio.Event] = {}
+        # Set whenever rows are added or change state (the pending gauges refresh on it).
+        self.changed = asyncio.Event()
 
     def wakeup(self, channel: str) -> asyncio.Event:
         return self.wakeups.setdefault(channel, asyncio.Event())
@@ -167,6 +202,8 @@ class Outbox:
         added = await self.store.transact(write) if batch or told or forgotten else 0
         for channel in {i.channel for i in batch}:
             self.wakeup(channel).set()
+        if added:
+            self.changed.set()
         return added
 
     async def told(self) -> set[tuple[str, str]]:
@@ -177,8 +214,9 @@ class Outbox:
         return {(incident, key) for incident, key in rows}
 
     async def recover(self) -> int:
-        """After a crash: rows caught mid-send go back to pending (sent again: at most one
-        duplicate per crash)."""
+        """After a crash: rows caught mid-send go back to pending and are sent again (at most
+        one duplicate message per channel). They keep ``claimed_at``: an SMS that may have
+        reached the phone still counts against that number's budget."""
 
         def reset(db: sqlite3.Connection) -> int:
             return db.execute(
@@ -188,75 +226,151 @@ class Outbox:
         count = await self.store.transact(reset)
         if count:
             log.warning("resending %d notifications interrupted by a crash", count)
+            self.changed.set()
         return count
 
     async def claim(self, channel: str, now: float) -> Claimed | None:
-        """Take the oldest due row of a channel and mark it ``sending``."""
+        """Take the oldest due row of a channel (for SMS: every due row to that number, once
+        its budget allows) and mark it ``sending``."""
+        if channel == "sms":
+            return await self.store.transact(lambda db: self._take_sms(db, now))
+        return await self.store.transact(lambda db: self._take_one(db, channel, now))
 
-        def take(db: sqlite3.Connection) -> Claimed | None:
-            row = db.execute(
-                f"SELECT id, attempts, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
-                " WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at, id LIMIT 1",
-                (channel, now),
+    @staticmethod
+    def _take_one(db: sqlite3.Connection, channel: str, now: float) -> Claimed | None:
+        row = db.execute(
+            f"SELECT id, attempts, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
+            " WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, id LIMIT 1",
+            (channel, now),
+        ).fetchone()
+        if row is None:
+            return None
+        _mark_sending(db, [row[0]], now)
+        item = _item(row[2:])
+        return Claimed(item, ((row[0], item, row[1] + 1),))
+
+    def _take_sms(self, db: sqlite3.Connection, now: float) -> Claimed | None:
+        while True:
+            head = db.execute(
+                "SELECT address FROM outbox WHERE channel = 'sms' AND status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
+                (now,),
             ).fetchone()
-            if row is None:
+            if head is None:
                 return None
-            db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?",
-                (row[0],),
-            )
-            return Claimed(row[0], _item(row[2:]), row[1] + 1)
+            address = head[0]
+            opens = self._sms_budget_opens(db, address)
+            if opens is not None and opens > now:
+                # Not yet: everything queued for this number waits for the budget, then goes
+                # out as one SMS. (Each pass moves one number out of the way, so this ends.)
+                db.execute(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE channel = 'sms'"
+                    " AND address = ? AND status = 'pending' AND next_attempt_at < ?",
+                    (opens, address, opens),
+                )
+                continue
+            rows = db.execute(
+                f"SELECT id, attempts, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
+                " WHERE channel = 'sms' AND address = ? AND status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY created_at, id",
+                (address, now),
+            ).fetchall()
+            _mark_sending(db, [r[0] for r in rows], now)
+            taken = tuple((r[0], _item(r[2:]), r[1] + 1) for r in rows)
+            return Claimed(merged_sms([item for _, item, _ in taken]), taken)
 
-        return await self.store.transact(take)
+    def _sms_budget_opens(self, db: sqlite3.Connection, address: str) -> float | None:
+        """When this number may get its next SMS: the budget counts from the last SMS the
+        provider accepted, or one that was on the wire when the daemon died."""
+        if self.sms_min_interval <= 0:
+            return None
+        last = db.execute(
+            "SELECT MAX(CASE WHEN status = 'sent' THEN sent_at ELSE claimed_at END)"
+            " FROM outbox WHERE channel = 'sms' AND address = ?"
+            " AND (status = 'sent' OR claimed_at IS NOT NULL)",
+            (address,),
+        ).fetchone()[0]
+        return None if last is None else float(last) + self.sms_min_interval
 
     async def sent(self, claimed: Claimed, delivery: Delivery) -> None:
+        """Record the provider's acceptance (its time is what the SMS budget counts from)."""
         now = self.clock()
         await self.store.transact(
-            lambda db: db.execute(
+            lambda db: db.executemany(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL"
                 " WHERE id = ?",
-                (now, delivery.provider_id, claimed.id),
+                [(now, delivery.provider_id, row_id) for row_id in claimed.ids],
             )
         )
+        self.changed.set()
 
     async def failed(self, claimed: Claimed, error: NotifyError) -> str:
         """Record a failed attempt; return ``retry``, ``failed`` or ``fallback``."""
         now = self.clock()
+        outcomes = set()
+        fallbacks: list[OutboxItem] = []
+        updates: list[tuple[str, tuple[object, ...]]] = []
+        first_failures = await self.store.transact(
+            lambda db: {
+                row_id: first
+                for row_id, first in db.execute(
+                    f"SELECT id, first_failed_at FROM outbox WHERE id IN ({_marks(claimed.ids)})",  # noqa: S608 - placeholders only
+                    claimed.ids,
+                )
+            }
+        )
+        for row_id, item, attempts in claimed.rows:
+            first = first_failures.get(row_id) or now
+            outcome, update = self._after_failure(row_id, item, attempts, first, error, now)
+            outcomes.add(outcome)
+            updates.append(update)
+            if outcome == "fallback":
+                fallbacks.append(_fallback(item, error))
+
+        def write(db: sqlite3.Connection) -> None:
+            for sql, args in updates:
+                db.execute(sql, args)
+
+        await self.store.transact(write)
+        if fallbacks:
+            await self.enqueue(fallbacks)
+        self.changed.set()
+        for outcome in ("fallback", "failed", "retry"):
+            if outcome in outcomes:
+                return outcome
+        return "retry"
+
+    def _after_failure(
+        self,
+        row_id: int,
+        item: OutboxItem,
+        attempts: int,
+        first_failed_at: float,
+        error: NotifyError,
+        now: float,
+    ) -> tuple[str, tuple[str, tuple[object, ...]]]:
+        """What to do with one row after a failed attempt, and the UPDATE that records it."""
         s = self.settings
-        give_up = error.permanent or claimed.attempts >= s.max_attempts
-        if not give_up:
-            backoff = min(s.backoff_max, s.backoff_base * 2 ** (claimed.attempts - 1))
+        reason = error.reason[:500]
+        # A channel that keeps failing gives way to the next one, but only if there is one.
+        too_long = bool(item.fallbacks) and now - first_failed_at >= s.fallback_after
+        if not (error.permanent or attempts >= s.max_attempts or too_long):
+            backoff = min(s.backoff_max, s.backoff_base * 2 ** (attempts - 1))
             delay = backoff * (0.5 + self.jitter())
             if error.retry_after is not None:
                 delay = max(delay, min(error.retry_after, s.backoff_max))
-            await self.store.transact(
-                lambda db: db.execute(
-                    "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ?"
-                    " WHERE id = ?",
-                    (now + delay, error.reason[:500], claimed.id),
-                )
+            return "retry", (
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ?,"
+                " claimed_at = NULL, first_failed_at = ? WHERE id = ?",
+                (now + delay, reason, first_failed_at, row_id),
             )
-            return "retry"
-        item = claimed.item
-        fallback = None
-        if item.fallbacks:
-            (channel, address), rest = item.fallbacks[0], item.fallbacks[1:]
-            fallback = dataclasses.replace(
-                item, key=f"{item.key}>{channel}", channel=channel, address=address, fallbacks=rest
-            )
-
-        def give_up_row(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
-                (error.reason[:500], claimed.id),
-            )
-
-        await self.store.transact(give_up_row)
-        if fallback is not None:
-            await self.enqueue([fallback])
-            return "fallback"
-        return "failed"
+        outcome = "fallback" if item.fallbacks else "failed"
+        return outcome, (
+            "UPDATE outbox SET status = 'failed', last_error = ?, claimed_at = NULL,"
+            " first_failed_at = ? WHERE id = ?",
+            (reason, first_failed_at, row_id),
+        )
 
     async def next_due(self, channel: str) -> float | None:
         return await self.store.transact(
@@ -275,6 +389,49 @@ class Outbox:
             ).fetchall()
         )
         return {channel: (count, oldest) for channel, count, oldest in rows}
+
+
+def _marks(values: list[int]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _mark_sending(db: sqlite3.Connection, ids: list[int], now: float) -> None:
+    db.executemany(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_at = ?"
+        " WHERE id = ?",
+        [(now, row_id) for row_id in ids],
+    )
+
+
+_FALLBACK_NOTE = {
+    "vi": "(Không gửi được qua {channel} tới {address}: {reason}. Nội dung được gửi lại qua "
+    "kênh này.)",
+    "en": "(Could not be delivered by {channel} to {address}: {reason}. Sent again on this "
+    "channel.)",
+}
+
+
+def _fallback(item: OutboxItem, error: NotifyError) -> OutboxItem:
+    """The same notice on the person's next channel, saying why it comes this way."""
+    (channel, address), rest = item.fallbacks[0], item.fallbacks[1:]
+    note = _FALLBACK_NOTE.get(item.language, _FALLBACK_NOTE["vi"]).format(
+        channel=item.channel, address=item.address, reason=error.reason[:200]
+    )
+    return dataclasses.replace(
+        item,
+        key=f"{item.key}>{channel}",
+        channel=channel,
+        address=address,
+        fallbacks=rest,
+        text=f"{note}\n\n{item.text}",
+        html=None if channel != "email" else _note_html(note, item),
+    )
+
+
+def _note_html(note: str, item: OutboxItem) -> str | None:
+    if item.html is None:
+        return None
+    return f"<p>{html.escape(note)}</p>{item.html}"
 
 
 class OutboxWorker:
@@ -309,23 +466,13 @@ class OutboxWorker:
         try:
             async with asyncio.timeout(self.send_timeout):
                 delivery = await self.notifier.send(claimed.item.message())
-        except NotifyError as exc:
-            outcome = await self.outbox.failed(claimed, exc)
-            log.warning(
-                "notification not sent",
-                extra={
-                    "notification": claimed.item.key,
-                    "channel": self.channel,
-                    "attempt": claimed.attempts,
-                    "outcome": outcome,
-                    "reason": exc.reason,
-                },
+        except (NotifyError, TimeoutError) as exc:
+            error = (
+                exc
+                if isinstance(exc, NotifyError)
+                else NotifyError(f"no answer within {self.send_timeout:g}s", permanent=False)
             )
-            self.count(self.channel, outcome)
-            return True
-        except TimeoutError:
-            reason = f"no answer within {self.send_timeout:g}s"
-            outcome = await self.outbox.failed(claimed, NotifyError(reason, permanent=False))
+            outcome = await self.outbox.failed(claimed, error)
             log.warning(
                 "notification not sent",
                 extra={
@@ -333,20 +480,20 @@ class OutboxWorker:
                     "channel": self.channel,
                     "attempt": claimed.attempts,
                     "outcome": outcome,
-                    "reason": reason,
+                    "reason": error.reason,
                 },
             )
             self.count(self.channel, outcome)
             return True
         await self.outbox.sent(claimed, delivery)
-        log.info(
-            "notification sent",
-            extra={
-                "notification": claimed.item.key,
-                "channel": self.channel,
-                "to": claimed.item.person,
-            },
-        )
+        extra: dict[str, object] = {
+            "notification": claimed.item.key,
+            "channel": self.channel,
+            "to": claimed.item.person,
+        }
+        if len(claimed.rows) > 1:
+            extra["merged"] = len(claimed.rows)  # several notices to one number, one SMS
+        log.info("notification sent", extra=extra)
         self.count(self.channel, "sent")
         return True
 

@@ -18,18 +18,27 @@ def _address(person: Contact | OperationsContact, channel: ChannelName) -> str |
 
 
 def recipients_of(person_id: str, person: Contact | OperationsContact) -> list[Recipient]:
-    """One recipient per preferred channel; the channels it lacks are its fallbacks."""
-    spare = tuple(
+    """One recipient per preferred channel. Each one's fallbacks, should its channel refuse
+    for good or keep failing: the person's other listed channels after it, in their order, then
+    those with an address that are not listed (an SMS to a dead number must still reach a
+    contact who listed ``[sms, email]``)."""
+    listed = [(c, addr) for c in person.channels if (addr := _address(person, c)) is not None]
+    spare = [
         (c, addr)
         for c in _ORDER
         if c not in person.channels and (addr := _address(person, c)) is not None
-    )
-    out = []
-    for channel in person.channels:
-        address = _address(person, channel)
-        if address is not None:
-            out.append(Recipient(person_id, person.name, channel, address, person.language, spare))
-    return out
+    ]
+    return [
+        Recipient(
+            person_id,
+            person.name,
+            channel,
+            address,
+            person.language,
+            tuple(listed[i + 1 :] + spare),
+        )
+        for i, (channel, address) in enumerate(listed)
+    ]
 
 
 class Router:

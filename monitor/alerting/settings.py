@@ -61,6 +61,9 @@ class OutboxSettings(StrictModel):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 12
     backoff_base: Duration = 5.0
     backoff_max: Duration = 600.0
+    # A channel that has kept failing this long (an SMS provider outage...) hands the notice
+    # to the person's next channel rather than retrying for up to ``max_attempts``.
+    fallback_after: Duration = 900.0
     # At a stop, the workers go on sending what is due for this long (the unit's
     # TimeoutStopSec stays above it); what is left is sent at the next start.
     drain_timeout: Duration = 20.0

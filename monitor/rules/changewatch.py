@@ -189,13 +189,13 @@ class ChangeWatch:
         try:
             # Queued first (their keys are stable, so a second try queues nothing twice), then
             # recorded as told: a failure in between means a retry, never a lost alert.
-            for finding in findings:
-                agency = finding.system_key.partition("/")[0]
+            for group in _by_observation(findings):
+                agency = group[0].system_key.partition("/")[0]
                 audience = [
                     ("", "operations"),
                     *everyone([agency], "technical-admins", "high-level-admins"),
                 ]
-                await self.ctx.notices.send_notice(self._notice(finding), audience)
+                await self.ctx.notices.send_notice(self._notice(group), audience)
             await self.ctx.store.transact(write)
         except Exception:
             # Keep them for the next tick (newer observations win).
@@ -205,15 +205,27 @@ class ChangeWatch:
         for _ in findings:
             self.ctx.count("unannounced_changes")
 
-    def _notice(self, f: Finding) -> Notice:
+    def _notice(self, group: list[Finding]) -> Notice:
+        """One notice for everything one probe saw change at once (a new certificate is a new
+        fingerprint *and* often a new issuer: one message, not two)."""
+        f = group[0]
         entry = self.ctx.registry().systems.get(f.system_key)
         name = entry.system.name if entry else f.system_key
         agency_vi = entry.agency.name_vi if entry else f.system_key
         agency_en = entry.agency.name_en if entry else f.system_key
         when = local_time(f.time)
-        vi, en = _NAMES["vi"][f.field], _NAMES["en"][f.field]
+        vi = ", ".join(_NAMES["vi"][x.field] for x in group)
+        en = ", ".join(_NAMES["en"][x.field] for x in group)
+        before_vi = "".join(f"\n{_NAMES['vi'][x.field]}: trước {x.old}; nay {x.new}" for x in group)
+        before_en = "".join(
+            f"\n{_NAMES['en'][x.field]}: before {x.old}; now {x.new}" for x in group
+        )
+        # The key of a single-field finding is what it always was (a restart re-queues the
+        # same key, a no-op); several fields at once get all their names in it.
+        fields = "+".join(x.field for x in group)
+        news = "+".join(x.new for x in group)
         return Notice(
-            key=f"unannounced/{f.check_key}/{f.field}/{f.new}@{int(f.time)}",
+            key=f"unannounced/{f.check_key}/{fields}/{news}@{int(f.time)}",
             subject={
                 "vi": f"[NPSP] Thay đổi chưa được thông báo: {vi} của {name} ({agency_vi})",
                 "en": f"[NPSP] Unannounced change: {en} of {name} ({agency_en})",
@@ -221,14 +233,14 @@ class ChangeWatch:
             text={
                 "vi": (
                     f"Lúc {when}, kiểm tra {f.check_key} thấy {vi} thay đổi mà không có thông "
-                    f"báo thay đổi nào tương ứng.\nTrước: {f.old}\nNay: {f.new}\n"
+                    f"báo thay đổi nào tương ứng.{before_vi}\n"
                     "Đây có thể là lỗi cấu hình hoặc dấu hiệu bị can thiệp (tấn công xen giữa). "
                     "Đề nghị đơn vị xác minh; nếu là thay đổi hợp lệ, hãy đăng ký thông báo thay "
                     "đổi."
                 ),
                 "en": (
                     f"At {when}, check {f.check_key} observed a new {en} that no announcement "
-                    f"covers.\nBefore: {f.old}\nNow: {f.new}\n"
+                    f"covers.{before_en}\n"
                     "This may be a misconfiguration or an interception. Please verify; if the "
                     "change is legitimate, announce it."
                 ),
@@ -238,3 +250,11 @@ class ChangeWatch:
                 "en": f"NPSP: {f.system_key} {en} changed unannounced at {when}. Please verify.",
             },
         )
+
+
+def _by_observation(findings: list[Finding]) -> list[list[Finding]]:
+    """Findings grouped by the probe result that produced them (same check, same time)."""
+    groups: dict[tuple[str, float], list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault((finding.check_key, finding.time), []).append(finding)
+    return list(groups.values())

@@ -1,0 +1,147 @@
+"""The SMS budget and fallbacks as the outbox keeps them (issue 9, items 2, 3, 5 and 6).
+
+A real SQLite outbox and the real pipeline on an injected clock; the channel is a function fake
+(the outermost seam; the real Twilio client against a Twilio-API peer is in
+tests/test_crash_recovery.py). The fake records *when* the provider accepted each message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.alerting.notices import Notice
+from monitor.state import Event, State
+from monitor.store import Store
+from notifiers.base import NotifyError
+
+from .test_alert_pipeline import PHONE_HA_NOI, World, agency, make_config
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "state.db")
+    yield s
+    await s.close()
+
+
+def sms_world(store: Store, **alerting: object) -> World:
+    settings: dict[str, object] = {
+        "group_wait": "1s",
+        "group_interval": "5s",
+        "sms_min_interval": "30s",
+        **alerting,
+    }
+    cfg = make_config(
+        [agency("ha-noi", "Hà Nội", ["secure-server", "a", "b"], sms=True)], **settings
+    )
+    w = World(store, cfg)
+    w.outbox.sms_min_interval = cfg.alerting.sms_min_interval
+    return w
+
+
+class Clocked:
+    """Runs the world second by second; ``times`` says when the provider accepted each SMS
+    to the phone (the outbox's own record of it)."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.times: list[float] = []
+
+    async def run(self, seconds: int) -> None:
+        for _ in range(seconds):
+            await self.w.advance(1)
+        rows = await self.w.outbox.store.transact(
+            lambda db: db.execute(
+                "SELECT DISTINCT sent_at FROM outbox WHERE channel = 'sms' AND address = ?"
+                " AND status = 'sent' ORDER BY sent_at",
+                (PHONE_HA_NOI,),
+            ).fetchall()
+        )
+        self.times = [t for (t,) in rows]
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+
+async def test_the_budget_counts_from_the_providers_acceptance_not_the_queueing(
+    store: Store,
+) -> None:
+    w = sms_world(store)
+    clock = Clocked(w)
+    # The provider refuses the first attempt for 20 s (429 with Retry-After).
+    w.sent.fail_next[PHONE_HA_NOI] = NotifyError("429", permanent=False, retry_after=20)
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    await clock.run(10)
+    w.event("ha-noi/a", State.UP, State.DOWN)  # folded into the next digest
+    await clock.run(80)
+    assert len(clock.times) == 2
+    assert clock.gaps()[0] >= 30, clock.times  # queued 30 s apart, but accepted 30 s apart too
+
+
+async def test_a_restart_honours_the_last_sms_sent_before_it(store: Store) -> None:
+    w = sms_world(store, group_interval="25s")
+    clock = Clocked(w)
+    down = [_down("secure-server", w.now)]
+    await store.record(down)  # as the engine does: stored, then handed to the pipeline
+    w.pipeline.on_events(down)
+    await clock.run(3)
+    assert len(clock.times) == 1
+    down = [_down("a", w.now)]  # stored, but not told yet when the daemon dies
+    await store.record(down)
+    w.pipeline.on_events(down)
+
+    # The restarted daemon: a new pipeline and outbox on the same database.
+    again = sms_world(store, group_interval="25s")
+    again.now = w.now + 1
+    again.pipeline.restore(await store.states(), await again.outbox.told())
+    later = Clocked(again)
+    await later.run(60)
+    (told,) = again.sent.to(PHONE_HA_NOI)  # "a" is told, but not before the first SMS's budget
+    assert "ha-noi/a" in told.text
+    assert later.gaps() == [pytest.approx(30, abs=1)], later.times
+
+
+async def test_notices_share_the_budget_and_fold_into_one_sms(store: Store) -> None:
+    w = sms_world(store)
+    clock = Clocked(w)
+    for n in range(4):  # a late announcement, a maintenance notice, ... within seconds
+        notice = Notice(
+            key=f"test/{n}",
+            subject={"vi": f"Thông báo {n}"},
+            text={"vi": f"Nội dung {n}"},
+            sms={"vi": f"NPSP: thong bao {n}"},
+        )
+        await w.pipeline.send_notice(notice, [("ha-noi", "technical-admins")])
+        await clock.run(4)
+    await clock.run(40)
+    sms = w.sent.to(PHONE_HA_NOI)
+    assert len(sms) == 2, [m.text for m in sms]
+    assert sms[0].text.startswith("NPSP: thong bao 0")
+    # The three that waited: one SMS, the newest first.
+    assert sms[1].text.index("thong bao 3") < sms[1].text.index("thong bao 1")
+    assert clock.gaps()[0] >= 30
+    # E-mail is not budgeted: every notice went out on its own.
+    assert len([m for m in w.sent.to("kt@ha-noi.dvc.example") if "Thông báo" in m.subject]) == 4
+
+
+async def test_a_channel_that_keeps_failing_gives_way_after_its_time_budget(
+    store: Store,
+) -> None:
+    w = sms_world(store, outbox={"fallback_after": "2m", "backoff_base": "5s"})
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    for _ in range(40):
+        w.sent.fail_next[PHONE_HA_NOI] = NotifyError("HTTP 503", permanent=False)
+        await w.advance(5)
+        fallback = [m for m in w.sent.to("kt@ha-noi.dvc.example") if "Không gửi được" in m.text]
+        if fallback:
+            break
+    assert len(fallback) == 1, "the SMS outage was never handed to the next channel"
+    assert 120 <= w.now - 1_796_000_000.0 <= 200  # after the 2-minute budget, not 12 attempts
+    assert "HTTP 503" in fallback[0].text
+
+
+def _down(system: str, at: float) -> Event:
+    return Event(at, "ha-noi", system, State.UP, State.DOWN, "connect: refused", "gw")
