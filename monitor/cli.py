@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
-        print(f"{len(exc.issues)} error(s) in the configuration", file=sys.stderr)
+        print(exc.summary(), file=sys.stderr)
         return 2
     except StartupError as exc:
         print(f"npsp-monitor: cannot start: {exc}", file=sys.stderr)

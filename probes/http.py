@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import re
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
 import httptools
@@ -54,7 +55,8 @@ class Spec(CheckCommon):
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
     expected_status: list[int | str] = Field(default_factory=_default_statuses, min_length=1)
-    body_regex: str | None = None
+    # Bounded: a 5 MB pattern took 20 s to compile at load; see _check_body_regex.
+    body_regex: Annotated[str, Field(max_length=MAX_REGEX_CHARS)] | None = None
     json_conditions: list[JSONCondition] = Field(default_factory=list, alias="json")
     max_latency: Duration | None = None
     follow_redirects: Annotated[int, Field(ge=0, le=20)] = 0
@@ -102,10 +104,7 @@ class Spec(CheckCommon):
     @classmethod
     def _check_regex(cls, pattern: str | None) -> str | None:
         if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression /{pattern}/: {exc}") from None
+            _check_body_regex(pattern)
         return pattern
 
     @model_validator(mode="after")
@@ -115,6 +114,57 @@ class Spec(CheckCommon):
         if self.body is not None and self.method != "POST":
             raise ValueError(f"a request body is sent with POST only, not {self.method}")
         return self
+
+
+MAX_REGEX_CHARS = 1000
+# re's own parser (private, stable since 3.11): the only way to see a pattern's structure.
+_sre_parser: Any = importlib.import_module("re._parser")
+_sre: Any = importlib.import_module("re._constants")
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT)
+
+
+def _check_body_regex(pattern: str) -> None:
+    """Compile the pattern now, and refuse nested unbounded repetition.
+
+    ``(a+)+``, ``(.*)*`` and the like backtrack exponentially on a body that almost matches:
+    one probe would hold the event loop for minutes. Possessive and atomic forms are fine.
+    """
+    try:
+        re.compile(pattern)
+        tree = _sre_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ValueError(f"invalid regular expression /{pattern[:80]}/: {exc}") from None
+    if _nested_unbounded(tree, inside=False):
+        raise ValueError(
+            f"regular expression /{pattern[:80]}/ nests unbounded repetition, as in (a+)+: "
+            "it can take exponential time on a large body; simplify it or make the inner "
+            "repetition possessive (a++)"
+        )
+
+
+def _nested_unbounded(items: Any, inside: bool) -> bool:
+    """Whether an unbounded repeat sits (at any depth) inside another one."""
+    for op, arg in items:
+        if op in _REPEATS:
+            unbounded = arg[1] == _sre.MAXREPEAT
+            if (unbounded and inside) or _nested_unbounded(arg[2], inside or unbounded):
+                return True
+        elif any(_nested_unbounded(sub, inside) for sub in _subpatterns(op, arg)):
+            return True
+    return False
+
+
+def _subpatterns(op: Any, arg: Any) -> list[Any]:
+    """The parts of a group, alternation or assertion (possessive/atomic ones never backtrack)."""
+    if op is _sre.SUBPATTERN:
+        return [arg[3]]
+    if op is _sre.BRANCH:
+        return list(arg[1])
+    if op in (_sre.ASSERT, _sre.ASSERT_NOT):
+        return [arg[1]]
+    if op is _sre.GROUPREF_EXISTS:
+        return [b for b in arg[1:] if b is not None]
+    return []
 
 
 def _split_url(url: str) -> tuple[str, str, int, str]:
