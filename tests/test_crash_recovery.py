@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.peers import free_port
+from tests.peers.twilio_api import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
 
 AGENCIES = 20
 SYSTEMS = 10
@@ -134,6 +136,21 @@ async def wait_for(condition: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def assert_told_only_about_stored_outages(db_path: Path) -> None:
+    """Whoever was told about an outage, that outage is in the database (issue 9.1): an alert
+    queued for a state change that was never saved is the defect this looks for."""
+    with sqlite3.connect(db_path) as db:
+        told = {incident for (incident,) in db.execute("SELECT incident FROM alert_notices")}
+        stored = {
+            f"{agency}/{system}@{int(since)}"
+            for agency, system, since in db.execute(
+                "SELECT agency, system, since FROM system_state WHERE state IN ('down', 'flapping')"
+            )
+        }
+    assert told, "nobody was told anything before the kill: the test proves nothing"
+    assert told <= stored, f"told about unsaved outages: {sorted(told - stored)[:5]}"
+
+
 async def test_kill_9_mid_storm_loses_nothing(tmp_path: Path) -> None:
     mailbox = SlowMailbox()
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
@@ -151,6 +168,7 @@ async def test_kill_9_mid_storm_loses_nothing(tmp_path: Path) -> None:
             await first.wait()
         at_kill = len(mailbox.received)
         assert at_kill < len(expected), "the storm was already fully sent: the test proves nothing"
+        assert_told_only_about_stored_outages(tmp_path / "state.db")
 
         second = await start_daemon(path, http_port, log)
         try:
@@ -172,4 +190,103 @@ async def test_kill_9_mid_storm_loses_nothing(tmp_path: Path) -> None:
     # the one duplicate allowed above is the same message twice, not a third digest.
     distinct = Counter(to for to, _ in set(mailbox.received))
     assert max(distinct.values()) <= 2, distinct
+    assert "Traceback" not in log.read_text()
+
+
+def sms_config(tmp_path: Path, api: FakeTwilio, http_port: int, target: int) -> Path:
+    data: dict[str, Any] = {
+        "listen": f"127.0.0.1:{http_port}",
+        "state_db": str(tmp_path / "state.db"),
+        "defaults": {
+            "interval": "300ms",
+            "timeout": "200ms",
+            "failure_threshold": 1,
+            "recheck_delay": "10ms",
+        },
+        "alerting": {
+            "group_wait": "200ms",
+            "group_interval": "5s",
+            "sms_min_interval": f"{SMS_BUDGET}s",
+        },
+        "channels": {
+            "sms": {
+                "account_sid": ACCOUNT_SID,
+                "auth_token": {"env": "NPSP_TEST_TWILIO_TOKEN"},
+                "from_number": FROM_NUMBER,
+                "api_base_url": api.base_url,
+            }
+        },
+        "agencies": [
+            {
+                "id": "ha-noi",
+                "kind": "province",
+                "name_vi": "Hà Nội",
+                "name_en": "Ha Noi",
+                "code": "01",
+                "contacts": [
+                    {
+                        "name": "KT",
+                        "role": "technical-admin",
+                        "phone": PHONE,
+                        "channels": ["sms"],
+                    }
+                ],
+                "systems": [
+                    {
+                        "id": "secure-server",
+                        "kind": "secure-server",
+                        "name": "Máy chủ bảo mật",
+                        "checks": [
+                            {"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": target}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "npsp.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+SMS_BUDGET = 8
+PHONE = "+84900000009"
+
+
+async def test_kill_9_right_after_an_sms_keeps_that_numbers_budget(
+    tmp_path: Path, tcp_target: Any
+) -> None:
+    """The daemon dies right after an SMS; restarted, it owes that number a resolved notice,
+    which must wait out ``sms_min_interval`` from the first SMS (issue 9.2: it came 6-7 s
+    later with a 30 s budget), through the real twilio client against a Twilio-API peer."""
+    target = await tcp_target()
+    await target.down()
+    http_port = free_port()
+    log = tmp_path / "daemon.log"
+    os.environ["NPSP_TEST_TWILIO_TOKEN"] = AUTH_TOKEN
+    arrivals: list[float] = []
+    async with FakeTwilio() as api:
+
+        def arrived() -> bool:
+            arrivals.extend([time.monotonic()] * (len(api.sent) - len(arrivals)))
+            return bool(arrivals)
+
+        path = sms_config(tmp_path, api, http_port, target.port)
+        first = await start_daemon(path, http_port, log)
+        try:
+            await wait_for(arrived, 30, "the DOWN SMS")
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+            await first.wait()
+        await target.up()  # it recovers while the daemon is dead
+        second = await start_daemon(path, http_port, log)
+        try:
+            await wait_for(lambda: arrived() and len(arrivals) >= 2, 30, "the resolved SMS")
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), 20) == 0
+    down, up = api.sent[0], api.sent[1]
+    assert "MAT KET NOI" in down.body.upper() and PHONE == down.to == up.to
+    assert "KET NOI LAI" in up.body.upper() or "DA KET NOI" in up.body.upper(), up.body
+    assert arrivals[1] - arrivals[0] >= SMS_BUDGET - 0.1, arrivals
     assert "Traceback" not in log.read_text()
