@@ -25,7 +25,8 @@ from .alerting.channels import Channels
 from .alerting.notices import Audience, Notice, NoticeSink
 from .alerting.outbox import Outbox, OutboxWorker
 from .alerting.pipeline import AlertPipeline
-from .config import Config, ConfigError, HttpSettings, load_config
+from .config import Config, ConfigError, HttpSettings
+from .config_loader import load_config_isolated
 from .deadman import DeadMansSwitch, last_will
 from .engine import Engine
 from .heartbeats import PATH as HEARTBEAT_PATH
@@ -149,7 +150,9 @@ class Daemon:
         if self.config_path is None or self.engine is None:
             return False
         try:
-            new = await asyncio.to_thread(load_config, self.config_path)
+            # In a child process: the parse neither holds the event loop nor leaves its peak
+            # in this process's heap, and a hostile file cannot take the daemon down.
+            new = await load_config_isolated(self.config_path)
         except ConfigError as exc:
             for issue in exc.issues:
                 log.error("config reload rejected; keeping the running config: %s", issue)

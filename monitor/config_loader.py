@@ -17,6 +17,7 @@ Both return a Config or raise :class:`ConfigError` — nothing else, whatever th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import pickle
@@ -163,8 +164,11 @@ def _slices(items: list[Any]) -> Iterator[bytes]:
 
 
 def _child(memory_limit: int, path: Path) -> int:
-    resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-    resource.setrlimit(resource.RLIMIT_CPU, (_CPU_SECONDS, _CPU_SECONDS))
+    for limit, value in ((resource.RLIMIT_AS, memory_limit), (resource.RLIMIT_CPU, _CPU_SECONDS)):
+        # The unit's SystemCallFilter (~@resources) refuses setrlimit with EPERM: there the
+        # service's own limits and the parent's wall-clock timeout bound the child.
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(limit, (value, value))
     try:
         config = load_config(path)
     except ConfigError as exc:
