@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -30,6 +31,8 @@ ROLES: tuple[Role, ...] = get_args(Role)
 RANK: dict[str, int] = {"national-admin": 4, "agency-admin": 3, "operator": 2, "viewer": 1}
 ACCOUNT_ID = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
+# What a bearer token can look like (RFC 6750 token68); ours are "npsp_" + URL-safe base64.
+_TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _NOBODY = object()
 
 
@@ -63,6 +66,12 @@ class Account:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def well_formed(token: str) -> bool:
+    """Whether ``token`` could be a bearer token at all: a header or cookie holding anything
+    else (a non-ASCII byte, a control character, a space) is a failed login, not an error."""
+    return 0 < len(token) <= MAX_TOKEN and _TOKEN68.fullmatch(token) is not None
 
 
 def hash_token(token: str) -> str:
@@ -255,8 +264,8 @@ async def revoke(
 
 
 async def by_token(store: Store, token: str) -> Account | None:
-    """The active account holding ``token``, or None."""
-    if not token or len(token) > MAX_TOKEN:
+    """The active account holding ``token``, or None (also for a malformed one)."""
+    if not well_formed(token):
         return None
     digest = hash_token(token)
 

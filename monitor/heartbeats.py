@@ -61,6 +61,7 @@ FAIL_WINDOW = 60.0  # seconds
 MAX_SOURCES = 10_000  # (source, system) pairs whose failures are remembered; the oldest go first
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # agency and system ids (monitor.config.Slug)
+_NEVER_IN_TOKEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # controls, lone surrogates
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +293,14 @@ def _token_of(payload: bytes) -> tuple[str | None, str | None]:
         document = json.loads(payload)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None, 'payload is not JSON (expected {"token": "..."})'
-    token = document.get("token") if isinstance(document, dict) else None
-    if not isinstance(token, str):
+    if not isinstance(document, dict) or not isinstance(document.get("token"), str):
         return None, 'payload must be a JSON object {"token": "..."}'
+    extra = sorted(str(key) for key in document if key != "token")
+    if extra:
+        return None, f"unknown fields {', '.join(map(repr, extra))[:200]} (only token is sent)"
+    token: str = document["token"]
+    if _NEVER_IN_TOKEN.search(token):
+        return None, "the token holds a control character or a lone surrogate"
     return token, None
 
 

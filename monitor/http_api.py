@@ -1,13 +1,21 @@
-"""The one HTTP listener: /metrics, /healthz and the read-only /api/v1 of the core daemon."""
+"""The one HTTP listener: /metrics, /healthz and the read-only /api/v1 of the core daemon.
+
+Every error answer under ``/api/`` is ``{"error": reason}`` JSON, aiohttp's own included (an
+unknown route, a wrong method, a body too large). A request too malformed to reach the app (a
+NUL or a non-ASCII byte in the request line, an oversized line or header) gets aiohttp's plain
+400 and one warning line in the log, without a traceback: it is the client's mistake.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from .engine import Engine
 from .metrics import CONTENT_TYPE, DaemonMetrics, render
@@ -21,6 +29,10 @@ METRICS = web.AppKey("metrics", DaemonMetrics)
 RULES = web.AppKey("rules", RulesService)
 SECURED = web.AppKey("secured", bool)
 OPENAPI_DOC = web.AppKey("openapi", dict)
+
+log = logging.getLogger(__name__)
+#: aiohttp's per-connection messages (handler_args "logger"), with client mistakes made brief.
+SERVER_LOG = logging.getLogger("monitor.http")
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -89,6 +101,68 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 def _error(status: int, reason: str) -> web.Response:
     return _json({"error": reason}, status)
+
+
+class _ClientMistakes(logging.Filter):
+    """aiohttp logs a request it cannot parse as an error with a traceback; it is the client's
+    mistake and was answered 400: one warning line, with the client and what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "malformed HTTP request answered 400", ()
+            record.client, record.problem = client, _problem(exc)  # logfmt fields
+            record.exc_info, record.exc_text = None, None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _problem(exc: HttpProcessingError) -> str:
+    """What was wrong, in a line and without the bytes the client sent (they could hold a
+    credential: an oversized Authorization header is reported, not echoed)."""
+    if isinstance(exc, LineTooLong):
+        return "request line or header too long"
+    first = (exc.message or type(exc).__name__).strip().splitlines()[0]
+    return first.partition(": b'")[0].rstrip(":")[:200]
+
+
+SERVER_LOG.addFilter(_ClientMistakes())
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _http_error_reason(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no such endpoint: {request.method} {request.raw_path[:200]}"
+    if exc.status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+        return f"method {request.method} not allowed here (allowed: {allowed})"
+    if exc.status == 413:
+        return "request body too large"
+    return (exc.text or exc.reason).removeprefix(f"{exc.status}: ").strip() or exc.reason
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under /api/, every error answer is ``{"error": reason}``: aiohttp's own (unknown route,
+    wrong method, body too large) and, logged in full, an error of ours (500). The pages keep
+    aiohttp's answers."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        response = _error(exc.status, _http_error_reason(request, exc))
+        response.headers.update(headers)
+        return response
+    except Exception:
+        log.exception("unhandled error answering %s %s", request.method, request.raw_path[:200])
+        return _error(500, "internal error of the monitor (see its log)")
 
 
 async def metrics_handler(request: web.Request) -> web.StreamResponse:
@@ -239,8 +313,14 @@ def build_app(
 ) -> web.Application:
     """The one HTTP app. With an ``authenticator`` every /api/v1 call needs an account and
     sees only what its role allows; without one (tests of the core alone) everything is open."""
-    middlewares = [authenticator.middleware] if authenticator is not None else []
-    app = web.Application(client_max_size=max_body, middlewares=middlewares)
+    middlewares = [json_errors]
+    if authenticator is not None:
+        middlewares.append(authenticator.middleware)
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=middlewares,
+        handler_args={"logger": SERVER_LOG},
+    )
     app[ENGINE] = engine
     app[METRICS] = metrics
     app[SECURED] = authenticator is not None

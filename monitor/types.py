@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -21,12 +22,17 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    TypeAdapter,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "LINE",
+    "TEXT",
     "CheckCommon",
     "Duration",
+    "Moment",
     "ProbeResult",
     "SecretSource",
     "StrictModel",
@@ -172,3 +178,78 @@ class ProbeResult:
 
 ProbeKindName = Literal["tcp", "tls", "http", "dns"]
 JSONValue = Any
+
+
+# ----- strict input from outside (HTTP bodies, MQTT payloads) ----------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # \t and \n allowed
+
+
+def _plain(value: object, controls: re.Pattern[str], allowed: str) -> object:
+    """Refuse lone surrogates and control characters; other types are left to the strict
+    ``str`` check, which names the wrong type."""
+    if not isinstance(value, str):
+        return value
+    found = _SURROGATE.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "lone_surrogate",
+            "is not valid Unicode (a lone surrogate at character {at})",
+            {"at": found.start() + 1},
+        )
+    found = controls.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "control_character",
+            "must not contain control characters{allowed} (U+{code} at character {at})",
+            {"allowed": allowed, "code": f"{ord(found.group()):04X}", "at": found.start() + 1},
+        )
+    return value
+
+
+def plain_line(value: object) -> object:
+    """One line of text: no control characters at all, valid Unicode."""
+    return _plain(value, _CONTROL_IN_LINE, "")
+
+
+def plain_text(value: object) -> object:
+    """Text of several lines: line feeds and tabs, no other control characters."""
+    return _plain(value, _CONTROL_IN_TEXT, " other than line feeds and tabs")
+
+
+LINE = BeforeValidator(plain_line)
+"""Marks a string from outside as one line: ``Annotated[str, Field(max_length=…), LINE]`` (the
+length bounds go before it, and the model is strict or the field has ``Strict()``)."""
+TEXT = BeforeValidator(plain_text)
+"""Marks a string from outside that may hold line feeds and tabs (as :data:`LINE`)."""
+
+
+def _moment(value: object) -> object:
+    if isinstance(value, str):
+        return _LAX_MOMENT.validate_python(value)
+    if isinstance(value, datetime):
+        return value
+    raise PydanticCustomError(
+        "datetime_text", "a date and time is written as text, e.g. 2026-12-14T08:00+07:00"
+    )
+
+
+_LAX_MOMENT: TypeAdapter[datetime] = TypeAdapter(datetime)
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+"""A date and time from outside: ISO 8601 text only (no Unix numbers); it works in strict
+models, where a plain ``datetime`` field would refuse text."""
+
+
+def matching(pattern: str, what: str) -> Callable[[object], object]:
+    """A ``BeforeValidator`` that refuses a string not matching ``pattern``, saying ``what``
+    it should be (a person reads the answer, not the regular expression)."""
+    compiled = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise PydanticCustomError("text_pattern", "must be {what}", {"what": what})
+        return value
+
+    return check

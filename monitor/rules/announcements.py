@@ -26,7 +26,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from probes.tlsopts import format_fingerprint
 
@@ -34,7 +41,7 @@ from ..alerting.messages import local_iso, local_time
 from ..alerting.notices import Notice, everyone
 from ..registry import Override, Registry
 from ..store import Store
-from ..types import StrictModel
+from ..types import LINE, TEXT, Moment, StrictModel, matching
 from ..workdays import WorkCalendar
 from .desk import RulesContext
 
@@ -44,20 +51,30 @@ MAX_PAYLOAD = 16 * 1024  # bytes of one MQTT announcement
 MAX_AHEAD = dt.timedelta(days=400)  # an effective date further out is a typo
 CLOCK_SKEW = 300.0  # seconds an announcement's own time may run ahead of ours
 _HEX64 = re.compile(r"[0-9A-F]{64}")
+REF = r"[A-Za-z0-9._:/-]{1,128}"  # the sender's reference, e.g. CV-123/BTC
+_REF_RULE = "1 to 128 letters, digits, or . _ : / -"
 _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?)*\.?$"
 )
 
 
 class Changes(StrictModel):
-    """The registered information that changes; at least one field."""
+    """The registered information that changes; at least one field. Strict: ``"443"``,
+    ``443.0`` or ``true`` is not a port."""
 
-    host: Annotated[str, Field(max_length=253)] | None = None
+    model_config = ConfigDict(strict=True)
+
+    host: Annotated[str, Field(max_length=253), LINE] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    addresses: Annotated[list[str], Field(min_length=1, max_length=16)] | None = None
-    fingerprint_sha256: str | None = None
-    issuer: Annotated[str, Field(min_length=1, max_length=512)] | None = None
-    text: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    addresses: (
+        Annotated[
+            list[Annotated[str, Field(max_length=64), LINE]], Field(min_length=1, max_length=16)
+        ]
+        | None
+    ) = None
+    fingerprint_sha256: Annotated[str, Field(max_length=200), LINE] | None = None
+    issuer: Annotated[str, Field(min_length=1, max_length=512), LINE] | None = None
+    text: Annotated[str, Field(min_length=1, max_length=2000), TEXT] | None = None
 
     @field_validator("host")
     @classmethod
@@ -123,14 +140,24 @@ class Changes(StrictModel):
 
 
 class AnnouncementRequest(StrictModel):
-    """What a sender gives (MQTT JSON, CLI, API); the agency comes from the topic or caller."""
+    """What a sender gives (MQTT JSON, CLI, API); the agency comes from the topic or caller.
+    Strict: every value has its JSON type, text has no control characters."""
 
-    system: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    effective_at: dt.datetime
-    announced_at: dt.datetime | None = None  # when the agency registered it; default: received
+    model_config = ConfigDict(strict=True)
+
+    system: Annotated[str, Field(min_length=1, max_length=64), LINE] | None = None
+    effective_at: Moment
+    announced_at: Moment | None = None  # when the agency registered it; default: received
     changes: Changes
-    ref: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")] | None = None
-    author: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    ref: (
+        Annotated[str, Field(pattern=f"^{REF}$"), BeforeValidator(matching(REF, _REF_RULE))] | None
+    ) = None
+    author: Annotated[str, Field(min_length=1, max_length=200), LINE] | None = None
+
+
+def valid_ref(value: object) -> str | None:
+    """``value`` if it is a well-formed ``ref`` (to echo in an answer), else None."""
+    return value if isinstance(value, str) and re.fullmatch(REF, value) else None
 
 
 class AnnouncementRejected(ValueError):
@@ -244,6 +271,11 @@ def examine(
         found = registry.systems.get(f"{agency}/{request.system}")
         if found is None:
             raise AnnouncementRejected(f"agency {agency} has no system {request.system!r}")
+        if found.system.kind != "secure-server":
+            raise AnnouncementRejected(
+                f"{found.key} is a {found.system.kind}, not a secure server: change "
+                "announcements are for secure servers only (regulation C.2)"
+            )
         entry = found
     try:
         announced = (

@@ -45,6 +45,7 @@ from ..alerting.notices import Audience, Notice, everyone
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import Store, StoredState
+from ..types import plain_line, plain_text
 from ..workdays import WorkCalendar
 from .desk import RulesContext
 
@@ -65,6 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+MAX_TEXT = 2000  # characters of a summary, a resolution or a name given from outside
 OUTAGE = "outage"
 REQUEST = "request"
 
@@ -170,10 +172,18 @@ def _resolve_when_by(incident: Incident) -> str:
     return f"at {at} by {incident.resolved_by}"
 
 
-def _text(value: str, what: str) -> str:
+def _text(value: str, what: str, *, lines: bool = True) -> str:
+    """``value`` stripped, if it is text a person wrote: not empty, at most
+    :data:`MAX_TEXT` characters, no control characters (line feeds and tabs in ``lines``)."""
     value = value.strip()
     if not value:
         raise IncidentError(f"{what} must not be empty")
+    if len(value) > MAX_TEXT:
+        raise IncidentError(f"{what} is longer than {MAX_TEXT} characters")
+    try:
+        (plain_text if lines else plain_line)(value)
+    except ValueError as exc:
+        raise IncidentError(f"{what} {exc}") from None
     return value
 
 
@@ -218,7 +228,7 @@ async def open_incident(
 async def acknowledge(store: Store, incident_id: str, by: str, now: float) -> Incident:
     """Record that ``by`` took charge of the incident. Repeating it by the same person is a
     no-op; someone else cannot take over an acknowledged incident silently."""
-    by = _text(by, "the name of who acknowledges (--by)")
+    by = _text(by, "the name of who acknowledges (--by)", lines=False)
 
     def write(db: sqlite3.Connection) -> Incident:
         incident = _must_get(db, incident_id)
@@ -246,7 +256,7 @@ async def acknowledge(store: Store, incident_id: str, by: str, now: float) -> In
 
 async def resolve(store: Store, incident_id: str, by: str, resolution: str, now: float) -> Incident:
     """Close the incident: its SLA clock stops and no further reminder goes out."""
-    by = _text(by, "the name of who resolves (--by)")
+    by = _text(by, "the name of who resolves (--by)", lines=False)
     resolution = _text(resolution, "the resolution")
 
     def write(db: sqlite3.Connection) -> Incident:

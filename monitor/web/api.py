@@ -5,7 +5,10 @@ caller's inbox, accounts and the audit log — each behind the role rules of
 Every route is declared once in :data:`ROUTES` with its summary and request model; the OpenAPI
 document is generated from that table, so it cannot drift from the real routes. A bad request
 gets a 4xx with the reason: malformed JSON, unknown fields and wrong types (400 with each field),
-unknown ids (404), another agency's data (403), a conflict (409).
+unknown ids (404), another agency's data (403), a conflict (409). Bodies are strict: every value
+has its JSON type (``"443"``, ``443.0`` and ``true`` are not numbers, ``1`` is not true), text
+is bounded and holds no control characters (line feeds and tabs only in free text) and no lone
+surrogates; dates are ISO 8601 text.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .. import accounts
 from ..accounts import RANK, Account, AccountError
@@ -35,7 +38,7 @@ from ..rules.announcements import (
     cancel as cancel_announcement,
 )
 from ..rules.service import RulesService
-from ..types import StrictModel
+from ..types import LINE, TEXT, Moment, StrictModel, matching
 from .auth import current, error
 
 M = TypeVar("M", bound=BaseModel)
@@ -146,62 +149,82 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise ApiError(400, problems) from None
 
 
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
+Text = Annotated[str, Field(min_length=1, max_length=2000), TEXT]
+Name = Annotated[str, Field(min_length=1, max_length=200), LINE]
+Id = Annotated[str, Field(min_length=1, max_length=64), LINE]  # an agency or system id
+SystemRef = Annotated[str, Field(min_length=1, max_length=130), LINE]  # agency or agency/system
+_ACCOUNT_ID = "1 to 64 letters, digits, or . _ -"
+AccountId = Annotated[
+    str,
+    Field(pattern=accounts.ACCOUNT_ID),
+    BeforeValidator(matching(accounts.ACCOUNT_ID, _ACCOUNT_ID)),
+]
+CertSerial = Annotated[
+    str,
+    Field(pattern=r"^[0-9A-Fa-f]{1,64}$"),
+    BeforeValidator(matching(r"[0-9A-Fa-f]{1,64}", "1 to 64 hexadecimal digits")),
+]
 
 
-class IncidentOpen(StrictModel):
-    agency: str
-    system: str | None = None
+class Body(StrictModel):
+    """A request body: unknown fields refused, and strict — no value is converted."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class IncidentOpen(Body):
+    agency: Id
+    system: Id | None = None
     summary: Text
 
 
-class IncidentResolve(StrictModel):
+class IncidentResolve(Body):
     resolution: Text = "resolved"
 
 
-class Comment(StrictModel):
+class Comment(Body):
     text: Text
 
 
-class Empty(StrictModel):
+class Empty(Body):
     pass
 
 
 class AnnouncementCreate(AnnouncementRequest):
-    agency: str
+    agency: Id
 
 
-class MaintenanceCreate(StrictModel):
-    starts: dt.datetime
-    ends: dt.datetime
+class MaintenanceCreate(Body):
+    starts: Moment
+    ends: Moment
     reason: Text
-    scope: Annotated[list[str], Field(max_length=200)] = []
+    scope: Annotated[list[SystemRef], Field(max_length=200)] = []
     override_reason: Text | None = None
 
 
-class MaintenanceCancel(StrictModel):
+class MaintenanceCancel(Body):
     reason: Text | None = None
 
 
-class SilenceCreate(StrictModel):
-    agency: str
-    system: str | None = None
-    starts: dt.datetime | None = None
-    ends: dt.datetime
+class SilenceCreate(Body):
+    agency: Id
+    system: Id | None = None
+    starts: Moment | None = None
+    ends: Moment
     reason: Text
 
 
-class AccountCreate(StrictModel):
-    id: Annotated[str, Field(pattern=accounts.ACCOUNT_ID)]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+class AccountCreate(Body):
+    id: AccountId
+    name: Name
     role: accounts.Role
-    agency: str | None = None
-    cert_subject: Annotated[str, Field(max_length=1000)] | None = None
-    cert_serial: Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{1,64}$")] | None = None
-    portal_account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    agency: Id | None = None
+    cert_subject: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
+    cert_serial: CertSerial | None = None
+    portal_account: AccountId | None = None
 
 
-class Grant(StrictModel):
+class Grant(Body):
     role: accounts.Role
 
 
@@ -260,6 +283,14 @@ def _window_agencies(w: mnt.Window) -> set[str]:
     return {ref.partition("/")[0] for ref in w.scope}
 
 
+def _flag(request: web.Request, name: str) -> bool:
+    """A yes/no query parameter: absent is no; 0, 1, false and true, nothing else."""
+    raw = request.query.getall(name, ["0"])
+    if len(raw) != 1 or raw[0] not in ("0", "1", "false", "true"):
+        raise ApiError(400, f"{name} must be given once, as 0, 1, false or true")
+    return raw[0] in ("1", "true")
+
+
 def _incident_error(exc: inc.IncidentError) -> ApiError:
     text = str(exc)
     return ApiError(404 if text.startswith("unknown incident") else 409, text)
@@ -296,7 +327,7 @@ async def agencies(request: web.Request) -> web.Response:
 
 async def incidents_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
-    everything = request.query.get("all") in ("1", "true")
+    everything = _flag(request, "all")
     rows = await inc.list_incidents(api.store, open_only=not everything)
     return web.json_response(
         {"incidents": [_incident_json(i) for i in rows if _visible(me, i.agency)]}
@@ -403,12 +434,10 @@ async def announcement_create(request: web.Request) -> web.Response:
     api = request.app[API]
     body = await _body(request, AnnouncementCreate)
     me = _act(request, body.agency)
-    fields = body.model_dump(exclude={"agency"}, exclude_unset=True)
-    fields["author"] = f"{me.name} ({me.id})"  # who announced is the account, not a claim
+    # Who announced is the account, not a claim; the body is validated once, as it came.
+    request_ = body.model_copy(update={"author": f"{me.name} ({me.id})"})
     try:
-        stored, new = await api.rules.announcements.submit(
-            AnnouncementRequest.model_validate(fields), body.agency, "api"
-        )
+        stored, new = await api.rules.announcements.submit(request_, body.agency, "api")
     except AnnouncementRejected as exc:
         raise ApiError(404 if "unknown agency" in str(exc) else 400, str(exc)) from None
     if new:
@@ -449,9 +478,7 @@ async def announcement_cancel(request: web.Request) -> web.Response:
 async def maintenance_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
     now = api.clock()
-    windows = await mnt.list_windows(
-        api.store, now=now, include_past=request.query.get("all") in ("1", "true")
-    )
+    windows = await mnt.list_windows(api.store, now=now, include_past=_flag(request, "all"))
     visible = [
         _window_json(w, now)
         for w in windows
@@ -772,12 +799,19 @@ class Route:
     handler: Handler
     summary: str
     body: type[BaseModel] | None = None
+    flags: tuple[str, ...] = ()  # yes/no query parameters
 
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/whoami", whoami, "The calling account"),
     Route("GET", "/api/v1/agencies", agencies, "Agencies the caller may see"),
-    Route("GET", "/api/v1/incidents", incidents_list, "Open incidents (all=1: also resolved)"),
+    Route(
+        "GET",
+        "/api/v1/incidents",
+        incidents_list,
+        "Open incidents (all=1: also resolved)",
+        flags=("all",),
+    ),
     Route("POST", "/api/v1/incidents", incident_open, "Open a support request", IncidentOpen),
     Route("POST", "/api/v1/incidents/{id:.+}/ack", incident_ack, "Acknowledge", Empty),
     Route(
@@ -794,7 +828,13 @@ ROUTES: tuple[Route, ...] = (
         AnnouncementCreate,
     ),
     Route("POST", "/api/v1/announcements/{id}/cancel", announcement_cancel, "Withdraw", Empty),
-    Route("GET", "/api/v1/maintenance", maintenance_list, "Maintenance windows (all=1: past)"),
+    Route(
+        "GET",
+        "/api/v1/maintenance",
+        maintenance_list,
+        "Maintenance windows (all=1: past)",
+        flags=("all",),
+    ),
     Route(
         "POST",
         "/api/v1/maintenance",
@@ -857,6 +897,7 @@ def openapi_paths() -> dict[str, Any]:
             for name in ("id",)
             if "{id" in r.path
         ]
+        params += [{"name": f, "in": "query", "schema": {"type": "boolean"}} for f in r.flags]
         op: dict[str, Any] = {
             "summary": r.summary,
             "security": [{"bearer": []}, {"mtls": []}],

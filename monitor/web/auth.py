@@ -5,7 +5,8 @@ The middleware puts the caller's :class:`~monitor.accounts.Account` (or None) in
 (except the public documents and the heartbeat, which has its own per-system token); the pages
 decide for themselves. Failed logins are audited and throttled per client address: after
 ``max_failures`` within a minute that address gets 429 until the minute is over. Tokens are
-never logged or echoed.
+never logged or echoed. A malformed credential (a non-ASCII byte, a control character, an
+oversized token) is a failed login like a wrong one: 401, never an error of ours.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Paths under /api/v1 answered without an account.
 PUBLIC_API = ("/api/v1/openapi.json", "/api/v1/heartbeat/")
 COOKIE = "npsp_session"
+MAX_LOGGED_PATH = 200  # characters of the (percent-encoded) path kept in the log and audit
 ACCOUNT: web.RequestKey[Account | None] = web.RequestKey("account", object)  # type: ignore[arg-type]
 WINDOW = 60.0
 
@@ -81,10 +83,9 @@ class Throttle:
 
 
 def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return None
+    """The token of ``Authorization: Bearer <token>`` (empty if none follows), or None."""
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
 
 
 class Authenticator:
@@ -124,6 +125,34 @@ class Authenticator:
     def client(self, request: web.Request) -> str:
         return request.remote or "?"
 
+    async def _failed_login(self, request: web.Request) -> web.Response | None:
+        """Count and audit a wrong credential; the 429 answer once the address has too many.
+
+        A valid credential is never refused; a wrong one is counted, and once an address has
+        too many, its wrong ones get 429 without another audit row (bounded work).
+        """
+        who = self.client(request)
+        wait = self.throttle.blocked_for(who)
+        if wait:
+            return web.json_response(
+                {"error": "too many failed logins from this address; try again later"},
+                status=429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        self.throttle.failed(who)
+        # The path as sent (percent-encoded: printable ASCII), not decoded: a %00 stays text.
+        path = request.raw_path[:MAX_LOGGED_PATH]
+        log.warning("login failed", extra={"client": who, "path": path})
+        await accounts.audit(
+            self.store,
+            ts=self.clock(),
+            actor=f"anonymous@{who}",
+            action="login.failed",
+            target=path,
+            source="api",
+        )
+        return None
+
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
@@ -138,26 +167,9 @@ class Authenticator:
                 return error(403, refused)
         account, failed = await self.account_of(request)
         if failed:
-            # A valid credential is never refused; a wrong one is counted, and once an address
-            # has too many, its wrong ones get 429 without another audit row (bounded work).
-            who = self.client(request)
-            wait = self.throttle.blocked_for(who)
-            if wait:
-                return web.json_response(
-                    {"error": "too many failed logins from this address; try again later"},
-                    status=429,
-                    headers={"Retry-After": str(int(wait) + 1)},
-                )
-            self.throttle.failed(who)
-            log.warning("login failed", extra={"client": who, "path": path})
-            await accounts.audit(
-                self.store,
-                ts=self.clock(),
-                actor=f"anonymous@{who}",
-                action="login.failed",
-                target=path,
-                source="api",
-            )
+            throttled = await self._failed_login(request)
+            if throttled is not None:
+                return throttled
         request[ACCOUNT] = account
         if api and account is None:
             return error(
@@ -177,11 +189,19 @@ def _cross_site(request: web.Request) -> str | None:
     if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
         return "cross-site request refused"
     origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
+    if origin is not None and _netloc(origin) != request.host:
         return "cross-site request refused (Origin does not match)"
     if request.body_exists and request.content_type != "application/json":
         return "send the body as application/json"
     return None
+
+
+def _netloc(origin: str) -> str | None:
+    """The host[:port] of an ``Origin`` header, or None when it is not a URL."""
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:  # "http://[" and the like
+        return None
 
 
 def current(request: web.Request) -> Account | None:
