@@ -365,3 +365,17 @@ async def test_every_refused_announcement_gets_a_result(
     )
     await wait_until(lambda: len(portal.results) == len(bad) + 1, 10, "the good one answered")
     assert portal.results[-1]["accepted"] is True, portal.results[-1]
+
+
+def test_an_mqtt_heartbeat_payload_is_strict() -> None:
+    from monitor.heartbeats import _token_of
+
+    assert _token_of(b'{"token": "hb-token-A1"}') == ("hb-token-A1", None)
+    for payload, reason in [
+        (b'{"token": "hb-token-A1", "at": 1}', "unknown fields 'at'"),
+        (b'{"token": 12345678901234567}', 'payload must be a JSON object {"token": "..."}'),
+        (b'{"token": "hb\\u0000token"}', "control character or a lone surrogate"),
+        (b'{"token": "hb\\ud800token"}', "control character or a lone surrogate"),
+    ]:
+        token, problem = _token_of(payload)
+        assert token is None and problem is not None and reason in problem, (payload, problem)
