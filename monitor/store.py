@@ -350,6 +350,11 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(db)
+            if isinstance(result, sqlite3.Cursor):
+                # A cursor handed back to the event loop's thread is finalised there, resetting
+                # its statement while this thread may be running it again: SQLite then says
+                # "bad parameter or other API misuse" (seen in the storm bench). Close it here.
+                result.close()
         except BaseException:
             db.execute("ROLLBACK")
             raise

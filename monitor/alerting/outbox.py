@@ -296,13 +296,17 @@ class Outbox:
     async def sent(self, claimed: Claimed, delivery: Delivery) -> None:
         """Record the provider's acceptance (its time is what the SMS budget counts from)."""
         now = self.clock()
-        await self.store.transact(
-            lambda db: db.executemany(
+
+        def write(db: sqlite3.Connection) -> None:
+            # Returns nothing: a cursor must not leave the store's thread (handed back, it
+            # kept its statement busy and SQLite answered the next use with "API misuse").
+            db.executemany(
                 "UPDATE outbox SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL"
                 " WHERE id = ?",
                 [(now, delivery.provider_id, row_id) for row_id in claimed.ids],
             )
-        )
+
+        await self.store.transact(write)
         self.changed.set()
 
     async def failed(self, claimed: Claimed, error: NotifyError) -> str:
