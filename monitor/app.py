@@ -253,6 +253,7 @@ class Daemon:
                 sms_min_interval=self.config.alerting.sms_min_interval,
             )
             await outbox.recover()
+            self.metrics.outbox_source = outbox.pending  # re-read at every scrape
             pipeline = self.pipeline = AlertPipeline(
                 self.config.alerting, engine.registry, outbox, working_time=calendar
             )

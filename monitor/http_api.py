@@ -166,6 +166,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def metrics_handler(request: web.Request) -> web.StreamResponse:
+    await request.app[METRICS].refresh()
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
     await response.prepare(request)
     async for chunk in render(request.app[ENGINE], request.app[METRICS]):

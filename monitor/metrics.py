@@ -14,8 +14,9 @@ alert on the first failed notification would never fire.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -27,10 +28,14 @@ from notifiers.base import ChannelName
 from .engine import Engine
 from .state import State
 
+log = logging.getLogger(__name__)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Checks rendered between two yields to the event loop: one slice of 10,000 takes ~12 ms, and
 # every yield waits a full turn of probe callbacks (2,000 made a scrape take over 100 ms).
 SLICE = 10_000
+
+REFRESH_WAIT = 0.25  # seconds a scrape waits for the store before using the last reading
 
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -91,10 +96,28 @@ class DaemonMetrics:
             for name, (metric, doc) in rule_counters.items()
         }
         self.outbox_pending: dict[str, tuple[int, float | None]] = {}
+        # Reads the backlog from the store (set by the daemon once its outbox exists).
+        self.outbox_source: Callable[[], Awaitable[dict[str, tuple[int, float | None]]]] | None = (
+            None
+        )
         self.reload_ok = 1
         self.reload_time = time.time()
         self.engine: Engine | None = None
         self.registry.register(_EngineCollector(self))
+
+    async def refresh(self) -> None:
+        """Before a scrape: re-read what lives in the database (the outbox backlog), so that
+        the scrape shows it as it is now. Bounded: a store busy with a long write leaves the
+        last reading (at most ``REFRESH_WAIT`` old news rather than a stalled scrape)."""
+        if self.outbox_source is None:
+            return
+        try:
+            async with asyncio.timeout(REFRESH_WAIT):
+                self.outbox_pending = await self.outbox_source()
+        except TimeoutError:
+            return
+        except Exception:  # a store error must not fail the scrape
+            log.warning("cannot read the outbox backlog for /metrics", exc_info=True)
 
     def count_notification(self, channel: str, outcome: str) -> None:
         self.notifications.labels(channel, outcome).inc()

@@ -287,3 +287,27 @@ async def test_a_bad_config_at_start_is_a_clear_error(
     path.write_text("listen: nowhere\n")
     assert await asyncio.to_thread(main, ["run", "-c", str(path)]) == 2
     assert f"{path}:1: listen: listen must be HOST:PORT" in capsys.readouterr().err
+
+
+async def test_the_outbox_backlog_is_current_at_every_scrape(
+    tmp_path: Path, start: Callable[[Path], Awaitable[Running]]
+) -> None:
+    """Issue 9.15: after a kill the gauge read 417 pending while 412 were already delivered
+    (it was refreshed every 5 s). Rows appear and go without any worker: the scrape right
+    after each change must show it."""
+    from monitor.alerting.outbox import OutboxItem
+
+    path = write_config(tmp_path / "c.yaml", config_dict(tmp_path, {"secure-server": 9}))
+    run = await start(path)
+    outbox = run.daemon.outbox
+    assert outbox is not None
+    items = [
+        OutboxItem(f"k{i}", "sms", "+84900000001", "p", "s", "t", "t", None, None, "vi")
+        for i in range(3)
+    ]  # no SMS channel configured: no worker takes them
+    await outbox.enqueue(items)
+    _, text = await run.get("/metrics")
+    assert metric(text, "npsp_outbox_pending", channel="sms") == 3.0
+    await outbox.store.transact(lambda db: db.execute("UPDATE outbox SET status = 'sent'"))
+    _, text = await run.get("/metrics")
+    assert metric(text, "npsp_outbox_pending", channel="sms") == 0.0
