@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -45,7 +46,18 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         import uvloop  # noqa: PLC0415
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         return asyncio.run(coro)
-    return uvloop.run(coro)
+    runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    try:
+        return runner.run(coro)
+    finally:
+        try:
+            runner.close()
+        except OSError as exc:
+            # uvloop refuses to close a loop with a transport still saying goodbye (a TLS
+            # close_notify to the mail server that the command's work no longer waits for):
+            # EBUSY. The command is done; that must not turn its outcome into an error.
+            if exc.errno != errno.EBUSY:
+                raise
 
 
 def _load(path: Path) -> Config:
