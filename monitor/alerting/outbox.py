@@ -182,22 +182,7 @@ class Outbox:
             db.executemany(
                 "DELETE FROM alert_notices WHERE incident = ?", [(i,) for i in forgotten]
             )
-            added = 0
-            for item in batch:
-                cur = db.execute(
-                    f"INSERT INTO outbox ({_COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
-                    " ON CONFLICT (key) DO NOTHING",
-                    (*_row_values(item), now, now),
-                )
-                added += cur.rowcount
-                if cur.rowcount and item.channel == "inbox":
-                    db.execute(
-                        "INSERT INTO inbox (account, key, subject, text, created_at)"
-                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                        (item.address, item.key, item.subject, item.text, now),
-                    )
-            return added
+            return _insert(db, batch, now)
 
         added = await self.store.transact(write) if batch or told or forgotten else 0
         for channel in {i.channel for i in batch}:
@@ -310,35 +295,37 @@ class Outbox:
         self.changed.set()
 
     async def failed(self, claimed: Claimed, error: NotifyError) -> str:
-        """Record a failed attempt; return ``retry``, ``failed`` or ``fallback``."""
+        """Record a failed attempt; return ``retry``, ``failed`` or ``fallback``.
+
+        The failure and the fallback it queues are one transaction: a crash between the two
+        must not leave a notice given up on one channel and never queued on the next."""
         now = self.clock()
-        outcomes = set()
-        fallbacks: list[OutboxItem] = []
-        updates: list[tuple[str, tuple[object, ...]]] = []
-        first_failures = await self.store.transact(
-            lambda db: {
-                row_id: first
-                for row_id, first in db.execute(
-                    f"SELECT id, first_failed_at FROM outbox WHERE id IN ({_marks(claimed.ids)})",  # noqa: S608 - placeholders only
-                    claimed.ids,
+
+        def write(db: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            ids = claimed.ids
+            first_failures = dict(
+                db.execute(
+                    f"SELECT id, first_failed_at FROM outbox WHERE id IN ({_marks(ids)})",  # noqa: S608 - placeholders only
+                    ids,
+                ).fetchall()
+            )
+            outcomes: set[str] = set()
+            fallbacks: list[OutboxItem] = []
+            for row_id, item, attempts in claimed.rows:
+                first = first_failures.get(row_id) or now
+                outcome, (sql, args) = self._after_failure(
+                    row_id, item, attempts, first, error, now
                 )
-            }
-        )
-        for row_id, item, attempts in claimed.rows:
-            first = first_failures.get(row_id) or now
-            outcome, update = self._after_failure(row_id, item, attempts, first, error, now)
-            outcomes.add(outcome)
-            updates.append(update)
-            if outcome == "fallback":
-                fallbacks.append(_fallback(item, error))
-
-        def write(db: sqlite3.Connection) -> None:
-            for sql, args in updates:
                 db.execute(sql, args)
+                outcomes.add(outcome)
+                if outcome == "fallback":
+                    fallbacks.append(_fallback(item, error))
+            _insert(db, fallbacks, now)
+            return outcomes, {f.channel for f in fallbacks}
 
-        await self.store.transact(write)
-        if fallbacks:
-            await self.enqueue(fallbacks)
+        outcomes, woken = await self.store.transact(write)
+        for channel in woken:
+            self.wakeup(channel).set()
         self.changed.set()
         for outcome in ("fallback", "failed", "retry"):
             if outcome in outcomes:
@@ -393,6 +380,26 @@ class Outbox:
             ).fetchall()
         )
         return {channel: (count, oldest) for channel, count, oldest in rows}
+
+
+def _insert(db: sqlite3.Connection, items: list[OutboxItem], now: float) -> int:
+    """Queue ``items`` (and the portal-inbox copies); a key already queued is ignored."""
+    added = 0
+    for item in items:
+        cur = db.execute(
+            f"INSERT INTO outbox ({_COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
+            " ON CONFLICT (key) DO NOTHING",
+            (*_row_values(item), now, now),
+        )
+        added += cur.rowcount
+        if cur.rowcount and item.channel == "inbox":
+            db.execute(
+                "INSERT INTO inbox (account, key, subject, text, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (item.address, item.key, item.subject, item.text, now),
+            )
+    return added
 
 
 def _marks(values: list[int]) -> str:
