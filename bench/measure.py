@@ -10,6 +10,10 @@ for the daemon the window starts after a warm-up of one full interval plus 2 s, 
 after 2 s of paced warm-up, and it ends 0.5 s after the last answer. Probes: the daemon's
 ``npsp_probes_total`` delta between two scrapes bracketing the window (scrape, read CPU ...
 read CPU, scrape: the scrapes' own cost stays outside), blackbox's answers counted by the driver.
+
+``--reload-at S`` (daemon): after that window, a second one of the same length in the same
+process, with SIGHUP sent to the daemon S seconds into it (a reload of the unchanged config):
+its lag, CPU and RSS beside the first window's, and how long the reload took.
 """
 
 from __future__ import annotations
@@ -343,6 +347,8 @@ def run_daemon(a: argparse.Namespace) -> dict[str, object]:
                 **lag_summary(m0, m1),
             }
         )
+        if a.reload_at is not None:
+            result.update(reload_window(a, proc.pid, base, m1))
         if a.scrapes:
             result.update(scrape_timings(base, a.scrapes, proc.pid))
         if a.profile:
@@ -359,7 +365,138 @@ def run_daemon(a: argparse.Namespace) -> dict[str, object]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if a.log:
+        result.update(log_problems(Path(a.log)))
     return result
+
+
+RELOAD_TS = "npsp_config_last_reload_success_timestamp_seconds"
+_OUTCOMES = (
+    ("config reloaded", "reloaded"),
+    ("config reload rejected", "rejected"),
+    ("config reload failed", "failed"),
+)
+
+
+class LogTail:
+    """New lines of the daemon's log file since the tail was made (a cheap read on CPU 1)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path else 0
+        self.rest = b""
+
+    def lines(self) -> list[str]:
+        if self.path is None:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        *complete, self.rest = (self.rest + data).split(b"\n")
+        return [line.decode("utf-8", "replace") for line in complete]
+
+
+def reload_window(a: argparse.Namespace, pid: int, base: str, m_start: dict) -> dict[str, object]:
+    """A second window (``a.window`` s, right after the first): SIGHUP ``a.reload_at`` s into it.
+
+    Nothing polls /metrics during the window (a scrape at 10,000 checks holds the loop for tens
+    of ms and would add its own lag): the reload's duration is read from the value of
+    ``npsp_config_last_reload_success_timestamp_seconds`` in the scrape that closes the window
+    (the daemon sets it, with time.time(), the moment it has installed the new config; it is on
+    /metrics from then on) minus the time the signal was sent. The log is tailed meanwhile for
+    the "config reloaded" / "rejected" / "failed" line.
+    """
+    tail = LogTail(Path(a.log) if a.log else None)
+    ts0 = scalar(m_start, RELOAD_TS)
+    c0, s0, w0 = proc_cpu(pid), cpu_times(a.cpu), time.perf_counter()
+    rss: list[int] = []
+    next_rss = w0 + 1.0
+    sent_unix: float | None = None
+    sent_at: float | None = None
+    outcome: str | None = None
+    outcome_after: float | None = None
+    reload_lines: list[str] = []
+    while (now := time.perf_counter()) - w0 < a.window:
+        if sent_at is None and now - w0 >= a.reload_at:
+            sent_unix, sent_at = time.time(), time.perf_counter()
+            os.kill(pid, signal.SIGHUP)
+        if sent_at is not None:
+            for line in tail.lines():
+                if "reload" in line or "Traceback" in line or "level=error" in line:
+                    reload_lines.append(line[:1000])
+                for text, name in _OUTCOMES:
+                    if outcome is None and text in line:
+                        outcome, outcome_after = name, time.perf_counter() - sent_at
+        if now >= next_rss:
+            rss.append(proc_status(pid, "VmRSS"))
+            next_rss += 1.0
+        time.sleep(0.02)
+    c1, s1, w1 = proc_cpu(pid), cpu_times(a.cpu), time.perf_counter()
+    text, t_scrape = fetch(base + "/metrics")
+    m_end = parse_metrics(text)
+    ts1 = scalar(m_end, RELOAD_TS)
+    in_window = ts1 != ts0
+    polled = 0
+    deadline = time.monotonic() + 60
+    while not in_window and outcome in (None, "reloaded") and time.monotonic() < deadline:
+        time.sleep(0.5)  # not done within the window: wait for it, outside the window
+        ts1 = scalar(parse_metrics(fetch(base + "/metrics")[0]), RELOAD_TS)
+        polled += 1
+        if ts1 != ts0:
+            break
+    for line in tail.lines():
+        if "reload" in line or "Traceback" in line or "level=error" in line:
+            reload_lines.append(line[:1000])
+    cpu = c1 - c0
+    wall = w1 - w0
+    cpu_busy, steal = busy(s0, s1)
+    probes = scalar(m_end, "npsp_probes_total") - scalar(m_start, "npsp_probes_total")
+    ok = success_by_kind(m_end)
+    lag = lag_summary(m_start, m_end)
+    return {
+        "reload_at_s": a.reload_at,
+        "reload_sighup_unix": sent_unix,
+        "reload_outcome_in_log": outcome,
+        "reload_log_line_after_s": outcome_after,
+        "reload_metric_changed": ts1 != ts0,
+        "reload_metric_changed_in_window": in_window,
+        "reload_metric_polls_after_window": polled,
+        # the success timestamp the daemon published minus the moment SIGHUP was sent
+        "reload_s": ts1 - sent_unix if ts1 != ts0 and sent_unix else None,
+        "reload_log_lines": reload_lines[:20],
+        "reload_window": {
+            "window_s": wall,
+            "cpu_s": cpu,
+            "cpu_fraction": cpu / wall,
+            "probes": probes,
+            "probes_per_s": probes / wall,
+            "us_per_probe": 1e6 * cpu / probes if probes else None,
+            "coalesced": scalar(m_end, "npsp_scheduler_coalesced_total")
+            - scalar(m_start, "npsp_scheduler_coalesced_total"),
+            "checks": scalar(m_end, "npsp_checks"),
+            "success_fraction": sum(v["ok"] for v in ok.values())
+            / max(1, sum(v["total"] for v in ok.values())),
+            "rss_bytes": rss,
+            "rss_bytes_max": max(rss),
+            "rss_bytes_end": rss[-1],
+            "vm_hwm_bytes": proc_status(pid, "VmHWM"),
+            "cpu_other_on_core_s": cpu_busy - cpu,
+            "steal_s": steal,
+            "window_scrape_s": t_scrape,
+            **lag,
+        },
+    }
+
+
+def log_problems(path: Path) -> dict[str, object]:
+    """Tracebacks and error lines in the daemon's log (the whole run, start to stop)."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    bad = [ln for ln in lines if "Traceback" in ln or "level=error" in ln or "level=critical" in ln]
+    return {"log_problem_lines": len(bad), "log_problems": [ln[:2000] for ln in bad[:10]]}
 
 
 # ----- blackbox_exporter --------------------------------------------------------------------------
@@ -494,6 +631,11 @@ def main() -> None:
     d.add_argument("--profile-seconds", type=int, default=20)
     d.add_argument("--fresh-db", help="state database to delete before the start")
     d.add_argument("--wrapper", help="python script to run the daemon through (diagnosis)")
+    d.add_argument(
+        "--reload-at",
+        type=float,
+        help="a second window after the first, with SIGHUP (config reload) this many s into it",
+    )
     b = sub.add_parser("blackbox")
     b.add_argument("--module", required=True)
     b.add_argument("--target", required=True)

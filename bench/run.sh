@@ -5,6 +5,7 @@
 #   REPS=1 WINDOW=10 bash bench/run.sh          # a quick look
 #   PROFILE=1 bash bench/run.sh                 # + a py-spy profile of the 10,000-check daemon
 #   DAEMON=tcp BB= REPS=1 bash bench/run.sh     # only some scenarios (space-separated lists)
+#   RELOAD=1 DAEMON=mixed BB= bash bench/run.sh # + a second window with a SIGHUP reload (mixed)
 #
 # Everything runs on loopback: nginx (1 worker, CPU 1) is the target; the daemon and
 # blackbox_exporter run, one at a time, pinned to CPU 0; the measuring scripts run on CPU 1.
@@ -23,6 +24,8 @@ DAEMON=${DAEMON-tcp http https tls mixed}
 BB=${BB-tcp http https tls}
 SCRAPES=${SCRAPES:-10}
 PROFILE=${PROFILE:-0}
+RELOAD=${RELOAD:-0}                # 1: the mixed runs add a window with a SIGHUP reload in it
+RELOAD_AT=${RELOAD_AT:-5}          # seconds into that window
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 EXPORTER=${EXPORTER:-/usr/bin/prometheus-blackbox-exporter}
 HTTP_PORT=18080 HTTPS_PORT=18443 DAEMON_LISTEN=127.0.0.1:19477 BB_LISTEN=127.0.0.1:19115
@@ -31,9 +34,10 @@ die() { echo "bench: $*" >&2; exit 1; }
 
 [ -x "$PY" ] || die "no virtualenv at .venv (run make bench)"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (target on CPU 1, prober on CPU 0)"
-for tool in taskset nginx curl "$EXPORTER"; do
+for tool in taskset nginx curl; do
   command -v "$tool" >/dev/null || die "missing $tool"
 done
+[ -z "${BB// }" ] || command -v "$EXPORTER" >/dev/null || die "missing $EXPORTER (or run with BB=)"
 
 exec 9>/tmp/npsp-bench.lock
 flock -n 9 || die "another bench is running"
@@ -144,6 +148,7 @@ run_daemon() {  # name rep [extra args]
   local rate; rate=$(awk "BEGIN{print ${CHECKS[$name]}/$INTERVAL}")
   local extra=()
   [ "$name" = mixed ] && extra+=(--scrapes "$SCRAPES")
+  [ "$name" = mixed ] && [ "$RELOAD" = 1 ] && extra+=(--reload-at "$RELOAD_AT")
   measured "$OUT/daemon-$name-r$rep.json" \
   taskset -c 1 "$PY" bench/measure.py daemon --name "$name" --rep "$rep" --config "$W/$name.yaml" \
     --fresh-db "$W/state.db" --listen $DAEMON_LISTEN --interval $INTERVAL --window "$WINDOW" --rate "$rate" \
