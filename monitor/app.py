@@ -55,7 +55,11 @@ STOP_TASKS_TIMEOUT = 5.0  # seconds the daemon's tasks get to end once cancelled
 
 def _freeze_heap() -> None:
     """Move the long-lived objects (config, registry, probes: ~250,000 at 10,000 checks) out of
-    the collector's sight: a full collection over them stalled the loop for ~100-300 ms."""
+    the collector's sight: a full collection over them stalled the loop for ~100-300 ms.
+
+    Unfrozen first: what the previous config left in reference cycles is in the frozen set,
+    where no collection would ever see it (six reloads grew the daemon by 41 MB)."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

@@ -76,6 +76,7 @@ class Engine:
         self._dirty = asyncio.Event()
         # One flush at a time, so that subscribers see the batches in the order they happened.
         self._flushing = asyncio.Lock()
+        self._applying = asyncio.Lock()
         self.events_total = 0
         self.store_failures = 0
 
@@ -87,9 +88,18 @@ class Engine:
         for key, stored in (await self.store.states()).items():
             self.state.restore(key, stored.state, stored.since, stored.reason)
 
-    async def apply(self, config: Config) -> None:
-        """Install ``config``; unchanged checks keep their state, phase and history."""
-        new = Registry.from_config(config, self.overrides)
+    async def apply(self, config: Config | None = None) -> None:
+        """Install ``config`` (None: the running one again, e.g. with new overrides);
+        unchanged checks keep their state, phase and history. One at a time: a reload and an
+        announced change taking effect must not each install their own half."""
+        async with self._applying:
+            await self._apply(self.config if config is None else config)
+
+    async def _apply(self, config: Config) -> None:
+        # Building 10,000 checks' entries takes ~0.2 s of pure Python: in a thread, the event
+        # loop gets the interpreter back every switch interval (5 ms) and probes keep their
+        # schedule during a reload.
+        new = await asyncio.to_thread(Registry.from_config, config, dict(self.overrides))
         old = self.registry
         self.config = config
         self.state.vantage = config.vantage
@@ -157,7 +167,7 @@ class Engine:
         (their fingerprint changes with the spec; the others keep running untouched)."""
         if overrides != self.overrides:
             self.overrides = dict(overrides)
-            await self.apply(self.config)
+            await self.apply()
 
     # ----- results and events ------------------------------------------------------------------
 
