@@ -255,6 +255,7 @@ class Daemon:
                 store,
                 self.config.alerting.outbox,
                 sms_min_interval=self.config.alerting.sms_min_interval,
+                sms_fits=channels.sms_fits,
             )
             await outbox.recover()
             self.metrics.outbox_source = outbox.pending  # re-read at every scrape

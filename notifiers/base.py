@@ -43,13 +43,25 @@ class Delivery:
 
 
 class NotifyError(Exception):
-    """A failed attempt; ``permanent`` failures must not be retried on this channel."""
+    """A failed attempt; ``permanent`` failures must not be retried on this channel.
 
-    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
+    ``maybe_delivered``: the outcome is unknown (no answer, connection lost after the request
+    was written): the provider may have accepted it. The SMS budget then counts it as sent.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        maybe_delivered: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
 
 class Notifier(Protocol):

@@ -35,7 +35,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 from notifiers.base import ChannelName, Delivery, Message, NotifyError
 from notifiers.settings import E164
 from notifiers.settings import SmsSettings as Settings
-from notifiers.textfold import fit_segments, fold_vietnamese
+from notifiers.textfold import fit_segments, fold_vietnamese, sms_segments
 
 __all__ = ["Settings", "SmsNotifier"]
 
@@ -169,6 +169,12 @@ class SmsNotifier:
             text = fold_vietnamese(text)
         return fit_segments(text, self.settings.max_segments)
 
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` goes out whole (not cut) within ``max_segments``."""
+        if self.settings.fold_diacritics:
+            text = fold_vietnamese(text)
+        return sms_segments(text.strip()) <= self.settings.max_segments
+
     async def send(self, message: Message) -> Delivery:
         """Make one attempt to hand ``message`` to Twilio; return the message SID.
 
@@ -199,16 +205,20 @@ class SmsNotifier:
                 f"sms: no answer from Twilio within {self.settings.timeout:g}s "
                 "(the SMS may have been sent)",
                 permanent=False,
+                maybe_delivered=True,
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise NotifyError(
                 self._redact(f"sms: cannot reach Twilio: {type(exc).__name__}: {exc}"),
                 permanent=False,
+                # Not connected at all: certainly not sent; lost mid-request: perhaps.
+                maybe_delivered=not isinstance(exc, aiohttp.ClientConnectorError),
             ) from None
         except ValueError as exc:  # a 2xx whose body is not Twilio's JSON (a proxy's page?)
             raise NotifyError(
                 f"sms: unexpected answer from Twilio ({type(exc).__name__}); it may have been sent",
                 permanent=False,
+                maybe_delivered=True,
             ) from None
         finally:
             _response_headers.reset(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,9 @@ class Channels:
 
     notifiers: dict[ChannelName, Notifier] = field(default_factory=dict)
     publisher: MqttPublisher | None = None
+    # Whether a text goes out whole as one SMS of the configured segments (the outbox merges
+    # what waits for a number only as far as it fits).
+    sms_fits: Callable[[str], bool] = field(default=lambda _text: True)
 
     @classmethod
     def build(
@@ -68,7 +72,9 @@ class Channels:
         if settings.sms is not None:
             from notifiers.sms import SmsNotifier  # noqa: PLC0415
 
-            out.notifiers["sms"] = SmsNotifier(settings.sms)
+            sms = SmsNotifier(settings.sms)
+            out.notifiers["sms"] = sms
+            out.sms_fits = sms.fits
         if settings.email is not None:
             from notifiers.email import EmailNotifier  # noqa: PLC0415
 

@@ -94,16 +94,26 @@ class Claimed:
 
 # Separates the texts of several notices merged into one SMS (ASCII: survives the GSM fold).
 SMS_JOINER = "\n--\n"
+MAX_MERGED = 20  # rows in one merged SMS at most (they must also fit its segments)
 
 
 def merged_sms(items: list[OutboxItem]) -> OutboxItem:
-    """One SMS for several rows to one number, the newest first (an SMS may be cut to its
-    segment limit: what is cut should be the oldest news)."""
+    """One SMS for several rows to one number (``items`` newest first)."""
     if len(items) == 1:
         return items[0]
-    newest = items[-1]
-    short = SMS_JOINER.join(i.short for i in reversed(items))
-    return dataclasses.replace(newest, short=short)
+    return dataclasses.replace(items[0], short=SMS_JOINER.join(i.short for i in items))
+
+
+def _fitting(items: list[OutboxItem], fits: Callable[[str], bool]) -> list[OutboxItem]:
+    """The newest items whose merged text goes out whole (at least the newest one: alone, the
+    channel cuts it as it always did). What does not fit waits for the next SMS: a notice
+    marked sent must have been read in full."""
+    chosen = items[:1]
+    for item in items[1:MAX_MERGED]:
+        if not fits(SMS_JOINER.join(i.short for i in [*chosen, item])):
+            break
+        chosen.append(item)
+    return chosen
 
 
 _COLUMNS = (
@@ -142,12 +152,14 @@ class Outbox:
         settings: OutboxSettings,
         *,
         sms_min_interval: float = 0.0,
+        sms_fits: Callable[[str], bool] = lambda _text: True,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.store = store
         self.settings = settings
         self.sms_min_interval = sms_min_interval
+        self.sms_fits = sms_fits  # whether a text goes out whole as one SMS (the channel knows)
         self.clock = clock
         self.jitter = jitter
         self.wakeups: dict[str, asyncio.Event] = {}
@@ -245,29 +257,42 @@ class Outbox:
             if head is None:
                 return None
             address = head[0]
-            opens = self._sms_budget_opens(db, address)
-            if opens is not None and opens > now:
-                # Not yet: everything queued for this number waits for the budget, then goes
-                # out as one SMS. (Each pass moves one number out of the way, so this ends.)
-                db.execute(
-                    "UPDATE outbox SET next_attempt_at = ? WHERE channel = 'sms'"
-                    " AND address = ? AND status = 'pending' AND next_attempt_at < ?",
-                    (opens, address, opens),
+            due = [
+                (r[0], _item(r[3:]), r[1] + 1, r[2] is not None)
+                for r in db.execute(
+                    f"SELECT id, attempts, claimed_at, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
+                    " WHERE channel = 'sms' AND address = ? AND status = 'pending'"
+                    " AND next_attempt_at <= ? ORDER BY created_at DESC, id DESC",
+                    (address, now),
                 )
-                continue
-            rows = db.execute(
-                f"SELECT id, attempts, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
-                " WHERE channel = 'sms' AND address = ? AND status = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY created_at, id",
-                (address, now),
-            ).fetchall()
+            ]
+            # A message that was on the wire (a crash, or no answer) goes again at once, as it
+            # was: it may never have arrived. Its first attempt is what the budget counts from
+            # for everything else to this number.
+            rows = [r for r in due if r[3]]
+            if not rows:
+                opens = self._sms_budget_opens(db, address, now)
+                if opens is not None and opens > now:
+                    # Not yet: everything queued for this number waits for the budget, then
+                    # goes out as one SMS. (Each pass moves one number out of the way.)
+                    db.execute(
+                        "UPDATE outbox SET next_attempt_at = ? WHERE channel = 'sms'"
+                        " AND address = ? AND status = 'pending' AND next_attempt_at < ?"
+                        " AND claimed_at IS NULL",  # a retry of one on the wire keeps its time
+                        (opens, address, opens),
+                    )
+                    continue
+                chosen = {id(i) for i in _fitting([r[1] for r in due], self.sms_fits)}
+                rows = [r for r in due if id(r[1]) in chosen]
             _mark_sending(db, [r[0] for r in rows], now)
-            taken = tuple((r[0], _item(r[2:]), r[1] + 1) for r in rows)
+            taken = tuple((row_id, item, attempts) for row_id, item, attempts, _ in rows)
             return Claimed(merged_sms([item for _, item, _ in taken]), taken)
 
-    def _sms_budget_opens(self, db: sqlite3.Connection, address: str) -> float | None:
+    def _sms_budget_opens(self, db: sqlite3.Connection, address: str, now: float) -> float | None:
         """When this number may get its next SMS: the budget counts from the last SMS the
-        provider accepted, or one that was on the wire when the daemon died."""
+        provider accepted, or one that may have reached the phone (on the wire at a crash, or
+        unanswered). A last SMS "in the future" means the clock was stepped back: the budget
+        is then open, rather than holding the number's SMS for the size of the step."""
         if self.sms_min_interval <= 0:
             return None
         last = db.execute(
@@ -276,7 +301,9 @@ class Outbox:
             " AND (status = 'sent' OR claimed_at IS NOT NULL)",
             (address,),
         ).fetchone()[0]
-        return None if last is None else float(last) + self.sms_min_interval
+        if last is None or float(last) > now:
+            return None  # none yet, or the clock was stepped back: the budget is open
+        return float(last) + self.sms_min_interval
 
     async def sent(self, claimed: Claimed, delivery: Delivery) -> None:
         """Record the provider's acceptance (its time is what the SMS budget counts from)."""
@@ -351,10 +378,15 @@ class Outbox:
             delay = backoff * (0.5 + self.jitter())
             if error.retry_after is not None:
                 delay = max(delay, min(error.retry_after, s.backoff_max))
+            retry_at = now + delay
+            if item.fallbacks:  # the next channel is tried when the time budget says, not later
+                retry_at = min(retry_at, max(now, first_failed_at + s.fallback_after))
+            # An attempt that may have reached the phone keeps counting against its budget.
             return "retry", (
                 "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-                " claimed_at = NULL, first_failed_at = ? WHERE id = ?",
-                (now + delay, reason, first_failed_at, row_id),
+                " claimed_at = CASE WHEN ? = 1 THEN claimed_at END, first_failed_at = ?"
+                " WHERE id = ?",
+                (retry_at, reason, int(error.maybe_delivered), first_failed_at, row_id),
             )
         outcome = "fallback" if item.fallbacks else "failed"
         return outcome, (
@@ -380,6 +412,19 @@ class Outbox:
             ).fetchall()
         )
         return {channel: (count, oldest) for channel, count, oldest in rows}
+
+
+def _as_notify_error(exc: Exception, channel: str, send_timeout: float) -> NotifyError:
+    """A failed send as the outbox records it: the channel's own verdict, or for a timeout or
+    a bug in a channel, a failure worth a retry (rows claimed must never stay ``sending``)."""
+    if isinstance(exc, NotifyError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return NotifyError(
+            f"no answer within {send_timeout:g}s", permanent=False, maybe_delivered=True
+        )
+    log.error("the %s channel failed unexpectedly", channel, exc_info=exc)
+    return NotifyError(f"{channel}: internal error ({type(exc).__name__})", permanent=False)
 
 
 def _insert(db: sqlite3.Connection, items: list[OutboxItem], now: float) -> int:
@@ -477,12 +522,8 @@ class OutboxWorker:
         try:
             async with asyncio.timeout(self.send_timeout):
                 delivery = await self.notifier.send(claimed.item.message())
-        except (NotifyError, TimeoutError) as exc:
-            error = (
-                exc
-                if isinstance(exc, NotifyError)
-                else NotifyError(f"no answer within {self.send_timeout:g}s", permanent=False)
-            )
+        except Exception as exc:  # noqa: BLE001 - whatever the channel did, the rows are kept
+            error = _as_notify_error(exc, self.channel, self.send_timeout)
             outcome = await self.outbox.failed(claimed, error)
             log.warning(
                 "notification not sent",
