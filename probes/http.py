@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import re
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
 import httptools
@@ -27,7 +26,7 @@ from monitor.types import CheckCommon, Duration, ProbeResult, format_duration
 
 from .base import Probe, ProbeEnv
 from .errors import describe_os_error, describe_ssl_error
-from .httpbody import JSONCondition, judge_body
+from .httpbody import JSONCondition, compile_body_regex, judge_body
 from .tls import TLSClient, broken_probe, describe_first_record, explain_rejected_cert
 from .tlsopts import TLSOptions, check_peer_cert, read_peer_cert
 
@@ -117,54 +116,11 @@ class Spec(CheckCommon):
 
 
 MAX_REGEX_CHARS = 1000
-# re's own parser (private, stable since 3.11): the only way to see a pattern's structure.
-_sre_parser: Any = importlib.import_module("re._parser")
-_sre: Any = importlib.import_module("re._constants")
-_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT)
 
 
 def _check_body_regex(pattern: str) -> None:
-    """Compile the pattern now, and refuse nested unbounded repetition.
-
-    ``(a+)+``, ``(.*)*`` and the like backtrack exponentially on a body that almost matches:
-    one probe would hold the event loop for minutes. Possessive and atomic forms are fine.
-    """
-    try:
-        re.compile(pattern)
-        tree = _sre_parser.parse(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise ValueError(f"invalid regular expression /{pattern[:80]}/: {exc}") from None
-    if _nested_unbounded(tree, inside=False):
-        raise ValueError(
-            f"regular expression /{pattern[:80]}/ nests unbounded repetition, as in (a+)+: "
-            "it can take exponential time on a large body; simplify it or make the inner "
-            "repetition possessive (a++)"
-        )
-
-
-def _nested_unbounded(items: Any, inside: bool) -> bool:
-    """Whether an unbounded repeat sits (at any depth) inside another one."""
-    for op, arg in items:
-        if op in _REPEATS:
-            unbounded = arg[1] == _sre.MAXREPEAT
-            if (unbounded and inside) or _nested_unbounded(arg[2], inside or unbounded):
-                return True
-        elif any(_nested_unbounded(sub, inside) for sub in _subpatterns(op, arg)):
-            return True
-    return False
-
-
-def _subpatterns(op: Any, arg: Any) -> list[Any]:
-    """The parts of a group, alternation or assertion (possessive/atomic ones never backtrack)."""
-    if op is _sre.SUBPATTERN:
-        return [arg[3]]
-    if op is _sre.BRANCH:
-        return list(arg[1])
-    if op in (_sre.ASSERT, _sre.ASSERT_NOT):
-        return [arg[1]]
-    if op is _sre.GROUPREF_EXISTS:
-        return [b for b in arg[1:] if b is not None]
-    return []
+    """Compile the pattern now (RE2: see ``compile_body_regex``), so that the config names it."""
+    compile_body_regex(pattern)
 
 
 def _split_url(url: str) -> tuple[str, str, int, str]:
@@ -348,7 +304,7 @@ class _HTTPProbe:
         needs_body = bool(spec.body_regex or spec.json_conditions)
         follows = _REDIRECTS if spec.follow_redirects else frozenset()
         self._body_statuses = (self._allowed - follows) if needs_body else frozenset()
-        self._regex = re.compile(spec.body_regex) if spec.body_regex else None
+        self._regex = compile_body_regex(spec.body_regex) if spec.body_regex else None
         self._first_host = _split_url(spec.url)[1]
         self._first = self._target(spec.url, spec.method)
 

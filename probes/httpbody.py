@@ -10,8 +10,9 @@ import datetime as dt
 import json
 import math
 import re
-from typing import Any
+from typing import Any, Protocol
 
+import re2  # type: ignore[import-untyped]
 from pydantic import model_validator
 
 from monitor.types import Duration, JSONValue, StrictModel, format_duration
@@ -100,14 +101,53 @@ class JSONCondition(StrictModel):
         return None
 
 
-def judge_body(
-    body: bytes, regex: re.Pattern[str] | None, conditions: list[JSONCondition]
-) -> str | None:
+class BodyRegex(Protocol):
+    """A compiled ``body_regex`` (RE2)."""
+
+    def pattern(self) -> str: ...
+
+    def search(self, text: str) -> object | None: ...
+
+
+def compile_body_regex(pattern: str) -> BodyRegex:
+    """Compile ``body_regex`` with RE2, whose matching time is linear in the body's length
+    whatever the pattern: with Python's backtracking ``re``, ``(a|a)*b`` or ``(.*a){8}x`` on a
+    body from the probed server held the event loop for seconds to minutes (a hostile target
+    could stall every probe). RE2 has no backreferences or lookaround; such a pattern is a
+    config error. Raises ``ValueError`` with the reason."""
+    options = re2.Options()
+    options.log_errors = False  # the reason is in our error, not on stderr
+    options.max_mem = 8 << 20  # compiled program size; RE2 refuses patterns needing more
+    try:
+        return _Re2(pattern, re2.compile(pattern, options))
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"invalid regular expression /{pattern[:80]}/: {detail} (RE2 syntax: no "
+            "backreferences or lookaround)"
+        ) from None
+
+
+class _Re2:
+    """RE2's compiled pattern with the source kept for reasons."""
+
+    def __init__(self, source: str, compiled: Any) -> None:
+        self._source = source
+        self._compiled = compiled
+
+    def pattern(self) -> str:
+        return self._source
+
+    def search(self, text: str) -> object | None:
+        return self._compiled.search(text)  # type: ignore[no-any-return]
+
+
+def judge_body(body: bytes, regex: BodyRegex | None, conditions: list[JSONCondition]) -> str | None:
     """Apply a check's body tests in order; the first failure reason, or None."""
     if regex is not None:
         text = body.decode("utf-8", errors="replace")
         if regex.search(text) is None:
-            return f"body does not match /{regex.pattern}/"
+            return f"body does not match /{regex.pattern()}/"
     if conditions:
         try:
             document = json.loads(body)

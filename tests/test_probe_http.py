@@ -187,6 +187,18 @@ async def test_body_regex(chunked: bool) -> None:
     assert miss.reason == "body does not match /Bảo trì|maintenance/"
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("pattern", [r"(a|a)*b", r"(.*a){12}x", r"(a+)+$b"])
+async def test_a_pathological_body_regex_costs_linear_time(pattern: str) -> None:
+    """A probed server controls the body: with a backtracking engine these patterns on 64 KiB
+    of "a" take minutes to years, holding the event loop (every other probe, /healthz, the
+    watchdog). RE2 answers at once: the probe ends with its reason, within its timeout."""
+    server, _ = http_server({"/": response(200, "a" * 65536)})
+    async with server:
+        result = await fetch(f"http://127.0.0.1:{server.port}/", body_regex=pattern)
+    assert result.reason == f"body does not match /{pattern}/"
+
+
 async def test_body_read_until_close() -> None:
     server, _ = http_server(
         {"/": raw(b"HTTP/1.1 200 OK\r\n\r\nno length, ends with the connection")}
