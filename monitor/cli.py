@@ -25,7 +25,7 @@ from .accounts_cli import add_accounts_commands
 from .app import Daemon, StartupError
 from .calendar_cli import add_calendar_commands
 from .config import Config, ConfigError, load_config
-from .config_loader import load_config_isolated_sync
+from .config_loader import LoaderFailed, load_config_isolated_sync
 from .logs import setup_logging
 from .registry import Registry
 from .report_cli import add_report_commands
@@ -81,7 +81,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     # The daemon keeps nothing of the parse but its result (see config_loader).
-    config = load_config_isolated_sync(args.config)
+    try:
+        config = load_config_isolated_sync(args.config)
+    except LoaderFailed as exc:
+        print(f"npsp-monitor: {exc}; loading the config in this process", file=sys.stderr)
+        config = load_config(args.config)
     setup_logging(args.log_level)
     run_async(Daemon(args.config, config).run())
     return 0

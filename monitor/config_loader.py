@@ -31,7 +31,13 @@ from typing import Any
 
 from .config import Config, ConfigError, ConfigIssue, load_config
 
-__all__ = ["LOAD_TIMEOUT", "MEMORY_LIMIT", "load_config_isolated", "load_config_isolated_sync"]
+__all__ = [
+    "LOAD_TIMEOUT",
+    "MEMORY_LIMIT",
+    "LoaderFailed",
+    "load_config_isolated",
+    "load_config_isolated_sync",
+]
 
 LOAD_TIMEOUT = 60.0  # seconds of wall-clock time for the child (a 10,000-system load: ~1.5 s)
 MEMORY_LIMIT = 1 << 30  # RLIMIT_AS of the child; a 10,000-system load fits in 256 MiB
@@ -151,8 +157,15 @@ def _tail(err: bytes) -> str:
     return f": {lines[-1][-_STDERR_TAIL:]}" if lines else ""
 
 
+class LoaderFailed(ConfigError):
+    """The child process could not say whether the file is valid (it could not start, died,
+    or ran out of time or memory): not necessarily the file's fault. At start-up the daemon
+    then loads in its own process (bounded all the same) rather than exit with "invalid
+    config", which systemd would not restart; a reload keeps the running config."""
+
+
 def _whole_file(path: Path, message: str) -> ConfigError:
-    return ConfigError([ConfigIssue(str(path), 0, "", message)])
+    return LoaderFailed([ConfigIssue(str(path), 0, "", message)])
 
 
 # ---------------------------------------------------------------------------- the child

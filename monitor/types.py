@@ -215,7 +215,10 @@ def plain_line(value: object) -> object:
 
 
 def plain_text(value: object) -> object:
-    """Text of several lines: line feeds and tabs, no other control characters."""
+    """Text of several lines: line feeds and tabs, no other control characters. Windows line
+    ends (CR LF, and a lone CR) become line feeds: tools on Windows send them."""
+    if isinstance(value, str) and "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     return _plain(value, _CONTROL_IN_TEXT, " other than line feeds and tabs")
 
 
@@ -228,6 +231,10 @@ TEXT = BeforeValidator(plain_text)
 
 def _moment(value: object) -> object:
     if isinstance(value, str):
+        if not _ISO_DATE.match(value):
+            raise PydanticCustomError(
+                "datetime_text", "a date and time is ISO 8601 text, e.g. 2026-12-14T08:00+07:00"
+            )
         return _LAX_MOMENT.validate_python(value)
     if isinstance(value, datetime):
         return value
@@ -237,6 +244,8 @@ def _moment(value: object) -> object:
 
 
 _LAX_MOMENT: TypeAdapter[datetime] = TypeAdapter(datetime)
+# A Unix time written as text ("1798000000") is not ISO 8601: pydantic's lax mode would take it.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 Moment = Annotated[datetime, BeforeValidator(_moment)]
 """A date and time from outside: ISO 8601 text only (no Unix numbers); it works in strict
 models, where a plain ``datetime`` field would refuse text."""

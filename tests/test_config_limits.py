@@ -17,7 +17,11 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_config
-from monitor.config_loader import load_config_isolated, load_config_isolated_sync
+from monitor.config_loader import (
+    LoaderFailed,
+    load_config_isolated,
+    load_config_isolated_sync,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = [sys.executable, "-m", "monitor"]
@@ -267,6 +271,19 @@ def test_isolated_load_is_bounded_in_time_and_memory(tmp_path: Path) -> None:
         load_config_isolated_sync(path, memory_limit=16 << 20)  # RLIMIT_AS: no room at all
     message = str(info.value)
     assert "out of memory" in message or "the config loader failed" in message, message
+
+
+def test_a_failed_loader_is_not_an_invalid_config(tmp_path: Path) -> None:
+    """A child that ran out of time or memory says nothing about the file: at start-up the
+    daemon must not exit 2 ("invalid config", never restarted by systemd) for it."""
+    path = good_config(tmp_path)
+    with pytest.raises(LoaderFailed):
+        load_config_isolated_sync(path, time_limit=0.05)  # a slow, loaded host
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listen: nowhere\n")
+    with pytest.raises(ConfigError) as info:
+        load_config_isolated_sync(bad)
+    assert not isinstance(info.value, LoaderFailed)  # this one is the file's fault
 
 
 # ----- a running daemon survives every hostile file on SIGHUP --------------------------------

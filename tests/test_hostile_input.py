@@ -237,7 +237,7 @@ async def test_request_bodies_are_strict(site: Site) -> None:
         (
             "/api/v1/announcements",
             {**announce(port=8443), "ref": "CV 1\x00"},
-            "ref: must be 1 to 128 letters, digits, or . _ : / -",
+            "ref: must be 1 to 128 letters (Vietnamese too), digits, or . _ : / -",
         ),
         (
             "/api/v1/announcements",
@@ -379,3 +379,27 @@ def test_an_mqtt_heartbeat_payload_is_strict() -> None:
     ]:
         token, problem = _token_of(payload)
         assert token is None and problem is not None and reason in problem, (payload, problem)
+
+
+def test_review_findings_on_strict_text_and_dates() -> None:
+    """CR LF from Windows tools is a line end, not a refused control character; a Unix time
+    written as text is not ISO 8601; a dispatch number in Vietnamese is a valid ref."""
+    from monitor.rules.announcements import AnnouncementRejected, parse_request
+
+    request = parse_request(
+        json.dumps(
+            {
+                "ref": "123/QĐ-TTg",
+                "effective_at": "2026-12-14T08:00+07:00",
+                "changes": {"port": 8443, "text": "gia hạn\r\nchứng thư"},
+            }
+        ).encode(),
+        "ha-noi",
+    )
+    assert request.ref == "123/QĐ-TTg"
+    assert request.changes.text == "gia hạn\nchứng thư"
+    with pytest.raises(AnnouncementRejected, match="ISO 8601"):
+        parse_request(
+            json.dumps({"effective_at": "1798000000", "changes": {"port": 8443}}).encode(),
+            "ha-noi",
+        )

@@ -51,8 +51,10 @@ MAX_PAYLOAD = 16 * 1024  # bytes of one MQTT announcement
 MAX_AHEAD = dt.timedelta(days=400)  # an effective date further out is a typo
 CLOCK_SKEW = 300.0  # seconds an announcement's own time may run ahead of ours
 _HEX64 = re.compile(r"[0-9A-F]{64}")
-REF = r"[A-Za-z0-9._:/-]{1,128}"  # the sender's reference, e.g. CV-123/BTC
-_REF_RULE = "1 to 128 letters, digits, or . _ : / -"
+# The sender's reference, e.g. CV-123/BTC or a dispatch number 123/QĐ-TTg (\w: Unicode letters
+# and digits, so Vietnamese ones too; no spaces, no controls).
+REF = r"[\w.:/-]{1,128}"
+_REF_RULE = "1 to 128 letters (Vietnamese too), digits, or . _ : / -"
 _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?)*\.?$"
 )

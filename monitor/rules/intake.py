@@ -100,9 +100,12 @@ class MqttAnnouncements:
             return self._refused(agency, payload, str(exc))
         except Exception:  # ours, not the sender's: logged in full, and the sender is told
             log.exception("announcement from %s could not be handled", agency or "?")
-            return self._refused(
-                agency, payload, "the monitor could not store it (see its log); send it again"
-            )
+            # Not counted as rejected: that counter is about what senders get wrong.
+            return {
+                "ref": _ref_of(payload),
+                "accepted": False,
+                "reason": "the monitor could not store it (see its log); send it again",
+            }
         return {
             "ref": stored.ref,
             "accepted": True,
