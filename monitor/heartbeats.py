@@ -15,8 +15,12 @@ Two ways in, one rule:
 A heartbeat counts for every heartbeat check of the system whose token it carries; the
 :class:`probes.heartbeat.HeartbeatBoard` keeps the time, the heartbeat probes judge it.
 Tokens are compared with :func:`hmac.compare_digest`, never logged and never echoed. Failed
-attempts are throttled per source and system (10 a minute by default, then 429 without any
-comparison): a wrong-token flood neither guesses on nor fills the log.
+HTTP attempts are throttled per sender address and system (10 a minute by default): then that
+address gets 429 *without any comparison* until the minute is over, so a wrong-token flood
+neither guesses on nor fills the log. MQTT has one source for everyone (the broker), so there
+a throttle would let any broker client silence another agency's heartbeats and page it
+falsely: MQTT heartbeats are always compared (constant time, cheap), and only the logging of
+refusals is held back.
 
 Tokens are read when the running registry changes (SIGHUP, an announced change taking effect),
 not per heartbeat: a replaced token file takes effect on reload, as for every other check file.
@@ -194,9 +198,13 @@ class HeartbeatReceiver:
             del self._failures[(source, key)]
             failures = None
         throttled = failures is not None and failures.count >= self.fail_limit
-        # The right token is never refused: a flood of wrong ones (from anyone who can reach
-        # the broker or shares the sender's address) must not make a live system look DOWN.
-        # Throttling only spares us the work of answering the wrong ones.
+        if throttled and source != "mqtt":
+            # That address sent too many wrong tokens this minute: no comparison at all.
+            assert failures is not None
+            wait = max(1, math.ceil(failures.window_start + self.fail_window - now))
+            return 429, f"too many failed attempts; retry in {wait}s"
+        # Over MQTT every sender is "mqtt": the right token is never refused there, or a flood
+        # of wrong ones from any broker client would make a live system look DOWN.
         matched = []
         if token and len(token) <= MAX_TOKEN:
             offered = token.encode("utf-8", "surrogateescape")
@@ -242,10 +250,13 @@ class HeartbeatReceiver:
         failures.count += 1
         if failures.count == self.fail_limit:
             log.warning(
-                "heartbeat for %s: %d failed attempts from %s; refusing its attempts for %gs",
+                "heartbeat for %s: %d failed attempts from %s; %s for %gs",
                 key,
                 failures.count,
                 source,
+                "logging its refusals no more"
+                if source == "mqtt"
+                else "refusing its attempts without comparing them",
                 self.fail_window,
             )
         return status, reason
