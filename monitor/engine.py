@@ -9,6 +9,7 @@ waits on disk: events are batched, one transaction per batch, off the probe path
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -22,7 +23,7 @@ from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
 from .state import CheckStatus, Event, StateMachine, SystemStatus, Thresholds
 from .store import Store
-from .types import ProbeResult
+from .types import ProbeResult, printable
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,10 @@ class Engine:
 
     def _on_result(self, job: Job, result: ProbeResult, due: float) -> None:
         del due
+        if not result.reason.isprintable():
+            # Bytes from a probed server (a Location header, a reason phrase) may reach the
+            # reason: its control characters must not travel on to messages, pages or logs.
+            result = dataclasses.replace(result, reason=printable(result.reason))
         now = self.wall_clock()
         history = self.history.get(job.key)
         if history is not None:

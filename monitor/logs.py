@@ -9,11 +9,25 @@ import time
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+# Every control character (C0, DEL, C1) and the Unicode line and paragraph separators, escaped
+# in logged values: a request path or a probed server's header holding ESC, CR or 0x9b must not
+# write terminal sequences or a forged-looking event into the journal.
+_ESCAPES = {
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+for _code in [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]:
+    _ESCAPES.setdefault(_code, f"\\x{_code:02x}" if _code < 0x100 else f"\\u{_code:04x}")
+
+
 def _quote(value: object) -> str:
     text = str(value)
     if text and all(c.isalnum() or c in "-_./:@+" for c in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + text.translate(_ESCAPES) + '"'
 
 
 class LogfmtFormatter(logging.Formatter):

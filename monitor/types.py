@@ -176,6 +176,15 @@ class ProbeResult:
     status_code: int | None = None
 
 
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (controls C0 and C1, DEL, line and paragraph
+    separators...) written as ``\\xNN`` / ``\\uNNNN``: safe on a terminal, a page and an SMS."""
+    return "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+
+
 ProbeKindName = Literal["tcp", "tls", "http", "dns"]
 JSONValue = Any
 

@@ -131,3 +131,97 @@ async def test_log_lines_are_structured_and_hold_no_secret(tmp_path: Path) -> No
     for secret in (SMTP_PASSWORD, TWILIO_TOKEN, MQTT_PASSWORD):
         assert secret not in text
     assert "Traceback" not in text
+
+
+async def test_control_characters_from_outside_never_reach_the_log_raw(tmp_path: Path) -> None:
+    """Issue 10.6: an unauthenticated request path with ESC and CR, and a probed server's
+    Location header with C1 controls and bytes 0x80-0xFF, wrote terminal sequences and a
+    forged-looking event into the journal. Every control character is escaped now."""
+
+    async def hostile(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 302 Found\r\nLocation: ftp://x\xc2\x9b\x9b\xff.example/\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(hostile, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    listen = free_port()
+    path = write_config(
+        tmp_path / "npsp.yaml",
+        {
+            "listen": f"127.0.0.1:{listen}",
+            "state_db": str(tmp_path / "state.db"),
+            "defaults": {"interval": "300ms", "timeout": "200ms", "failure_threshold": 1},
+            "agencies": [
+                {
+                    "id": "bo-a",
+                    "kind": "ministry",
+                    "name_vi": "Bộ A",
+                    "name_en": "Ministry A",
+                    "code": "BA",
+                    "systems": [
+                        {
+                            "id": "s",
+                            "kind": "one-stop",
+                            "name": "S",
+                            "checks": [
+                                {
+                                    "id": "h",
+                                    "kind": "http",
+                                    "url": f"http://127.0.0.1:{port}/",
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "run", "-c", str(path), "--log-level", "debug",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(2.5)  # the system goes down with the hostile reason
+        reader, writer = await asyncio.open_connection("127.0.0.1", listen)
+        writer.write(
+            b"GET /api/v1/systems/x%1b%5b2J%0dts=2026-01-01T00:00:00Z%20level=info%20msg=ok/y"
+            b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer wrong-token\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        await writer.drain()
+        await reader.read()
+        writer.close()
+        await asyncio.sleep(0.5)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(daemon.communicate(), 40)
+        server.close()
+    text = out.decode("utf-8", "replace")
+    changes = [line for line in text.splitlines() if "state change" in line]
+    assert changes and "HTTP 302 to" in changes[0], changes
+    assert "\\x9b" in changes[0]  # escaped, so the reader still sees what the server sent
+    # The failed login's path is logged as sent on the wire: percent-encoded, so inert.
+    assert any("x%1b%5b2J%0dts=" in line for line in text.splitlines()), text[-2000:]
+    for raw in ("\x1b", "\r", "\x9b"):
+        assert raw not in text, f"{raw!r} reached the log raw"
+    for line in text.splitlines():
+        parse(line)  # every line is still one logfmt event
+
+
+def test_the_formatter_escapes_every_control_character() -> None:
+    import logging
+
+    from monitor.logs import LogfmtFormatter
+
+    record = logging.LogRecord("x", logging.INFO, "", 0, "a\x1b[2J\rb", None, None)
+    record.path = "/p\x9b\x00\x7f\u2028q\ttab"
+    line = LogfmtFormatter().format(record)
+    assert not any(c in line for c in "\x1b\r\x9b\x00\x7f\u2028\t\n")
+    fields = parse(line)
+    assert fields["msg"] == '"a\\x1b[2J\\rb"'
+    assert fields["path"] == '"/p\\x9b\\x00\\x7f\\u2028q\\ttab"'
