@@ -9,6 +9,7 @@ disk.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -218,6 +219,21 @@ _MIGRATIONS = [
 ]
 
 
+def _private_file(path: Path) -> None:
+    """Create the database file 0600 whatever the umask (the command-line tools and the demo
+    run outside the unit's ``UMask=0077``), and tighten one found readable by others. SQLite
+    gives its -wal and -shm files the database file's mode, so they follow."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # sqlite3.connect reports it, with the database's name
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredState:
     """A system's last announced state, as persisted."""
@@ -262,7 +278,8 @@ class Store:
     # ----- runs on the store thread ---------------------------------------------------------
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")

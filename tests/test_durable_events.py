@@ -94,3 +94,28 @@ async def test_a_failing_store_holds_events_back_until_they_are_saved(tmp_path: 
     finally:
         blocker.close()
         await store.close()
+
+
+async def test_the_database_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Issue 10.10: the command-line tools and the demo created state.db 0644 under umask 022
+    (the unit's UMask=0077 covers only the service): it holds accounts, audit and contacts."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        store = await Store.open(tmp_path / "state" / "state.db")
+        await store.transact(lambda db: db.execute("CREATE TABLE t (x)"))
+        for suffix in ("-wal", "-shm"):  # while open, as the running daemon has them
+            side = tmp_path / "state" / f"state.db{suffix}"
+            assert stat.S_IMODE(side.stat().st_mode) == 0o600, side
+        await store.close()
+        loose = tmp_path / "loose.db"
+        loose.touch(mode=0o644)
+        await (await Store.open(loose)).close()
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "state" / "state.db", tmp_path / "state" / "state.db-wal", loose):
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
