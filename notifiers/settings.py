@@ -9,17 +9,39 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
 from monitor.types import Duration, SecretSource, StrictModel
 
-__all__ = ["ADDRESS", "DOT_ATOM", "E164", "EmailSettings", "MqttSettings", "SmsSettings"]
+__all__ = [
+    "ADDRESS",
+    "AGENCY_ID",
+    "DOT_ATOM",
+    "E164",
+    "EmailSettings",
+    "MqttSettings",
+    "SmsSettings",
+    "site_base",
+]
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
 # Deliberately simple: one @, no spaces or angle brackets. The server has the final word.
 ADDRESS = r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
 DOT_ATOM = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$"
+AGENCY_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"  # monitor.config.Slug
+
+
+def site_base(url: str | None) -> str:
+    """``https://npsp.dvc.example`` of ``https://npsp.dvc.example/status`` (scheme and host of a
+    configured page, for links to other pages of the same site); ``""`` when there is none."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class SmsSettings(StrictModel):
@@ -94,6 +116,16 @@ class MqttSettings(StrictModel):
     )
     reconnect_max: Duration = Field(
         default=30.0, description="Cap of the jittered reconnect backoff."
+    )
+    status_detail: Literal["public", "full"] = Field(
+        default="public",
+        description="What <prefix>status/<agency>/<system> carries: 'public' is what the public "
+        "/status page shows (state, since); 'full' adds the failure reason.",
+    )
+    announcement_tokens: dict[Annotated[str, Field(pattern=AGENCY_ID)], SecretSource] = Field(
+        default={},
+        description="Per agency, the token its MQTT announcements must carry (file or env; 16 "
+        "to 256 characters). An agency without one cannot announce over MQTT.",
     )
 
     @model_validator(mode="after")

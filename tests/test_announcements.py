@@ -31,6 +31,7 @@ from monitor.rules.catalog import build_catalog
 from monitor.rules.desk import RulesContext
 from monitor.rules.intake import MqttAnnouncements
 from monitor.store import Store
+from monitor.types import SecretSource
 from monitor.workdays import WorkCalendar
 
 from .test_alert_pipeline import World, agency
@@ -127,6 +128,24 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 MONDAY_0900 = at("2026-12-07T09:00")
+TOKEN = "ha-noi-announce-token-0123456789abcdef"
+
+
+def intake_for(desk: AnnouncementDesk, tmp_path: Path) -> MqttAnnouncements:
+    """The MQTT intake with ha-noi's announcement token in a file (no broker: answers are
+    returned)."""
+    (tmp_path / "announce-ha-noi").write_text(TOKEN + "\n", encoding="utf-8")
+    return MqttAnnouncements(
+        desk, tokens={"ha-noi": SecretSource(file=tmp_path / "announce-ha-noi")}
+    )
+
+
+def signed(payload: dict[str, Any], token: str = TOKEN) -> bytes:
+    return json.dumps({"token": token, **payload}).encode()
+
+
+def confirmations(d: Desk) -> list[Any]:
+    return [m for m in d.world.sent.messages if "Xác nhận thông báo thay đổi" in m.subject]
 
 
 # ----- notice -------------------------------------------------------------------------------
@@ -285,27 +304,32 @@ def test_announcements_that_contradict_the_registry_or_time_are_refused(
     assert reason in str(caught.value)
 
 
-async def test_a_rejected_message_disturbs_nothing_and_says_why(store: Store) -> None:
+async def test_a_rejected_message_disturbs_nothing_and_says_why(
+    store: Store, tmp_path: Path
+) -> None:
     d = Desk(store, fleet(), MONDAY_0900)
-    intake = MqttAnnouncements(d.desk)  # no broker: the answer is returned
-    bad = await intake.handle("ha-noi", b'{"ref": "r-1", "effective_at": "yesterday"}')
+    intake = intake_for(d.desk, tmp_path)
+    bad = await intake.handle("ha-noi", signed({"ref": "r-1", "effective_at": "yesterday"}))
     assert bad["accepted"] is False and bad["ref"] == "r-1"
     assert "effective_at" in bad["reason"]
     unknown = await intake.handle(
-        "so-khong-co", b'{"effective_at": "2026-12-20", "changes": {"port": 1}}'
+        "so-khong-co", signed({"effective_at": "2026-12-20", "changes": {"port": 1}})
     )
-    assert unknown == {"ref": None, "accepted": False, "reason": "unknown agency 'so-khong-co'"}
+    assert unknown == {
+        "ref": None,
+        "accepted": False,
+        "reason": "not authenticated: no announcement token is configured for agency "
+        "'so-khong-co'; announce through the HTTP API",
+    }
     good = await intake.handle(
-        "ha-noi",
-        json.dumps(
-            {"ref": "r-2", "effective_at": "2026-12-20", "changes": {"port": 9443}}
-        ).encode(),
+        "ha-noi", signed({"ref": "r-2", "effective_at": "2026-12-20", "changes": {"port": 9443}})
     )
     assert good["accepted"] is True and good["compliant"] is True
     assert [a.ref for a in await load_all(store)] == ["r-2"]
     assert d.counted == {"announcements_rejected": 2}
     await d.deliver()
-    assert d.world.sent.messages == []
+    # Only the confirmation of the good one to its agency and operations.
+    assert d.world.sent.messages == confirmations(d) and len(confirmations(d)) == 4
 
 
 # ----- the late-notice alert ------------------------------------------------------------------
@@ -322,7 +346,7 @@ async def test_late_notice_alerts_operations_agency_and_dependents_once(store: S
     stored, new = await d.submit(payload)
     assert new and not stored.compliant and stored.working_days == 1
     await d.deliver()
-    to = sorted(m.to for m in d.world.sent.messages)
+    to = sorted(m.to for m in d.world.sent.messages if m not in confirmations(d))
     assert to == sorted(
         [
             "ops@vpcp.dvc.example",
@@ -333,7 +357,11 @@ async def test_late_notice_alerts_operations_agency_and_dependents_once(store: S
             "kt.bo-y-te",
         ]
     )
-    mail = next(m for m in d.world.sent.messages if m.to == "kt@ha-noi.dvc.example")
+    mail = next(
+        m
+        for m in d.world.sent.messages
+        if m.to == "kt@ha-noi.dvc.example" and m not in confirmations(d)
+    )
     assert "không đủ thời hạn" in mail.subject
     assert "chỉ 1 ngày làm việc" in mail.text and "ít nhất 3 ngày làm việc" in mail.text
     assert "QĐ 31/2021/QĐ-TTg" in mail.text  # the legal source of the rule
@@ -349,16 +377,22 @@ async def test_late_notice_alerts_operations_agency_and_dependents_once(store: S
     await restarted.desk.tick(restarted.world.now)
     await restarted.deliver()
     await d.deliver()
-    assert len(d.world.sent.messages) == 6 and restarted.world.sent.messages == []
+    # Six late notices, and the four confirmations to the agency's admins and operations.
+    assert len(d.world.sent.messages) == 10 and restarted.world.sent.messages == []
+    assert len(confirmations(d)) == 4
     assert d.counted == {"change_notice_violations": 1} and restarted.counted == {}
 
 
-async def test_compliant_notice_sends_nothing(store: Store) -> None:
+async def test_a_compliant_notice_is_only_confirmed_to_the_agency(store: Store) -> None:
     d = Desk(store, fleet(), MONDAY_0900)
     stored, _ = await d.submit({"effective_at": "2026-12-11T00:00", "changes": {"port": 9443}})
     assert stored.compliant
     await d.deliver()
-    assert d.world.sent.messages == [] and d.counted == {}
+    assert d.counted == {}
+    assert d.world.sent.messages == confirmations(d)
+    assert sorted(m.to for m in d.world.sent.messages) == sorted(
+        ["ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt.ha-noi", "cc@ha-noi.dvc.example"]
+    )
 
 
 async def test_an_announcement_written_by_the_cli_is_handled_by_the_daemon(store: Store) -> None:
@@ -383,7 +417,9 @@ async def test_an_announcement_written_by_the_cli_is_handled_by_the_daemon(store
     await d.desk.refresh()
     await d.desk.tick(MONDAY_0900)
     await d.deliver()
-    assert len(d.world.sent.to("ops@vpcp.dvc.example")) == 1
+    told = d.world.sent.to("ops@vpcp.dvc.example")
+    assert len(told) == 2  # the late notice and the confirmation
+    assert len([m for m in told if "không đủ thời hạn" in m.subject]) == 1
 
 
 # ----- expected values switch at the effective time -------------------------------------------
@@ -472,9 +508,11 @@ async def test_catalog_lists_every_secure_server_with_current_and_upcoming(store
 # ----- hostile or sloppy senders (review findings) --------------------------------------------
 
 
-async def test_hostile_and_backdated_messages_are_refused_with_a_reason(store: Store) -> None:
+async def test_hostile_and_backdated_messages_are_refused_with_a_reason(
+    store: Store, tmp_path: Path
+) -> None:
     d = Desk(store, fleet(), MONDAY_0900)
-    intake = MqttAnnouncements(d.desk)
+    intake = intake_for(d.desk, tmp_path)
     cases = {
         # A backdated message would turn a late change into a compliant one.
         "is in the past": {
@@ -485,7 +523,7 @@ async def test_hostile_and_backdated_messages_are_refused_with_a_reason(store: S
         "out of range": {"effective_at": "9999-12-31T23:59:59-12:00", "changes": {"port": 1}},
     }
     for reason, payload in cases.items():
-        answer = await intake.handle("ha-noi", json.dumps(payload).encode())
+        answer = await intake.handle("ha-noi", signed(payload))
         assert answer["accepted"] is False and reason in answer["reason"], answer
     nested = b'{"ref": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     answer = await intake.handle("ha-noi", nested)
@@ -502,5 +540,6 @@ async def test_a_message_without_ref_delivered_twice_is_stored_and_alerted_once(
     again, new_again = await d.submit(payload)
     assert new and not new_again and again.id == first.id and first.ref.startswith("auto-")
     await d.deliver()
-    assert len(d.world.sent.to("ops@vpcp.dvc.example")) == 1
+    told = d.world.sent.to("ops@vpcp.dvc.example")
+    assert len(told) == 2  # one late notice, one confirmation
     assert d.counted == {"change_notice_violations": 1}

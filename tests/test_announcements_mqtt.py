@@ -44,6 +44,42 @@ def contact(agency_id: str, role: str = "technical-admin") -> dict[str, Any]:
     }
 
 
+# Each agency's announcement token (channels.mqtt.announcement_tokens, one file each).
+TOKENS = {aid: f"{aid}-announce-token-0123456789abcdef" for aid in ("bo-a", "bo-b", "bo-c")}
+
+
+def token_files(tmp_path: Path) -> dict[str, dict[str, str]]:
+    files = {}
+    for aid, token in TOKENS.items():
+        path = tmp_path / f"announce-{aid}"
+        path.write_text(token + "\n", encoding="utf-8")
+        files[aid] = {"file": str(path)}
+    return files
+
+
+def signed(payload: bytes, token: str) -> bytes:
+    """``payload`` with ``"token"`` as its first member, if it is (or starts as) a JSON object:
+    malformed payloads stay malformed (their reason is what is tested)."""
+    body = payload.lstrip()
+    if not body.startswith(b"{"):
+        return payload
+    rest = body[1:]
+    head = b'{"token": ' + json.dumps(token).encode()
+    return head + (rest if rest.lstrip().startswith(b"}") else b", " + rest)
+
+
+async def inbox_of(running: Running, account: str) -> list[dict[str, str]]:
+    """What the daemon stored in a portal account's inbox (the push carries no content)."""
+    engine = running.daemon.engine
+    assert engine is not None
+    rows = await engine.store.transact(
+        lambda db: db.execute(
+            "SELECT subject, text FROM inbox WHERE account = ? ORDER BY id", (account,)
+        ).fetchall()
+    )
+    return [{"subject": subject, "text": text} for subject, text in rows]
+
+
 def config(tmp_path: Path, broker: int, tls_port: int, ca_file: Path, pin: str) -> Path:
     def ministry(aid: str, systems: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -73,7 +109,13 @@ def config(tmp_path: Path, broker: int, tls_port: int, ca_file: Path, pin: str) 
             "group_wait": "200ms",
         },
         "channels": {
-            "mqtt": {"host": "127.0.0.1", "port": broker, "timeout": "3s", "reconnect_max": "1s"}
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker,
+                "timeout": "3s",
+                "reconnect_max": "1s",
+                "announcement_tokens": token_files(tmp_path),
+            }
         },
         "agencies": [
             ministry(
@@ -132,7 +174,10 @@ class Portal:
                 self.catalog.append(doc)
 
     async def announce(self, agency: str, payload: bytes | dict[str, Any]) -> None:
+        """Publish as the agency would: with its announcement token (if it has one)."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if agency in TOKENS:
+            body = signed(body, TOKENS[agency])
         await self.client.publish(f"npsp/announcements/{agency}", body, qos=1)
 
 
@@ -217,9 +262,12 @@ async def test_late_announcement_over_mqtt_raises_exactly_one_alert(world: Any) 
     await wait_until(lambda: {a for a, _ in portal.inbox} >= expected, 15, "the late-notice alert")
     await asyncio.sleep(2.5)  # two more desk ticks: a second alert would arrive now
     per_account = Counter(account for account, _ in portal.inbox)
-    assert per_account == {account: 1 for account in expected}  # bo-c is not concerned
-    doc = dict(portal.inbox)["kt.bo-a"]
-    assert "không đủ thời hạn" in doc["subject"]
+    # The late notice to each, and the confirmation to the announcing agency and operations;
+    # bo-c is not concerned.
+    assert per_account == {"ops.vpcp": 2, "kt.bo-a": 2, "cc.bo-a": 2, "kt.bo-b": 1}
+    subjects = [m["subject"] for m in await inbox_of(running, "kt.bo-a")]
+    assert any("không đủ thời hạn" in s for s in subjects)
+    assert any("Xác nhận thông báo thay đổi" in s for s in subjects)
     _, text = await running.get("/metrics")
     assert metric(text, "npsp_change_notice_violations_total") == 1.0
     # The catalog shows the upcoming change, retained for agencies that connect later.
@@ -257,7 +305,7 @@ async def test_malformed_announcements_are_refused_and_nothing_else_is_disturbed
     assert all(r["accepted"] is False for r in portal.results)
     assert "not UTF-8" in reasons[0] or "not JSON" in reasons[0]
     assert "effective_at" in reasons[1] and portal.results[1]["ref"] == "r1"
-    assert reasons[2] == "unknown agency 'so-khong-co'"
+    assert reasons[2].startswith("not authenticated: the payload carries no token")
     assert "is not after announced_at" in reasons[3]
     assert "exceeds 16384 bytes" in reasons[4]
     # Still working: a good one is accepted, the daemon is healthy, nothing was stored or sent.
@@ -272,7 +320,9 @@ async def test_malformed_announcements_are_refused_and_nothing_else_is_disturbed
     assert [a["ref"] for a in listed["announcements"]] == ["ok-1"]
     _, text = await running.get("/metrics")
     assert metric(text, "npsp_announcements_rejected_total") == float(len(bad))
-    assert portal.inbox == []
+    # Only the confirmation of the good one, to its agency's admins and operations.
+    await wait_until(lambda: len(portal.inbox) == 3, 10, "the confirmations")
+    assert {a for a, _ in portal.inbox} == {"ops.vpcp", "kt.bo-a", "cc.bo-a"}
 
 
 async def test_an_announced_certificate_pin_switches_at_its_effective_time(world: Any) -> None:
@@ -306,4 +356,5 @@ async def test_an_announced_certificate_pin_switches_at_its_effective_time(world
     state = await running.api("/api/v1/systems/bo-a/secure-server")
     assert state["state"] == "up", state
     # Announced, so no unannounced-change alert; only the late-notice alert went out.
-    assert all("chưa được thông báo" not in doc["subject"] for _, doc in portal.inbox)
+    stored = await inbox_of(running, "kt.bo-a")
+    assert stored and all("chưa được thông báo" not in m["subject"] for m in stored)

@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import pwd
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,16 @@ class _NoNotices:
     async def send_notice(self, notice: object, audience: object) -> int:
         del notice, audience
         return 0
+
+
+def cli_author(claimed: str | None) -> str:
+    """Who announces from the command line: ``cli:<the effective OS account>`` (what the host
+    authenticated; ``$USER`` is the caller's to set), then the name given with ``--author``."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid-{os.geteuid()}"
+    return f"cli:{user}" + (f" ({claimed})" if claimed else "")
 
 
 def _request(args: argparse.Namespace) -> AnnouncementRequest:
@@ -83,13 +96,17 @@ async def _announce(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config)
     calendar = WorkCalendar(config.calendar)
     registry = Registry.from_config(config)
-    announcement = examine(
-        _request(args),
-        args.agency,
-        registry=registry,
-        calendar=calendar,
-        now=time.time(),
-        source="cli",
+    author = cli_author(args.author)
+    announcement = replace(
+        examine(
+            _request(args),
+            args.agency,
+            registry=registry,
+            calendar=calendar,
+            now=time.time(),
+            source="cli",
+        ),
+        author=author,
     )
     store = await Store.open(config.state_db)
     try:
@@ -98,7 +115,7 @@ async def _announce(args: argparse.Namespace) -> dict[str, Any]:
             await audit(
                 store,
                 ts=time.time(),
-                actor=f"cli:{args.author or 'unknown'}",
+                actor=author,
                 action="announcement.create",
                 target=str(stored.id),
                 agency=stored.agency,
@@ -224,7 +241,9 @@ def add_announce_commands(sub: Any, with_config: WithConfig) -> None:
     p.add_argument("--issuer", help="issuer (CA) of the new certificate")
     p.add_argument("--text", help="free-text description")
     p.add_argument("--ref", help="your own reference: the same ref is stored once")
-    p.add_argument("--author", help="who announces")
+    p.add_argument(
+        "--author", help="who announces (recorded after cli:<your OS account>, which is checked)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_announce)
 

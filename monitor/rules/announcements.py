@@ -5,12 +5,17 @@ at a given time. The notice is counted in working days strictly between the day 
 the day it takes effect (:meth:`monitor.workdays.WorkCalendar.notice`); short of the rule
 (3 working days) it is a violation: counted in ``npsp_change_notice_violations_total`` and told,
 once, to operations, to the agency's admins and to every agency whose systems depend on that
-server. At the effective time the expected values of the system's checks switch
+server. Every accepted announcement, compliant or late, is confirmed once to the agency's
+technical and high-level admins and to operations, with the way to cancel it: an announcement
+whitelists a certificate, host or address, so nobody may make one in an agency's name unseen.
+At the effective time the expected values of the system's checks switch
 (:class:`monitor.registry.Override`).
 
 Announcements come from the command line (written straight to the database; the daemon notices
-within a second), from MQTT ``<prefix>announcements/<agency>`` (JSON, validated here) and later
-from the HTTP API. ``ref`` is the sender's own id: a message delivered twice is stored once.
+within a second), from MQTT ``<prefix>announcements/<agency>`` (JSON, validated here,
+authenticated by the agency's token in :mod:`monitor.rules.intake`) and from the HTTP API
+(accounts). Who announced is recorded in ``author``: ``mqtt:<agency>``, the API account, or
+``cli:<user>``. ``ref`` is the sender's own id: a message delivered twice is stored once.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from notifiers.settings import site_base
 from probes.tlsopts import format_fingerprint
 
 from ..alerting.messages import local_iso, local_time
@@ -218,9 +224,8 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(out)
 
 
-def parse_request(payload: bytes, agency: str) -> AnnouncementRequest:
-    """An MQTT/HTTP payload for ``agency`` (from the topic or the URL) → a request, or
-    :class:`AnnouncementRejected` saying why."""
+def load_document(payload: bytes) -> dict[str, Any]:
+    """An MQTT/HTTP payload → its JSON object, or :class:`AnnouncementRejected` saying why."""
     if len(payload) > MAX_PAYLOAD:
         raise AnnouncementRejected(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD} bytes")
     try:
@@ -233,6 +238,13 @@ def parse_request(payload: bytes, agency: str) -> AnnouncementRequest:
         raise AnnouncementRejected("payload is nested too deeply") from None
     if not isinstance(document, dict):
         raise AnnouncementRejected("payload must be a JSON object")
+    return document
+
+
+def request_from(document: dict[str, Any], agency: str) -> AnnouncementRequest:
+    """A payload's JSON object for ``agency`` (from the topic or the URL) → a request, or
+    :class:`AnnouncementRejected` saying why."""
+    document = dict(document)
     named = document.pop("agency", agency)
     if named != agency:
         raise AnnouncementRejected(
@@ -243,6 +255,12 @@ def parse_request(payload: bytes, agency: str) -> AnnouncementRequest:
         return AnnouncementRequest.model_validate(document)
     except ValidationError as exc:
         raise AnnouncementRejected(_errors(exc)) from None
+
+
+def parse_request(payload: bytes, agency: str) -> AnnouncementRequest:
+    """An MQTT/HTTP payload for ``agency`` (from the topic or the URL) → a request, or
+    :class:`AnnouncementRejected` saying why."""
+    return request_from(load_document(payload), agency)
 
 
 def _aware(calendar: WorkCalendar, moment: dt.datetime) -> dt.datetime:
@@ -500,6 +518,73 @@ def _late_notice(a: Announcement, registry: Registry, source: str) -> Notice:
     )
 
 
+def cancel_links(a: Announcement, status_page_url: str | None) -> tuple[str, str]:
+    """Where ``a`` is withdrawn: the system's page (it lists the announcement) and the API
+    call, on the site of the configured status page (relative paths when there is none)."""
+    base = site_base(status_page_url)
+    return (
+        f"{base}/system/{a.agency}/{a.system}",
+        f"POST {base}/api/v1/announcements/{a.id}/cancel",
+    )
+
+
+def _confirmation(a: Announcement, registry: Registry, status_page_url: str | None) -> Notice:
+    """Told to the agency's admins and operations for every accepted announcement: nobody can
+    whitelist a new certificate, host or address in the agency's name without its knowing."""
+    entry = registry.systems.get(a.key)
+    name = entry.system.name if entry else a.system
+    vi_agency = entry.agency.name_vi if entry else a.agency
+    en_agency = entry.agency.name_en if entry else a.agency
+    when = local_time(a.effective_at)
+    announced = local_time(a.announced_at)
+    changes = a.changes.summary()
+    page, call = cancel_links(a, status_page_url)
+    ref = a.ref or "-"
+    vi_notice = "đủ" if a.compliant else "KHÔNG đủ"
+    en_notice = "meets" if a.compliant else "does NOT meet"
+    return Notice(
+        key=f"change-confirm/{a.agency}/{a.id}",
+        subject={
+            "vi": f"[NPSP] Xác nhận thông báo thay đổi {name} của {vi_agency} (hiệu lực {when})",
+            "en": f"[NPSP] Confirm: a change to {name} of {en_agency} was announced for {when}",
+        },
+        text={
+            "vi": (
+                f"Một thay đổi {name} ({a.key}) của {vi_agency} đã được thông báo, "
+                f"có hiệu lực lúc {when}.\n"
+                f"Thay đổi: {changes}\n"
+                f"Thông báo số {a.id} (ref {ref}), do {a.author} gửi qua {a.source} "
+                f"lúc {announced}; báo trước {a.working_days} ngày làm việc, "
+                f"{vi_notice} {a.required} ngày theo quy định.\n"
+                "Từ thời điểm hiệu lực, hệ thống giám sát chấp nhận các giá trị mới này "
+                "(chứng chỉ, tên máy, địa chỉ) mà không cảnh báo.\n"
+                "NẾU KHÔNG PHẢI ĐƠN VỊ CỦA QUÝ VỊ THÔNG BÁO, hãy hủy ngay trước thời điểm "
+                f"hiệu lực: tại trang {page}, hoặc {call} bằng tài khoản của đơn vị, "
+                "hoặc gọi Tổ trực vận hành."
+            ),
+            "en": (
+                f"A change to your secure server {name} ({a.key}) of {en_agency} was "
+                f"announced for {when}.\n"
+                f"Changes: {changes}\n"
+                f"Announcement #{a.id} (ref {ref}), by {a.author} via {a.source} at "
+                f"{announced}; {a.working_days} working days' notice, which {en_notice} the "
+                f"{a.required} the rule requires.\n"
+                "From then on the monitor accepts these values (certificate, host, addresses) "
+                "without an alarm.\n"
+                "IF THIS WAS NOT YOU, cancel it before it takes effect: on the page "
+                f"{page}, or {call} with an account of your agency, or call operations."
+            ),
+        },
+        sms={
+            "vi": f"NPSP: da nhan thong bao thay doi {a.key} hieu luc {when} (#{a.id}). "
+            f"Khong phai quy vi? Huy tai {page}",
+            "en": f"NPSP: a change of {a.key} was announced for {when} (#{a.id}). "
+            f"Not you? Cancel at {page}",
+        },
+        thread_key=f"announcement/{a.agency}/{a.id}",
+    )
+
+
 def dependents(registry: Registry, key: str) -> list[str]:
     """Agencies (other than the owner) with a system that depends on system ``key``."""
     owner = key.partition("/")[0]
@@ -507,10 +592,13 @@ def dependents(registry: Registry, key: str) -> list[str]:
 
 
 class AnnouncementDesk:
-    """Keeps the announcements, tells about late ones, switches expected values in time.
+    """Keeps the announcements, confirms each to its agency, tells about late ones, switches
+    expected values in time.
 
     ``on_overrides`` is called with the overrides in effect whenever they change (the engine
     rebuilds the affected checks); ``on_change`` whenever the catalog may have changed.
+    ``status_page_url`` (``alerting.status_page_url``) gives the site of the cancellation
+    links in the confirmations; the daemon sets it (and again on reload).
     """
 
     def __init__(
@@ -519,8 +607,10 @@ class AnnouncementDesk:
         *,
         on_overrides: Callable[[dict[str, Override]], Awaitable[None]] | None = None,
         on_change: Callable[[], None] | None = None,
+        status_page_url: str | None = None,
     ) -> None:
         self.ctx = ctx
+        self.status_page_url = status_page_url
         self.on_overrides = on_overrides
         self.on_change = on_change
         self.items: list[Announcement] = []
@@ -530,9 +620,18 @@ class AnnouncementDesk:
     # ----- intake
 
     async def submit(
-        self, request: AnnouncementRequest, agency: str, source: str
+        self,
+        request: AnnouncementRequest,
+        agency: str,
+        source: str,
+        *,
+        author: str | None = None,
     ) -> tuple[Announcement, bool]:
-        """Validate, store and act on one announcement; return it and whether it is new."""
+        """Validate, store and act on one announcement; return it and whether it is new.
+
+        ``author`` is who the caller authenticated (``mqtt:<agency>``); without it the request's
+        own ``author`` (set by the API from the account) or the source is recorded.
+        """
         now = self.ctx.clock()
         a = examine(
             request,
@@ -542,6 +641,8 @@ class AnnouncementDesk:
             now=now,
             source=source,
         )
+        if author is not None:
+            a = replace(a, author=author)
         stored, new = await save(self.ctx.store, a)
         if new:
             log.info(
@@ -571,6 +672,16 @@ class AnnouncementDesk:
         for a in self.items:
             if a.handled_at is not None or a.cancelled_at is not None:
                 continue
+            # Every accepted announcement, compliant or late, is confirmed to the agency that
+            # it speaks for: a forged one is seen (and cancelled) before it takes effect.
+            # Marked handled only once queued: the outbox key makes a retry a no-op.
+            await self.ctx.notices.send_notice(
+                _confirmation(a, registry, self.status_page_url),
+                [
+                    ("", "operations"),
+                    *everyone([a.agency], "technical-admins", "high-level-admins"),
+                ],
+            )
             if not a.compliant:
                 owner = a.agency
                 audience = [
