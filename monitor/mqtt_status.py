@@ -1,5 +1,10 @@
 """Retained MQTT topics ``<prefix>status/<agency>/<system>``: every system's current state.
 
+What a topic carries is what the public ``/status`` page shows — the state and since when —
+unless ``channels.mqtt.status_detail: full`` adds the failure reason: a reason names hosts,
+addresses and errors of systems that are not public, and every broker client that may read the
+topic reads it (see config/mosquitto/ for an ACL giving each agency its own topics only).
+
 Best effort and self-healing: a change marks the system dirty; dirty systems are published while
 the broker is reachable; after every (re)connection all systems are published again, so a
 subscriber always finds the whole picture, whatever was missed while the broker was away.
@@ -44,17 +49,16 @@ class StatusTopics:
         if status is None:
             return None
         state = self.engine.state.display_state(status)
-        return json.dumps(
-            {
-                "agency": status.agency,
-                "system": status.system,
-                "state": state.value,
-                "since": status.since or None,
-                "reason": status.reason,
-                "vantage": self.engine.config.vantage,
-            },
-            ensure_ascii=False,
-        ).encode()
+        document: dict[str, object] = {
+            "agency": status.agency,
+            "system": status.system,
+            "state": state.value,
+            "since": status.since or None,
+            "vantage": self.engine.config.vantage,
+        }
+        if self.publisher.settings.status_detail == "full":
+            document["reason"] = status.reason
+        return json.dumps(document, ensure_ascii=False).encode()
 
     async def run(self) -> None:
         was_connected = False

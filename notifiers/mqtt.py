@@ -7,7 +7,9 @@ connection and raises ``NotifyError(permanent=False)`` when there is none or the
 acknowledge in time: the daemon's outbox retries, the publisher never queues.
 
 ``InboxNotifier`` is the ``inbox`` channel on top of it: one JSON message per alert on
-``{prefix}inbox/{account}``, QoS 1, not retained.
+``{prefix}inbox/{account}``, QoS 1, not retained — a notification without content (its id, "new
+message", the links to the inbox): the message itself is stored in the daemon's database and
+read through the authenticated pages and API, never handed to whoever can read a topic.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import aiomqtt
 
 from notifiers.base import ChannelName, Delivery, Message, NotifyError
 from notifiers.settings import MqttSettings as Settings
+from notifiers.settings import site_base
 
 __all__ = ["InboxNotifier", "MqttPublisher", "Settings", "check_topic_level"]
 
@@ -278,26 +281,33 @@ class MqttPublisher:
         return work.result()
 
 
-class InboxNotifier:
-    """The ``inbox`` channel: an alert for a portal account, as JSON on ``inbox/{account}``.
+_NEW_MESSAGE = {"vi": "Bạn có thông báo mới", "en": "You have a new message"}
 
-    The publisher is shared and owned by the daemon: ``aclose`` leaves it open.
+
+class InboxNotifier:
+    """The ``inbox`` channel: that a portal account has a new message, as JSON on
+    ``inbox/{account}`` — without its subject or text (operations' digests name every agency's
+    failing systems and why; a topic is read by whoever the broker lets read it).
+
+    ``site`` is the portal's address (``alerting.status_page_url``: its scheme and host are
+    used) for the links; without it they are paths. The publisher is shared and owned by the
+    daemon: ``aclose`` leaves it open.
     """
 
     channel: ChannelName = "inbox"
 
-    def __init__(self, publisher: MqttPublisher) -> None:
+    def __init__(self, publisher: MqttPublisher, site: str | None = None) -> None:
         self.publisher = publisher
+        self.base = site_base(site)
 
-    @staticmethod
-    def payload(message: Message) -> bytes:
-        """The JSON document the portal reads (UTF-8, Vietnamese as is)."""
+    def payload(self, message: Message) -> bytes:
+        """The JSON document the portal reads: the id and where to read the message."""
         document = {
             "key": message.key,
-            "subject": message.subject,
-            "text": message.text,
+            "notification": _NEW_MESSAGE.get(message.language, _NEW_MESSAGE["vi"]),
             "language": message.language,
-            "thread_key": message.thread_key,
+            "link": f"{self.base}/inbox",
+            "api": f"{self.base}/api/v1/inbox",
         }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

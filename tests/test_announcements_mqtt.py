@@ -346,8 +346,9 @@ async def test_an_announced_certificate_pin_switches_at_its_effective_time(world
     await wait_until(
         lambda: (
             daemon.engine is not None
-            and daemon.engine.registry.checks[key].spec.tls.expected_fingerprint_sha256 == new_fp
-        ),  # type: ignore[attr-defined]
+            and daemon.engine.registry.checks[key].spec.tls.expected_fingerprint_sha256  # type: ignore[attr-defined]
+            == new_fp
+        ),
         10,
         "the pin switched",
     )

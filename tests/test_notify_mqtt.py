@@ -94,11 +94,11 @@ def inbox_message(account: str = "qtkt.sotttt-hanoi") -> Message:
 # Delivered
 
 
-async def test_inbox_message_reaches_a_subscriber_with_qos1(
+async def test_inbox_notification_reaches_a_subscriber_with_qos1_without_content(
     broker: Mosquitto, make_publisher: Callable[..., MqttPublisher]
 ) -> None:
     publisher = await started(make_publisher(broker.port))
-    inbox = InboxNotifier(publisher)
+    inbox = InboxNotifier(publisher, "https://npsp.dvc.example/status")
     async with subscriber(broker.port, "npsp/inbox/+") as portal:
         delivery = await inbox.send(inbox_message())
         got = await next_message(portal)
@@ -106,14 +106,16 @@ async def test_inbox_message_reaches_a_subscriber_with_qos1(
     assert str(got.topic) == "npsp/inbox/qtkt.sotttt-hanoi"
     assert got.qos == 1 and got.retain is False
     assert isinstance(got.payload, bytes)
+    # That there is a message and where to read it (after logging in), never what it says.
     assert json.loads(got.payload.decode("utf-8")) == {
         "key": "inc-42.inbox.qtkt",
-        "subject": "Mất kết nối: Máy chủ bảo mật – Sở TT&TT Hà Nội",
-        "text": "Máy chủ bảo mật mất kết nối từ 10:32 ngày 29/11/2026.",
+        "notification": "Bạn có thông báo mới",
         "language": "vi",
-        "thread_key": "inc-42.open",
+        "link": "https://npsp.dvc.example/inbox",
+        "api": "https://npsp.dvc.example/api/v1/inbox",
     }
-    assert "Mất kết nối".encode() in got.payload  # ensure_ascii=False: UTF-8, not \\u escapes
+    assert "Mất kết nối".encode() not in got.payload
+    assert "Bạn có".encode() in got.payload  # ensure_ascii=False: UTF-8, not \\u escapes
 
 
 async def test_retained_status_reaches_a_later_subscriber(
@@ -285,3 +287,10 @@ def test_settings_rules() -> None:
         Settings.model_validate({"host": "b", "ca_file": "/etc/ssl/certs/ca-certificates.crt"})
     with pytest.raises(pydantic.ValidationError, match="topic_prefix"):
         Settings.model_validate({"host": "b", "topic_prefix": "npsp/#/"})
+    assert Settings.model_validate({"host": "b"}).status_detail == "public"
+    with pytest.raises(pydantic.ValidationError, match="status_detail"):
+        Settings.model_validate({"host": "b", "status_detail": "everything"})
+    with pytest.raises(pydantic.ValidationError, match="announcement_tokens"):
+        Settings.model_validate({"host": "b", "announcement_tokens": {"Hà Nội": {"env": "T"}}})
+    with pytest.raises(pydantic.ValidationError, match="exactly one of file or env"):
+        Settings.model_validate({"host": "b", "announcement_tokens": {"ha-noi": {}}})

@@ -20,7 +20,8 @@ class ChannelSettings(StrictModel):
     """How to reach the SMS provider, the mail server and the MQTT broker.
 
     The portal inbox needs nothing: every inbox notice is stored in the daemon's database;
-    with ``mqtt`` set it is also pushed on ``<prefix>inbox/<account>``.
+    with ``mqtt`` set, that a new one is there (not what it says) is pushed on
+    ``<prefix>inbox/<account>``.
     """
 
     sms: SmsSettings | None = None
@@ -56,8 +57,11 @@ class Channels:
         settings: ChannelSettings,
         vantage: str = "gw-1",
         will: tuple[str, bytes] | None = None,
+        site: str | None = None,
     ) -> Channels:
-        """Create every configured channel; a missing secret raises ``ValueError`` now."""
+        """Create every configured channel; a missing secret raises ``ValueError`` now.
+
+        ``site`` (``alerting.status_page_url``) is where the links of inbox pushes point."""
         out = cls()
         if settings.mqtt is not None and "client_id" not in settings.mqtt.model_fields_set:
             # Two gateway hosts with one client id would knock each other off the broker.
@@ -83,7 +87,7 @@ class Channels:
             from notifiers.mqtt import InboxNotifier, MqttPublisher  # noqa: PLC0415
 
             out.publisher = MqttPublisher(settings.mqtt, will=will)
-            out.notifiers["inbox"] = InboxNotifier(out.publisher)
+            out.notifiers["inbox"] = InboxNotifier(out.publisher, site)
         else:
             out.notifiers["inbox"] = StoredInbox()
         return out

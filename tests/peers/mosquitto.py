@@ -2,8 +2,9 @@
 
 ``Mosquitto(directory)`` writes a config file into ``directory`` and runs ``/usr/sbin/mosquitto``
 on it. Optional: password authentication (``users={"name": "password"}``, through
-``mosquitto_passwd``) and a TLS listener (``tls=(ca_file, cert_file, key_file)``). The broker's
-log goes to ``directory / "mosquitto.log"`` (shown when it fails to start).
+``mosquitto_passwd``), an ACL file (``acl_file=``, e.g. the shipped ``config/mosquitto/acl``) and a
+TLS listener (``tls=(ca_file, cert_file, key_file)``). The broker's log goes to
+``directory / "mosquitto.log"`` (shown when it fails to start).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Mosquitto:
         *,
         users: Mapping[str, str] | None = None,
         tls: tuple[Path, Path, Path] | None = None,
+        acl_file: Path | None = None,
     ) -> None:
         self.directory = directory
         self.port = free_port()
@@ -74,6 +76,8 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
         if tls is not None:
             ca_file, cert_file, key_file = tls
             lines += [f"cafile {ca_file}", f"certfile {cert_file}", f"keyfile {key_file}"]
