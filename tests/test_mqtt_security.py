@@ -28,7 +28,7 @@ from monitor.app import Daemon
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.rules.announcements import AnnouncementDesk, load_all
-from monitor.rules.intake import FAIL_LIMIT, FAIL_WINDOW, MqttAnnouncements
+from monitor.rules.intake import MqttAnnouncements
 from monitor.store import Store
 from monitor.types import SecretSource
 from tests.peers import free_port, wait_until
@@ -41,6 +41,7 @@ from .test_daemon import Running, metric, write_config
 
 __all__ = ["world"]  # the fixture, for pytest
 
+FAIL_LIMIT, FAIL_WINDOW = 10, 60.0  # wrong tokens a minute per agency (monitor.rules.intake)
 ACL = Path(__file__).resolve().parent.parent / "config" / "mosquitto" / "acl"
 CONF = ACL.parent / "mosquitto.conf"
 mqtt_only = pytest.mark.skipif(not available(), reason="mosquitto is not installed")
