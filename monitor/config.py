@@ -173,6 +173,32 @@ class HttpSettings(StrictModel):
         return self
 
 
+class SecuritySettings(StrictModel):
+    """What targets that do not come from this config may reach.
+
+    A host or port an agency announces (it becomes the check's target at the effective time) and
+    the target of an http redirect to another host or port may not be a loopback, link-local,
+    private (RFC 1918, ULA), unspecified, multicast, reserved or carrier-grade NAT address, nor an
+    address of the gateway itself: pointed inward they would make the gateway a port scanner of
+    its own networks. Hosts written in the config (the registry) may be anything, as before.
+    ``allow_networks`` lists networks an operator permits all the same, e.g. the private WAN
+    the agencies' secure servers live on: ``["10.20.0.0/16"]``. Empty (the default): none.
+    """
+
+    allow_networks: Annotated[list[str], Field(max_length=1000)] = []
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        out = []
+        for text in value:
+            try:
+                out.append(str(ipaddress.ip_network(text)))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not a network like 10.20.0.0/16 ({exc})") from None
+        return out
+
+
 class Config(StrictModel):
     """The whole configuration of one gateway host's daemon."""
 
@@ -189,6 +215,7 @@ class Config(StrictModel):
     calendar: CalendarSettings = CalendarSettings()
     http: HttpSettings = HttpSettings()
     deadman: DeadmanSettings = DeadmanSettings()
+    security: SecuritySettings = SecuritySettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 

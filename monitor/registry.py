@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from probes.addresspolicy import AddressPolicy
+from probes.base import TargetSpec
 
 from .config import Agency, Config, System
 from .state import GATEWAY_AGENCY, GATEWAY_SYSTEM
@@ -30,6 +33,9 @@ class Override:
     pinned certificate fingerprint, a DNS check's expected addresses. A value the config does
     not pin (no fingerprint, no expected addresses) stays unpinned: unannounced-change
     detection compares against what was observed and announced instead.
+
+    A check whose host or port it changes is marked announced (see :meth:`Registry.from_config`):
+    its probe connects only where the address policy allows and echoes nothing it reads.
     """
 
     host: str | None = None
@@ -59,6 +65,15 @@ class Override:
         if self.addresses is not None and getattr(spec, "expected_addresses", None):
             update["expected_addresses"] = list(self.addresses)
         return spec.model_copy(update=update) if update else spec
+
+    def moves(self, spec: CheckCommon) -> bool:
+        """Does this override change where ``spec`` connects (its host or port)?"""
+        fields = type(spec).model_fields
+        if "url" in fields:
+            return self.host is not None or self.port is not None
+        return (self.host is not None and "host" in fields) or (
+            self.port is not None and "port" in fields
+        )
 
 
 def _with_netloc(url: str, host: str | None, port: int | None) -> str:
@@ -117,6 +132,8 @@ class Registry:
     systems: dict[str, SystemEntry]
     checks: dict[str, CheckEntry]
     canaries: tuple[CheckEntry, ...]
+    # What announced hosts and addresses, and redirect targets, may reach (config.security).
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
 
     @classmethod
     def from_config(
@@ -124,6 +141,7 @@ class Registry:
     ) -> Registry:
         """The registry of ``config``, with announced changes (by system key) in effect."""
         overrides = overrides or {}
+        policy = AddressPolicy.from_settings(config.security.allow_networks, config.listen)
         systems: dict[str, SystemEntry] = {}
         checks: dict[str, CheckEntry] = {}
         for agency in config.agencies:
@@ -131,7 +149,7 @@ class Registry:
                 key = f"{agency.id}/{system.id}"
                 override = overrides.get(key)
                 entries = tuple(
-                    _entry(config, agency.id, system.id, override.apply(spec) if override else spec)
+                    _entry(config, agency.id, system.id, _guard(spec, override, policy))
                     for spec in system.checks
                 )
                 parents = tuple(
@@ -144,14 +162,27 @@ class Registry:
                 systems[key] = SystemEntry(key, agency, system, parents, entries, labels)
                 checks.update((e.key, e) for e in entries)
         canaries = tuple(
-            _entry(config, GATEWAY_AGENCY, GATEWAY_SYSTEM, spec)
+            _entry(config, GATEWAY_AGENCY, GATEWAY_SYSTEM, _guard(spec, None, policy))
             for spec in (config.uplink.checks if config.uplink else [])
         )
-        return cls(systems, checks, canaries)
+        return cls(systems, checks, canaries, policy)
 
     def find_system(self, ref: str) -> SystemEntry | None:
         """Look a system up by ``agency/system``."""
         return self.systems.get(ref)
+
+
+def _guard(spec: CheckCommon, override: Override | None, policy: AddressPolicy) -> CheckCommon:
+    """``spec`` with the announced values in place, under the address policy where it needs it:
+    a check whose host or port was announced (its target is checked) and an http check that
+    follows redirects (a redirect to another host or port is checked). Others stay as they are,
+    and so cost nothing more per probe."""
+    announced = override is not None and override.moves(spec)
+    if override is not None:
+        spec = override.apply(spec)
+    if isinstance(spec, TargetSpec) and (announced or getattr(spec, "follow_redirects", 0) > 0):
+        return spec.guarded(policy, announced=announced)
+    return spec
 
 
 def _entry(config: Config, agency: str, system: str, spec: CheckCommon) -> CheckEntry:
@@ -164,6 +195,9 @@ def _entry(config: Config, agency: str, system: str, spec: CheckCommon) -> Check
     # SIGHUP must rebuild the check's TLS context even though the config text is unchanged.
     files = "|".join(_file_stamp(p) for p in _paths(spec.model_dump()))
     shape = f"{spec.model_dump_json()}|{interval}|{timeout}|{failure}|{success}|{files}"
+    if isinstance(spec, TargetSpec) and spec.address_policy is not None:
+        # not in the dump: a new allow-list, or a newly announced target, rebuilds the probe
+        shape += f"|{spec.announced}|{spec.address_policy.key}"
     fingerprint = hashlib.sha256(shape.encode()).hexdigest()[:16]
     labels = (
         f'agency="{_label_value(agency)}",system="{_label_value(system)}",'

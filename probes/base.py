@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
+
+from pydantic import PrivateAttr
 
 from monitor.types import CheckCommon, ProbeResult
 
+from .addresspolicy import AddressPolicy
 from .heartbeat import HeartbeatBoard
 from .tlsopts import SSLContextCache
 
@@ -40,6 +43,36 @@ class ProbeEnv:
     user_agent: str = "npsp-monitor/0.1"
     # Where heartbeat receivers (monitor/heartbeats.py) note what the heartbeat probes read.
     heartbeats: HeartbeatBoard = field(default_factory=HeartbeatBoard)
+
+
+class TargetSpec(CheckCommon):
+    """A check that connects to a host of its own (tcp, tls, http).
+
+    Not in the YAML: the registry (``monitor.registry``) hands an :class:`AddressPolicy` to a
+    check whose host or port came from an announcement (``announced``: its target is checked,
+    see :mod:`probes.addresspolicy`), and to an http check that follows redirects (a redirect to
+    another host or port is checked). A check without a policy connects where it is told.
+    """
+
+    _address_policy: AddressPolicy | None = PrivateAttr(default=None)
+    _announced: bool = PrivateAttr(default=False)
+
+    @property
+    def address_policy(self) -> AddressPolicy | None:
+        return self._address_policy
+
+    @property
+    def announced(self) -> bool:
+        """The target came from an announcement: the policy governs it, and its answers are
+        not echoed in reasons."""
+        return self._announced
+
+    def guarded(self, policy: AddressPolicy, *, announced: bool) -> Self:
+        """A copy of this spec under ``policy``."""
+        copy = self.model_copy()
+        copy._address_policy = policy
+        copy._announced = announced
+        return copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,15 +16,16 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import httptools
 from pydantic import Field, field_validator, model_validator
 
-from monitor.types import CheckCommon, Duration, ProbeResult, format_duration
+from monitor.types import Duration, ProbeResult, format_duration
 
-from .base import Probe, ProbeEnv
+from .addresspolicy import AddressNotAllowed, connect
+from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error, describe_ssl_error
 from .httpbody import JSONCondition, compile_body_regex, judge_body
 from .tls import TLSClient, broken_probe, describe_first_record, explain_rejected_cert
@@ -39,13 +40,14 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _OWN_HEADERS = frozenset({"connection", "content-length", "transfer-encoding"})
 _HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"  # what may stay as it is in a request target
+_Proto = TypeVar("_Proto", bound=asyncio.BaseProtocol)
 
 
 def _default_statuses() -> list[int | str]:
     return ["2xx"]
 
 
-class Spec(CheckCommon):
+class Spec(TargetSpec):
     """An HTTP(S) request check."""
 
     kind: Literal["http"]
@@ -155,6 +157,9 @@ class _Target:
     port: int
     server_name: str
     request: bytes
+    # The address policy governs it (an announced target, or a redirect to another host or
+    # port): connected to only where the policy allows, its answers not echoed in reasons.
+    guarded: bool = False
 
 
 def _format_size(size: int) -> str:
@@ -305,7 +310,10 @@ class _HTTPProbe:
         follows = _REDIRECTS if spec.follow_redirects else frozenset()
         self._body_statuses = (self._allowed - follows) if needs_body else frozenset()
         self._regex = compile_body_regex(spec.body_regex) if spec.body_regex else None
-        self._first_host = _split_url(spec.url)[1]
+        _, self._first_host, first_port, _ = _split_url(spec.url)
+        self._first_origin = (self._first_host, first_port)
+        self._policy = spec.address_policy
+        self._announced = spec.announced and self._policy is not None
         self._first = self._target(spec.url, spec.method)
 
     def _target(self, url: str, method: str) -> _Target:
@@ -332,7 +340,12 @@ class _HTTPProbe:
         same_host = host == self._first_host
         server_name = (self._opts.server_name if same_host else None) or host
         request = (head + "\r\n").encode() + body
-        return _Target(url, method, scheme == "https", host, port, server_name, request)
+        # The registry's own host and port are trusted; an announced one, or any other a
+        # redirect leads to, is not.
+        guarded = self._policy is not None and (
+            self._announced or (host, port) != self._first_origin
+        )
+        return _Target(url, method, scheme == "https", host, port, server_name, request, guarded)
 
     async def __call__(self, timeout: float) -> ProbeResult:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
@@ -365,7 +378,7 @@ class _HTTPProbe:
             return ProbeResult(
                 False, f"timeout after {format_duration(timeout)} ({exchange.phase})", timeout
             )
-        return self._judge(exchange, time.perf_counter() - start, cert_not_after)
+        return self._judge(exchange, time.perf_counter() - start, cert_not_after, target)
 
     def _redirect(
         self, target: _Target, exchange: _Exchange, visited: set[str]
@@ -378,7 +391,7 @@ class _HTTPProbe:
             return f"too many redirects (>{limit})"
         url = urljoin(target.url, location.decode("latin-1"))
         if url in visited:
-            return f"redirect loop: back to {url}"
+            return "redirect loop" if target.guarded else f"redirect loop: back to {url}"
         visited.add(url)
         method = target.method
         if status == 303 or (status in (301, 302) and method == "POST"):
@@ -386,7 +399,7 @@ class _HTTPProbe:
         try:
             return self._target(url, method)
         except ValueError as exc:
-            return f"bad redirect: {exc}"
+            return "bad redirect: unusable Location" if target.guarded else f"bad redirect: {exc}"
 
     async def _fetch(
         self, target: _Target, exchange: _Exchange, deadline: float
@@ -400,9 +413,7 @@ class _HTTPProbe:
         try:
             if target.https:
                 client = TLSClient(self._ctx, target.server_name, app=exchange)
-                transport, _ = await loop.create_connection(
-                    lambda: client, target.host, target.port
-                )
+                transport, _ = await self._connect(lambda: client, target)
                 exchange.phase = "TLS handshake"
                 await client.handshake()
                 cert = read_peer_cert(client.ssl_object)
@@ -419,9 +430,7 @@ class _HTTPProbe:
                         return problem, not_after
                 send = client.write
             else:
-                transport, _ = await loop.create_connection(
-                    lambda: exchange, target.host, target.port
-                )
+                transport, _ = await self._connect(lambda: exchange, target)
                 send = transport.write
             exchange.phase = "waiting for response headers"
             send(target.request)
@@ -439,17 +448,27 @@ class _HTTPProbe:
             what = "connect" if exchange.phase == "connecting" else "TLS: handshake failed"
             seen_not_after = client.seen_not_after() if client is not None else None
             return f"{what}: {describe_os_error(exc)}", seen_not_after
+        except AddressNotAllowed as exc:
+            return str(exc), None
         finally:
             if transport is not None:
                 transport.abort()
 
+    async def _connect(
+        self, factory: Callable[[], _Proto], target: _Target
+    ) -> tuple[asyncio.Transport, _Proto]:
+        if target.guarded and self._policy is not None:
+            return await connect(factory, target.host, target.port, self._policy)
+        loop = asyncio.get_running_loop()
+        return await loop.create_connection(factory, target.host, target.port)
+
     def _judge(
-        self, exchange: _Exchange, elapsed: float, cert_not_after: float | None
+        self, exchange: _Exchange, elapsed: float, cert_not_after: float | None, target: _Target
     ) -> ProbeResult:
         status = exchange.status
         if status not in self._allowed:
             where = ""
-            if status in _REDIRECTS and exchange.location is not None:
+            if status in _REDIRECTS and exchange.location is not None and not target.guarded:
                 where = f" to {exchange.location.decode('latin-1')}"
             return ProbeResult(
                 False,
@@ -459,7 +478,12 @@ class _HTTPProbe:
                 status_code=status,
             )
         if exchange.body is not None:
-            problem = judge_body(bytes(exchange.body), self._regex, self._spec.json_conditions)
+            problem = judge_body(
+                bytes(exchange.body),
+                self._regex,
+                self._spec.json_conditions,
+                echo=not target.guarded,
+            )
             if problem is not None:
                 return ProbeResult(
                     False, problem, elapsed, cert_not_after=cert_not_after, status_code=status

@@ -73,8 +73,9 @@ class JSONCondition(StrictModel):
             )
         return self
 
-    def check(self, document: Any, now: float) -> str | None:
-        """A failure reason, or None when the document passes."""
+    def check(self, document: Any, now: float, *, echo: bool = True) -> str | None:
+        """A failure reason, or None when the document passes. Without ``echo`` the reason
+        names the path and the expected value, never what the server sent."""
         value = _lookup(document, parse_json_path(self.path))
         if "exists" in self.model_fields_set:
             if self.exists and value is _MISSING:
@@ -86,12 +87,14 @@ class JSONCondition(StrictModel):
             return f"JSON {self.path} is missing"
         if "equals" in self.model_fields_set:
             if not _same(value, self.equals):
+                if not echo:
+                    return f"JSON {self.path} is not {_show(self.equals)}"
                 return f"JSON {self.path} is {_show(value)} (expected {_show(self.equals)})"
             return None
         assert self.younger_than is not None
         stamp = _timestamp(value)
         if stamp is None:
-            return f"JSON {self.path} is not a timestamp: {_show(value)}"
+            return f"JSON {self.path} is not a timestamp" + (f": {_show(value)}" if echo else "")
         age = now - stamp
         if age > self.younger_than:
             return (
@@ -142,8 +145,15 @@ class _Re2:
         return self._compiled.search(text)  # type: ignore[no-any-return]
 
 
-def judge_body(body: bytes, regex: BodyRegex | None, conditions: list[JSONCondition]) -> str | None:
-    """Apply a check's body tests in order; the first failure reason, or None."""
+def judge_body(
+    body: bytes,
+    regex: BodyRegex | None,
+    conditions: list[JSONCondition],
+    *,
+    echo: bool = True,
+) -> str | None:
+    """Apply a check's body tests in order; the first failure reason, or None. ``echo=False``
+    (a target reached through an announcement or a redirect): no text of the body in it."""
     if regex is not None:
         text = body.decode("utf-8", errors="replace")
         if regex.search(text) is None:
@@ -155,7 +165,7 @@ def judge_body(body: bytes, regex: BodyRegex | None, conditions: list[JSONCondit
             return "body is not JSON"
         now = dt.datetime.now(dt.UTC).timestamp()
         for condition in conditions:
-            problem = condition.check(document, now)
+            problem = condition.check(document, now, echo=echo)
             if problem is not None:
                 return problem
     return None

@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from monitor.types import CheckCommon, ProbeResult, format_duration
+from monitor.types import ProbeResult, format_duration
 
-from .base import Probe, ProbeEnv
+from .addresspolicy import AddressNotAllowed, connect
+from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error
 
 
-class Spec(CheckCommon):
+class Spec(TargetSpec):
     """A TCP connect check."""
 
     kind: Literal["tcp"]
@@ -29,17 +30,23 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
     """Return a probe that connects and closes at once."""
     del env
     host, port = spec.host, spec.port
+    policy = spec.address_policy if spec.announced else None  # None: the registry's own target
 
     async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109 (the Probe contract)
         start = time.perf_counter()
         try:
             async with asyncio.timeout(timeout):
                 # a bare Protocol: stream reader/writer objects would only cost allocations
-                transport, _ = await asyncio.get_running_loop().create_connection(
-                    asyncio.Protocol, host, port
-                )
+                if policy is None:
+                    transport, _ = await asyncio.get_running_loop().create_connection(
+                        asyncio.Protocol, host, port
+                    )
+                else:
+                    transport, _ = await connect(asyncio.Protocol, host, port, policy)
         except TimeoutError:
             return ProbeResult(False, f"timeout after {format_duration(timeout)}", timeout)
+        except AddressNotAllowed as exc:
+            return ProbeResult(False, str(exc), time.perf_counter() - start)
         except OSError as exc:
             return ProbeResult(
                 False, f"connect: {describe_os_error(exc)}", time.perf_counter() - start

@@ -17,9 +17,10 @@ from typing import Annotated, Literal, Protocol, cast
 
 from pydantic import Field
 
-from monitor.types import CheckCommon, ProbeResult, format_duration
+from monitor.types import ProbeResult, format_duration
 
-from .base import Probe, ProbeEnv
+from .addresspolicy import AddressNotAllowed, AddressPolicy, connect
+from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error, describe_ssl_error
 from .tlsopts import (
     PeerCert,
@@ -51,7 +52,7 @@ _VERIFY_EXPIRED = 10  # X509_V_ERR_CERT_HAS_EXPIRED
 _READ_SIZE = 64 << 10
 
 
-class Spec(CheckCommon):
+class Spec(TargetSpec):
     """A TLS handshake check."""
 
     kind: Literal["tls"]
@@ -247,6 +248,7 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
     """Return a probe that connects, shakes hands, reads the certificate and hangs up."""
     host, port, opts = spec.host, spec.port, spec.tls
     server_name = opts.server_name or host
+    policy = spec.address_policy if spec.announced else None  # None: the registry's own target
     try:
         ctx = env.ssl_contexts.get(opts)
     except (OSError, ssl.SSLError) as exc:
@@ -259,7 +261,7 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
         client = TLSClient(ctx, server_name)
         try:
             try:
-                failure = await _open(client, host, port, deadline, timeout)
+                failure = await _open(client, host, port, deadline, timeout, policy)
             except ssl.SSLCertVerificationError as exc:
                 failure = explain_rejected_cert(exc, client.seen_cert())
             elapsed = time.perf_counter() - start
@@ -279,9 +281,15 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
 
 
 async def _open(
-    client: TLSClient, host: str, port: int, deadline: float, budget: float
+    client: TLSClient,
+    host: str,
+    port: int,
+    deadline: float,
+    budget: float,
+    policy: AddressPolicy | None = None,
 ) -> str | None:
     """Connect and shake hands by ``deadline`` (``budget`` after the start): None, or why not.
+    With a ``policy`` (an announced target), only to an address it allows.
 
     Raises ``ssl.SSLCertVerificationError`` for the caller to explain.
     """
@@ -289,11 +297,16 @@ async def _open(
     phase = "connecting"
     try:
         async with asyncio.timeout_at(deadline):
-            await loop.create_connection(lambda: client, host, port)
+            if policy is None:
+                await loop.create_connection(lambda: client, host, port)
+            else:
+                await connect(lambda: client, host, port, policy)
             phase = "TLS handshake"
             await client.handshake()
     except TimeoutError:
         return f"timeout after {format_duration(budget)} ({phase})"
+    except AddressNotAllowed as exc:
+        return str(exc)
     except ssl.SSLCertVerificationError:
         raise
     except ssl.SSLError as exc:

@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from notifiers.settings import site_base
+from probes.addresspolicy import AddressPolicy
 from probes.tlsopts import format_fingerprint
 
 from ..alerting.messages import local_iso, local_time
@@ -89,8 +90,9 @@ class Changes(StrictModel):
     def _host(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        try:
-            return str(ipaddress.ip_address(value))
+        try:  # an IPv6 address may come in brackets, as in a URL
+            bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+            return str(ipaddress.ip_address(bare))
         except ValueError:
             pass
         if not _HOST.match(value):
@@ -297,6 +299,9 @@ def examine(
                 "announcements are for secure servers only (regulation C.2)"
             )
         entry = found
+    problem = _inward(request.changes, registry.address_policy)
+    if problem is not None:
+        raise AnnouncementRejected(problem)
     try:
         announced = (
             _aware(calendar, request.announced_at)
@@ -364,6 +369,21 @@ def examine(
         compliant=notice.meets(rule),
         created_at=now,
     )
+
+
+def _inward(changes: Changes, policy: AddressPolicy) -> str | None:
+    """Why announced values would point the probes inside the gateway's networks, if they do.
+    A host name is judged here only when it always means this host (``localhost``); others are
+    judged on every connection, after they are resolved (``probes.addresspolicy``)."""
+    if changes.host is not None:
+        why = policy.host_refusal(changes.host)
+        if why is not None:
+            return f"changes.host: {why}"
+    for address in changes.addresses or ():
+        why = policy.refusal(address)
+        if why is not None:
+            return f"changes.addresses: {why}"
+    return None
 
 
 # ----- the store ------------------------------------------------------------------------------
