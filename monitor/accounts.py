@@ -7,8 +7,17 @@ An agency-admin grants and revokes only inside its agency and only roles below i
 
 Bearer tokens are random (256 bits), shown once when made, and stored as SHA-256 hashes: a
 stolen database does not log anyone in. A client certificate (mTLS, issued by the configured CA)
-maps to an account by its subject or serial number. A revoked account is refused on its very next
-request: every request reads the account from the database.
+maps to an account by its identity: the SHA-256 fingerprint of its DER together with its
+issuer's DN (RFC 4514), both compared exactly. Subjects and serial numbers are not identities (a
+CN may contain ``,O=``; another CA may issue the same subject or serial): the columns of the
+old mappings stay readable, but they no longer log anyone in. A fingerprint belongs to one
+active account, and only a national-admin (or the command line on the gateway host) maps one,
+each change audited.
+
+A page login opens a server-side session (:func:`open_session`): the cookie holds a random
+256-bit id, stored as its SHA-256, ending after an idle and an absolute lifetime, at logout and
+when the account is revoked. A revoked account is refused on its very next request: every
+request reads the account from the database.
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar, get_args
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from .store import Store
 
 T = TypeVar("T")
@@ -33,6 +45,10 @@ ACCOUNT_ID = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
 # What a bearer token can look like (RFC 6750 token68); ours are "npsp_" + URL-safe base64.
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_ISSUER = 1000  # characters of an issuer DN
+SESSION_PREFIX = "npsps_"
+SESSION_TOUCH = 60.0  # seconds: last_seen is written at most this often per session
 _NOBODY = object()
 
 
@@ -53,19 +69,26 @@ class Account:
     role: Role
     agency: str | None
     portal_account: str
-    cert_subject: str | None
-    cert_serial: str | None
+    cert_subject: str | None  # legacy mapping: readable, no longer logs in
+    cert_serial: str | None  # legacy mapping: readable, no longer logs in
     created_at: float
     created_by: str
     revoked_at: float | None = None
     revoked_by: str | None = None
+    cert_sha256: str | None = None  # SHA-256 of the client certificate's DER, lowercase hex
+    cert_issuer: str | None = None  # its issuer's DN, RFC 4514
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
+    @property
+    def legacy_certificate(self) -> bool:
+        """Mapped to a certificate only by subject or serial: to be re-mapped by fingerprint."""
+        return self.cert_sha256 is None and bool(self.cert_subject or self.cert_serial)
+
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "legacy_certificate": self.legacy_certificate}
 
 
 def well_formed(token: str) -> bool:
@@ -84,8 +107,66 @@ def new_token() -> str:
 
 _COLUMNS = (
     "id, name, role, agency, portal_account, cert_subject, cert_serial, created_at, created_by,"
-    " revoked_at, revoked_by"
+    " revoked_at, revoked_by, cert_sha256, cert_issuer"
 )
+
+
+# ----- client certificates --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CertIdentity:
+    """What maps a client certificate to an account: the SHA-256 of its DER (lowercase hex)
+    and its issuer's DN in RFC 4514 form. Both must match."""
+
+    sha256: str
+    issuer: str
+
+
+def certificate_identity(der: bytes) -> CertIdentity:
+    """The identity of a certificate given as DER (as the TLS layer hands it over)."""
+    cert = x509.load_der_x509_certificate(der)
+    return CertIdentity(hashlib.sha256(der).hexdigest(), cert.issuer.rfc4514_string())
+
+
+def identity_from_file(data: bytes) -> CertIdentity:
+    """The identity of a certificate file (PEM or DER), for the command line."""
+    if b"-----BEGIN" in data:
+        try:
+            cert = x509.load_pem_x509_certificate(data)
+        except ValueError as exc:
+            raise AccountError(f"not a PEM certificate: {exc}") from None
+        return certificate_identity(cert.public_bytes(Encoding.DER))
+    try:
+        return certificate_identity(data)
+    except ValueError as exc:
+        raise AccountError(f"not a certificate (PEM or DER): {exc}") from None
+
+
+def parse_identity(sha256: str, issuer: str) -> CertIdentity:
+    """A fingerprint as typed (``AB:CD:…`` or hex, any case) and an issuer DN, checked."""
+    digest = sha256.strip().replace(":", "").lower()
+    if not _SHA256.fullmatch(digest):
+        raise AccountError("cert_sha256: the SHA-256 fingerprint, 64 hex digits")
+    issuer = issuer.strip()
+    if not issuer or len(issuer) > MAX_ISSUER or any(ord(c) < 0x20 for c in issuer):
+        raise AccountError("cert_issuer: the issuer's DN (RFC 4514), one line")
+    return CertIdentity(digest, issuer)
+
+
+def _may_map_certificates(actor: Account | None) -> bool:
+    """Only a national-admin (or the command line, ``actor`` None) maps certificates: an
+    agency-admin could otherwise bind someone else's certificate to an account it controls."""
+    return actor is None or (actor.active and actor.role == "national-admin")
+
+
+def _certificate_taken(db: sqlite3.Connection, cert: CertIdentity, account_id: str) -> None:
+    row = db.execute(
+        "SELECT id FROM accounts WHERE cert_sha256 = ? AND revoked_at IS NULL AND id != ?",
+        (cert.sha256, account_id),
+    ).fetchone()
+    if row is not None:
+        raise AccountError("this certificate is already mapped to another active account", 409)
 
 
 def _account(row: tuple[Any, ...]) -> Account:
@@ -135,14 +216,26 @@ async def create(
     now: float,
     cert_subject: str | None = None,
     cert_serial: str | None = None,
+    cert: CertIdentity | None = None,
     portal_account: str | None = None,
     inboxes: dict[str, str | None] | None = None,
     source: str = "api",
 ) -> tuple[Account, str]:
-    """Create an account; return it and its token (shown once). ``actor`` None = bootstrap."""
+    """Create an account; return it and its token (shown once). ``actor`` None = bootstrap.
+
+    ``cert`` maps a client certificate (national-admins and the command line only).
+    ``cert_subject`` and ``cert_serial`` are refused: they no longer identify a certificate.
+    """
     _check_role(role, agency, agencies)
     if actor is not None and not can_manage(actor, role, agency):
         raise AccountError(f"{actor.id} may not create a {role} account for {agency}", 403)
+    if (cert is not None or cert_subject or cert_serial) and not _may_map_certificates(actor):
+        raise AccountError("only a national-admin maps client certificates to accounts", 403)
+    if cert_subject or cert_serial:
+        raise AccountError(
+            "client certificates are mapped by SHA-256 fingerprint and issuer, no longer by"
+            " subject or serial number"
+        )
     inbox = portal_account or account_id
     if actor is not None and actor.role != "national-admin" and inbox != account_id:
         raise AccountError("only a national-admin sets portal_account", 403)
@@ -161,18 +254,11 @@ async def create(
     def write(db: sqlite3.Connection) -> Account:
         if get(db, account_id) is not None:
             raise AccountError(f"account {account_id!r} already exists", 409)
-        for column, value in (("cert_serial", cert_serial), ("cert_subject", cert_subject)):
-            if (
-                value is not None
-                and db.execute(
-                    f"SELECT 1 FROM accounts WHERE {column} = ? AND revoked_at IS NULL",  # noqa: S608 - constant column
-                    (value,),
-                ).fetchone()
-            ):
-                raise AccountError(f"another active account has this {column}", 409)
+        if cert is not None:
+            _certificate_taken(db, cert, account_id)
         creator = actor.id if actor is not None else "bootstrap"
         db.execute(
-            "INSERT INTO accounts (id, name, role, agency, token_hash, cert_subject, cert_serial,"
+            "INSERT INTO accounts (id, name, role, agency, token_hash, cert_sha256, cert_issuer,"
             " portal_account, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 account_id,
@@ -180,14 +266,17 @@ async def create(
                 role,
                 agency,
                 hash_token(token),
-                cert_subject,
-                cert_serial,
+                None if cert is None else cert.sha256,
+                None if cert is None else cert.issuer,
                 portal_account or account_id,
                 now,
                 creator,
             ),
         )
-        audit_write(db, now, creator, "account.create", account_id, agency, {"role": role}, source)
+        detail: dict[str, Any] = {"role": role}
+        if cert is not None:
+            detail["certificate"] = {"sha256": cert.sha256, "issuer": cert.issuer}
+        audit_write(db, now, creator, "account.create", account_id, agency, detail, source)
         created = get(db, account_id)
         assert created is not None
         return created
@@ -255,6 +344,7 @@ async def revoke(
             "UPDATE accounts SET revoked_at = ?, revoked_by = ?, token_hash = NULL WHERE id = ?",
             (now, who, account_id),
         )
+        db.execute("DELETE FROM sessions WHERE account = ?", (account_id,))  # logged out at once
         audit_write(db, now, who, "account.revoke", account_id, target.agency, {}, source)
         updated = get(db, account_id)
         assert updated is not None
@@ -279,19 +369,150 @@ async def by_token(store: Store, token: str) -> Account | None:
     return await store.transact(read)
 
 
-async def by_certificate(store: Store, subject: str, serial: str) -> Account | None:
-    """The active account mapped to a client certificate's subject or serial, or None."""
+async def by_certificate(store: Store, cert: CertIdentity) -> Account | None:
+    """The active account mapped to this certificate (fingerprint and issuer), or None."""
 
     def read(db: sqlite3.Connection) -> Account | None:
         row = db.execute(
             f"SELECT {_COLUMNS} FROM accounts WHERE revoked_at IS NULL"  # noqa: S608
-            " AND (cert_serial = ? OR (cert_serial IS NULL AND cert_subject = ?))"
-            " ORDER BY cert_serial IS NULL, created_at LIMIT 1",
-            (serial, subject),
+            " AND cert_sha256 = ? AND cert_issuer = ?",
+            (cert.sha256, cert.issuer),
         ).fetchone()
         return None if row is None else _account(row)
 
     return await store.transact(read)
+
+
+async def map_certificate(
+    store: Store,
+    *,
+    actor: Account | None,
+    account_id: str,
+    cert: CertIdentity | None,
+    now: float,
+    source: str = "api",
+) -> Account:
+    """Map ``account_id`` to a client certificate (None: unmap it), audited.
+
+    Only a national-admin (or the command line, ``actor`` None) may; a certificate already
+    mapped to another active account is refused (409): revoke or unmap that one first.
+    """
+    if not _may_map_certificates(actor):
+        raise AccountError("only a national-admin maps client certificates to accounts", 403)
+
+    def write(db: sqlite3.Connection) -> Account:
+        target = get(db, account_id)
+        if target is None:
+            raise AccountError(f"no account {account_id!r}", 404)
+        if not target.active:
+            raise AccountError(f"account {account_id!r} is revoked", 409)
+        if cert is not None:
+            _certificate_taken(db, cert, account_id)
+        db.execute(
+            "UPDATE accounts SET cert_sha256 = ?, cert_issuer = ? WHERE id = ?",
+            (
+                None if cert is None else cert.sha256,
+                None if cert is None else cert.issuer,
+                account_id,
+            ),
+        )
+        old = (
+            None
+            if target.cert_sha256 is None
+            else {"sha256": target.cert_sha256, "issuer": target.cert_issuer}
+        )
+        new = None if cert is None else {"sha256": cert.sha256, "issuer": cert.issuer}
+        who = actor.id if actor is not None else "cli"
+        audit_write(
+            db,
+            now,
+            who,
+            "account.certificate",
+            account_id,
+            target.agency,
+            {"from": old, "to": new},
+            source,
+        )
+        updated = get(db, account_id)
+        assert updated is not None
+        return updated
+
+    return await store.transact(write)
+
+
+# ----- page sessions ----------------------------------------------------------------------------
+
+
+def _session_hash(session_id: str) -> str | None:
+    if not (session_id.startswith(SESSION_PREFIX) and well_formed(session_id)):
+        return None
+    return hash_token(session_id)
+
+
+async def open_session(
+    store: Store, account: Account, *, now: float, idle: float, lifetime: float
+) -> str:
+    """A new session of ``account`` (its id, for the cookie; only the hash is stored).
+
+    It ends ``idle`` seconds after its last use, ``lifetime`` seconds after now at the latest.
+    Expired sessions of every account are cleared on the way.
+    """
+    session_id = SESSION_PREFIX + secrets.token_urlsafe(32)  # 256 bits
+
+    def write(db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        db.execute(
+            "INSERT INTO sessions (id_hash, account, created_at, last_seen, expires_at, idle)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (hash_token(session_id), account.id, now, now, now + lifetime, idle),
+        )
+
+    await store.transact(write)
+    return session_id
+
+
+async def by_session(store: Store, session_id: str, now: float) -> Account | None:
+    """The active account of a live session, or None (unknown, expired, ended, revoked).
+
+    A use moves its idle deadline (``last_seen`` written at most every :data:`SESSION_TOUCH`
+    seconds); an expired session is deleted when met.
+    """
+    digest = _session_hash(session_id)
+    if digest is None:
+        return None
+
+    def work(db: sqlite3.Connection) -> Account | None:
+        row = db.execute(
+            "SELECT account, last_seen, expires_at, idle FROM sessions WHERE id_hash = ?",
+            (digest,),
+        ).fetchone()
+        if row is None:
+            return None
+        account_id, last_seen, expires_at, idle = row
+        if now >= expires_at or now >= last_seen + idle:
+            db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,))
+            return None
+        account = get(db, account_id)
+        if account is None or not account.active:
+            db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,))
+            return None
+        if now - last_seen >= min(SESSION_TOUCH, idle / 10):
+            db.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, digest))
+        return account
+
+    return await store.transact(work)
+
+
+async def end_session(store: Store, session_id: str) -> bool:
+    """Delete a session (logout); whether there was one."""
+    digest = _session_hash(session_id)
+    if digest is None:
+        return False
+    return bool(
+        await store.transact(
+            lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,)).rowcount
+        )
+    )
 
 
 async def list_accounts(store: Store, agency: str | None = None) -> list[Account]:

@@ -1,8 +1,11 @@
-"""``npsp-monitor accounts create|list|grant|revoke``: run on the gateway host by whoever may
+"""``npsp-monitor accounts create|list|revoke|map-cert``: run on the gateway host by whoever may
 read its database — this is how the first national-admin is made.
 
 The token of a new account is printed once, on standard output; only its hash is stored.
-Exit codes: 0 done; 2 refused (the message says why).
+A client certificate is mapped by its file (``--cert``: the SHA-256 of its DER and its
+issuer's DN are read from it) or by ``--cert-sha256`` with ``--cert-issuer``. Mappings by
+subject or serial number from earlier versions no longer log in: ``list`` marks them, and
+``map-cert`` re-maps them. Exit codes: 0 done; 2 refused (the message says why).
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from . import accounts
-from .accounts import AccountError
+from .accounts import AccountError, CertIdentity
 from .config import Config, load_config
 from .store import run_with_store
 
@@ -27,11 +31,52 @@ def _agencies(config: Config) -> set[str]:
     return {a.id for a in config.agencies}
 
 
+def _certificate(args: argparse.Namespace) -> CertIdentity | None:
+    """The certificate identity the options name, or None."""
+    if args.cert is not None:
+        if args.cert_sha256 or args.cert_issuer:
+            raise AccountError("give --cert, or --cert-sha256 with --cert-issuer, not both")
+        try:
+            data = Path(args.cert).read_bytes()
+        except OSError as exc:
+            raise AccountError(f"cannot read {args.cert}: {exc.strerror}") from None
+        return accounts.identity_from_file(data)
+    if args.cert_sha256 or args.cert_issuer:
+        if not (args.cert_sha256 and args.cert_issuer):
+            raise AccountError("--cert-sha256 and --cert-issuer go together")
+        return accounts.parse_identity(args.cert_sha256, args.cert_issuer)
+    return None
+
+
+def _mapping(a: dict[str, Any]) -> str:
+    if a["cert_sha256"]:
+        return f"cert sha256:{a['cert_sha256'][:16]}… issuer {a['cert_issuer']}"
+    if a["cert_subject"] or a["cert_serial"]:
+        return "cert NOT MAPPED: old subject/serial mapping, re-map with map-cert"
+    return ""
+
+
 def cmd_accounts(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     now = time.time()
     try:
+        if args.action == "map-cert":
+            cert = None if args.clear else _certificate(args)
+            if cert is None and not args.clear:
+                raise AccountError("give --cert FILE, --cert-sha256 with --cert-issuer, or --clear")
+            account = run_with_store(
+                config.state_db,
+                lambda store: accounts.map_certificate(
+                    store, actor=None, account_id=args.id, cert=cert, now=now, source="cli"
+                ),
+            )
+            if cert is None:
+                print(f"account {account.id}: no client certificate logs in to it now")
+            else:
+                print(f"account {account.id}: the certificate sha256:{cert.sha256} logs in")
+            return 0
         if args.action == "create":
+            cert = _certificate(args)
             account, token = run_with_store(
                 config.state_db,
                 lambda store: accounts.create(
@@ -43,8 +88,9 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                     agency=args.agency,
                     agencies=_agencies(config),
                     now=now,
+                    cert=cert,
                     cert_subject=args.cert_subject,
-                    cert_serial=args.cert_serial.upper() if args.cert_serial else None,
+                    cert_serial=args.cert_serial,
                     portal_account=args.portal_account,
                     source="cli",
                 ),
@@ -70,7 +116,17 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             print(json.dumps(listed, ensure_ascii=False, indent=2))
         for a in [] if args.json else listed:
             state = "revoked" if a["revoked_at"] else "active"
-            print(f"{a['id']:<24} {a['role']:<15} {a['agency'] or '-':<20} {state}  {a['name']}")
+            line = f"{a['id']:<24} {a['role']:<15} {a['agency'] or '-':<20} {state}  {a['name']}"
+            mapping = _mapping(a)
+            print(f"{line}  [{mapping}]" if mapping else line)
+        legacy = [r.id for r in rows if r.legacy_certificate and r.active]
+        if legacy and not args.json:
+            print(
+                f"{len(legacy)} account(s) mapped only by certificate subject or serial, which no"
+                " longer log in: re-map them by certificate fingerprint with"
+                " `npsp-monitor accounts map-cert ID --cert FILE`",
+                file=sys.stderr,
+            )
         return 0
     except AccountError as exc:
         print(f"npsp-monitor: {exc}", file=sys.stderr)
@@ -86,11 +142,21 @@ def add_accounts_commands(sub: Any, with_config: WithConfig) -> None:
     c.add_argument("--name", required=True, help="the person's name")
     c.add_argument("--role", required=True, choices=accounts.ROLES)
     c.add_argument("--agency", help="agency id (every role but national-admin)")
-    c.add_argument("--cert-subject", help="client certificate subject, e.g. CN=Nguyen Van A,O=…")
-    c.add_argument("--cert-serial", help="client certificate serial number (hex)")
+    _certificate_options(c)
+    old = "no longer accepted: certificates are mapped by fingerprint (--cert)"
+    c.add_argument("--cert-subject", help=old)
+    c.add_argument("--cert-serial", help=old)
     c.add_argument("--portal-account", help="portal inbox account (default: the login name)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_accounts)
+    m = actions.add_parser(
+        "map-cert", help="map a client certificate to an account, or unmap it (audited)"
+    )
+    with_config(m)
+    m.add_argument("id")
+    _certificate_options(m)
+    m.add_argument("--clear", action="store_true", help="no certificate logs in to it any more")
+    m.set_defaults(func=cmd_accounts)
     r = actions.add_parser("revoke", help="revoke an account (refused from its next request)")
     with_config(r)
     r.add_argument("id")
@@ -99,3 +165,9 @@ def add_accounts_commands(sub: Any, with_config: WithConfig) -> None:
     with_config(ls)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_accounts)
+
+
+def _certificate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cert", metavar="FILE", help="the client certificate (PEM or DER)")
+    p.add_argument("--cert-sha256", help="or: its SHA-256 fingerprint (hex, colons allowed)")
+    p.add_argument("--cert-issuer", help="with --cert-sha256: its issuer's DN (RFC 4514)")

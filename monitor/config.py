@@ -160,6 +160,13 @@ class HttpSettings(StrictModel):
     )
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 << 20)] = 64 * 1024
     login_failures_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 10
+    # A page login's server-side session ends after this long unused, and after session_max
+    # whatever its use (logout and revoking the account end it at once).
+    session_idle: Annotated[Duration, Field(ge=60, le=30 * 86400)] = 8 * 3600.0
+    session_max: Annotated[Duration, Field(ge=60, le=366 * 86400)] = 7 * 86400.0
+    # Reverse proxies whose X-Forwarded-Proto: https is believed (the session cookie is then
+    # Secure); a request from any other address is judged by the listener's own TLS only.
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
     @model_validator(mode="after")
     def _pairs(self) -> HttpSettings:
@@ -167,6 +174,8 @@ class HttpSettings(StrictModel):
             raise ValueError("tls_cert and tls_key go together")
         if self.client_ca is not None and self.tls_cert is None:
             raise ValueError("client_ca (mTLS) needs tls_cert and tls_key")
+        if self.session_idle > self.session_max:
+            raise ValueError("session_idle cannot be longer than session_max")
         for path in (self.tls_cert, self.tls_key, self.client_ca):
             if path is not None and not path.is_file():
                 raise ValueError(f"file {path} does not exist")

@@ -216,6 +216,26 @@ _MIGRATIONS = [
     ALTER TABLE outbox ADD COLUMN first_failed_at REAL;
     CREATE INDEX outbox_address ON outbox (channel, address, status);
     """,
+    # Client certificates are mapped by the SHA-256 of their DER together with their issuer's
+    # DN (RFC 4514); cert_subject and cert_serial stay readable but no longer log in. A
+    # fingerprint belongs to one active account. Page logins get server-side sessions (the
+    # cookie holds a random id, stored here as its SHA-256; idle: seconds unused allowed).
+    """
+    ALTER TABLE accounts ADD COLUMN cert_sha256 TEXT;
+    ALTER TABLE accounts ADD COLUMN cert_issuer TEXT;
+    CREATE UNIQUE INDEX accounts_cert_sha256 ON accounts (cert_sha256)
+        WHERE cert_sha256 IS NOT NULL AND revoked_at IS NULL;
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        idle REAL NOT NULL
+    );
+    CREATE INDEX sessions_account ON sessions (account);
+    CREATE INDEX sessions_expires ON sessions (expires_at);
+    """,
 ]
 
 

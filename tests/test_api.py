@@ -23,7 +23,6 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
-from cryptography import x509
 
 from monitor import accounts
 from monitor.app import Daemon
@@ -576,9 +575,8 @@ async def test_mtls_login(tmp_path: Path, tcp_target: Callable[[], Awaitable[Tcp
     )
     stranger = other_ca.issue_cert("nguyen-van-a@bo-a.example")
 
-    def serial(leaf: trustme.LeafCert) -> str:
-        cert = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes())
-        return f"{cert.serial_number:X}"
+    def identity(leaf: trustme.LeafCert) -> accounts.CertIdentity:
+        return accounts.identity_from_file(leaf.cert_chain_pems[0].bytes())
 
     ready = asyncio.Event()
     daemon = Daemon(path, load_config(path))
@@ -591,7 +589,7 @@ async def test_mtls_login(tmp_path: Path, tcp_target: Callable[[], Awaitable[Tcp
             await accounts.create(
                 daemon.engine.store, actor=None, account_id=account_id, name=account_id,
                 role="operator", agency="bo-a", agencies={"bo-a", "bo-b"}, now=time.time(),
-                cert_serial=serial(leaf),
+                cert=identity(leaf),
             )  # fmt: skip
         base = f"https://127.0.0.1:{daemon.http_port}"
 

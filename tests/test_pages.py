@@ -298,7 +298,8 @@ async def test_login_sets_a_strict_httponly_cookie_and_logout_clears_it(site: Si
     assert response.status == 303
     assert response.headers["Location"] == "/"
     cookie = response.cookies[COOKIE]
-    assert cookie.value == site.tokens["btc"]
+    # A server-side session's id, never the account's permanent token.
+    assert cookie.value.startswith("npsps_") and cookie.value != site.tokens["btc"]
     assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
     assert not cookie["secure"]  # plain HTTP here; Secure over TLS
 
@@ -540,6 +541,10 @@ async def test_mark_as_read_needs_the_form_token(site: Site) -> None:
     await site.login("btc")
     response = await site.client.post(url, data={"csrf": csrf_of(other)}, allow_redirects=False)
     assert response.status == 403
+    # Nor does the form token of btc's earlier session: it is bound to that session.
+    response = await site.client.post(url, data={"csrf": token}, allow_redirects=False)
+    assert response.status == 403
+    token = csrf_of((await site.get("/inbox"))[1])
 
     response = await site.client.post(url + "?lang=en", data={"csrf": token}, allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/inbox?lang=en"

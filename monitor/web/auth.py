@@ -1,4 +1,5 @@
-"""Who is asking: a bearer token, or a TLS client certificate (mTLS) mapped to an account.
+"""Who is asking: a bearer token, a page session's cookie, or a TLS client certificate (mTLS)
+mapped to an account by its SHA-256 fingerprint and issuer (never by its subject's text).
 
 The middleware puts the caller's :class:`~monitor.accounts.Account` (or None) in
 ``request["account"]``. Under ``/api/v1`` a request without a valid credential is answered 401
@@ -11,17 +12,19 @@ oversized token) is a failed login like a wrong one: 401, never an error of ours
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from .. import accounts
-from ..accounts import Account
+from ..accounts import Account, CertIdentity
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -40,14 +43,44 @@ def error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def _name(parts: Any) -> str:
-    """``ssl.getpeercert()``'s subject (tuple of RDNs) as ``CN=…,O=…``."""
-    out = []
-    for rdn in parts or ():
-        for key, value in rdn:
-            short = {"commonName": "CN", "organizationName": "O", "countryName": "C"}.get(key, key)
-            out.append(f"{short}={value}")
-    return ",".join(out)
+def peer_certificate(request: web.Request) -> CertIdentity | None:
+    """The identity (fingerprint of the DER, issuer DN) of the client certificate the TLS layer
+    verified against ``http.client_ca``, or None when none was presented."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:
+        return accounts.certificate_identity(der)
+    except ValueError:  # OpenSSL accepted it; cryptography could not parse it: no login
+        return None
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def via_https(request: web.Request, trusted_proxies: Iterable[Network] = ()) -> bool:
+    """Whether the browser reached us over HTTPS: the listener's own TLS, or a trusted reverse
+    proxy (its address in ``trusted_proxies``) saying ``X-Forwarded-Proto: https``. The header
+    from anyone else is ignored: a client could send it."""
+    if request.secure:
+        return True
+    proto = request.headers.get("X-Forwarded-Proto")
+    if proto is None:
+        return False
+    try:
+        peer = ipaddress.ip_address((request.remote or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    if not any(peer in network for network in trusted_proxies):
+        return False
+    # The value the proxy itself added is the last one (a proxy may append to a client's).
+    return proto.rsplit(",", 1)[-1].strip().lower() == "https"
 
 
 class Throttle:
@@ -106,21 +139,26 @@ class Authenticator:
     async def account_of(self, request: web.Request) -> tuple[Account | None, bool]:
         """The caller's account, and whether a credential was presented (and failed)."""
         token = bearer(request)
-        if token is None and request.method in ("GET", "HEAD"):
-            # The pages keep the token in an HttpOnly cookie; state-changing API calls must
-            # send the header (a cookie alone would invite cross-site requests).
-            token = request.cookies.get(COOKIE)
         if token is not None:
             account = await accounts.by_token(self.store, token)
             return account, account is None
-        peer = request.transport.get_extra_info("peercert") if request.transport else None
-        if peer:
-            subject = _name(peer.get("subject"))
-            serial = str(peer.get("serialNumber", "")).upper()
+        if request.method in ("GET", "HEAD"):
+            # The pages keep a session id in an HttpOnly cookie; state-changing API calls must
+            # send the header (a cookie alone would invite cross-site requests).
+            session = request.cookies.get(COOKIE)
+            if session is not None:
+                account = await self.session_account(session)
+                return account, account is None
+        cert = peer_certificate(request)
+        if cert is not None:
             # A certificate our CA issued but mapped to no account is not a guess: the caller
             # is simply not logged in (and public pages stay public for it).
-            return await accounts.by_certificate(self.store, subject, serial), False
+            return await accounts.by_certificate(self.store, cert), False
         return None, False
+
+    async def session_account(self, session: str) -> Account | None:
+        """The account of a page session's cookie, or None (unknown, expired, ended)."""
+        return await accounts.by_session(self.store, session, self.clock())
 
     def client(self, request: web.Request) -> str:
         return request.remote or "?"

@@ -13,8 +13,11 @@ and in English with ``?lang=en`` (kept in every link and form).
 
 **Who sees what.** A national-admin sees every agency; every other role only its own (403 for
 another agency's page). A private page without a login redirects to ``/login``. Logging in
-puts the account's token in an HttpOnly, ``SameSite=Strict`` cookie (``Secure`` over TLS);
-the authentication middleware reads it on GET and HEAD only.
+opens a server-side session (:func:`monitor.accounts.open_session`: ``http.session_idle``,
+``http.session_max``) whose random id, never the account's token, goes in an HttpOnly,
+``SameSite=Strict`` cookie, ``Secure`` whenever the page was reached over HTTPS (the
+listener's TLS, or a ``http.trusted_proxies`` proxy's ``X-Forwarded-Proto: https``); the
+authentication middleware reads it on GET and HEAD only. Logging out deletes the session.
 
 **Forms and CSRF.** A POST is authenticated by a bearer header, the cookie or a client
 certificate. A browser sends the cookie and the certificate on its own, so a POST that relies
@@ -223,18 +226,39 @@ def _cross_site(request: web.Request) -> bool:
     return origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower()
 
 
+#: What a browser removes from a URL anywhere in it before parsing (the URL standard).
+_BROWSER_DROPS = {0x09: None, 0x0A: None, 0x0D: None}
+#: What it trims at both ends: C0 controls and the space.
+_BROWSER_TRIMS = "".join(map(chr, range(0x21)))
+
+
 def _safe_next(value: object) -> str:
     """A local path to go to after logging in; anything else (another site, the login page
-    itself) becomes ``/``."""
-    if not isinstance(value, str):
+    itself) becomes ``/``.
+
+    Judged as a browser will read the ``Location``: the URL standard removes tabs, line feeds
+    and carriage returns anywhere, reads a backslash as ``/`` (so ``/<TAB>/evil.example`` and
+    ``/\\evil.example`` are ``//evil.example``: another host) and trims controls and spaces
+    at the ends. What it sees must be what we were given (a value the browser would rewrite is
+    refused, not repaired), and that must be ``/`` followed by something other than ``/`` or
+    ``\\``, with no scheme and no authority, in printable ASCII (our paths are). ``/%09/x``
+    stays a path: percent-escapes are not decoded before a URL is parsed.
+    """
+    if not isinstance(value, str) or len(value) > 512:
         return "/"
+    seen = value.translate(_BROWSER_DROPS).replace("\\", "/").strip(_BROWSER_TRIMS)
     if (
-        not value.startswith("/")
-        or value.startswith(("//", "/\\"))
-        or len(value) > 512
-        or any(c in value for c in "\r\n\\?#")
+        seen != value
+        or not value.isascii()
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+        or not value.startswith("/")
+        or value.startswith("//")
+        or any(c in value for c in "?#")
         or value in ("/login", "/logout")
     ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path != value:
         return "/"
     return value
 
@@ -323,7 +347,7 @@ class Pages:
             return auth.current(request), None
         cookie = request.cookies.get(COOKIE)
         if cookie:
-            account = await accounts.by_token(self.ctx.store, cookie)
+            account = await self.ctx.authenticator.session_account(cookie)
             if account is None:
                 self.ctx.authenticator.throttle.failed(request.remote or "?")
             return account, cookie
@@ -630,11 +654,28 @@ class Pages:
             agency=account.agency,
             source="web",
         )
+        http = self.ctx.engine.config.http
+        session = await accounts.open_session(
+            self.ctx.store,
+            account,
+            now=self.ctx.clock(),
+            idle=http.session_idle,
+            lifetime=http.session_max,
+        )
         response = _redirect(render.link(next_path, lang))
         response.set_cookie(
-            COOKIE, token, httponly=True, samesite="Strict", secure=request.secure, path="/"
+            COOKIE,
+            session,
+            httponly=True,
+            samesite="Strict",
+            secure=self._https(request),
+            path="/",
+            max_age=int(http.session_max),
         )
         return response
+
+    def _https(self, request: web.Request) -> bool:
+        return auth.via_https(request, self.ctx.engine.config.http.trusted_proxies)
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         lang = language(request)
@@ -645,6 +686,8 @@ class Pages:
         if account is not None:
             if not await self._form_ok(request, account, session):
                 return await self._message(request, 403, w["forbidden"], w["forged"])
+            if session:
+                await accounts.end_session(self.ctx.store, session)  # dead server-side too
             await accounts.audit(
                 self.ctx.store,
                 ts=self.ctx.clock(),
@@ -656,7 +699,7 @@ class Pages:
             )
         response = _redirect(render.link("/login", lang))
         response.del_cookie(
-            COOKIE, path="/", httponly=True, samesite="Strict", secure=request.secure
+            COOKIE, path="/", httponly=True, samesite="Strict", secure=self._https(request)
         )
         return response
 
