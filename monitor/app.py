@@ -185,6 +185,8 @@ class Daemon:
                 self.pipeline.working_time = calendar
             if self.rules is not None:
                 self.rules.ctx.calendar = calendar
+        if self.rules is not None:
+            self.rules.announcements.status_page_url = new.alerting.status_page_url
         if new.channels != self.config.channels:
             log.warning("channels changed: takes effect only after a restart")
         self.config = new
@@ -220,7 +222,9 @@ class Daemon:
             try:
                 vantage = self.config.vantage
                 will = last_will(vantage) if self.config.deadman.mqtt else None
-                channels = Channels.build(self.config.channels, vantage, will)
+                channels = Channels.build(
+                    self.config.channels, vantage, will, site=self.config.alerting.status_page_url
+                )
             except ValueError as exc:
                 raise StartupError(f"channels: {exc}") from None
             probe_env = ProbeEnv()  # one heartbeat board, shared by the probes and the receiver
@@ -245,6 +249,8 @@ class Daemon:
             rules = self.rules = RulesService(
                 ctx, set_overrides=engine.set_overrides, publisher=channels.publisher
             )
+            # Confirmations of announcements link to the page where one can be cancelled.
+            rules.announcements.status_page_url = self.config.alerting.status_page_url
             self.notifier.status("starting: restoring states, scheduling the checks")
             await rules.load()
             # Announced changes already in effect shape the very first registry.

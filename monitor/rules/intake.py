@@ -37,7 +37,7 @@ from typing import Any
 
 from monitor.types import SecretSource
 from notifiers.base import NotifyError
-from notifiers.settings import AGENCY_ID, MqttSettings
+from notifiers.settings import AGENCY_ID
 from probes.heartbeat import MAX_TOKEN, read_token
 
 from .announcements import (
@@ -85,13 +85,6 @@ class _Failures:
     count: int
 
 
-def _tokens_of(publish: object) -> Mapping[str, SecretSource]:
-    """The tokens of the publisher whose ``publish`` the daemon passes (``publisher.publish``),
-    until it passes ``tokens`` itself; none (every MQTT announcement refused) otherwise."""
-    settings = getattr(getattr(publish, "__self__", None), "settings", None)
-    return settings.announcement_tokens if isinstance(settings, MqttSettings) else {}
-
-
 class MqttAnnouncements:
     """Takes announcements from the broker into the desk, each authenticated by the token of
     the agency it speaks for (``tokens``: agency id → where its token is)."""
@@ -108,7 +101,7 @@ class MqttAnnouncements:
     ) -> None:
         self.desk = desk
         self.publish = publish
-        self.tokens = dict(_tokens_of(publish) if tokens is None else tokens)
+        self.tokens = dict(tokens or {})
         self.fail_limit = fail_limit
         self.fail_window = fail_window
         self.clock = clock

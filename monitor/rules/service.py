@@ -48,7 +48,11 @@ class RulesService:
             self.catalog = CatalogPublisher(
                 self.catalog_document, publish_retained, lambda: publisher.generation
             )
-            self.mqtt = MqttAnnouncements(self.announcements, publisher.publish)
+            self.mqtt = MqttAnnouncements(
+                self.announcements,
+                publisher.publish,
+                tokens=publisher.settings.announcement_tokens,
+            )
             publisher.subscribe(TOPIC_FILTER, self.mqtt.on_message)
 
     def _catalog_changed(self) -> None:
