@@ -356,6 +356,31 @@ async def test_an_agency_admin_cannot_take_over_a_certificate_login(
     }
 
 
+async def test_only_a_national_admin_maps_a_certificate_over_http(
+    make_site: SiteFactory, tmp_path: Path
+) -> None:
+    site = await make_site(tls=True)
+    national = await site.account("ops", "national-admin")
+    admin = await site.account("admin-bo-a", "agency-admin", "bo-a")
+    await site.account("kt-bo-a", "operator", "bo-a")
+    leaf = issue(site.ca, tmp_path, "kt", (NameOID.COMMON_NAME, "Nguyễn Văn A"))
+    identity = accounts.certificate_identity(leaf.der())
+    body = {"cert_sha256": identity.sha256, "cert_issuer": identity.issuer}
+    path = "/api/v1/accounts/kt-bo-a/certificate"
+    status, answer, _ = await site.call("POST", path, token=admin, body=body)
+    assert status == 403, answer  # its own staff included
+    assert await site.whoami(leaf) is None
+    status, answer, _ = await site.call("POST", path, token=national, body=body)
+    assert status == 200, answer
+    assert await site.whoami(leaf) == "kt-bo-a"
+    half = {"cert_sha256": identity.sha256}
+    status, answer, _ = await site.call("POST", path, token=national, body=half)
+    assert status == 400, answer  # a fingerprint means nothing without its issuer
+    status, answer, _ = await site.call("POST", path, token=national, body={})
+    assert status == 200, answer
+    assert await site.whoami(leaf) is None
+
+
 def test_the_command_line_maps_certificates_and_flags_old_mappings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -221,7 +221,17 @@ class AccountCreate(Body):
     agency: Id | None = None
     cert_subject: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
     cert_serial: CertSerial | None = None
+    # A client certificate: its SHA-256 fingerprint and its issuer's DN (RFC 4514), together.
+    cert_sha256: Annotated[str, Field(min_length=64, max_length=95), LINE] | None = None
+    cert_issuer: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
     portal_account: AccountId | None = None
+
+
+class CertificateMapping(Body):
+    """Map an account to a client certificate (both fields), or unmap it (neither)."""
+
+    cert_sha256: Annotated[str, Field(min_length=64, max_length=95), LINE] | None = None
+    cert_issuer: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
 
 
 class Grant(Body):
@@ -729,6 +739,7 @@ async def account_create(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
     body = await _body(request, AccountCreate)
     try:
+        cert = _identity(body.cert_sha256, body.cert_issuer)
         created, token = await accounts.create(
             api.store,
             actor=me,
@@ -740,6 +751,7 @@ async def account_create(request: web.Request) -> web.Response:
             now=api.clock(),
             cert_subject=body.cert_subject,
             cert_serial=body.cert_serial.upper() if body.cert_serial else None,
+            cert=cert,
             portal_account=body.portal_account,
             inboxes=api.inboxes(),
         )
@@ -747,6 +759,29 @@ async def account_create(request: web.Request) -> web.Response:
         raise _account_error(exc) from None
     # The token is shown this once, to its creator; only its hash is kept.
     return web.json_response({"account": created.as_json(), "token": token}, status=201)
+
+
+def _identity(sha256: str | None, issuer: str | None) -> accounts.CertIdentity | None:
+    """A certificate identity from a request: both fields, or neither."""
+    if sha256 is None and issuer is None:
+        return None
+    return accounts.parse_identity(sha256 or "", issuer or "")
+
+
+async def account_certificate(request: web.Request) -> web.Response:
+    api, me = request.app[API], _me(request)
+    body = await _body(request, CertificateMapping)
+    try:
+        done = await accounts.map_certificate(
+            api.store,
+            actor=me,
+            account_id=request.match_info["id"],
+            cert=_identity(body.cert_sha256, body.cert_issuer),
+            now=api.clock(),
+        )
+    except AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response(done.as_json())
 
 
 async def account_grant(request: web.Request) -> web.Response:
@@ -863,6 +898,13 @@ ROUTES: tuple[Route, ...] = (
         AccountCreate,
     ),
     Route("POST", "/api/v1/accounts/{id}/grant", account_grant, "Change a role", Grant),
+    Route(
+        "POST",
+        "/api/v1/accounts/{id}/certificate",
+        account_certificate,
+        "Map the account to a client certificate, or unmap it (national-admin only)",
+        CertificateMapping,
+    ),
     Route("POST", "/api/v1/accounts/{id}/revoke", account_revoke, "Revoke an account", Empty),
     Route("GET", "/api/v1/audit", audit_list, "The audit log"),
 )
