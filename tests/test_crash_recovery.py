@@ -281,12 +281,21 @@ async def test_kill_9_right_after_an_sms_keeps_that_numbers_budget(
         await target.up()  # it recovers while the daemon is dead
         second = await start_daemon(path, http_port, log)
         try:
-            await wait_for(lambda: arrived() and len(arrivals) >= 2, 30, "the resolved SMS")
+            await wait_for(
+                lambda: arrived() and any(m.body != api.sent[0].body for m in api.sent),
+                30,
+                "the resolved SMS",
+            )
         finally:
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), 20) == 0
-    down, up = api.sent[0], api.sent[1]
+    down = api.sent[0]
+    # If the kill caught the DOWN SMS before it was marked sent, it goes again at once (it may
+    # never have left): the one duplicate a crash may cost. Nothing else comes early.
+    others = [i for i, m in enumerate(api.sent) if m.body != down.body]
+    assert len(api.sent) - len(others) <= 2, [m.body for m in api.sent]
+    up = api.sent[others[0]]
     assert "MAT KET NOI" in down.body.upper() and PHONE == down.to == up.to
     assert "KET NOI LAI" in up.body.upper() or "DA KET NOI" in up.body.upper(), up.body
-    assert arrivals[1] - arrivals[0] >= SMS_BUDGET - 0.1, arrivals
+    assert arrivals[others[0]] - arrivals[0] >= SMS_BUDGET - 0.1, arrivals
     assert "Traceback" not in log.read_text()
