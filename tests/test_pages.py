@@ -496,6 +496,40 @@ async def test_system_page_shows_recent_results_incident_and_announcement(site: 
     assert "Không có sự cố." in page  # the incident is the one-stop system's
 
 
+async def test_an_announcement_is_cancelled_from_its_system_page(site: Site) -> None:
+    """Where the confirmation of an announcement sends people ("if this was not you, cancel
+    it"): a button for those who may act on the agency, CSRF-bound, audited (issue 10.3)."""
+    page_path = "/system/bo-tai-chinh/secure-server"
+    await site.login("btc")  # a viewer of the agency: sees the announcement, cannot cancel it
+    _, page = await site.get(page_path)
+    assert "CV-123/BTC" in page and "/cancel" not in page
+    await site.login("vpcp")
+    _, page = await site.get(page_path)
+    (action,) = re.findall(r'action="(/announcements/\d+/cancel)"', page)
+    token = csrf_of(page)
+    for who, expected in (("btc", 403), ("hanoi", 404)):  # a viewer; another agency
+        await site.login(who)
+        theirs = csrf_of((await site.get("/inbox"))[1])
+        response = await site.client.post(action, data={"csrf": theirs}, allow_redirects=False)
+        assert response.status == expected, who
+    await site.login("vpcp")
+    response = await site.client.post(action, data={"csrf": token}, allow_redirects=False)
+    assert response.status == 403  # the token of an earlier session
+    token = csrf_of((await site.get(page_path))[1])
+    response = await site.client.post(action, data={"csrf": token}, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == page_path
+    cancelled = await site.store.transact(
+        lambda db: db.execute(
+            "SELECT cancelled_at FROM announcements WHERE ref = 'CV-123/BTC'"
+        ).fetchone()[0]
+    )
+    assert cancelled is not None
+    _, page = await site.get(page_path)
+    assert WORDS["vi"]["cancelled"] in page and "/cancel" not in page
+    rows = await accounts.audit_log(site.store)
+    assert any(r["action"] == "announcement.cancel" and r["actor"] == "vpcp" for r in rows)
+
+
 # ----- inbox ------------------------------------------------------------------------------------
 
 

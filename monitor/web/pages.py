@@ -53,7 +53,12 @@ from ..accounts import Account
 from ..config import Agency
 from ..engine import Engine
 from ..registry import SystemEntry
-from ..rules.announcements import Announcement, load_all
+from ..rules.announcements import (
+    Announcement,
+    AnnouncementRejected,
+    load_all,
+)
+from ..rules.announcements import cancel as cancel_announcement
 from ..rules.incidents import list_incidents
 from ..rules.service import RulesService
 from ..state import GATEWAY_AGENCY, Event, State
@@ -191,6 +196,11 @@ def language(request: web.Request) -> Lang:
 def may_see(account: Account, agency: str) -> bool:
     """A national-admin sees every agency; every other role its own."""
     return account.role == "national-admin" or account.agency == agency
+
+
+def may_act(account: Account, agency: str) -> bool:
+    """A national-admin acts everywhere; an operator or above in its own agency."""
+    return may_see(account, agency) and accounts.RANK[account.role] >= accounts.RANK["operator"]
 
 
 def _kept_query(request: web.Request) -> tuple[tuple[str, str], ...]:
@@ -527,8 +537,9 @@ class Pages:
             system=entry.system.id,
             limit=SYSTEM_INCIDENTS,
         )
+        chrome = await self._chrome(request, account)
         text = render.system_page(
-            await self._chrome(request, account),
+            chrome,
             row,
             reason=status.reason,
             parents=parents,
@@ -537,8 +548,48 @@ class Pages:
             incidents=incidents[-MAX_LISTED:][::-1],
             announcements=await self._announcements(lambda a: a.key == key),
             gateway_since=self._gateway_since(),
+            cancel_csrf=chrome.csrf if may_act(account, agency_id) else None,
         )
         return _html(text)
+
+    # ----- POST /announcements/{id}/cancel
+
+    async def announcement_cancel(self, request: web.Request) -> web.StreamResponse:
+        """The "if this was not you, cancel it" of an announcement's confirmation: the same
+        rule as the API (an operator or above of the agency, or a national-admin), audited."""
+        lang = language(request)
+        w = WORDS[lang]
+        if _cross_site(request):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        account, session = await self._post_account(request)
+        if account is None:
+            return _redirect(render.link("/login", lang))
+        if not await self._form_ok(request, account, session):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        raw = request.match_info["id"]
+        wanted = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
+        found = next(iter(await self._announcements(lambda a: a.id == wanted)), None)
+        if found is None or not may_see(account, found.agency):
+            return await self._not_found(request, "announcements")
+        if not may_act(account, found.agency):
+            return await self._forbidden(request)
+        try:
+            await cancel_announcement(self.ctx.store, found.id, self.ctx.clock())
+        except AnnouncementRejected as exc:
+            return await self._message(request, 409, w["forbidden"], str(exc))
+        await accounts.audit(
+            self.ctx.store,
+            ts=self.ctx.clock(),
+            actor=account.id,
+            action="announcement.cancel",
+            target=str(found.id),
+            agency=found.agency,
+            detail={},
+            source="page",
+        )
+        if self.ctx.rules is not None:
+            await self.ctx.rules.announcements.refresh()
+        return _redirect(render.link(f"/system/{found.key}", lang))
 
     # ----- GET /inbox, POST /inbox/{id}/read
 
@@ -712,6 +763,7 @@ def page_routes(ctx: PagesContext) -> list[web.RouteDef]:
         web.get("/", pages.overview),
         web.get("/agency/{agency}", pages.agency),
         web.get("/system/{agency}/{system}", pages.system),
+        web.post("/announcements/{id}/cancel", pages.announcement_cancel),
         web.get("/inbox", pages.inbox),
         web.post("/inbox/{id}/read", pages.inbox_read),
         web.get("/status", pages.status),

@@ -348,6 +348,16 @@ def agency_page(
     return layout(chrome, agency_name(agency, lang), body)
 
 
+def _cancel_form(a: Announcement, lang: Lang, csrf: str | None) -> str:
+    if csrf is None:
+        return ""
+    return (
+        f'<form method="post" action="{escape(link(f"/announcements/{a.id}/cancel", lang))}">'
+        f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+        f"<button>{escape(WORDS[lang]['cancel_announcement'])}</button></form>"
+    )
+
+
 def system_page(
     chrome: Chrome,
     row: Row,
@@ -359,6 +369,7 @@ def system_page(
     incidents: Sequence[Incident],
     announcements: Sequence[Announcement],
     gateway_since: float | None,
+    cancel_csrf: str | None = None,
 ) -> str:
     lang = chrome.lang
     w = WORDS[lang]
@@ -419,7 +430,7 @@ def system_page(
         f"<h2>{escape(w['incidents'])}</h2>",
         incidents_table(incidents, lang, names),
         f"<h2>{escape(w['announcements'])}</h2>",
-        announcements_table(announcements, lang, names),
+        announcements_table(announcements, lang, names, cancel_csrf=cancel_csrf),
         f"<h2>{escape(w['state_changes'])}</h2>",
         changes_table(changes, lang, names),
     ]
@@ -491,8 +502,15 @@ def incidents_table(incidents: Sequence[Incident], lang: Lang, names: Mapping[st
 
 
 def announcements_table(
-    announcements: Sequence[Announcement], lang: Lang, names: Mapping[str, str]
+    announcements: Sequence[Announcement],
+    lang: Lang,
+    names: Mapping[str, str],
+    *,
+    cancel_csrf: str | None = None,
 ) -> str:
+    """The announcements; with ``cancel_csrf`` (an account that may act on the agency), the
+    ones still to come get a button that cancels them — where an announcement's confirmation
+    ("if this was not you, cancel it") sends people."""
     w = WORDS[lang]
     if not announcements:
         return f'<p class="muted">{escape(w["no_announcements"])}</p>'
@@ -512,7 +530,8 @@ def announcements_table(
             f"<td>{escape(names.get(a.key, a.system))}</td>"
             f"<td>{when(a.announced_at)}</td><td>{when(a.effective_at)}</td>"
             f"<td>{escape(a.changes.summary())}</td>"
-            f"<td>{escape(notice)} · {escape(verdict)}</td><td>{escape(status)}</td></tr>"
+            f"<td>{escape(notice)} · {escape(verdict)}</td><td>{escape(status)}"
+            f"{_cancel_form(a, lang, cancel_csrf) if not status else ''}</td></tr>"
         )
     return _table(
         [
