@@ -584,6 +584,23 @@ async def test_sessions_end_when_idle_too_long_and_after_their_lifetime(
     assert (await site.call("GET", "/", cookie=session))[0] == 200
 
 
+async def test_expired_sessions_are_no_failed_logins(make_site: SiteFactory) -> None:
+    """Review of issue 10: a morning of expired cookies behind one proxy or NAT counted as
+    failed logins, wrote "login failed" to the audit log and locked the address out — the
+    right token included. An ended session only means "not logged in"."""
+    site = await make_site(session_idle="2m")
+    token = await site.account("kt", "viewer", "bo-a")
+    sessions = [(await _login(site, token))[0] for _ in range(15)]
+    await site.store.transact(
+        lambda db: db.execute("UPDATE sessions SET last_seen = last_seen - 121")
+    )
+    for session in sessions:
+        assert (await site.call("GET", "/", cookie=session))[0] == 303  # to the login page
+    assert await site.column("SELECT COUNT(*) FROM audit WHERE action = 'login.failed'") == [0]
+    session, _ = await _login(site, token)  # the right token still logs in
+    assert (await site.call("GET", "/", cookie=session))[0] == 200
+
+
 async def test_revoking_an_account_ends_its_sessions_at_once(make_site: SiteFactory) -> None:
     site = await make_site()
     admin = await site.account("admin-bo-a", "agency-admin", "bo-a")

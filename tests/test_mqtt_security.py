@@ -118,9 +118,12 @@ async def test_an_announcement_without_the_agency_token_cannot_whitelist_a_certi
     assert await confirmed("kt.bo-b") == []  # a dependent is told of late changes only
 
 
-async def test_wrong_tokens_are_throttled_per_agency_without_comparison(
-    store: Store, tmp_path: Path
+async def test_a_flood_of_wrong_tokens_never_blocks_the_agency(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Whoever can publish on an agency's topic must not be able to keep that agency from
+    announcing (review of issue 10: a throttle refused the right token without comparing it).
+    The right token always gets in; only the log is spared after the limit."""
     d = Desk(store, fleet(), MONDAY_0900)
     now = [0.0]
     (tmp_path / "announce-ha-noi").write_text(TOKEN, encoding="utf-8")
@@ -135,20 +138,12 @@ async def test_wrong_tokens_are_throttled_per_agency_without_comparison(
             {"token": token, "ref": ref, "effective_at": "2026-12-20", "changes": {"port": 9443}}
         ).encode()
 
-    for n in range(FAIL_LIMIT):
+    for n in range(FAIL_LIMIT * 3):
         answer = await intake.handle("ha-noi", payload(f"wrong-token-number-{n:04}", f"g{n}"))
         assert answer["reason"] == "not authenticated: wrong token for this agency"
-    # Throttled: even the right token is not compared (a guesser learns nothing more).
     answer = await intake.handle("ha-noi", payload(TOKEN, "real"))
-    assert (
-        answer["accepted"] is False
-        and "too many announcements with a wrong token" in (answer["reason"])
-    )
-    assert "retry in 60s" in answer["reason"]
-    now[0] += FAIL_WINDOW
-    answer = await intake.handle("ha-noi", payload(TOKEN, "real"))
-    assert answer["accepted"] is True
-    assert d.counted == {"announcements_rejected": FAIL_LIMIT + 1}
+    assert answer["accepted"] is True, answer
+    assert d.counted == {"announcements_rejected": FAIL_LIMIT * 3}
     assert [a.ref for a in await load_all(store)] == ["real"]
     assert TOKEN not in repr(intake)
 

@@ -147,8 +147,11 @@ class Authenticator:
             # send the header (a cookie alone would invite cross-site requests).
             session = request.cookies.get(COOKIE)
             if session is not None:
-                account = await self.session_account(session)
-                return account, account is None
+                # An unknown, expired or logged-out session is not a guess: the visitor is
+                # simply not logged in. Counting it as a failed login let a morning of expired
+                # cookies behind one proxy or NAT lock every user of that address out (and
+                # page nobody, but fill the audit log with "login failed").
+                return await self.session_account(session), False
         cert = peer_certificate(request)
         if cert is not None:
             # A certificate our CA issued but mapped to no account is not a guess: the caller

@@ -357,10 +357,8 @@ class Pages:
             return auth.current(request), None
         cookie = request.cookies.get(COOKIE)
         if cookie:
-            account = await self.ctx.authenticator.session_account(cookie)
-            if account is None:
-                self.ctx.authenticator.throttle.failed(request.remote or "?")
-            return account, cookie
+            # An expired session is not a guess (256-bit ids are not guessed): not throttled.
+            return await self.ctx.authenticator.session_account(cookie), cookie
         return auth.current(request), ""  # a client certificate, or nobody
 
     async def _form_ok(self, request: web.Request, account: Account, session: str | None) -> bool:
