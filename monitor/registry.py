@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from probes.addresspolicy import AddressPolicy
+from probes.addresspolicy import AddressPolicy, gateway_itself
 from probes.base import TargetSpec
 
 from .config import Agency, Config, System
@@ -67,13 +67,14 @@ class Override:
         return spec.model_copy(update=update) if update else spec
 
     def moves(self, spec: CheckCommon) -> bool:
-        """Does this override change where ``spec`` connects (its host or port)?"""
+        """Does this override send ``spec`` to another host? A new port on the registry's own
+        host does not: that host is trusted as the operators configured it (a secure server on
+        the government's private network moving to another port must not go DOWN)."""
         fields = type(spec).model_fields
-        if "url" in fields:
-            return self.host is not None or self.port is not None
-        return (self.host is not None and "host" in fields) or (
-            self.port is not None and "port" in fields
-        )
+        if self.host is not None and ("url" in fields or "host" in fields):
+            return True
+        # Another port of the gateway itself (a local tunnel the registry names) is not trusted.
+        return self.port is not None and gateway_itself(spec.target_host())
 
 
 def _with_netloc(url: str, host: str | None, port: int | None) -> str:

@@ -112,6 +112,33 @@ def _parse(address: str | IPAddress) -> IPAddress:
     return address
 
 
+def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address the C library reads in ``host`` (the short, decimal, octal and hex
+    forms too), or None."""
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def gateway_itself(host: str) -> bool:
+    """Whether ``host`` names the gateway itself (a loopback, unspecified or local literal, or
+    ``localhost``): the one host the registry's trust in a host does not extend to other
+    ports of (a local tunnel to an agency must not let it reach every port of the gateway)."""
+    name = host.lower().rstrip(".").strip("[]")
+    if name in _LOCAL_NAMES or name.endswith(".localhost"):
+        return True
+    try:
+        address = _parse(name)
+    except ValueError:
+        numeric = _inet_aton(name)
+        if numeric is None:
+            return False
+        address = numeric
+    inner = _embedded_v4(address)
+    return inner.is_loopback or inner.is_unspecified or _is_local(inner)
+
+
 @dataclass(frozen=True, slots=True)
 class AddressPolicy:
     """Addresses that announced targets and redirect targets may not reach.
@@ -182,6 +209,10 @@ class AddressPolicy:
             return self.refusal(host)
         except ValueError:
             pass
+        numeric = _inet_aton(host)
+        if numeric is not None:  # 127.1, 2130706433, 0x7f.1: resolvers read them as addresses
+            why = self.refusal(numeric)
+            return None if why is None else f"host {host} is {numeric}: {why}"
         name = host.lower().rstrip(".")
         if name in _LOCAL_NAMES or name.endswith(".localhost"):
             return f"host {host} not allowed (loopback): {WHY}"

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.types import Duration, ProbeResult, format_duration
 
-from .addresspolicy import AddressNotAllowed, connect
+from .addresspolicy import AddressNotAllowed, connect, gateway_itself
 from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error, describe_ssl_error
 from .httpbody import JSONCondition, compile_body_regex, judge_body
@@ -340,10 +340,13 @@ class _HTTPProbe:
         same_host = host == self._first_host
         server_name = (self._opts.server_name if same_host else None) or host
         request = (head + "\r\n").encode() + body
-        # The registry's own host and port are trusted; an announced one, or any other a
-        # redirect leads to, is not.
+        # The registry's own host is trusted on any port (http:80 -> https:443 is the usual
+        # redirect), unless it is the gateway itself (a redirect to another local port could
+        # reach the daemon); an announced host, or another host a redirect leads to, is not.
         guarded = self._policy is not None and (
-            self._announced or (host, port) != self._first_origin
+            self._announced
+            or host != self._first_host
+            or ((host, port) != self._first_origin and gateway_itself(host))
         )
         return _Target(url, method, scheme == "https", host, port, server_name, request, guarded)
 

@@ -27,6 +27,7 @@ from monitor.store import Store
 from monitor.types import ProbeResult
 from monitor.workdays import WorkCalendar
 from probes import PROBES, ProbeEnv
+from probes.addresspolicy import AddressPolicy
 
 from .probe_servers import Server, http_server, redirect, response, run_on_uvloop
 from .test_alert_pipeline import agency
@@ -391,3 +392,31 @@ def test_a_change_of_the_allow_list_rebuilds_the_guarded_checks() -> None:
 )
 def test_on_uvloop(scenario: Any, request: pytest.FixtureRequest) -> None:
     run_on_uvloop(scenario, request)
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "127.1", "0177.0.0.1", "0x7f000001"])
+def test_numeric_forms_of_loopback_are_refused_at_intake(host: str) -> None:
+    """The C library reads these as 127.0.0.1: refused when announced, not only at connect
+    time (where an accepted one would turn into a false DOWN at the effective time)."""
+    why = AddressPolicy().host_refusal(host)
+    assert why is not None and "127.0.0.1" in why and "loopback" in why
+
+
+def test_a_new_port_is_trusted_on_the_registrys_host_but_not_on_the_gateway_itself() -> None:
+    """Review of issue 10: a secure server on the government's private network announcing a
+    new port must not go DOWN for "private address" — the registry vouched for that host. The
+    gateway itself (a local tunnel the registry names) is the exception: its other ports are
+    the daemon's and other services'."""
+    from monitor.registry import Override
+    from probes.addresspolicy import gateway_itself
+    from probes.tcp import Spec as TcpSpec
+
+    remote = TcpSpec(id="t", kind="tcp", host="10.20.0.5", port=443)
+    local = TcpSpec(id="t", kind="tcp", host="127.0.0.1", port=443)
+    assert not Override(port=8443).moves(remote)
+    assert Override(port=8443).moves(local)
+    assert Override(host="10.20.0.6").moves(remote)
+    for host in ("127.0.0.1", "localhost", "::1", "127.1", "2130706433", "[::1]"):
+        assert gateway_itself(host), host
+    for host in ("10.20.0.5", "ssv.ha-noi.example", "192.0.2.10"):
+        assert not gateway_itself(host), host
