@@ -151,6 +151,15 @@ def parse_identity(sha256: str, issuer: str) -> CertIdentity:
     issuer = issuer.strip()
     if not issuer or len(issuer) > MAX_ISSUER or any(ord(c) < 0x20 for c in issuer):
         raise AccountError("cert_issuer: the issuer's DN (RFC 4514), one line")
+    # The same form as a certificate's own (``certificate_identity``): a DN typed with other
+    # spacing or escapes would otherwise be stored, accepted, and never match at login.
+    try:
+        issuer = x509.Name.from_rfc4514_string(issuer).rfc4514_string()
+    except ValueError:
+        raise AccountError(
+            "cert_issuer: not an RFC 4514 DN (e.g. CN=Gov CA,O=Ban Cơ yếu Chính phủ,C=VN); "
+            "or give the certificate file instead"
+        ) from None
     return CertIdentity(digest, issuer)
 
 

@@ -27,7 +27,10 @@ def _quote(value: object) -> str:
     text = str(value)
     if text and all(c.isalnum() or c in "-_./:@+" for c in text):
         return text
-    return '"' + text.translate(_ESCAPES) + '"'
+    text = text.translate(_ESCAPES)
+    if not text.isprintable():  # format and bidi controls (U+202E, U+200B...) too
+        text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+    return '"' + text + '"'
 
 
 class LogfmtFormatter(logging.Formatter):

@@ -239,6 +239,17 @@ _MIGRATIONS = [
 ]
 
 
+def _private_folder(path: Path) -> None:
+    """Tighten the database's folder to 0700 if it is ours and open to others (an existing
+    0755 folder made by hand or an older version); one we do not own is left as it is."""
+    try:
+        st = path.stat()
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
+
+
 def _private_file(path: Path) -> None:
     """Create the database file 0600 whatever the umask (the command-line tools and the demo
     run outside the unit's ``UMask=0077``), and tighten one found readable by others. SQLite
@@ -299,6 +310,7 @@ class Store:
 
     def _open(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_folder(self.path.parent)
         _private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
         db.execute("PRAGMA journal_mode=WAL")

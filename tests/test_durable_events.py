@@ -110,9 +110,12 @@ async def test_the_database_is_private_whatever_the_umask(tmp_path: Path) -> Non
             side = tmp_path / "state" / f"state.db{suffix}"
             assert stat.S_IMODE(side.stat().st_mode) == 0o600, side
         await store.close()
-        loose = tmp_path / "loose.db"
+        existing = tmp_path / "by-hand"
+        existing.mkdir(mode=0o755)
+        loose = existing / "loose.db"
         loose.touch(mode=0o644)
         await (await Store.open(loose)).close()
+        assert stat.S_IMODE(existing.stat().st_mode) == 0o700  # an open folder is tightened
     finally:
         os.umask(old)
     for path in (tmp_path / "state" / "state.db", tmp_path / "state" / "state.db-wal", loose):

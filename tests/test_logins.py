@@ -644,3 +644,14 @@ async def test_the_cookie_is_secure_over_tls_and_behind_a_trusted_proxy(
     token = await site.account("kt", "viewer", "bo-a")
     _, cookie = await _login(site, token)
     assert cookie["secure"]
+
+
+def test_an_issuer_is_stored_in_the_form_a_certificate_gives() -> None:
+    """Review of issue 10: an issuer typed in another form (hex escapes, OpenSSL's
+    "C = VN, O = …") was stored, accepted, and never matched at login."""
+    fingerprint = "ab" * 32
+    typed = r"CN=CA phục vụ các cơ quan\2C tổ chức,O=Ban Cơ yếu\20Chính phủ,C=VN"
+    same = accounts.parse_identity(fingerprint, typed)
+    assert same.issuer == r"CN=CA phục vụ các cơ quan\, tổ chức,O=Ban Cơ yếu Chính phủ,C=VN"
+    with pytest.raises(accounts.AccountError, match="not an RFC 4514 DN"):
+        accounts.parse_identity(fingerprint, "C = VN, O = Ban Co yeu")

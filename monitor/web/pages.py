@@ -582,7 +582,7 @@ class Pages:
             action="announcement.cancel",
             target=str(found.id),
             agency=found.agency,
-            detail={},
+            detail={"system": found.key, "changes": found.changes.summary()},
             source="page",
         )
         if self.ctx.rules is not None:
