@@ -198,6 +198,37 @@ async def test_certificate_swapped_after_an_announcement_is_quiet(
     assert observed["fingerprint_sha256"] == new_fp  # the catalog shows what is served now
 
 
+async def test_a_late_announcement_cancelled_after_it_took_effect_rearms_the_alarm(
+    store: Store, certs: Certs, zone: Zone
+) -> None:
+    """Review of issue 10: someone holding the agency's credential announces an interceptor's
+    certificate effective in two minutes (late: the confirmation goes out, but before anyone
+    reads it the change is in effect and the new certificate accepted quietly). Cancelling it
+    must still work, and the certificate still being served is then news."""
+    from monitor.rules.announcements import cancel
+
+    tls = certs.server_context(certs.good)
+    interceptor = certs.ca.issue_cert("localhost", "127.0.0.1")
+    async with Server(wait_for_eof, tls=tls) as server, DNSServer(zone) as dns_server:
+        w = await Watched(store, fleet(server.port, dns_server.address, certs.ca_file)).start()
+        await w.probe()
+        fp = await _fingerprint_of(interceptor, certs)
+        await w.announce({"fingerprint_sha256": fp}, effective="2026-12-07T09:03")
+        interceptor.configure_cert(tls)
+        await w.probe(4)  # in effect since 09:03: accepted quietly
+        assert w.unannounced == []
+        (announced,) = w.desk.items
+        await cancel(store, announced.id, w.world.now)  # "if this was not you, cancel it"
+        await w.desk.refresh()
+        await w.probe(3)
+    alerts = w.unannounced
+    assert sorted(m.to for m in alerts) == sorted(
+        ["ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt.ha-noi", "cc@ha-noi.dvc.example"]
+    ), "told once, to the agency's admins and operations"
+    mail = next(m for m in alerts if m.to == "kt@ha-noi.dvc.example")
+    assert fp in mail.text and f"#{announced.id}" in mail.text and "đã huỷ" in mail.text
+
+
 async def test_an_address_change_is_caught_and_a_restart_does_not_repeat_it(
     store: Store, certs: Certs, zone: Zone
 ) -> None:

@@ -461,7 +461,11 @@ async def load_all(store: Store) -> list[Announcement]:
 
 
 async def cancel(store: Store, announcement_id: int, now: float) -> Announcement:
-    """Withdraw an announcement that has not taken effect yet."""
+    """Withdraw an announcement — also one already in effect: "if this was not you, cancel it"
+    must work when the notice came late and the change took effect before anyone read the
+    confirmation. Its values are then no longer expected: the checks return to what the
+    registry (and the announcements still standing) say, and a value it had whitelisted that
+    is still being served raises the unannounced-change alarm (see ``ChangeWatch``)."""
 
     def write(db: sqlite3.Connection) -> Announcement:
         row = db.execute(_SELECT + " WHERE id = ?", (announcement_id,)).fetchone()
@@ -470,10 +474,6 @@ async def cancel(store: Store, announcement_id: int, now: float) -> Announcement
         a = _row(row)
         if a.cancelled_at is not None:
             raise AnnouncementRejected(f"announcement #{announcement_id} is already cancelled")
-        if a.applied_at is not None or a.effective_at <= now:
-            raise AnnouncementRejected(
-                f"announcement #{announcement_id} already took effect; announce the change back"
-            )
         db.execute("UPDATE announcements SET cancelled_at = ? WHERE id = ?", (now, a.id))
         return replace(a, cancelled_at=now)
 
@@ -634,6 +634,9 @@ class AnnouncementDesk:
         self.on_overrides = on_overrides
         self.on_change = on_change
         self.items: list[Announcement] = []
+        # Cancelled announcements by (system, field), rebuilt when ``items`` is replaced.
+        self._revoked_index: dict[tuple[str, str], list[Announcement]] = {}
+        self._revoked_from: list[Announcement] | None = None
         self.overrides: dict[str, Override] = {}
         self.violations = 0
 
@@ -780,6 +783,22 @@ class AnnouncementDesk:
         ]
         in_effect = [a for a in naming if a.effective_at <= now]
         for a in (naming[-1:] + in_effect[-1:]) if naming else []:
+            if _announces(a.changes, field, value):
+                return a
+        return None
+
+    def revoked(self, system_key: str, field: str, value: str) -> Announcement | None:
+        """A cancelled announcement that had named ``value`` for ``field`` (the latest), if
+        any: a value it whitelisted, still observed, is news again."""
+        if self._revoked_from is not self.items:
+            index: dict[tuple[str, str], list[Announcement]] = {}
+            for a in self.items:
+                if a.cancelled_at is not None:
+                    for name in ("fingerprint_sha256", "issuer", "addresses"):
+                        if _names(a.changes, name):
+                            index.setdefault((a.key, name), []).append(a)
+            self._revoked_index, self._revoked_from = index, self.items
+        for a in reversed(self._revoked_index.get((system_key, field), [])):
             if _announces(a.changes, field, value):
                 return a
         return None

@@ -112,6 +112,7 @@ class ChangeWatch:
             accepted = self.accepted.get((check_key, field))
             expected = pinned if pinned is not None else accepted
             if value == expected or (pinned is not None and value == accepted):
+                self._still_revoked(system.key, check_key, field, value, now)
                 continue
             self._accept(check_key, field, value, now)
             if self.told.get((check_key, field)) not in (None, value):
@@ -133,6 +134,25 @@ class ChangeWatch:
                 "unannounced change",
                 extra={"check": check_key, "field": field, "old": expected, "new": value},
             )
+
+    def _still_revoked(
+        self, system_key: str, check_key: str, field: Field, value: str, now: float
+    ) -> None:
+        """A value accepted because an announcement named it, and that announcement has been
+        cancelled since (perhaps after it took effect: a late announcement by someone holding
+        the agency's credential): still served, it is news again, told once."""
+        revoked = self.announcements.revoked(system_key, field, value)
+        if revoked is None or self.told.get((check_key, field)) == value:
+            return
+        if self.announcements.covers(system_key, field, value, now) is not None:
+            return  # announced again since, by an announcement that stands
+        self.told[(check_key, field)] = value
+        before = f"#{revoked.id} ({revoked.ref or '-'}), cancelled / đã huỷ"
+        self._findings.append(Finding(check_key, field, before, value, now))
+        log.warning(
+            "a cancelled announcement's value is still observed",
+            extra={"check": check_key, "field": field, "announcement": revoked.id, "new": value},
+        )
 
     def _accept(self, check_key: str, field: str, value: str, now: float) -> None:
         self.accepted[(check_key, field)] = value
