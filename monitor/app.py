@@ -232,7 +232,9 @@ class Daemon:
                 self.config, store, probe_env, observe_lag=self.metrics.lag.observe
             )
             heartbeats = HeartbeatReceiver(probe_env.heartbeats, lambda: engine.registry)
-            self.extra_routes += heartbeat_routes(heartbeats)
+            self.extra_routes += heartbeat_routes(
+                heartbeats, lambda: self.config.http.trusted_proxies
+            )
             self.extra_paths[HEARTBEAT_PATH] = HEARTBEAT_OPENAPI
             if channels.publisher is not None:
                 channels.publisher.subscribe(HEARTBEAT_TOPICS, heartbeats.on_mqtt)
@@ -290,7 +292,11 @@ class Daemon:
                 for notifier in channels.notifiers.values()
             ]
             http = self.config.http
-            self.authenticator = Authenticator(store, max_failures=http.login_failures_per_minute)
+            self.authenticator = Authenticator(
+                store,
+                max_failures=http.login_failures_per_minute,
+                trusted_proxies=lambda: self.config.http.trusted_proxies,
+            )
             self.extra_routes += page_routes(
                 PagesContext(engine, store, rules, self.authenticator, ctx.clock)
             )

@@ -34,7 +34,7 @@ import logging
 import math
 import re
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -44,6 +44,7 @@ from probes.heartbeat import MAX_TOKEN, HeartbeatBoard, Spec, read_token
 from .registry import Registry
 from .state import State
 from .store import StoredState
+from .web.auth import Network, client_address
 
 __all__ = [
     "MAX_BODY",
@@ -345,25 +346,31 @@ async def _body_too_large(request: web.Request) -> bool:
     return False
 
 
-def heartbeat_routes(receiver: HeartbeatReceiver) -> list[web.RouteDef]:
-    """The route of ``POST /api/v1/heartbeat/{agency}/{system}``, for ``app.add_routes``."""
+def heartbeat_routes(
+    receiver: HeartbeatReceiver,
+    trusted_proxies: Callable[[], Iterable[Network]] = lambda: (),
+) -> list[web.RouteDef]:
+    """The route of ``POST /api/v1/heartbeat/{agency}/{system}``, for ``app.add_routes``.
+    Senders are told apart by their address — behind a ``trusted_proxies`` proxy, the one it
+    forwards — so one sender's wrong tokens do not throttle another behind the same proxy."""
 
     async def heartbeat(request: web.Request) -> web.Response:
         if await _body_too_large(request):
             receiver.counts[413] += 1
             return _answer(413, f"body larger than {MAX_BODY} bytes (it is ignored: send none)")
+        source = client_address(request, trusted_proxies())
         status, reason = receiver.accept(
             request.match_info["agency"],
             request.match_info["system"],
             _token_from(request),
-            source=request.remote or "-",
+            source=source,
         )
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Bearer realm="npsp-monitor heartbeat"'}
         elif status == 429:
             wait = receiver.retry_after(
-                request.remote or "-", request.match_info["agency"], request.match_info["system"]
+                source, request.match_info["agency"], request.match_info["system"]
             )
             headers = {"Retry-After": str(max(1, wait))}
         return _answer(status, reason, headers)

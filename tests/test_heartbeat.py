@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -483,6 +484,27 @@ async def test_http_throttle_answers_429_with_retry_after(
     assert response.headers["Retry-After"] == "60"
     response = await client.post(URL.format("sync-job"), headers={"X-Heartbeat-Token": TOKEN_A})
     assert response.status == 429  # nothing is compared for a throttled address (issue 10.8)
+
+
+async def test_behind_a_trusted_proxy_senders_are_told_apart(tmp_path: Path) -> None:
+    """Review of issue 10: behind a reverse proxy every sender was the proxy's address, so
+    ten wrong tokens from anyone kept a live system's heartbeats out (a false DOWN). With the
+    proxy in http.trusted_proxies, the address it forwards is the sender."""
+    fleet = Fleet(tmp_path, Clock())
+    fleet.clock.now = T0 + 1000
+    app = web.Application()
+    app.add_routes(heartbeat_routes(fleet.receiver, lambda: [ip_network("127.0.0.0/8")]))
+    url = URL.format("sync-job")
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for _ in range(12):  # an attacker behind the proxy
+            headers = {"X-Heartbeat-Token": "nope", "X-Forwarded-For": "203.0.113.66"}
+            assert (await client.post(url, headers=headers)).status in (401, 429)
+        # The real sender behind the same proxy is not held back ...
+        headers = {"X-Heartbeat-Token": TOKEN_A, "X-Forwarded-For": "198.51.100.7"}
+        assert (await client.post(url, headers=headers)).status == 202
+        # ... and a client cannot pick its own address through a header the proxy appends to.
+        headers = {"X-Heartbeat-Token": "nope", "X-Forwarded-For": "198.51.100.7, 203.0.113.66"}
+        assert (await client.post(url, headers=headers)).status == 429
 
 
 async def test_http_token_never_logged(

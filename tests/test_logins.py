@@ -655,3 +655,25 @@ def test_an_issuer_is_stored_in_the_form_a_certificate_gives() -> None:
     assert same.issuer == r"CN=CA phục vụ các cơ quan\, tổ chức,O=Ban Cơ yếu Chính phủ,C=VN"
     with pytest.raises(accounts.AccountError, match="not an RFC 4514 DN"):
         accounts.parse_identity(fingerprint, "C = VN, O = Ban Co yeu")
+
+
+async def test_behind_a_trusted_proxy_one_guesser_does_not_lock_everyone_out(
+    make_site: SiteFactory,
+) -> None:
+    """Behind a reverse proxy every client was the proxy's address: ten wrong tokens from one
+    of them got every user of the portal 429. The proxy listed in http.trusted_proxies, the
+    address it forwards is the client."""
+    site = await make_site(trusted_proxies=["127.0.0.0/8", "::1/128"], login_failures_per_minute=3)
+    token = await site.account("kt", "viewer", "bo-a")
+    guesser = {"X-Forwarded-For": "203.0.113.66"}
+    statuses = [
+        (await site.call("GET", "/api/v1/whoami", token="npsp_wrong", headers=guesser))[0]
+        for _ in range(5)
+    ]
+    assert statuses[-1] == 429, statuses
+    someone_else = {"X-Forwarded-For": "198.51.100.7"}
+    assert (await site.call("GET", "/api/v1/whoami", token=token, headers=someone_else))[0] == 200
+    # Nor can the guesser pick another address by sending the header itself: the proxy
+    # appends the real one, and that is the one counted.
+    spoofed = {"X-Forwarded-For": "198.51.100.8, 203.0.113.66"}
+    assert (await site.call("GET", "/api/v1/whoami", token="npsp_x", headers=spoofed))[0] == 429

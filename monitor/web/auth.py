@@ -83,6 +83,36 @@ def via_https(request: web.Request, trusted_proxies: Iterable[Network] = ()) -> 
     return proto.rsplit(",", 1)[-1].strip().lower() == "https"
 
 
+def _peer(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        peer = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        return peer.ipv4_mapped
+    return peer
+
+
+def client_address(request: web.Request, trusted_proxies: Iterable[Network] = ()) -> str:
+    """The address a request comes from, for throttles and the audit log: the peer, or behind
+    a reverse proxy listed in ``trusted_proxies``, the address it put in ``X-Forwarded-For``
+    (walking back over trusted proxies; a client's own entries further left are ignored, they
+    could be anything). Without it, everyone behind one proxy is one address, and ten wrong
+    guesses from anyone would lock everyone out (logins) or silence a system (heartbeats)."""
+    remote = request.remote or "?"
+    networks = list(trusted_proxies)
+    peer = _peer(remote)
+    if peer is None or not networks or not any(peer in n for n in networks):
+        return remote
+    for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        address = _peer(hop)
+        if address is None:
+            return remote  # malformed: trust nothing the header says
+        if not any(address in n for n in networks):
+            return str(address)
+    return remote
+
+
 class Throttle:
     """Failed logins per client address in a sliding minute."""
 
@@ -131,10 +161,12 @@ class Authenticator:
         max_failures: int = 10,
         clock: Callable[[], float] = time.time,
         throttle_clock: Callable[[], float] = time.monotonic,
+        trusted_proxies: Callable[[], Iterable[Network]] = lambda: (),
     ) -> None:
         self.store = store
         self.clock = clock
         self.throttle = Throttle(max_failures, throttle_clock)
+        self.trusted_proxies = trusted_proxies
 
     async def account_of(self, request: web.Request) -> tuple[Account | None, bool]:
         """The caller's account, and whether a credential was presented (and failed)."""
@@ -164,7 +196,7 @@ class Authenticator:
         return await accounts.by_session(self.store, session, self.clock())
 
     def client(self, request: web.Request) -> str:
-        return request.remote or "?"
+        return client_address(request, self.trusted_proxies())
 
     async def _failed_login(self, request: web.Request) -> web.Response | None:
         """Count and audit a wrong credential; the 429 answer once the address has too many.
