@@ -220,7 +220,12 @@ async def test_a_late_announcement_cancelled_after_it_took_effect_rearms_the_ala
         (announced,) = w.desk.items
         await cancel(store, announced.id, w.world.now)  # "if this was not you, cancel it"
         await w.desk.refresh()
+        await w.desk.tick(w.world.now)  # the cancellation is told, like the announcement was
         await w.probe(3)
+    cancelled = [m for m in w.world.sent.messages if "Đã hủy thông báo" in m.subject]
+    assert sorted(m.to for m in cancelled) == sorted(
+        ["ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt.ha-noi", "cc@ha-noi.dvc.example"]
+    )
     alerts = w.unannounced
     assert sorted(m.to for m in alerts) == sorted(
         ["ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt.ha-noi", "cc@ha-noi.dvc.example"]

@@ -548,6 +548,43 @@ def cancel_links(a: Announcement, status_page_url: str | None) -> tuple[str, str
     )
 
 
+CANCEL_TOLD_WITHIN = 86400.0  # cancellations older than this at start are not told again
+
+
+def _cancellation(a: Announcement, registry: Registry) -> Notice:
+    """Told to the same people as the confirmation: a withdrawn announcement (perhaps a
+    legitimate renewal withdrawn by someone else) must not go unnoticed either."""
+    entry = registry.systems.get(a.key)
+    name = entry.system.name if entry else a.system
+    cancelled = local_time(a.cancelled_at if a.cancelled_at is not None else a.created_at)
+    changes = a.changes.summary()
+    return Notice(
+        key=f"change-cancelled/{a.agency}/{a.id}",
+        subject={
+            "vi": f"[NPSP] Đã hủy thông báo thay đổi {name} ({a.key}), số {a.id}",
+            "en": f"[NPSP] Cancelled: the announced change to {name} ({a.key}), #{a.id}",
+        },
+        text={
+            "vi": (
+                f"Thông báo thay đổi số {a.id} (ref {a.ref or '-'}) của {a.key} đã bị hủy lúc "
+                f"{cancelled}.\nThay đổi đã thông báo: {changes}\n"
+                "Các giá trị này không còn được chấp nhận; nếu máy chủ vẫn dùng chúng, hệ thống "
+                "sẽ cảnh báo thay đổi chưa được thông báo. Ai đã hủy: xem nhật ký kiểm tra."
+            ),
+            "en": (
+                f"Announcement #{a.id} (ref {a.ref or '-'}) of {a.key} was cancelled at "
+                f"{cancelled}.\nChanges it announced: {changes}\n"
+                "These values are no longer expected; a server still using them raises the "
+                "unannounced-change alarm. Who cancelled it: see the audit log."
+            ),
+        },
+        sms={
+            "vi": f"NPSP: thong bao thay doi #{a.id} cua {a.key} da bi huy luc {cancelled}.",
+            "en": f"NPSP: announcement #{a.id} of {a.key} was cancelled at {cancelled}.",
+        },
+    )
+
+
 def _confirmation(a: Announcement, registry: Registry, status_page_url: str | None) -> Notice:
     """Told to the agency's admins and operations for every accepted announcement: nobody can
     whitelist a new certificate, host or address in the agency's name without its knowing."""
@@ -578,8 +615,8 @@ def _confirmation(a: Announcement, registry: Registry, status_page_url: str | No
                 f"{vi_notice} {a.required} ngày theo quy định.\n"
                 "Từ thời điểm hiệu lực, hệ thống giám sát chấp nhận các giá trị mới này "
                 "(chứng chỉ, tên máy, địa chỉ) mà không cảnh báo.\n"
-                "NẾU KHÔNG PHẢI ĐƠN VỊ CỦA QUÝ VỊ THÔNG BÁO, hãy hủy ngay trước thời điểm "
-                f"hiệu lực: tại trang {page}, hoặc {call} bằng tài khoản của đơn vị, "
+                "NẾU KHÔNG PHẢI ĐƠN VỊ CỦA QUÝ VỊ THÔNG BÁO, hãy hủy ngay (kể cả khi đã có "
+                f"hiệu lực): tại trang {page}, hoặc {call} bằng tài khoản của đơn vị, "
                 "hoặc gọi Tổ trực vận hành."
             ),
             "en": (
@@ -591,7 +628,7 @@ def _confirmation(a: Announcement, registry: Registry, status_page_url: str | No
                 f"{a.required} the rule requires.\n"
                 "From then on the monitor accepts these values (certificate, host, addresses) "
                 "without an alarm.\n"
-                "IF THIS WAS NOT YOU, cancel it before it takes effect: on the page "
+                "IF THIS WAS NOT YOU, cancel it at once (also once in effect): on the page "
                 f"{page}, or {call} with an account of your agency, or call operations."
             ),
         },
@@ -634,6 +671,7 @@ class AnnouncementDesk:
         self.on_overrides = on_overrides
         self.on_change = on_change
         self.items: list[Announcement] = []
+        self._cancel_told: set[int] = set()  # cancellations told since start
         # Cancelled announcements by (system, field), rebuilt when ``items`` is replaced.
         self._revoked_index: dict[tuple[str, str], list[Announcement]] = {}
         self._revoked_from: list[Announcement] | None = None
@@ -719,6 +757,21 @@ class AnnouncementDesk:
                     extra={"id": a.id, "system": a.key, "working_days": a.working_days},
                 )
             handled.append(a.id)
+        for a in self.items:
+            if (
+                a.cancelled_at is None
+                or a.id in self._cancel_told
+                or now - a.cancelled_at > CANCEL_TOLD_WITHIN
+            ):
+                continue
+            await self.ctx.notices.send_notice(
+                _cancellation(a, registry),
+                [
+                    ("", "operations"),
+                    *everyone([a.agency], "technical-admins", "high-level-admins"),
+                ],
+            )
+            self._cancel_told.add(a.id)  # the outbox key makes a repeat after a restart a no-op
         due = [
             a.id
             for a in self.items
