@@ -46,3 +46,9 @@ def everyone(agencies: Iterable[str], *targets: Target) -> list[Audience]:
     """Every (agency, target) pair, e.g. ``everyone(["ha-noi"], "technical-admins")``."""
     chosen = list(dict.fromkeys(agencies))
     return [(a, t) for t in targets for a in chosen]
+
+
+def admins_and_operations(agency: str) -> list[Audience]:
+    """The operations team and the agency's technical and high-level admins: who is told of
+    what concerns an agency's secure server (announcements, unannounced changes)."""
+    return [("", "operations"), *everyone([agency], "technical-admins", "high-level-admins")]

@@ -45,7 +45,7 @@ from probes.addresspolicy import AddressPolicy
 from probes.tlsopts import format_fingerprint
 
 from ..alerting.messages import local_iso, local_time
-from ..alerting.notices import Notice, everyone
+from ..alerting.notices import Notice, admins_and_operations, everyone
 from ..registry import Override, Registry
 from ..store import Store
 from ..types import LINE, TEXT, Moment, StrictModel, matching
@@ -738,10 +738,7 @@ class AnnouncementDesk:
             # Marked handled only once queued: the outbox key makes a retry a no-op.
             await self.ctx.notices.send_notice(
                 _confirmation(a, registry, self.status_page_url),
-                [
-                    ("", "operations"),
-                    *everyone([a.agency], "technical-admins", "high-level-admins"),
-                ],
+                admins_and_operations(a.agency),
             )
             if not a.compliant:
                 owner = a.agency
@@ -766,10 +763,7 @@ class AnnouncementDesk:
                 continue
             await self.ctx.notices.send_notice(
                 _cancellation(a, registry),
-                [
-                    ("", "operations"),
-                    *everyone([a.agency], "technical-admins", "high-level-admins"),
-                ],
+                admins_and_operations(a.agency),
             )
             self._cancel_told.add(a.id)  # the outbox key makes a repeat after a restart a no-op
         due = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..alerting.messages import local_time
-from ..alerting.notices import Notice, everyone
+from ..alerting.notices import Notice, admins_and_operations
 from ..registry import CheckEntry
 from ..types import ProbeResult
 from .announcements import AnnouncementDesk
@@ -211,10 +211,7 @@ class ChangeWatch:
             # recorded as told: a failure in between means a retry, never a lost alert.
             for group in _by_observation(findings):
                 agency = group[0].system_key.partition("/")[0]
-                audience = [
-                    ("", "operations"),
-                    *everyone([agency], "technical-admins", "high-level-admins"),
-                ]
+                audience = admins_and_operations(agency)
                 await self.ctx.notices.send_notice(self._notice(group), audience)
             await self.ctx.store.transact(write)
         except Exception:
