@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pwd
 import re
 import secrets
 import sqlite3
@@ -89,6 +91,16 @@ class Account:
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "legacy_certificate": self.legacy_certificate}
+
+
+def cli_actor(claimed: str | None = None) -> str:
+    """Who acts from the command line: ``cli:<the effective OS account>`` (what the host
+    authenticated; ``$USER`` is the caller's to set), then a name the caller gives."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid-{os.geteuid()}"
+    return f"cli:{user}" + (f" ({claimed})" if claimed else "")
 
 
 def well_formed(token: str) -> bool:
@@ -348,7 +360,7 @@ async def revoke(
             raise AccountError(f"{actor.id} may not revoke {account_id}", 403)
         if not target.active:
             raise AccountError(f"account {account_id!r} is already revoked", 409)
-        who = actor.id if actor is not None else "cli"
+        who = actor.id if actor is not None else cli_actor()
         db.execute(
             "UPDATE accounts SET revoked_at = ?, revoked_by = ?, token_hash = NULL WHERE id = ?",
             (now, who, account_id),
@@ -431,7 +443,7 @@ async def map_certificate(
             else {"sha256": target.cert_sha256, "issuer": target.cert_issuer}
         )
         new = None if cert is None else {"sha256": cert.sha256, "issuer": cert.issuer}
-        who = actor.id if actor is not None else "cli"
+        who = actor.id if actor is not None else cli_actor()
         audit_write(
             db,
             now,

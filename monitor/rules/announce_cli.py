@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import pwd
 import sys
 import time
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..accounts import audit
+from ..accounts import audit, cli_actor
 from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
@@ -55,13 +53,8 @@ class _NoNotices:
 
 
 def cli_author(claimed: str | None) -> str:
-    """Who announces from the command line: ``cli:<the effective OS account>`` (what the host
-    authenticated; ``$USER`` is the caller's to set), then the name given with ``--author``."""
-    try:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        user = f"uid-{os.geteuid()}"
-    return f"cli:{user}" + (f" ({claimed})" if claimed else "")
+    """Who announces from the command line (see :func:`monitor.accounts.cli_actor`)."""
+    return cli_actor(claimed)
 
 
 def _request(args: argparse.Namespace) -> AnnouncementRequest:
