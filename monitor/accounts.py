@@ -93,6 +93,10 @@ class Account:
         return {**asdict(self), "legacy_certificate": self.legacy_certificate}
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def cli_actor(claimed: str | None = None) -> str:
     """Who acts from the command line: ``cli:<the effective OS account>`` (what the host
     authenticated; ``$USER`` is the caller's to set), then a name the caller gives."""
@@ -220,7 +224,7 @@ def _check_role(role: str, agency: str | None, agencies: set[str]) -> None:
         if agency is not None:
             raise AccountError("a national-admin belongs to no agency")
     elif agency is None:
-        raise AccountError(f"a {role} belongs to one agency: give agency")
+        raise AccountError(f"{_article(role)} {role} belongs to one agency: give agency")
     elif agency not in agencies:
         raise AccountError(f"unknown agency {agency!r}", 404)
 
@@ -249,7 +253,9 @@ async def create(
     """
     _check_role(role, agency, agencies)
     if actor is not None and not can_manage(actor, role, agency):
-        raise AccountError(f"{actor.id} may not create a {role} account for {agency}", 403)
+        raise AccountError(
+            f"{actor.id} may not create {_article(role)} {role} account for {agency}", 403
+        )
     if (cert is not None or cert_subject or cert_serial) and not _may_map_certificates(actor):
         raise AccountError("only a national-admin maps client certificates to accounts", 403)
     if cert_subject or cert_serial:

@@ -72,9 +72,15 @@ def _load_calendar(path: Path | None) -> WorkCalendar:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     registry = Registry.from_config(config)
+    counts = (
+        (len(config.agencies), "agency", "agencies"),
+        (len(registry.systems), "system", "systems"),
+        (len(registry.checks), "check", "checks"),
+        (len(registry.canaries), "uplink canary", "uplink canaries"),
+    )
     print(
-        f"{args.config}: OK — {len(config.agencies)} agencies, {len(registry.systems)} systems, "
-        f"{len(registry.checks)} checks, {len(registry.canaries)} uplink canaries"
+        f"{args.config}: OK — "
+        + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
     )
     return 0
 
@@ -259,16 +265,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the daemon against a simulated fleet on loopback")
     p.add_argument("--port", type=int, default=9477, help="HTTP port of the daemon (0 = any free)")
     p.add_argument("--state-dir", type=Path, default=None, help="keep the demo's state here")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _positive(text: str) -> float:
+    """A number of seconds above zero (``--duration -5`` would stop before starting)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+    except BrokenPipeError:
+        # The reader went away (``npsp-monitor … | head -1``): what it wanted was printed.
+        # Python would print "Broken pipe" while flushing at exit: point stdout at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)

@@ -198,7 +198,7 @@ def test_check_config_command_exit_codes(
 ) -> None:
     good = write(tmp_path, GOOD)
     assert main(["check-config", "-c", str(good)]) == 0
-    assert "OK — 1 agencies, 2 systems, 2 checks" in capsys.readouterr().out
+    assert "OK — 1 agency, 2 systems, 2 checks" in capsys.readouterr().out
     bad = write(tmp_path, GOOD.replace("port: 443", "port: -1"), "bad.yaml")
     assert main(["check-config", "-c", str(bad)]) == 2
     err = capsys.readouterr().err.splitlines()
