@@ -20,7 +20,6 @@ from aiohttp import web
 
 from probes import ProbeEnv
 
-from .aio import wait_event
 from .alerting.channels import Channels
 from .alerting.notices import Audience, Notice, NoticeSink
 from .alerting.outbox import Outbox, OutboxWorker
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
-OUTBOX_STATS_DEBOUNCE = 0.05  # a storm of sends re-reads the counts at most 20 times a second
 STATUS_EVERY = 10.0  # seconds between two STATUS= lines to systemd
 STOP_TASKS_TIMEOUT = 5.0  # seconds the daemon's tasks get to end once cancelled, at a stop
 
@@ -425,17 +423,14 @@ class Daemon:
             )
 
     async def _outbox_stats(self, outbox: Outbox) -> None:
-        """Keep the outbox gauges current: re-read after every change of the outbox (at most
-        every ``OUTBOX_STATS_DEBOUNCE``), and every ``OUTBOX_STATS_EVERY`` for the ages.
-        The scrape itself never waits on the database."""
+        """Refresh the outbox gauges for the systemd STATUS line (a scrape of /metrics
+        re-reads them itself: ``DaemonMetrics.refresh``)."""
         while True:
-            outbox.changed.clear()
             try:
                 self.metrics.outbox_pending = await outbox.pending()
             except Exception:
                 log.exception("cannot read outbox statistics")
-            await wait_event(outbox.changed, OUTBOX_STATS_EVERY)
-            await asyncio.sleep(OUTBOX_STATS_DEBOUNCE)
+            await asyncio.sleep(OUTBOX_STATS_EVERY)
 
     async def _reload_loop(self) -> None:
         while True:

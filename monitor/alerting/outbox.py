@@ -163,8 +163,6 @@ class Outbox:
         self.clock = clock
         self.jitter = jitter
         self.wakeups: dict[str, asyncio.Event] = {}
-        # Set whenever rows are added or change state (the pending gauges refresh on it).
-        self.changed = asyncio.Event()
 
     def wakeup(self, channel: str) -> asyncio.Event:
         return self.wakeups.setdefault(channel, asyncio.Event())
@@ -199,8 +197,6 @@ class Outbox:
         added = await self.store.transact(write) if batch or told or forgotten else 0
         for channel in {i.channel for i in batch}:
             self.wakeup(channel).set()
-        if added:
-            self.changed.set()
         return added
 
     async def told(self) -> set[tuple[str, str]]:
@@ -223,7 +219,6 @@ class Outbox:
         count = await self.store.transact(reset)
         if count:
             log.warning("resending %d notifications interrupted by a crash", count)
-            self.changed.set()
         return count
 
     async def claim(self, channel: str, now: float) -> Claimed | None:
@@ -319,7 +314,6 @@ class Outbox:
             )
 
         await self.store.transact(write)
-        self.changed.set()
 
     async def failed(self, claimed: Claimed, error: NotifyError) -> str:
         """Record a failed attempt; return ``retry``, ``failed`` or ``fallback``.
@@ -353,7 +347,6 @@ class Outbox:
         outcomes, woken = await self.store.transact(write)
         for channel in woken:
             self.wakeup(channel).set()
-        self.changed.set()
         for outcome in ("fallback", "failed", "retry"):
             if outcome in outcomes:
                 return outcome
