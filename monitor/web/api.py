@@ -214,24 +214,22 @@ class SilenceCreate(Body):
     reason: Text
 
 
-class AccountCreate(Body):
+class CertificateMapping(Body):
+    """Map an account to a client certificate (both fields), or unmap it (neither): its
+    SHA-256 fingerprint and its issuer's DN (RFC 4514), together."""
+
+    cert_sha256: Annotated[str, Field(min_length=64, max_length=95), LINE] | None = None
+    cert_issuer: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
+
+
+class AccountCreate(CertificateMapping):
     id: AccountId
     name: Name
     role: accounts.Role
     agency: Id | None = None
     cert_subject: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
     cert_serial: CertSerial | None = None
-    # A client certificate: its SHA-256 fingerprint and its issuer's DN (RFC 4514), together.
-    cert_sha256: Annotated[str, Field(min_length=64, max_length=95), LINE] | None = None
-    cert_issuer: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
     portal_account: AccountId | None = None
-
-
-class CertificateMapping(Body):
-    """Map an account to a client certificate (both fields), or unmap it (neither)."""
-
-    cert_sha256: Annotated[str, Field(min_length=64, max_length=95), LINE] | None = None
-    cert_issuer: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
 
 
 class Grant(Body):
