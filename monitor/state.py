@@ -38,6 +38,8 @@ class State(StrEnum):
 
     PENDING = "pending"  # no verdict yet since start
     UP = "up"
+    DEGRADED = "degraded"  # reachable, but a warning condition holds (slow, certificate expiring)
+    MAINTENANCE = "maintenance"  # inside an announced maintenance window: not judged
     DOWN = "down"
     UNREACHABLE = "unreachable"  # failing, but a system it depends on is down
     FLAPPING = "flapping"

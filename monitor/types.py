@@ -36,6 +36,7 @@ __all__ = [
     "ProbeResult",
     "SecretSource",
     "StrictModel",
+    "Why",
     "parse_duration",
 ]
 
@@ -158,6 +159,47 @@ _NOTHING_OBSERVED: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
+class Why:
+    """A reason as a code and its parameters, rendered later in the reader's language.
+
+    ``code`` names a template (``tcp.refused``, ``http.status``, ``system.flapping``...);
+    ``params`` holds what fills it: text, numbers, or nested reasons (a ``Why``, or a tuple of
+    them) for reasons built from others. Stored as JSON (:meth:`to_json`).
+    """
+
+    code: str
+    params: Mapping[str, Any] = field(default_factory=lambda: _NOTHING_OBSERVED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "params": {k: _why_out(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_json(cls, data: object) -> Why | None:
+        """The reason stored by :meth:`to_json`; None for anything else (an older row)."""
+        if not isinstance(data, dict) or not isinstance(data.get("code"), str):
+            return None
+        raw = data.get("params")
+        params = raw if isinstance(raw, dict) else {}
+        return cls(data["code"], {str(k): _why_in(v) for k, v in params.items()})
+
+
+def _why_out(value: Any) -> Any:
+    if isinstance(value, Why):
+        return value.to_json()
+    if isinstance(value, tuple | list):
+        return [_why_out(v) for v in value]
+    return value
+
+
+def _why_in(value: Any) -> Any:
+    if isinstance(value, dict):
+        return Why.from_json(value)
+    if isinstance(value, list):
+        return tuple(_why_in(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """What one probe run found.
 
@@ -174,6 +216,11 @@ class ProbeResult:
     # Shared empty default: a fresh dict per result cost ~6 MB of history at 10,000 checks.
     observed: Mapping[str, str] = field(default_factory=lambda: _NOTHING_OBSERVED)
     status_code: int | None = None
+    # The reason as a code, for the reader's language; None: only ``reason`` is known.
+    why: Why | None = None
+    # Passed, but a warning condition holds (slow, certificate expiring soon): with ``ok`` true,
+    # the check is healthy and its system DEGRADED rather than UP.
+    degraded: bool = False
 
 
 def printable(text: str) -> str:

@@ -15,6 +15,8 @@ Lang = Literal["vi", "en"]
 STATE_NAMES: dict[Lang, dict[State, str]] = {
     "vi": {
         State.UP: "Hoạt động",
+        State.DEGRADED: "Suy giảm",
+        State.MAINTENANCE: "Đang bảo trì",
         State.DOWN: "Mất kết nối",
         State.UNREACHABLE: "Không truy cập được",
         State.FLAPPING: "Chập chờn",
@@ -23,6 +25,8 @@ STATE_NAMES: dict[Lang, dict[State, str]] = {
     },
     "en": {
         State.UP: "Up",
+        State.DEGRADED: "Degraded",
+        State.MAINTENANCE: "Maintenance",
         State.DOWN: "Down",
         State.UNREACHABLE: "Unreachable",
         State.FLAPPING: "Flapping",
