@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from probes.base import Probe
+from probes.reasons import fail, why
 
-from .types import ProbeResult, format_duration
+from .types import ProbeResult
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +252,10 @@ class Scheduler:
             if task is not None:
                 task.uncancel()
             log.error("probe %s overran its timeout and was cancelled", job.key)
-            return ProbeResult(False, f"timeout after {format_duration(job.timeout)}", job.timeout)
+            return fail(why("timeout", timeout=job.timeout), job.timeout)
         except Exception as exc:
             log.exception("probe %s raised", job.key)
-            return ProbeResult(False, f"internal probe error: {type(exc).__name__}", 0.0)
+            return fail(why("probe.internal", error=type(exc).__name__), 0.0)
 
     def stop(self) -> None:
         """Stop starting new runs (in-flight runs go on; see :meth:`drain`)."""

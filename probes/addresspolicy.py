@@ -14,7 +14,7 @@ unspecified, multicast, reserved and carrier-grade NAT addresses, and the gatewa
 resolved to, and connects to the checked addresses only: no second lookup that a DNS rebinding
 could answer differently.
 
-A leaf module: standard library only.
+A leaf module: the standard library and ``monitor.types`` only.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from monitor.types import Why
 
 __all__ = ["AddressNotAllowed", "AddressPolicy", "connect"]
 
@@ -49,12 +51,32 @@ _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost",
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 
+# What :func:`category` and :meth:`AddressPolicy.why` say, as reason codes (probes/reasons.py).
+_CATEGORY_CODES = {
+    "unspecified": "net.unspecified",
+    "loopback": "net.loopback",
+    "link-local": "net.link_local",
+    "multicast": "net.multicast",
+    "carrier-grade NAT": "net.cgnat",
+    "private": "net.private",
+    "reserved": "net.reserved",
+    "the gateway's own address": "net.own",
+}
+
+
 class AddressNotAllowed(Exception):
-    """A target address the policy refuses; ``str()`` is the probe's reason."""
+    """A target address the policy refuses; ``str()`` is the probe's reason, ``why`` its code."""
 
     def __init__(self, address: str, why: str) -> None:
         super().__init__(f"address {address} not allowed ({why}): {WHY}")
         self.address = address
+        self.category = why
+
+    @property
+    def why(self) -> Why:
+        code = _CATEGORY_CODES.get(self.category)
+        category = Why(code) if code else Why("text", {"text": self.category})
+        return Why("policy.address", {"address": self.address, "category": category})
 
 
 def _embedded_v4(address: IPAddress) -> IPAddress:

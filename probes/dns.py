@@ -19,9 +19,10 @@ import dns.rcode
 import dns.resolver
 from pydantic import Field, field_validator, model_validator
 
-from monitor.types import CheckCommon, ProbeResult, format_duration
+from monitor.types import CheckCommon, ProbeResult
 
 from .base import Probe, ProbeEnv
+from .reasons import fail, passed, why
 
 __all__ = ["Spec", "build", "parse_nameserver"]
 
@@ -112,10 +113,10 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
     try:
         resolver = _resolver(spec.nameservers)
     except dns.exception.DNSException as exc:
-        reason = f"DNS: no name server to ask ({exc})"
+        reason = why("dns.no_server", detail=str(exc))
 
         async def broken(timeout: float) -> ProbeResult:  # noqa: ASYNC109
-            return ProbeResult(False, reason, 0.0)
+            return fail(reason, 0.0)
 
         return broken
     qname = dns.name.from_text(spec.name)
@@ -124,30 +125,38 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
 
     async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109
         start = time.perf_counter()
-        failed = f"DNS: timeout after {format_duration(timeout)}"
         try:
             # dnspython's lifetime bounds the query; asyncio.timeout guards the rest
             async with asyncio.timeout(timeout):
                 answer = await resolver.resolve(qname, rdtype, lifetime=timeout, search=False)
         except (TimeoutError, dns.resolver.LifetimeTimeout):
-            return ProbeResult(False, failed, timeout)
+            return fail(why("dns.timeout", timeout=timeout), timeout)
         except dns.resolver.NXDOMAIN:
-            failed = "DNS: NXDOMAIN"
+            failed = why("dns.nxdomain")
         except dns.resolver.NoAnswer:
-            failed = f"DNS: no {rdtype} record"
+            failed = why("dns.no_record", rdtype=rdtype)
         except dns.resolver.NoNameservers as exc:
-            failed = f"DNS: server failure{_rcodes(exc)}"
+            answers = _rcodes(exc)
+            failed = (
+                why("dns.server_failure_from", answers=answers)
+                if answers
+                else why("dns.server_failure")
+            )
         except dns.exception.DNSException as exc:
-            failed = f"DNS: {exc}"
+            failed = why("dns.error", detail=str(exc))
         else:
             elapsed = time.perf_counter() - start
             got = _format([ipaddress.ip_address(rr.address) for rr in answer])
             observed = {"addresses": got}
             if expected and got != expected:
-                reason = f"DNS: got {got or 'nothing'}, expected {expected}"
-                return ProbeResult(False, reason, elapsed, observed=observed)
-            return ProbeResult(True, f"DNS: {rdtype} {got}", elapsed, observed=observed)
-        return ProbeResult(False, failed, time.perf_counter() - start)
+                wrong = (
+                    why("dns.mismatch", got=got, expected=expected)
+                    if got
+                    else why("dns.nothing", expected=expected)
+                )
+                return fail(wrong, elapsed, observed=observed)
+            return passed(why("dns.ok", rdtype=rdtype, got=got), elapsed, observed=observed)
+        return fail(failed, time.perf_counter() - start)
 
     return probe
 
@@ -163,10 +172,10 @@ def _resolver(nameservers: list[str]) -> dns.asyncresolver.Resolver:
 
 
 def _rcodes(exc: dns.resolver.NoNameservers) -> str:
-    """`` (SERVFAIL from 127.0.0.1)`` — what each server answered, when it answered."""
+    """``SERVFAIL from 127.0.0.1`` — what each server answered, when it answered."""
     parts = []
     for server, _tcp, _port, _error, response in exc.kwargs.get("errors", []):
         if response is not None:
             address = str(server).removeprefix("Do53:").partition("@")[0]
             parts.append(f"{dns.rcode.to_text(response.rcode())} from {address}")
-    return f" ({', '.join(parts)})" if parts else ""
+    return ", ".join(parts)

@@ -1,4 +1,5 @@
-"""Turning low-level errors into reasons a person understands."""
+"""Turning low-level errors into reasons a person understands (codes of
+:mod:`probes.reasons`, rendered in the reader's language)."""
 
 from __future__ import annotations
 
@@ -6,42 +7,51 @@ import errno
 import socket
 import ssl
 
-_ERRNO_TEXT = {
-    errno.ECONNREFUSED: "refused",
-    errno.ECONNRESET: "reset by peer",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-    errno.ETIMEDOUT: "timed out",
-    errno.EPIPE: "connection closed by peer",
+from monitor.types import Why
+
+from .reasons import why
+
+_ERRNO_WHY = {
+    errno.ECONNREFUSED: why("os.refused"),
+    errno.ECONNRESET: why("os.reset"),
+    errno.EHOSTUNREACH: why("os.host_unreachable"),
+    errno.ENETUNREACH: why("os.network_unreachable"),
+    errno.ETIMEDOUT: why("os.timed_out"),
+    errno.EPIPE: why("os.closed"),
+}
+_RESOLVE_WHY = {
+    socket.EAI_NONAME: why("os.no_such_name"),
+    socket.EAI_AGAIN: why("os.resolve_later"),
 }
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``connect: refused`` rather than ``[Errno 111] Connect call failed ('127.0.0.1', 1)``."""
+def describe_os_error(exc: OSError) -> Why:
+    """``refused`` rather than ``[Errno 111] Connect call failed ('127.0.0.1', 1)``."""
     if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host ({exc.strerror or exc})"
+        known = _RESOLVE_WHY.get(exc.errno) if isinstance(exc.errno, int) else None
+        return known or why("os.resolve", detail=exc.strerror or str(exc))
     if isinstance(exc, ConnectionRefusedError):
-        return "refused"
+        return why("os.refused")
     if exc.errno is None and isinstance(exc, ConnectionResetError | ConnectionAbortedError):
-        return "connection closed by peer"  # asyncio's "Connection lost", no errno to go by
-    if exc.errno in _ERRNO_TEXT:
-        return _ERRNO_TEXT[exc.errno]
+        return why("os.closed")  # asyncio's "Connection lost", no errno to go by
+    if exc.errno in _ERRNO_WHY:
+        return _ERRNO_WHY[exc.errno]
     if exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
+        return why("os.other", detail=exc.strerror.lower())
+    return why("os.other", detail=str(exc) or type(exc).__name__)
 
 
 # OpenSSL X509_V_ERR_* codes a person needs explained, not just quoted.
-_VERIFY_TEXT = {
-    9: "certificate not yet valid",
-    10: "certificate expired",
-    18: "self-signed certificate",
-    19: "unknown issuer",
-    20: "unknown issuer",
-    21: "unknown issuer",
-    2: "unknown issuer",
-    62: "host name mismatch",
-    64: "host name mismatch",
+_VERIFY_WHY = {
+    9: why("cert.not_yet_valid"),
+    10: why("cert.expired"),
+    18: why("cert.self_signed"),
+    19: why("cert.unknown_issuer"),
+    20: why("cert.unknown_issuer"),
+    21: why("cert.unknown_issuer"),
+    2: why("cert.unknown_issuer"),
+    62: why("cert.name_mismatch"),
+    64: why("cert.name_mismatch"),
 }
 
 # Handshake failures by OpenSSL reason code, client side.
@@ -52,36 +62,33 @@ _NOT_TLS = frozenset(
     {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
 )
 _REFUSED = {
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "server requires a client certificate",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "server rejected the client certificate (bad certificate)",
-    "TLSV1_ALERT_UNKNOWN_CA": "server rejected the client certificate (unknown CA)",
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "server rejected the client certificate (expired)",
-    "TLSV1_ALERT_ACCESS_DENIED": "server denied access (alert access denied)",
-    "SSLV3_ALERT_HANDSHAKE_FAILURE": (
-        "handshake failed: server refused (alert handshake failure: no shared cipher,"
-        " or a client certificate required)"
-    ),
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": why("tls.client_cert_required"),
+    "SSLV3_ALERT_BAD_CERTIFICATE": why("tls.client_cert_bad"),
+    "TLSV1_ALERT_UNKNOWN_CA": why("tls.client_cert_unknown_ca"),
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": why("tls.client_cert_expired"),
+    "TLSV1_ALERT_ACCESS_DENIED": why("tls.access_denied"),
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": why("tls.handshake_refused"),
 }
 
 
-def describe_ssl_error(exc: ssl.SSLError) -> str:
+def describe_ssl_error(exc: ssl.SSLError) -> Why:
     """A ``TLS: …`` reason for a failed handshake or a TLS error on an open connection."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         message = exc.verify_message or str(exc)
-        what = _VERIFY_TEXT.get(exc.verify_code)
+        what = _VERIFY_WHY.get(exc.verify_code)
         if what is None:
-            return f"TLS: certificate verify failed: {message}"
-        return f"TLS: {what} ({message})"
+            return why("tls.verify", detail=message)
+        return why("tls.verify_known", what=what, detail=message)
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return "TLS: handshake failed: connection closed by peer"
+        return why("tls.closed_in_handshake")
     reason = getattr(exc, "reason", None) or ""
     if reason in _PROTOCOL_TOO_OLD:
-        return "TLS: protocol version too old (server and client share no TLS version)"
+        return why("tls.protocol_too_old")
     if reason in _NOT_TLS:
-        return f"TLS: handshake failed: peer does not speak TLS ({_humane(reason)})"
+        return why("tls.not_tls", detail=_humane(reason))
     if reason in _REFUSED:
-        return f"TLS: {_REFUSED[reason]}"
-    return f"TLS: handshake failed: {_humane(reason) if reason else exc}"
+        return _REFUSED[reason]
+    return why("tls.handshake", detail=_humane(reason) if reason else str(exc))
 
 
 def _humane(openssl_reason: str) -> str:

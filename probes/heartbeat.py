@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from monitor.types import CheckCommon, Duration, ProbeResult, SecretSource, format_duration
+from monitor.types import CheckCommon, Duration, ProbeResult, SecretSource, Why
+
+from .reasons import fail, passed, why
 
 if TYPE_CHECKING:
     from .base import Probe, ProbeEnv
@@ -136,16 +138,16 @@ class HeartbeatBoard:
         return f"<HeartbeatBoard: {len(self._last)} checks heard>"
 
 
-def _span(seconds: float) -> str:
+def _span(seconds: float) -> float:
     """A duration as a person reads it: whole seconds from 1s up (``5m12s``, not ``312.4s``)."""
     seconds = max(0.0, seconds)
-    return format_duration(float(round(seconds))) if seconds >= 1 else format_duration(seconds)
+    return float(round(seconds)) if seconds >= 1 else seconds
 
 
-def _broken(reason: str) -> Probe:
+def _broken(reason: Why) -> Probe:
     async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109 (the Probe contract)
         del timeout
-        return ProbeResult(False, reason, 0.0)
+        return fail(reason, 0.0)
 
     return probe
 
@@ -156,9 +158,9 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
     try:
         key = board.key(spec.id, read_token(spec.token))
     except ValueError as exc:
-        return _broken(f"heartbeat token cannot be used: {exc}")
+        return _broken(why("heartbeat.token", detail=str(exc)))
     limit = spec.deadline
-    terms = f"period {format_duration(spec.period)}, grace {format_duration(spec.grace_seconds)}"
+    terms = {"period": spec.period, "grace": spec.grace_seconds}
     # Counting from the build, not the board's start: a check added by a reload gets its grace.
     since = board.clock()
 
@@ -166,32 +168,19 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
         del timeout
         shared = board.conflicts.get(key)
         if shared:
-            return ProbeResult(
-                False,
-                f"one heartbeat check id and token serve {', '.join(shared)}: "
-                "give each system its own token",
-                0.0,
-            )
+            return fail(why("heartbeat.shared", systems=", ".join(shared)), 0.0)
         now = board.clock()
         last = board.last(key)
         if last is None:
             waited = now - since
             if key in board.silent:
-                return ProbeResult(
-                    False,
-                    f"no heartbeat received yet (none before the restart either; {terms})",
-                    0.0,
-                )
+                return fail(why("heartbeat.none_before_restart", **terms), 0.0)
             if waited <= limit:
-                return ProbeResult(
-                    True, f"no heartbeat received yet (waiting up to {_span(limit)})", 0.0
-                )
-            return ProbeResult(
-                False, f"no heartbeat received yet (none in {_span(waited)}; {terms})", 0.0
-            )
+                return passed(why("heartbeat.waiting", limit=_span(limit)), 0.0)
+            return fail(why("heartbeat.none", waited=_span(waited), **terms), 0.0)
         age = now - last
         if age <= limit:
-            return ProbeResult(True, f"heartbeat {_span(age)} ago", 0.0)
-        return ProbeResult(False, f"no heartbeat for {_span(age)} ({terms})", 0.0)
+            return passed(why("heartbeat.ok", age=_span(age)), 0.0)
+        return fail(why("heartbeat.late", age=_span(age), **terms), 0.0)
 
     return probe

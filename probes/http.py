@@ -22,12 +22,13 @@ from urllib.parse import quote, urljoin, urlsplit
 import httptools
 from pydantic import Field, field_validator, model_validator
 
-from monitor.types import Duration, ProbeResult, format_duration
+from monitor.types import Duration, ProbeResult, Why
 
 from .addresspolicy import AddressNotAllowed, connect, gateway_itself
 from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error, describe_ssl_error
 from .httpbody import JSONCondition, compile_body_regex, judge_body
+from .reasons import Problem, fail, passed, warn, why, worst
 from .tls import TLSClient, broken_probe, describe_first_record, explain_rejected_cert
 from .tlsopts import TLSOptions, check_peer_cert, read_peer_cert
 
@@ -60,6 +61,10 @@ class Spec(TargetSpec):
     body_regex: Annotated[str, Field(max_length=MAX_REGEX_CHARS)] | None = None
     json_conditions: list[JSONCondition] = Field(default_factory=list, alias="json")
     max_latency: Duration | None = None
+    max_latency_severity: Literal["degraded", "down"] = Field(
+        default="degraded",
+        description="What an answer slower than max_latency makes the system: degraded or down.",
+    )
     follow_redirects: Annotated[int, Field(ge=0, le=20)] = 0
     max_body_bytes: Annotated[int, Field(ge=1, le=1 << 30)] | None = None
     tls: TLSOptions = TLSOptions()
@@ -182,6 +187,7 @@ class _Exchange(asyncio.Protocol):
         "_parser",
         "_wanted",
         "body",
+        "cert_warning",
         "content_length",
         "done",
         "framed",
@@ -191,17 +197,20 @@ class _Exchange(asyncio.Protocol):
     )
 
     def __init__(self, body_statuses: frozenset[int], limit: int) -> None:
-        self.done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[Why | None] = asyncio.get_running_loop().create_future()
         self._parser = httptools.HttpResponseParser(self)
         self._wanted = body_statuses
         self._limit = limit
         self._head_bytes = 0
-        self.phase = "connecting"
+        self.phase = why("phase.connecting")
         self.status = 0
         self.location: bytes | None = None
         self.content_length = -1
         self.framed = False
         self.body: bytearray | None = None
+        # A certificate warning (expiring within min_days_valid, as a warning): the request
+        # still goes out, and the response is judged as well.
+        self.cert_warning: Problem | None = None
 
     # The transport's side --------------------------------------------------------------------
 
@@ -217,7 +226,7 @@ class _Exchange(asyncio.Protocol):
         if self.status == 0:
             self._head_bytes += len(data)
             if self._head_bytes > _MAX_HEAD_BYTES:
-                self._finish(f"response headers larger than {_format_size(_MAX_HEAD_BYTES)}")
+                self._finish(why("http.headers_too_large", size=_format_size(_MAX_HEAD_BYTES)))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.done.done():
@@ -226,16 +235,16 @@ class _Exchange(asyncio.Protocol):
             self._finish(describe_first_record(exc) or describe_ssl_error(exc))
         elif self.status == 0:
             if exc is not None and not isinstance(exc, ConnectionResetError | OSError):
-                self._finish(f"connection lost before response: {exc}")
+                self._finish(why("http.lost", detail=str(exc)))
             elif isinstance(exc, OSError):
-                self._finish(f"connection {describe_os_error(exc)} before response")
+                self._finish(why("http.error_before_response", error=describe_os_error(exc)))
             elif self._head_bytes:
-                self._finish("connection closed in the middle of the response headers")
+                self._finish(why("http.closed_in_headers"))
             else:
-                self._finish("connection closed before response")
+                self._finish(why("http.closed_before_response"))
         elif self.framed or exc is not None:
             got = len(self.body) if self.body is not None else 0
-            self._finish(f"connection closed before the end of the body (after {got} bytes)")
+            self._finish(why("http.closed_in_body", got=got))
         else:
             self._finish(None)  # no length, not chunked: the body ends with the connection
 
@@ -263,7 +272,7 @@ class _Exchange(asyncio.Protocol):
         elif self.content_length > self._limit:
             self._finish(self._too_large())
         else:
-            self.phase = "reading body"
+            self.phase = why("phase.body")
             self.body = bytearray()
 
     def on_body(self, chunk: bytes) -> None:
@@ -279,20 +288,20 @@ class _Exchange(asyncio.Protocol):
         if self.status and not self.done.done():
             self._finish(None)
 
-    def _too_large(self) -> str:
-        return f"response body larger than {_format_size(self._limit)} limit"
+    def _too_large(self) -> Why:
+        return why("http.body_too_large", size=_format_size(self._limit))
 
-    def _finish(self, failure: str | None) -> None:
+    def _finish(self, failure: Why | None) -> None:
         self.done.set_result(failure)
 
 
-def _describe_parser_error(exc: httptools.HttpParserError, first: bytes) -> str:
+def _describe_parser_error(exc: httptools.HttpParserError, first: bytes) -> Why:
     if first.startswith(b"\x16\x03"):
-        return "malformed HTTP response: the server speaks TLS (use https://)"
+        return why("http.speaks_tls")
     text = str(exc)
     if text.startswith("Expected HTTP/"):
-        return "malformed HTTP response: does not start with HTTP/"
-    return f"malformed HTTP response: {text[:1].lower()}{text[1:]}"
+        return why("http.not_http")
+    return why("http.malformed", detail=f"{text[:1].lower()}{text[1:]}")
 
 
 class _HTTPProbe:
@@ -370,31 +379,32 @@ class _HTTPProbe:
                             exchange = _Exchange(self._body_statuses, self._limit)
                             continue
                         failure = hop
-                    return ProbeResult(
-                        False,
+                    return fail(
                         failure,
                         time.perf_counter() - start,
                         cert_not_after=cert_not_after,
                         status_code=exchange.status or None,
                     )
         except TimeoutError:
-            return ProbeResult(
-                False, f"timeout after {format_duration(timeout)} ({exchange.phase})", timeout
-            )
+            return fail(why("timeout.phase", timeout=timeout, phase=exchange.phase), timeout)
         return self._judge(exchange, time.perf_counter() - start, cert_not_after, target)
 
     def _redirect(
         self, target: _Target, exchange: _Exchange, visited: set[str]
-    ) -> _Target | str | None:
+    ) -> _Target | Why | None:
         """Where a response sends the probe next: a target, a failure reason, or None (stay)."""
         status, location, limit = exchange.status, exchange.location, self._spec.follow_redirects
         if not limit or location is None or status not in _REDIRECTS:
             return None
         if len(visited) > limit:
-            return f"too many redirects (>{limit})"
+            return why("http.too_many_redirects", limit=limit)
         url = urljoin(target.url, location.decode("latin-1"))
         if url in visited:
-            return "redirect loop" if target.guarded else f"redirect loop: back to {url}"
+            return (
+                why("http.redirect_loop")
+                if target.guarded
+                else why("http.redirect_loop_to", url=url)
+            )
         visited.add(url)
         method = target.method
         if status == 303 or (status in (301, 302) and method == "POST"):
@@ -402,11 +412,13 @@ class _HTTPProbe:
         try:
             return self._target(url, method)
         except ValueError as exc:
-            return "bad redirect: unusable Location" if target.guarded else f"bad redirect: {exc}"
+            if target.guarded:
+                return why("http.bad_redirect")
+            return why("http.bad_redirect_detail", detail=str(exc))
 
     async def _fetch(
         self, target: _Target, exchange: _Exchange, deadline: float
-    ) -> tuple[str | None, float | None]:
+    ) -> tuple[Why | None, float | None]:
         """Connect, send, and wait for ``exchange`` to settle: (failure reason, cert expiry)."""
         loop = asyncio.get_running_loop()
         transport: asyncio.Transport | None = None
@@ -417,7 +429,7 @@ class _HTTPProbe:
             if target.https:
                 client = TLSClient(self._ctx, target.server_name, app=exchange)
                 transport, _ = await self._connect(lambda: client, target)
-                exchange.phase = "TLS handshake"
+                exchange.phase = why("phase.handshake")
                 await client.handshake()
                 cert = read_peer_cert(client.ssl_object)
                 not_after = cert.expiry if cert is not None else None
@@ -429,13 +441,14 @@ class _HTTPProbe:
                         return refusal, not_after
                 if cert is not None:
                     problem = check_peer_cert(cert, self._opts, time.time())
-                    if problem is not None:
-                        return problem, not_after
+                    if problem is not None and problem.down:
+                        return problem.why, not_after
+                    exchange.cert_warning = problem
                 send = client.write
             else:
                 transport, _ = await self._connect(lambda: exchange, target)
                 send = transport.write
-            exchange.phase = "waiting for response headers"
+            exchange.phase = why("phase.headers")
             send(target.request)
             return await exchange.done, not_after
         # A failed https fetch still reports the certificate the server sent, if any (expired,
@@ -448,11 +461,11 @@ class _HTTPProbe:
             seen_not_after = client.seen_not_after() if client is not None else None
             return describe_ssl_error(exc), seen_not_after
         except OSError as exc:
-            what = "connect" if exchange.phase == "connecting" else "TLS: handshake failed"
+            what = "connect" if exchange.phase.code == "phase.connecting" else "tls.handshake_os"
             seen_not_after = client.seen_not_after() if client is not None else None
-            return f"{what}: {describe_os_error(exc)}", seen_not_after
+            return why(what, error=describe_os_error(exc)), seen_not_after
         except AddressNotAllowed as exc:
-            return str(exc), None
+            return exc.why, None
         finally:
             if transport is not None:
                 transport.abort()
@@ -469,40 +482,36 @@ class _HTTPProbe:
         self, exchange: _Exchange, elapsed: float, cert_not_after: float | None, target: _Target
     ) -> ProbeResult:
         status = exchange.status
+        fields = {"cert_not_after": cert_not_after, "status_code": status}
         if status not in self._allowed:
-            where = ""
             if status in _REDIRECTS and exchange.location is not None and not target.guarded:
-                where = f" to {exchange.location.decode('latin-1')}"
-            return ProbeResult(
-                False,
-                f"HTTP {status}{where} (expected {self._expected})",
-                elapsed,
-                cert_not_after=cert_not_after,
-                status_code=status,
-            )
+                location = exchange.location.decode("latin-1")
+                reason = why(
+                    "http.status_redirect",
+                    status=status,
+                    location=location,
+                    expected=self._expected,
+                )
+            else:
+                reason = why("http.status", status=status, expected=self._expected)
+            return fail(reason, elapsed, **fields)
+        # Every condition is judged: one that makes the system down wins over a warning.
+        problems = [exchange.cert_warning] if exchange.cert_warning is not None else []
         if exchange.body is not None:
-            problem = judge_body(
+            problems += judge_body(
                 bytes(exchange.body),
                 self._regex,
                 self._spec.json_conditions,
                 echo=not target.guarded,
             )
-            if problem is not None:
-                return ProbeResult(
-                    False, problem, elapsed, cert_not_after=cert_not_after, status_code=status
-                )
         limit = self._spec.max_latency
         if limit is not None and elapsed > limit:
-            return ProbeResult(
-                False,
-                f"slow: {elapsed:.1f}s > limit {format_duration(limit)}",
-                elapsed,
-                cert_not_after=cert_not_after,
-                status_code=status,
-            )
-        return ProbeResult(
-            True, f"HTTP {status}", elapsed, cert_not_after=cert_not_after, status_code=status
-        )
+            slow = why("http.slow", elapsed=round(elapsed, 1), limit=limit)
+            problems.append(Problem(slow, down=self._spec.max_latency_severity == "down"))
+        problem = worst(problems)
+        if problem is None:
+            return passed(why("http.ok", status=status), elapsed, **fields)
+        return (fail if problem.down else warn)(problem.why, elapsed, **fields)
 
 
 def _expand_statuses(values: list[int | str]) -> frozenset[int]:
@@ -529,5 +538,5 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
         # also for http:// URLs that may redirect to https: contexts are shared, so it is cheap
         ctx = env.ssl_contexts.get(spec.tls)
     except (OSError, ssl.SSLError) as exc:
-        return broken_probe(f"TLS: cannot load the tls files: {exc}")
+        return broken_probe(why("tls.files", detail=str(exc)))
     return _HTTPProbe(spec, env, ctx)

@@ -10,12 +10,14 @@ import datetime as dt
 import json
 import math
 import re
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import re2  # type: ignore[import-untyped]
 from pydantic import model_validator
 
-from monitor.types import Duration, JSONValue, StrictModel, format_duration
+from monitor.types import Duration, JSONValue, StrictModel, Why
+
+from .reasons import Problem, why
 
 __all__ = ["JSONCondition", "judge_body", "parse_json_path"]
 
@@ -62,6 +64,8 @@ class JSONCondition(StrictModel):
     equals: JSONValue = None
     younger_than: Duration | None = None
     exists: bool | None = None
+    # What a failed condition makes the system: down (the check fails) or degraded (a warning).
+    severity: Literal["down", "degraded"] = "down"
 
     @model_validator(mode="after")
     def _one_test(self) -> JSONCondition:
@@ -73,33 +77,37 @@ class JSONCondition(StrictModel):
             )
         return self
 
-    def check(self, document: Any, now: float, *, echo: bool = True) -> str | None:
+    def check(self, document: Any, now: float, *, echo: bool = True) -> Why | None:
         """A failure reason, or None when the document passes. Without ``echo`` the reason
         names the path and the expected value, never what the server sent."""
         value = _lookup(document, parse_json_path(self.path))
+        path = self.path
         if "exists" in self.model_fields_set:
             if self.exists and value is _MISSING:
-                return f"JSON {self.path} is missing"
+                return why("json.missing", path=path)
             if not self.exists and value is not _MISSING:
-                return f"JSON {self.path} exists (expected absent)"
+                return why("json.present", path=path)
             return None
         if value is _MISSING:
-            return f"JSON {self.path} is missing"
+            return why("json.missing", path=path)
         if "equals" in self.model_fields_set:
             if not _same(value, self.equals):
                 if not echo:
-                    return f"JSON {self.path} is not {_show(self.equals)}"
-                return f"JSON {self.path} is {_show(value)} (expected {_show(self.equals)})"
+                    return why("json.not", path=path, expected=_show(self.equals))
+                return why(
+                    "json.differs", path=path, value=_show(value), expected=_show(self.equals)
+                )
             return None
         assert self.younger_than is not None
         stamp = _timestamp(value)
         if stamp is None:
-            return f"JSON {self.path} is not a timestamp" + (f": {_show(value)}" if echo else "")
+            if echo:
+                return why("json.not_timestamp_value", path=path, value=_show(value))
+            return why("json.not_timestamp", path=path)
         age = now - stamp
         if age > self.younger_than:
-            return (
-                f"JSON {self.path} is {format_duration(max(1, round(age)))} old "
-                f"(limit {format_duration(self.younger_than)})"
+            return why(
+                "json.old", path=path, age=float(max(1, round(age))), limit=self.younger_than
             )
         return None
 
@@ -151,24 +159,27 @@ def judge_body(
     conditions: list[JSONCondition],
     *,
     echo: bool = True,
-) -> str | None:
-    """Apply a check's body tests in order; the first failure reason, or None. ``echo=False``
-    (a target reached through an announcement or a redirect): no text of the body in it."""
+) -> list[Problem]:
+    """Apply a check's body tests in order; the problems found (a regex that does not match
+    and a body that is not JSON make the system down; a JSON condition, what its ``severity``
+    says). ``echo=False`` (a target reached through an announcement or a redirect): no text of
+    the body in them."""
     if regex is not None:
         text = body.decode("utf-8", errors="replace")
         if regex.search(text) is None:
-            return f"body does not match /{regex.pattern()}/"
+            return [Problem(why("body.regex", pattern=regex.pattern()))]
+    problems: list[Problem] = []
     if conditions:
         try:
             document = json.loads(body)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError
-            return "body is not JSON"
+            return [Problem(why("body.not_json"))]
         now = dt.datetime.now(dt.UTC).timestamp()
         for condition in conditions:
             problem = condition.check(document, now, echo=echo)
             if problem is not None:
-                return problem
-    return None
+                problems.append(Problem(problem, down=condition.severity == "down"))
+    return problems
 
 
 def _lookup(document: Any, steps: tuple[str | int, ...]) -> Any:

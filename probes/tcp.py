@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from monitor.types import ProbeResult, format_duration
+from monitor.types import ProbeResult
 
 from .addresspolicy import AddressNotAllowed, connect
 from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error
+from .reasons import fail, passed, why
 
 
 class Spec(TargetSpec):
@@ -44,15 +45,13 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
                 else:
                     transport, _ = await connect(asyncio.Protocol, host, port, policy)
         except TimeoutError:
-            return ProbeResult(False, f"timeout after {format_duration(timeout)}", timeout)
+            return fail(why("timeout", timeout=timeout), timeout)
         except AddressNotAllowed as exc:
-            return ProbeResult(False, str(exc), time.perf_counter() - start)
+            return fail(exc.why, time.perf_counter() - start)
         except OSError as exc:
-            return ProbeResult(
-                False, f"connect: {describe_os_error(exc)}", time.perf_counter() - start
-            )
+            return fail(why("connect", error=describe_os_error(exc)), time.perf_counter() - start)
         elapsed = time.perf_counter() - start
         transport.abort()  # no FIN handshake to wait for: the answer is already known
-        return ProbeResult(True, "connected", elapsed)
+        return passed(why("tcp.connected"), elapsed)
 
     return probe

@@ -17,16 +17,16 @@ from typing import Annotated, Literal, Protocol, cast
 
 from pydantic import Field
 
-from monitor.types import ProbeResult, format_duration
+from monitor.types import ProbeResult, Why
 
 from .addresspolicy import AddressNotAllowed, AddressPolicy, connect
 from .base import Probe, ProbeEnv, TargetSpec
 from .errors import describe_os_error, describe_ssl_error
+from .reasons import fail, passed, warn, why
 from .tlsopts import (
     PeerCert,
     TLSOptions,
     check_peer_cert,
-    format_day,
     read_peer_cert,
     read_rejected_cert,
 )
@@ -103,7 +103,7 @@ class TLSClient(asyncio.Protocol):
         if exc is not None:
             raise exc
 
-    async def refusal(self, budget: float) -> str | None:
+    async def refusal(self, budget: float) -> Why | None:
         """After a TLS 1.3 handshake, wait (within ``budget`` seconds) for the server's first
         record; the reason if it refused us, else None. Nothing to wait for in TLS 1.2."""
         if self.ssl_object.version() != "TLSv1.3":
@@ -214,7 +214,7 @@ class TLSClient(asyncio.Protocol):
             self.transport.write(self._outgoing.read())
 
 
-def explain_rejected_cert(exc: ssl.SSLCertVerificationError, cert: PeerCert | None) -> str:
+def explain_rejected_cert(exc: ssl.SSLCertVerificationError, cert: PeerCert | None) -> Why:
     """Reason for a verification failure; a date problem names the date of ``cert``.
 
     ``cert`` is the leaf that failed (``TLSClient.seen_cert()``: OpenSSL rejects an expired
@@ -227,13 +227,13 @@ def explain_rejected_cert(exc: ssl.SSLCertVerificationError, cert: PeerCert | No
     if cert is None or not cert.not_after:
         return reason
     if exc.verify_code == _VERIFY_NOT_YET_VALID:
-        return f"TLS: certificate not valid before {format_day(cert.not_before)}"
+        return why("tls.not_valid_before", day=cert.not_before)
     if cert.not_after <= time.time():
-        return f"TLS: certificate expired {format_day(cert.not_after)}"
-    return f"{reason} (a certificate in the chain; the leaf is valid)"
+        return why("tls.expired", day=cert.not_after)
+    return why("tls.chain_date", reason=reason)
 
 
-def describe_first_record(exc: Exception | None) -> str | None:
+def describe_first_record(exc: Exception | None) -> Why | None:
     """Failure reason for what a TLS 1.3 server said right after the handshake, if any."""
     if exc is None:
         return None
@@ -241,7 +241,7 @@ def describe_first_record(exc: Exception | None) -> str | None:
         exc, ssl.SSLEOFError | ssl.SSLZeroReturnError
     ):
         return describe_ssl_error(exc)
-    return "TLS: server closed the connection right after the handshake"
+    return why("tls.closed_after_handshake")
 
 
 def build(spec: Spec, env: ProbeEnv) -> Probe:
@@ -252,7 +252,7 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
     try:
         ctx = env.ssl_contexts.get(opts)
     except (OSError, ssl.SSLError) as exc:
-        return broken_probe(f"TLS: cannot load the tls files: {exc}")
+        return broken_probe(why("tls.files", detail=str(exc)))
 
     async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
@@ -272,9 +272,7 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
         if failure is not None:
             # a certificate that failed (expired...) still has its date on /metrics
             not_after = client.seen_not_after()
-            return ProbeResult(
-                False, failure, time.perf_counter() - start, cert_not_after=not_after
-            )
+            return fail(failure, time.perf_counter() - start, cert_not_after=not_after)
         return _judge(client, opts, elapsed)
 
     return probe
@@ -287,33 +285,33 @@ async def _open(
     deadline: float,
     budget: float,
     policy: AddressPolicy | None = None,
-) -> str | None:
+) -> Why | None:
     """Connect and shake hands by ``deadline`` (``budget`` after the start): None, or why not.
     With a ``policy`` (an announced target), only to an address it allows.
 
     Raises ``ssl.SSLCertVerificationError`` for the caller to explain.
     """
     loop = asyncio.get_running_loop()
-    phase = "connecting"
+    phase = why("phase.connecting")
     try:
         async with asyncio.timeout_at(deadline):
             if policy is None:
                 await loop.create_connection(lambda: client, host, port)
             else:
                 await connect(lambda: client, host, port, policy)
-            phase = "TLS handshake"
+            phase = why("phase.handshake")
             await client.handshake()
     except TimeoutError:
-        return f"timeout after {format_duration(budget)} ({phase})"
+        return why("timeout.phase", timeout=budget, phase=phase)
     except AddressNotAllowed as exc:
-        return str(exc)
+        return exc.why
     except ssl.SSLCertVerificationError:
         raise
     except ssl.SSLError as exc:
         return describe_ssl_error(exc)
     except OSError as exc:
-        what = "connect" if phase == "connecting" else "TLS: handshake failed"
-        return f"{what}: {describe_os_error(exc)}"
+        what = "connect" if phase.code == "phase.connecting" else "tls.handshake_os"
+        return why(what, error=describe_os_error(exc))
     return None
 
 
@@ -321,7 +319,7 @@ def _judge(client: TLSClient, opts: TLSOptions, elapsed: float) -> ProbeResult:
     version = client.ssl_object.version()
     cert = read_peer_cert(client.ssl_object)
     if cert is None:
-        return ProbeResult(False, "TLS: server sent no certificate", elapsed)
+        return fail(why("tls.no_certificate"), elapsed)
     observed = {
         "fingerprint_sha256": cert.fingerprint_sha256,
         "issuer": cert.issuer,
@@ -329,20 +327,17 @@ def _judge(client: TLSClient, opts: TLSOptions, elapsed: float) -> ProbeResult:
         "tls_version": version or "?",
     }
     problem = check_peer_cert(cert, opts, time.time())
-    reason = problem or f"{version} ok, certificate valid until {format_day(cert.not_after)}"
-    return ProbeResult(
-        problem is None,
-        reason,
-        elapsed,
-        cert_not_after=cert.expiry,
-        observed=observed,
-    )
+    if problem is None:
+        ok = why("tls.ok", version=version or "?", day=cert.not_after)
+        return passed(ok, elapsed, cert_not_after=cert.expiry, observed=observed)
+    judge = fail if problem.down else warn
+    return judge(problem.why, elapsed, cert_not_after=cert.expiry, observed=observed)
 
 
-def broken_probe(reason: str) -> Probe:
+def broken_probe(reason: Why) -> Probe:
     """A probe for a check whose TLS files could not be loaded: it says so on every run."""
 
     async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109
-        return ProbeResult(False, reason, 0.0)
+        return fail(reason, 0.0)
 
     return probe

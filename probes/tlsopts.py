@@ -25,6 +25,8 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.types import StrictModel
 
+from .reasons import Problem, why
+
 __all__ = [
     "PeerCert",
     "SSLContextCache",
@@ -62,6 +64,13 @@ class TLSOptions(StrictModel):
         default=None, description="SHA-256 of the leaf certificate (DER); colons optional."
     )
     min_days_valid: Annotated[int, Field(ge=0, le=3650)] | None = None
+    min_days_valid_severity: Literal["degraded", "down"] = Field(
+        default="degraded",
+        description=(
+            "What a certificate expiring within min_days_valid makes the system: degraded (a"
+            " warning) or down. An expired certificate always fails."
+        ),
+    )
 
     @field_validator("ca_file", "client_cert", "client_key")
     @classmethod
@@ -263,20 +272,30 @@ def read_rejected_cert(ssl_object: ssl.SSLObject) -> PeerCert | None:
         return None
 
 
-def check_peer_cert(cert: PeerCert, opts: TLSOptions, now: float) -> str | None:
-    """The per-check rules a verified chain must still pass: a failure reason, or None."""
+def check_peer_cert(cert: PeerCert, opts: TLSOptions, now: float) -> Problem | None:
+    """The per-check rules a verified chain must still pass: the problem found, or None.
+
+    A wrong fingerprint and an expired certificate fail; a certificate expiring within
+    ``min_days_valid`` makes the system what ``min_days_valid_severity`` says (by default
+    degraded: a warning, not an outage).
+    """
     if opts.expected_fingerprint_sha256 is not None:
         actual = cert.fingerprint_sha256
         if actual != opts.expected_fingerprint_sha256:
-            return (
-                f"TLS: certificate fingerprint {actual[:17]}… differs from expected "
-                f"{opts.expected_fingerprint_sha256[:17]}…"
+            return Problem(
+                why(
+                    "tls.fingerprint",
+                    actual=actual[:17],
+                    expected=opts.expected_fingerprint_sha256[:17],
+                )
             )
     if cert.not_after and cert.not_after <= now:  # reachable with insecure_skip_verify only
-        return f"TLS: certificate expired {format_day(cert.not_after)}"
+        return Problem(why("tls.expired", day=cert.not_after))
     if opts.min_days_valid is not None and cert.not_after:
         days = int((cert.not_after - now) // 86400)
         if days < opts.min_days_valid:
-            plural = "" if days == 1 else "s"
-            return f"TLS: certificate expires in {days} day{plural} ({format_day(cert.not_after)})"
+            return Problem(
+                why("tls.expires_soon", days=days, day=cert.not_after),
+                down=opts.min_days_valid_severity == "down",
+            )
     return None

@@ -166,10 +166,17 @@ async def test_max_latency() -> None:
     server, _ = http_server({"/slow": delayed(0.3, response(200)), "/fast": response(200)})
     async with server:
         slow = await fetch(f"http://127.0.0.1:{server.port}/slow", max_latency="100ms")
+        down = await fetch(
+            f"http://127.0.0.1:{server.port}/slow",
+            max_latency="100ms",
+            max_latency_severity="down",
+        )
         fast = await fetch(f"http://127.0.0.1:{server.port}/fast", max_latency="1s")
     assert slow.reason.startswith("slow: 0.3s > limit 100ms"), slow.reason
-    assert not slow.ok
-    assert fast.ok
+    # Slow is a warning (degraded) by default, a failure when configured so.
+    assert slow.ok and slow.degraded
+    assert not down.ok and down.reason.startswith("slow: 0.3s > limit 100ms")
+    assert fast.ok and not fast.degraded
 
 
 # --- bodies ------------------------------------------------------------------------------

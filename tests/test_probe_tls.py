@@ -197,12 +197,23 @@ async def test_expiring_soon(certs: Certs) -> None:
     ctx = certs.server_context(certs.expiring)
     async with Server(wait_for_eof, tls=ctx) as server:
         soon = await run(spec(server.port, ca_file=certs.ca_file, min_days_valid=7))
+        down = await run(
+            spec(
+                server.port,
+                ca_file=certs.ca_file,
+                min_days_valid=7,
+                min_days_valid_severity="down",
+            )
+        )
         fine = await run(spec(server.port, ca_file=certs.ca_file, min_days_valid=2))
     day = format_day(time.time() + 3.5 * 86400)
     assert soon.reason == f"TLS: certificate expires in 3 days ({day})"
-    assert not soon.ok
+    # Within the warning window: a warning (degraded) by default, a failure when configured.
+    assert soon.ok and soon.degraded
+    assert down.reason == soon.reason
+    assert not down.ok
     assert soon.cert_not_after is not None
-    assert fine.ok, fine.reason
+    assert fine.ok and not fine.degraded, fine.reason
 
 
 async def test_unknown_issuer(certs: Certs) -> None:
