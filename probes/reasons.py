@@ -17,18 +17,21 @@ says how its value is written in each language:
 * ``{x:secs}`` a measured time in seconds: ``1.5s`` / ``1,5 giây``;
 * ``{x:date}`` a Unix time as a day (UTC): ``2026-12-02`` / ``02/12/2026``;
 * ``{x:days}`` a number of days: ``1 day``, ``3 days`` / ``3 ngày``;
-* ``{x:why}`` a nested reason; ``{x:whys}`` a tuple of them, joined by ``; ``.
+* ``{x:why}`` a nested reason; ``{x:whys}`` a tuple of them, joined by ``; ``;
+* ``{x:time}`` a Unix time as a time of day in Vietnam: ``08:05 14/12/2026``.
 
 A leaf module: it imports only :mod:`monitor.types`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from monitor.types import ProbeResult, Why, format_duration
 
@@ -324,6 +327,7 @@ def why(code: str, **params: Any) -> Why:
 
 # ----- rendering -------------------------------------------------------------------------------
 
+_HANOI = ZoneInfo("Asia/Ho_Chi_Minh")  # times of day are read in Vietnam
 _MAX_DEPTH = 6  # nested reasons (a stored one is read from JSON: no unbounded recursion)
 _VI_UNITS = (("ngày", 86400), ("giờ", 3600), ("phút", 60), ("giây", 1))
 _EN_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
@@ -365,12 +369,25 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+Variant = Callable[[Why], str]
+"""Which template renders a reason (for codes whose wording depends on which optional
+parameters are given): the code of the template to use."""
+
+
+def _same_code(w: Why) -> str:
+    return w.code
+
+
 class _Formatter(string.Formatter):
-    def __init__(self, lang: str, templates: Templates, depth: int) -> None:
+    def __init__(self, lang: str, templates: Templates, depth: int, variant: Variant) -> None:
         super().__init__()
         self.lang = lang
         self.templates = templates
         self.depth = depth
+        self.variant = variant
+
+    def nested(self, value: Why) -> str:
+        return render(value, self.lang, self.templates, variant=self.variant, _depth=self.depth + 1)
 
     def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
         if not isinstance(key, str) or key not in kwargs:
@@ -386,13 +403,11 @@ class _Formatter(string.Formatter):
         if format_spec == "why":
             if not isinstance(value, Why):
                 raise ReasonError("not a reason")
-            return render(value, self.lang, self.templates, _depth=self.depth + 1)
+            return self.nested(value)
         if format_spec == "whys":
             if not isinstance(value, tuple | list) or not all(isinstance(v, Why) for v in value):
                 raise ReasonError("not a list of reasons")
-            return "; ".join(
-                render(v, self.lang, self.templates, _depth=self.depth + 1) for v in value
-            )
+            return "; ".join(self.nested(v) for v in value)
         number = _number(value)
         if format_spec == "n":
             return str(int(number))
@@ -403,23 +418,34 @@ class _Formatter(string.Formatter):
         if format_spec == "date":
             day = time.gmtime(number)
             return time.strftime("%d/%m/%Y" if vi else "%Y-%m-%d", day)
+        if format_spec == "time":
+            moment = dt.datetime.fromtimestamp(number, _HANOI)
+            return moment.strftime("%H:%M %d/%m/%Y")
         if format_spec == "days":
             days = int(number)
             return f"{days} ngày" if vi else f"{days} day" + ("" if days == 1 else "s")
         raise ReasonError(f"unknown format {format_spec!r}")
 
 
-def render(w: Why, lang: str, templates: Templates = CATALOGUE, *, _depth: int = 0) -> str:
+def render(
+    w: Why,
+    lang: str,
+    templates: Templates = CATALOGUE,
+    *,
+    variant: Variant = _same_code,
+    _depth: int = 0,
+) -> str:
     """``w`` in ``lang`` (``vi``, else English) from ``templates``; :class:`ReasonError` (or
     another ``ValueError``/``TypeError``...) when it cannot be rendered."""
     if _depth > _MAX_DEPTH:
         raise ReasonError("reasons nested too deep")
-    pair = templates.get(w.code)
+    if not isinstance(w, Why) or not isinstance(w.params, Mapping):
+        raise ReasonError("not a reason")
+    pair = templates.get(variant(w))
     if pair is None:
         raise ReasonError(f"unknown reason code {w.code!r}")
     template = pair[1] if lang == "vi" else pair[0]
-    params = w.params if isinstance(w.params, Mapping) else {}
-    return _Formatter(lang, templates, _depth).vformat(template, (), params)
+    return _Formatter(lang, templates, _depth, variant).vformat(template, (), w.params)
 
 
 def english(w: Why) -> str:
