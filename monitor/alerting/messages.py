@@ -1,16 +1,24 @@
 """Messages: what a digest says, in Vietnamese (default) or English, per channel.
 
-Every message names the agency, the systems, what failed and why, since when, who else was told,
-the status-page link and the support hotline. SMS text stays short.
+Every message names the agency, the systems, what failed and why (in the reader's language:
+:func:`monitor.reasons.say`), since when, who else was told, the link to the page that answers
+it (the system's page; for several systems the agency's page, or the overview), the status-page
+link and the support hotline.
+
+An SMS says what, since when, the link and the hotline first, and the reason last: the SMS
+channel folds Vietnamese to ASCII (``sms.fold_diacritics``) and cuts a text longer than
+``sms.max_segments`` at its end, so what a cut removes is the end of a reason, never the link.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from ..state import State
+from ..reasons import say
+from ..state import GATEWAY_AGENCY, State
 from .group import Digest
 from .model import Alert
 
@@ -21,13 +29,23 @@ _WORDS = {
         State.DOWN: "MẤT KẾT NỐI",
         State.FLAPPING: "CHẬP CHỜN",
         State.UNREACHABLE: "KHÔNG TRUY CẬP ĐƯỢC (hệ thống nó phụ thuộc đang mất kết nối)",
+        State.DEGRADED: "SUY GIẢM",
+        State.MAINTENANCE: "ĐANG BẢO TRÌ",
+        State.UNKNOWN: "KHÔNG XÁC ĐỊNH",
+        State.UP: "HOẠT ĐỘNG",
+        State.PENDING: "CHỜ KẾT QUẢ",
         "resolved": "ĐÃ KẾT NỐI LẠI",
         "since": "từ",
+        "at": "lúc",
+        "reason": "Lý do",
+        "see": "Xem trên trang giám sát",
+        "ht": "HT",
         "affected": "ảnh hưởng",
         "told": "Đã thông báo",
         "status": "Trang trạng thái",
         "hotline": "Hỗ trợ",
         "subject_firing": "{n} hệ thống của {agency} mất kết nối",
+        "subject_degraded": "{n} hệ thống của {agency} suy giảm",
         "subject_one": "{system} của {agency}: {state}",
         "subject_resolved": "{n} hệ thống của {agency} đã kết nối lại",
         "subject_repeat": "Nhắc lại: {n} hệ thống của {agency} vẫn mất kết nối",
@@ -44,13 +62,23 @@ _WORDS = {
         State.DOWN: "LOST CONNECTION",
         State.FLAPPING: "FLAPPING",
         State.UNREACHABLE: "UNREACHABLE (a system it depends on is down)",
+        State.DEGRADED: "DEGRADED",
+        State.MAINTENANCE: "IN MAINTENANCE",
+        State.UNKNOWN: "UNKNOWN",
+        State.UP: "UP",
+        State.PENDING: "PENDING",
         "resolved": "CONNECTED AGAIN",
         "since": "since",
+        "at": "at",
+        "reason": "Reason",
+        "see": "Open in the monitor",
+        "ht": "Support",
         "affected": "affected",
         "told": "Also told",
         "status": "Status page",
         "hotline": "Support",
         "subject_firing": "{n} systems of {agency} lost connection",
+        "subject_degraded": "{n} systems of {agency} degraded",
         "subject_one": "{system} of {agency}: {state}",
         "subject_resolved": "{n} systems of {agency} are connected again",
         "subject_repeat": "Reminder: {n} systems of {agency} still without connection",
@@ -73,17 +101,51 @@ def local_time(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, VN).strftime("%H:%M %d/%m/%Y")
 
 
+def short_time(ts: float) -> str:
+    """``08:05 14/12``: when, in an SMS."""
+    return dt.datetime.fromtimestamp(ts, VN).strftime("%H:%M %d/%m")
+
+
+def reason(alert: Alert, lang: str) -> str:
+    """Why ``alert`` fires, in ``lang`` (its stored English text if it has no code)."""
+    return say(alert.why, lang, alert.reason)
+
+
+def page_path(alerts: tuple[Alert, ...] | list[Alert]) -> str:
+    """The page that answers a message about ``alerts``: the system's page for one system, the
+    agency's page for several of one agency, else the overview (``/``)."""
+    keys = {a.key for a in alerts}
+    agencies = {a.agency for a in alerts}
+    if len(agencies) != 1 or GATEWAY_AGENCY in agencies:
+        return "/"
+    (agency,) = agencies
+    if len(keys) == 1:
+        return f"/system/{quote(agency, safe='')}/{quote(alerts[0].system, safe='')}"
+    return f"/agency/{quote(agency, safe='')}"
+
+
+def page_link(digest: Digest, lang: str, base: str) -> str:
+    """The absolute link (on the pages' site ``base``) to the page of ``digest``, in the
+    reader's language; it opens after logging in if needed."""
+    path = page_path([*digest.firing, *digest.resolved])
+    return base + path + ("?lang=en" if lang == "en" else "")
+
+
+def _state(alert: Alert, lang: str) -> str:
+    return _WORDS[lang].get(alert.state, alert.state.value.upper())
+
+
 def _agency(alert: Alert, lang: str) -> str:
     return alert.agency_name_vi if lang == "vi" else alert.agency_name_en
 
 
 def _line(alert: Alert, lang: str, *, resolved: bool) -> str:
     w = _WORDS[lang]
-    state = w["resolved"] if resolved else w.get(alert.state, alert.state.value.upper())
+    state = w["resolved"] if resolved else _state(alert, lang)
     when = local_time(alert.resolved_at if resolved and alert.resolved_at else alert.since)
     text = f"- {alert.name} ({alert.key}): {state} {w['since']} {when}"
     if not resolved:
-        text += f" — {alert.reason}"
+        text += f" — {reason(alert, lang)}"
         if alert.affected:
             text += f"; {w['affected']}: {', '.join(alert.affected)}"
     return text
@@ -101,16 +163,27 @@ def subject(digest: Digest, lang: str) -> str:
         return "[NPSP] " + w["subject_resolved"].format(n=n, agency=agency)
     if n == 1 and digest.kind == "firing":
         a = alerts[0]
-        state = w.get(a.state, a.state.value)
+        state = _state(a, lang)
         return "[NPSP] " + w["subject_one"].format(system=a.name, agency=agency, state=state)
     template = w["subject_repeat"] if digest.kind == "repeat" else w["subject_firing"]
+    if digest.kind == "firing" and all(a.state is State.DEGRADED for a in digest.firing):
+        template = w["subject_degraded"]
     return "[NPSP] " + template.format(n=len(digest.firing), agency=agency)
 
 
 MAX_LINES = 200  # a storm digest lists this many systems; the status page has the rest
 
 
-def body(digest: Digest, lang: str, *, status_url: str, hotline: str, also_told: list[str]) -> str:
+def body(
+    digest: Digest,
+    lang: str,
+    *,
+    link: str,
+    status_url: str,
+    hotline: str,
+    also_told: list[str],
+) -> str:
+    """The text of an e-mail or an inbox message; ``link`` is :func:`page_link`'s."""
     w = _WORDS[lang]
     lines = []
     if digest.kind == "escalation":
@@ -123,6 +196,7 @@ def body(digest: Digest, lang: str, *, status_url: str, hotline: str, also_told:
     if len(entries) > MAX_LINES:
         lines.append(w["more"].format(n=len(entries) - MAX_LINES))
     lines.append("")
+    lines.append(f"{w['see']}: {link}")
     if also_told:
         lines.append(f"{w['told']}: {', '.join(sorted(also_told))}")
     lines.append(f"{w['status']}: {status_url}")
@@ -130,19 +204,44 @@ def body(digest: Digest, lang: str, *, status_url: str, hotline: str, also_told:
     return "\n".join(lines)
 
 
-def sms_text(digest: Digest, lang: str, *, status_url: str, hotline: str) -> str:
-    """Short: the state words and the system ids, the link and the hotline."""
+SMS_REASON = 120  # characters of one system's reason in an SMS (several: half each)
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def sms_text(digest: Digest, lang: str, *, link: str, hotline: str) -> str:
+    """Short: what (the systems and their state), since when, the link, the hotline, and last
+    why (see the module's docstring: a cut takes the end of the reason, not the link)."""
     w = _WORDS[lang]
-    parts = []
-    for alerts, word in ((digest.firing, None), (digest.resolved, w["resolved"])):
+    parts, reasons = [], []
+    for alerts, resolved in ((digest.firing, False), (digest.resolved, True)):
+        if not alerts:
+            continue
         if len(alerts) > 3:  # a count fits an SMS; a list of 185 ids does not
-            state = word or w.get(alerts[0].state, alerts[0].state.value)
-            parts.append(f"{w['systems'].format(n=len(alerts))} {state} ({alerts[0].key}, ...)")
+            state = w["resolved"] if resolved else _state(alerts[0], lang)
+            first = min(a.since for a in alerts)
+            since = f" {w['since']} {short_time(first)}" if not resolved else ""
+            parts.append(
+                f"{w['systems'].format(n=len(alerts))} {state}{since} ({alerts[0].key}, ...)"
+            )
             continue
         for a in alerts:
-            parts.append(f"{a.key} {word or w.get(a.state, a.state.value)}")
+            if resolved:
+                when = short_time(a.resolved_at or a.since)
+                parts.append(f"{a.key} {w['resolved']} {w['at']} {when}")
+            else:
+                parts.append(f"{a.key} {_state(a, lang)} {w['since']} {short_time(a.since)}")
+                reasons.append((a.key, reason(a, lang)))
     prefix = "NPSP: " + ("!! " if digest.kind == "escalation" else "")
-    return f"{prefix}{'; '.join(parts)}. {status_url} HT {hotline}"
+    text = f"{prefix}{'; '.join(parts)}. {link} {w['ht']} {hotline}"
+    if len(reasons) == 1:
+        text += f". {w['reason']}: {_cap(reasons[0][1], SMS_REASON)}"
+    elif reasons:
+        each = SMS_REASON // 2
+        text += f". {w['reason']}: " + "; ".join(f"{k}: {_cap(r, each)}" for k, r in reasons)
+    return text
 
 
 def as_html(text: str) -> str:

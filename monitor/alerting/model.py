@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from notifiers.base import ChannelName
 
 from ..state import State
+from ..types import Why
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class Alert:
     escalation_level: int = 0
     escalate_at: float | None = None  # when the next level is due (computed once per level)
     clock_from: float = 0.0  # escalation counts from here if later than ``since`` (end of a mute)
+    why: Why | None = None  # ``reason`` as a code, for the reader's language (None: text only)
 
     @property
     def firing(self) -> bool:

@@ -16,15 +16,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import quote
 
 from ..aio import wait_event
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import StoredState
+from ..types import Why
 from ..workdays import CalendarSettings, WorkCalendar
 from .escalation import LEVELS, Acknowledgements, NoAcknowledgements, WorkingTime
 from .group import Digest, Grouper, escalation_digest
-from .messages import as_html, body, sms_text, subject
+from .messages import as_html, body, page_link, sms_text, subject
 from .model import Alert
 from .mute import AnyMuter, Muter, Silences
 from .notices import Audience, Notice
@@ -33,6 +35,13 @@ from .route import Router
 from .settings import AlertingSettings
 
 log = logging.getLogger(__name__)
+
+
+def _why(event: Event | StoredState) -> Why | None:
+    """The event's reason as a code, when it has one (the engine sets it; older rows: None)."""
+    found = getattr(event, "why", None)
+    return found if isinstance(found, Why) else None
+
 
 _FIRING = (State.DOWN, State.FLAPPING)
 _CRITICAL_KINDS = ("secure-server", "public-service-portal")
@@ -108,6 +117,7 @@ class AlertPipeline:
                 event.reason,
                 "critical",
                 f"{key}@{int(event.time)}",
+                why=_why(event),
             )
         entry = self.registry.systems.get(key)
         if entry is None:
@@ -131,6 +141,7 @@ class AlertPipeline:
             event.reason,
             severity,
             f"{key}@{int(event.time)}",
+            why=_why(event),
         )
 
     def _fire(self, key: str, event: Event) -> None:
@@ -141,7 +152,7 @@ class AlertPipeline:
                 return
             self.alerts[key] = alert
         else:
-            alert.state, alert.reason = event.new, event.reason
+            alert.state, alert.reason, alert.why = event.new, event.reason, _why(event)
         self._offer(alert)
 
     def _resolve(self, key: str, event: Event) -> None:
@@ -157,7 +168,7 @@ class AlertPipeline:
         if own is not None and own.firing:
             # Already announced as down: it stays an alert (its recovery is owed), but its
             # reminders now say why, and the parent's alert carries the news.
-            own.state, own.reason = State.UNREACHABLE, event.reason
+            own.state, own.reason, own.why = State.UNREACHABLE, event.reason, _why(event)
         entry = self.registry.systems.get(key)
         if entry is None:
             return
@@ -221,6 +232,7 @@ class AlertPipeline:
             alert = self._new_alert(key, event)
             if alert is None:
                 continue
+            alert.why = _why(stored)
             self.alerts[key] = alert
             for recipient in self.router.recipients(alert):
                 if (alert.incident, recipient.group_key) in told:
@@ -270,8 +282,14 @@ class AlertPipeline:
             name for person, (name, theirs) in hears.items() if person != r.person and keys & theirs
         )
         s = self.settings
+        link = page_link(digest, r.language, s.web_base)
         text = body(
-            digest, r.language, status_url=s.status_page_url, hotline=s.hotline, also_told=also
+            digest,
+            r.language,
+            link=link,
+            status_url=s.status_page_url,
+            hotline=s.hotline,
+            also_told=also,
         )
         return OutboxItem(
             key=digest.key,
@@ -280,7 +298,7 @@ class AlertPipeline:
             person=r.person,
             subject=subject(digest, r.language),
             text=text,  # for every channel: an SMS falling back to e-mail gets the full text
-            short=sms_text(digest, r.language, status_url=s.status_page_url, hotline=s.hotline),
+            short=sms_text(digest, r.language, link=link, hotline=s.hotline),
             html=as_html(text) if r.channel == "email" else None,
             thread_key=digest.thread_key,
             language=r.language,
@@ -298,11 +316,18 @@ class AlertPipeline:
         seen: set[str] = set()
         items = []
         s = self.settings
+        audience = list(audience)
+        # The page to open: the agency's, when the notice concerns one, else the overview.
+        agencies = {a for a, target in audience if target != "operations" and a}
+        path = f"/agency/{quote(next(iter(agencies)), safe='')}" if len(agencies) == 1 else "/"
         footer = {
-            lang: f"\n\n{label[0]}: {s.status_page_url}\n{label[1]}: {s.hotline}"
-            for lang, label in (
-                ("vi", ("Trang trạng thái", "Hỗ trợ")),
-                ("en", ("Status page", "Support")),
+            lang: (
+                f"\n\n{label[0]}: {s.web_base}{path}{query}"
+                f"\n{label[1]}: {s.status_page_url}\n{label[2]}: {s.hotline}"
+            )
+            for lang, label, query in (
+                ("vi", ("Xem trên trang giám sát", "Trang trạng thái", "Hỗ trợ"), ""),
+                ("en", ("Open in the monitor", "Status page", "Support"), "?lang=en"),
             )
         }
         for agency, target in audience:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -80,6 +81,27 @@ class AlertingSettings(StrictModel):
     sms_min_interval: Duration = 300.0  # at most one SMS per recipient in this time
     escalate_after_working_hours: Annotated[list[float], Field(max_length=2)] = [2.0, 4.0]
     status_page_url: str = "https://npsp.dvc.example/status"
+    web_url: Annotated[str, Field(pattern=r"^https?://[^\s?#]+$")] | None = Field(
+        default=None,
+        description=(
+            "Public address of the monitor's web pages, e.g. https://giamsat.npsp.dvc.example:"
+            " every message links to the page of its system there. Default: the site of"
+            " status_page_url (its address without the final /status)."
+        ),
+    )
     hotline: str = "1900.1096"
     silences: list[Silence] = []
     outbox: OutboxSettings = OutboxSettings()
+
+    @property
+    def web_base(self) -> str:
+        """Where the pages are, without a final ``/``: ``web_url``, else ``status_page_url``
+        without its ``/status`` (the pages serve the status page themselves)."""
+        if self.web_url is not None:
+            return self.web_url.rstrip("/")
+        parts = urlsplit(self.status_page_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return ""
+        path = parts.path.rstrip("/")
+        path = path.removesuffix("/status") if path.endswith("/status") else ""
+        return f"{parts.scheme}://{parts.netloc}{path}"
