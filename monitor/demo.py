@@ -184,7 +184,7 @@ def demo_config(
             "group_interval": "30s",
             "repeat_interval": "1h",
             "sms_min_interval": "1m",
-            "status_page_url": f"http://127.0.0.1:{port}/api/v1/systems",
+            "status_page_url": f"http://127.0.0.1:{port}/status",
         },
         "channels": {
             "email": {
