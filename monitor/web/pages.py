@@ -52,6 +52,7 @@ from .. import accounts
 from ..accounts import Account
 from ..config import Agency
 from ..engine import Engine
+from ..reasons import say
 from ..registry import SystemEntry
 from ..rules.announcements import (
     Announcement,
@@ -539,7 +540,7 @@ class Pages:
         text = render.system_page(
             chrome,
             row,
-            reason=status.reason,
+            reason=say(getattr(status, "why", None), lang, status.reason),
             parents=parents,
             checks=checks,
             changes=await engine.store.changes(MAX_LISTED, key),

@@ -18,10 +18,12 @@ from urllib.parse import quote, urlencode
 
 from ...config import Agency
 from ...engine import Sample
+from ...reasons import say
 from ...registry import CheckEntry, SystemEntry
 from ...rules.announcements import Announcement
 from ...rules.incidents import Incident
 from ...state import CheckStatus, Event, State
+from ...types import ProbeResult
 from .words import AGENCY_KINDS, STATE_NAMES, SYSTEM_KINDS, WORDS, Lang
 
 VN = dt.timezone(dt.timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh has no daylight saving
@@ -419,8 +421,9 @@ def system_page(
                     f'<tr class="result" data-ok="{int(s.result.ok)}">'
                     f"<td>{when(s.time, seconds=True)}</td>"
                     f"<td>{escape(s.vantage)}</td>"
-                    f"<td>{escape(w['ok'] if s.result.ok else w['not_ok'])}</td>"
-                    f"<td>{escape(s.result.reason)}</td><td>{_ms(s.result.duration)}</td></tr>"
+                    f"<td>{escape(_result_word(s.result, lang))}</td>"
+                    f"<td>{escape(say(s.result.why, lang, s.result.reason))}</td>"
+                    f"<td>{_ms(s.result.duration)}</td></tr>"
                     for s in reversed(samples)
                 ),
             )
@@ -437,8 +440,38 @@ def system_page(
     return layout(chrome, system_name(entry, lang), "".join(body))
 
 
+def _result_word(result: ProbeResult, lang: Lang) -> str:
+    w = WORDS[lang]
+    if not result.ok:
+        return w["not_ok"]
+    return w["warning"] if result.degraded else w["ok"]
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def check_verdict(status: CheckStatus | None, lang: Lang) -> tuple[str, str]:
+    """What a check's row says of it: (``ok``, ``warning``, ``failing`` or ``none``, the words).
+
+    Judged on its last result, so that the verdict and the reason beside it agree; a result
+    the thresholds have not confirmed yet says so ("failing, not confirmed yet: 1 of 3").
+    """
+    w = WORDS[lang]
+    last = status.last if status is not None else None
+    if status is None or last is None:
+        return "none", w["no_verdict"]
+    if not last.ok:
+        if status.healthy is False:
+            return "failing", w["failing"]
+        n, of = status.failures, status.failure_threshold
+        return "failing", w["failing_unconfirmed"].format(n=n, of=of)
+    if status.healthy is False:
+        n, of = status.successes, status.success_threshold
+        return "ok", w["recovering"].format(n=n, of=of)
+    if last.degraded:
+        return "warning", w["warning"]
+    return "ok", w["healthy"]
 
 
 def _checks_table(
@@ -447,13 +480,13 @@ def _checks_table(
     w = WORDS[lang]
     rows = []
     for check, status, _samples in checks:
-        healthy = None if status is None else status.healthy
-        verdict = w["no_verdict"] if healthy is None else w["healthy" if healthy else "failing"]
+        verdict, words = check_verdict(status, lang)
         last = status.last if status is not None else None
         rows.append(
-            f"<tr><td>{escape(check.check_id)}</td><td>{escape(check.kind)}</td>"
-            f"<td>{escape(verdict)}</td>"
-            f"<td>{escape(last.reason) if last else w['none']}</td>"
+            f'<tr class="check" data-verdict="{verdict}">'
+            f"<td>{escape(check.check_id)}</td><td>{escape(check.kind)}</td>"
+            f"<td>{escape(words)}</td>"
+            f"<td>{escape(say(last.why, lang, last.reason)) if last else w['none']}</td>"
             f"<td>{_ms(last.duration) if last else w['none']}</td>"
             f"<td>{when(status.last_time, seconds=True) if status else w['none']}</td></tr>"
         )
@@ -470,7 +503,8 @@ def changes_table(changes: Sequence[Event], lang: Lang, names: Mapping[str, str]
     rows = (
         f"<tr><td>{when(e.time, seconds=True)}</td>"
         f"<td>{escape(names.get(f'{e.agency}/{e.system}', e.system))}</td>"
-        f"<td>{badges[e.old]} → {badges[e.new]}</td><td>{escape(e.reason)}</td>"
+        f"<td>{badges[e.old]} → {badges[e.new]}</td>"
+        f"<td>{escape(say(getattr(e, 'why', None), lang, e.reason))}</td>"
         f"<td>{escape(e.vantage)}</td></tr>"
         for e in changes
     )
