@@ -5,7 +5,9 @@ The token of a new account is printed once, on standard output; only its hash is
 A client certificate is mapped by its file (``--cert``: the SHA-256 of its DER and its
 issuer's DN are read from it) or by ``--cert-sha256`` with ``--cert-issuer``. Mappings by
 subject or serial number from earlier versions no longer log in: ``list`` marks them, and
-``map-cert`` re-maps them. Exit codes: 0 done; 2 refused (the message says why).
+``map-cert`` re-maps them. No command creates the database unless ``--init`` is given (the
+first account may be made before the daemon first ran). Exit codes: 0 done; 1 no database;
+2 refused (the message says why).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, TypeVar
 from . import accounts
 from .accounts import AccountError, CertIdentity
 from .config import Config, load_config
-from .store import run_with_store
+from .store import INIT_HELP, run_with_store
 
 T = TypeVar("T")
 WithConfig = Callable[[argparse.ArgumentParser], None]
@@ -69,6 +71,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                 lambda store: accounts.map_certificate(
                     store, actor=None, account_id=args.id, cert=cert, now=now, source="cli"
                 ),
+                create=args.init,
             )
             if cert is None:
                 print(f"account {account.id}: no client certificate logs in to it now")
@@ -94,6 +97,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                     portal_account=args.portal_account,
                     source="cli",
                 ),
+                create=args.init,
             )
             if args.json:
                 print(json.dumps({"account": account.as_json(), "token": token}, indent=2))
@@ -107,10 +111,11 @@ def cmd_accounts(args: argparse.Namespace) -> int:
                 lambda store: accounts.revoke(
                     store, actor=None, account_id=args.id, now=now, source="cli"
                 ),
+                create=args.init,
             )
             print(f"account {account.id} revoked")
             return 0
-        rows = run_with_store(config.state_db, accounts.list_accounts)
+        rows = run_with_store(config.state_db, accounts.list_accounts, create=args.init)
         listed: list[dict[str, Any]] = [a.as_json() for a in rows]
         if args.json:
             print(json.dumps(listed, ensure_ascii=False, indent=2))
@@ -148,6 +153,7 @@ def add_accounts_commands(sub: Any, with_config: WithConfig) -> None:
     c.add_argument("--cert-serial", help=old)
     c.add_argument("--portal-account", help="portal inbox account (default: the login name)")
     c.add_argument("--json", action="store_true")
+    c.add_argument("--init", action="store_true", help=INIT_HELP)
     c.set_defaults(func=cmd_accounts)
     m = actions.add_parser(
         "map-cert", help="map a client certificate to an account, or unmap it (audited)"
@@ -156,14 +162,17 @@ def add_accounts_commands(sub: Any, with_config: WithConfig) -> None:
     m.add_argument("id")
     _certificate_options(m)
     m.add_argument("--clear", action="store_true", help="no certificate logs in to it any more")
+    m.add_argument("--init", action="store_true", help=INIT_HELP)
     m.set_defaults(func=cmd_accounts)
     r = actions.add_parser("revoke", help="revoke an account (refused from its next request)")
     with_config(r)
     r.add_argument("id")
+    r.add_argument("--init", action="store_true", help=INIT_HELP)
     r.set_defaults(func=cmd_accounts)
     ls = actions.add_parser("list", help="every account")
     with_config(ls)
     ls.add_argument("--json", action="store_true")
+    ls.add_argument("--init", action="store_true", help=INIT_HELP)
     ls.set_defaults(func=cmd_accounts)
 
 

@@ -165,10 +165,16 @@ async def _notify_test(config: Config, channel: str, to: str, language: str) -> 
 
     from .alerting.channels import Channels, StoredInbox  # noqa: PLC0415
 
+    # Only the channel under test is built: testing SMS must not need the mail server's
+    # password (the inbox pushes through MQTT, so it needs the broker and nothing else).
+    needed = "mqtt" if channel == "inbox" else channel
+    only = config.channels.model_copy(
+        update={name: None for name in ("sms", "email", "mqtt") if name != needed}
+    )
     try:
         # Its own MQTT client id, and no last will: sharing the daemon's would knock the
         # daemon off the broker (which would then announce it dead).
-        channels = Channels.build(config.channels, f"{config.vantage}-cli-{os.getpid()}")
+        channels = Channels.build(only, f"{config.vantage}-cli-{os.getpid()}")
     except ValueError as exc:
         raise StartupError(f"channels: {exc}") from None
     try:

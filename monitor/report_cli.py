@@ -32,7 +32,7 @@ from .reports import (
     render_html,
     render_json,
 )
-from .store import Store, StoreError
+from .store import Store, StoreError, missing_database
 
 __all__ = ["add_report_commands"]
 
@@ -59,16 +59,12 @@ def _report(args: argparse.Namespace, clock: Clock) -> int:
         return _fail(str(exc), 2)
     config = load_config(args.config)
     if not config.state_db.exists():
-        return _fail(
-            f"no state database at {config.state_db} (state_db of {args.config}): "
-            "has the daemon run with this config?",
-            1,
-        )
+        return _fail(missing_database(config.state_db, init=False), 1)
     registry = Registry.from_config(config)
     now = clock()
 
     async def build() -> Report:
-        store = await Store.open(config.state_db)
+        store = await Store.open(config.state_db, create=False)
         try:
             return await build_report(store, registry, args.month, now=now)
         finally:

@@ -278,6 +278,21 @@ class StoreError(Exception):
     """The database cannot be opened or written."""
 
 
+#: The ``--init`` option of the commands that write or read the daemon's database.
+INIT_HELP = "create the state database if there is none yet (0600, owned by whoever runs this)"
+
+
+def missing_database(path: Path, *, init: bool = True) -> str:
+    """What a command that will not create ``path`` by surprise says when it is not there."""
+    if init:
+        return f"no state database at {path}: start the daemon once, or give --init to create it"
+    return f"no state database at {path}: start the daemon once"
+
+
+class MissingDatabase(StoreError):
+    """There is no database at the path and the caller did not ask to create one."""
+
+
 class Store:
     """The daemon's durable memory. Create with :meth:`open`, finish with :meth:`close`."""
 
@@ -287,10 +302,16 @@ class Store:
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, *, create: bool = True) -> Store:
+        """Open the database at ``path``, migrating it forward. Without ``create`` a missing
+        database is :class:`MissingDatabase` (the command line never makes one by surprise);
+        the daemon creates it, 0600 in a 0700 folder, owned by whoever runs it."""
         store = cls(path)
         try:
-            await store._call(store._open)
+            await store._call(store._open, create)
+        except StoreError:
+            store._executor.shutdown(wait=False)
+            raise
         except (sqlite3.Error, OSError) as exc:
             store._executor.shutdown(wait=False)
             raise StoreError(f"cannot open state database {path}: {exc}") from None
@@ -308,7 +329,9 @@ class Store:
 
     # ----- runs on the store thread ---------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self, create: bool) -> None:
+        if not create and not self.path.exists():
+            raise MissingDatabase(missing_database(self.path))
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _private_folder(self.path.parent)
         _private_file(self.path)
@@ -447,11 +470,12 @@ class Store:
             await self._call(self._forget, keys)
 
 
-def run_with_store(path: Path, work: Callable[[Store], Awaitable[T]]) -> T:
-    """For the command line: open the store at ``path``, run ``work`` on it, close it."""
+def run_with_store(path: Path, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+    """For the command line: open the store at ``path`` (an existing one unless ``create``),
+    run ``work`` on it, close it."""
 
     async def run() -> T:
-        store = await Store.open(path)
+        store = await Store.open(path, create=create)
         try:
             return await work(store)
         finally:

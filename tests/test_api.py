@@ -699,6 +699,7 @@ def test_accounts_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
                 "--role",
                 "national-admin",
                 "--json",
+                "--init",
             ]
         )
         == 0

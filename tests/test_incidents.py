@@ -676,8 +676,9 @@ class Cli:
 def test_cli_open_ack_resolve_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli = Cli(write_config(tmp_path), hanoi(2026, 12, 4, 16, 0))
     code, out, _ = cli(
-        capsys, "open", "--agency", "ha-noi", "--system", "portal", "--summary", "Mất hồ sơ"
-    )
+        capsys, "open", "--agency", "ha-noi", "--system", "portal", "--summary", "Mất hồ sơ",
+        "--init",
+    )  # fmt: skip
     assert code == 0
     assert out.splitlines() == [
         "opened req-1 for ha-noi/portal: Mất hồ sơ",
@@ -750,6 +751,7 @@ def test_cli_errors_exit_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli = Cli(write_config(tmp_path), hanoi(2026, 12, 4, 16, 0))
+    assert cli(capsys, "list", "--init")[0] == 0  # no database is made by surprise
 
     def fails(*argv: str) -> str:
         code, out, err = cli(capsys, *argv)

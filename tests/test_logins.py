@@ -396,7 +396,7 @@ def test_the_command_line_maps_certificates_and_flags_old_mappings(
     )
     c = ["-c", str(config)]
     create = ["accounts", "create", *c, "--role", "operator", "--agency", "bo-a"]
-    assert main([*create, "--id", "kt", "--name", "A", "--cert", str(leaf.cert)]) == 0
+    assert main([*create, "--id", "kt", "--name", "A", "--cert", str(leaf.cert), "--init"]) == 0
     capsys.readouterr()
     assert main([*create, "--id", "kt2", "--name", "B", "--cert", str(leaf.cert)]) == 2
     assert "already mapped" in capsys.readouterr().err

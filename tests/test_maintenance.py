@@ -701,7 +701,9 @@ def test_cli_schedules_lists_and_cancels(
     window = ["--start", "2026-12-15T20:00", "--end", "2026-12-15T22:00"]
     reason = ["--reason", "Nâng cấp máy chủ"]
 
-    code, out, err = cli(["maintenance", "schedule", *config, *window, *reason, "--json"], capsys)
+    code, out, err = cli(
+        ["maintenance", "schedule", *config, *window, *reason, "--json", "--init"], capsys
+    )
     assert (code, err) == (0, "")
     stored = json.loads(out)
     assert stored["id"] == 1 and stored["scope"] == [] and stored["portal_wide"] is True

@@ -213,7 +213,7 @@ def test_the_command_line_records_the_os_account_not_the_claimed_author(tmp_path
     path = config(tmp_path, free_port(), free_port(), certs.ca_file, ":".join(["AB"] * 32))
     code = main(
         ["announce", "-c", str(path), "--agency", "bo-a", "--effective", iso_in(30 * 86400),
-         "--port", "9443", "--author", "Bộ trưởng", "--json"]
+         "--port", "9443", "--author", "Bộ trưởng", "--json", "--init"]
     )  # fmt: skip
     assert code == 0
 

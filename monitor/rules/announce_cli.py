@@ -28,7 +28,7 @@ from ..accounts import audit, cli_actor
 from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
-from ..store import Store
+from ..store import INIT_HELP, Store
 from ..workdays import WorkCalendar
 from .announcements import (
     AnnouncementDesk,
@@ -101,7 +101,7 @@ async def _announce(args: argparse.Namespace) -> dict[str, Any]:
         ),
         author=author,
     )
-    store = await Store.open(config.state_db)
+    store = await Store.open(config.state_db, create=args.init)
     try:
         stored, new = await save(store, announcement)
         if new:
@@ -150,7 +150,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
 
 async def _announcements(args: argparse.Namespace) -> list[dict[str, Any]]:
     config = load_config(args.config)
-    store = await Store.open(config.state_db)
+    store = await Store.open(config.state_db, create=args.init)
     try:
         if args.cancel is not None:
             return [(await cancel(store, args.cancel, time.time())).as_json()]
@@ -188,9 +188,9 @@ def cmd_announcements(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _catalog(config_path: Path) -> dict[str, Any]:
+async def _catalog(config_path: Path, init: bool) -> dict[str, Any]:
     config = load_config(config_path)
-    store = await Store.open(config.state_db)
+    store = await Store.open(config.state_db, create=init)
     try:
         registry = Registry.from_config(config)
         ctx = RulesContext(store, WorkCalendar(config.calendar), _NoNotices(), lambda: registry)
@@ -206,7 +206,7 @@ async def _catalog(config_path: Path) -> dict[str, Any]:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    print(json.dumps(asyncio.run(_catalog(args.config)), ensure_ascii=False, indent=2))
+    print(json.dumps(asyncio.run(_catalog(args.config, args.init)), ensure_ascii=False, indent=2))
     return 0
 
 
@@ -238,6 +238,7 @@ def add_announce_commands(sub: Any, with_config: WithConfig) -> None:
         "--author", help="who announces (recorded after cli:<your OS account>, which is checked)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=cmd_announce)
 
     p = sub.add_parser("announcements", help="list change announcements, or cancel one")
@@ -245,8 +246,10 @@ def add_announce_commands(sub: Any, with_config: WithConfig) -> None:
     p.add_argument("--all", action="store_true", help="include past and cancelled ones")
     p.add_argument("--cancel", type=int, metavar="ID", help="withdraw an upcoming announcement")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=cmd_announcements)
 
     p = sub.add_parser("catalog", help="print the secure-server catalog (JSON)")
     with_config(p)
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=cmd_catalog)

@@ -8,9 +8,10 @@
 They write the daemon's database directly; the running daemon notices within a second (SQLite's
 ``data_version``), sends the SLA reminders and stops escalating an acknowledged outage.
 
-Exit codes: 0 done; 1 the database cannot be used; 2 bad input (unknown incident or agency,
-already resolved…), with a one-line message on stderr. An invalid config raises
-:class:`monitor.config.ConfigError`, which ``npsp-monitor``'s ``main`` reports (also 2).
+Exit codes: 0 done; 1 the database cannot be used (or is not there: ``--init`` creates it);
+2 bad input (unknown incident or agency, already resolved…), with a one-line message on stderr.
+An invalid config raises :class:`monitor.config.ConfigError`, which ``npsp-monitor``'s ``main``
+reports (also 2).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 from ..accounts import audited
 from ..config import Config, load_config
 from ..registry import Registry
-from ..store import StoreError, run_with_store
+from ..store import INIT_HELP, StoreError, run_with_store
 from ..workdays import WorkCalendar
 from .incidents import (
     Incident,
@@ -129,6 +130,7 @@ def _open(args: argparse.Namespace, clock: Clock) -> int:
                 summary=args.summary,
                 now=now,
             ),
+            create=args.init,
         )
         if args.json:
             print(json.dumps(_as_json(calendar, incident, now), ensure_ascii=False, indent=2))
@@ -155,6 +157,7 @@ def _ack(args: argparse.Namespace, clock: Clock) -> int:
                 target=lambda i: i.id,
                 agency=lambda i: i.agency,
             ),
+            create=args.init,
         )
         at = _moment(WorkCalendar(config.calendar), incident.acknowledged_at)
         print(f"{incident.id} acknowledged by {incident.acknowledged_by} at {at}")
@@ -176,6 +179,7 @@ def _resolve(args: argparse.Namespace, clock: Clock) -> int:
                 target=lambda i: i.id,
                 agency=lambda i: i.agency,
             ),
+            create=args.init,
         )
         calendar = WorkCalendar(config.calendar)
         late = " (after its due time)" if _late(incident, now) else ""
@@ -193,7 +197,9 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
         calendar = WorkCalendar(config.calendar)
         now = clock()
         incidents = run_with_store(
-            config.state_db, lambda store: list_incidents(store, open_only=not args.all)
+            config.state_db,
+            lambda store: list_incidents(store, open_only=not args.all),
+            create=args.init,
         )
         if args.json:
             rows = [_as_json(calendar, i, now) for i in incidents]
@@ -244,12 +250,14 @@ def add_incident_commands(
     p.add_argument("--system", default=None, help="the system id, if one system is concerned")
     p.add_argument("--summary", required=True, help="what is asked or broken")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _open(args, clock))
 
     p = inc_sub.add_parser("ack", help="take charge of an incident (stops its escalation)")
     with_config(p)
     p.add_argument("id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000")
     p.add_argument("--by", required=True, help="who takes charge")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _ack(args, clock))
 
     p = inc_sub.add_parser("resolve", help="close an incident (stops its SLA clock)")
@@ -257,10 +265,12 @@ def add_incident_commands(
     p.add_argument("id", metavar="ID", help="incident id")
     p.add_argument("--by", required=True, help="who resolved it")
     p.add_argument("--resolution", default="resolved", help="what was done (default: resolved)")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _resolve(args, clock))
 
     p = inc_sub.add_parser("list", help="open incidents, their due time and working hours left")
     with_config(p)
     p.add_argument("--all", action="store_true", help="resolved incidents too")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _list(args, clock))

@@ -25,7 +25,7 @@ from ..accounts import audited
 from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
-from ..store import run_with_store
+from ..store import INIT_HELP, run_with_store
 from ..workdays import WorkCalendar
 from .maintenance import MaintenanceError, Window, cancel, list_windows, schedule
 
@@ -124,6 +124,7 @@ def _schedule(args: argparse.Namespace, clock: Clock) -> int:
                 target=lambda w: str(w.id),
                 agency=lambda w: None,
             ),
+            create=args.init,
         )
     except MaintenanceError as exc:
         return _fail(str(exc))
@@ -150,7 +151,9 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
     calendar = WorkCalendar(config.calendar)
     now = clock()
     windows = run_with_store(
-        config.state_db, lambda store: list_windows(store, now=now, include_past=args.all)
+        config.state_db,
+        lambda store: list_windows(store, now=now, include_past=args.all),
+        create=args.init,
     )
     if args.json:
         rows = [_as_json(w, calendar, now) for w in windows]
@@ -196,6 +199,7 @@ def _cancel(args: argparse.Namespace, clock: Clock) -> int:
                 target=lambda w: str(w.id),
                 agency=lambda w: None,
             ),
+            create=args.init,
         )
     except MaintenanceError as exc:
         return _fail(str(exc))
@@ -253,12 +257,14 @@ def add_maintenance_commands(
     )
     p.add_argument("--author", default=None, help="who schedules it (default: the login name)")
     p.add_argument("--json", action="store_true", help="print the stored window as JSON")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _schedule(args, clock))
 
     p = m_sub.add_parser("list", help="windows scheduled or in progress")
     with_config(p)
     p.add_argument("--all", action="store_true", help="also windows over or cancelled")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _list(args, clock))
 
     p = m_sub.add_parser("cancel", help="cancel a window that is not over")
@@ -266,4 +272,5 @@ def add_maintenance_commands(
     p.add_argument("id", metavar="ID", type=int, help="the window's number (see `list`)")
     p.add_argument("--reason", default=None, help="why it is cancelled")
     p.add_argument("--json", action="store_true", help="print the cancelled window as JSON")
+    p.add_argument("--init", action="store_true", help=INIT_HELP)
     p.set_defaults(func=lambda args: _cancel(args, clock))
