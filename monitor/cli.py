@@ -24,7 +24,7 @@ from . import __version__
 from .accounts_cli import add_accounts_commands
 from .app import Daemon, StartupError
 from .calendar_cli import add_calendar_commands
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, check_config_file, load_config
 from .config_loader import LoaderFailed, load_config_isolated_sync
 from .logs import setup_logging
 from .registry import Registry
@@ -70,7 +70,7 @@ def _load_calendar(path: Path | None) -> WorkCalendar:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config, registry_file = check_config_file(args.config)
     registry = Registry.from_config(config)
     counts = (
         (len(config.agencies), "agency", "agencies"),
@@ -82,6 +82,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.config}: OK — "
         + ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
     )
+    if registry_file:
+        print(
+            "This is a registry file, checked on its own: check the daemon's config that"
+            " includes it too (the channels its contacts ask for, systems of other files)."
+        )
     return 0
 
 

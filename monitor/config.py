@@ -270,10 +270,25 @@ def load_config(path: Path, limits: Limits = DEFAULT_LIMITS) -> Config:
     on SIGHUP and must survive any file (a 4,300-digit number was a ``ValueError``, a deep
     list a ``RecursionError``; both ended the daemon).
     """
+    return _load_bounded(path, limits, registry_alone=False)[0]
+
+
+def check_config_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> tuple[Config, bool]:
+    """What ``check-config`` checks: a daemon config, or a registry file on its own.
+
+    A file with ``schema_version`` is a registry file (what a daemon config includes) and is
+    checked as one: its keys, agencies, contacts, systems and checks; True says so. What it
+    cannot tell alone — whether the channels its contacts ask for are configured, systems of
+    agencies in other files — is checked with the daemon's config that includes it.
+    """
+    return _load_bounded(path, limits, registry_alone=True)
+
+
+def _load_bounded(path: Path, limits: Limits, *, registry_alone: bool) -> tuple[Config, bool]:
     name = str(path).replace("\0", "\\0")
     try:
         with _gc_paused():
-            return _load_config(path, limits)
+            return _load_config(path, limits, registry_alone)
     except ConfigError as exc:
         raise _capped(exc, name, limits.max_errors) from None
     except RecursionError:
@@ -311,12 +326,18 @@ def _capped(exc: ConfigError, name: str, max_errors: int) -> ConfigError:
     return ConfigError([*shown, more], total, exc.complete)
 
 
-def _load_config(path: Path, limits: Limits) -> Config:
+def _load_config(path: Path, limits: Limits, registry_alone: bool) -> tuple[Config, bool]:
     path = Path(_real_path(str(path)))
     reader = _Reader(limits)
     raw = reader.read_mapping(path)
     fallback = Mark(str(path), 1)
-    issues = _merge_includes(raw, path, reader)
+    # A registry file: schema_version, and no key of the daemon's own but agencies.
+    alone = registry_alone and "schema_version" in raw and not _DAEMON_KEYS.intersection(raw)
+    if alone:  # a registry file on its own: its agencies, as if a config included it
+        issues = _registry_file_issues(raw)
+        raw = _agencies_only(raw)
+    else:
+        issues = _merge_includes(raw, path, reader)
     if reader.nodes > _PREFIX_NODES:
         _refuse_garbage(raw, fallback, issues, limits.max_errors)
     try:
@@ -325,12 +346,25 @@ def _load_config(path: Path, limits: Limits) -> Config:
         shown = _from_validation(raw, exc, fallback, limits.max_errors)
         total = len(issues) + max(exc.error_count(), len(shown))
         raise ConfigError([*issues, *shown], total) from None
-    issues.extend(_cross_check(config, raw, fallback, path.parent))
+    issues.extend(_cross_check(config, raw, fallback, path.parent, alone=alone))
     if issues:
         raise ConfigError(issues)
     if not config.state_db.is_absolute():
         config = config.model_copy(update={"state_db": path.parent / config.state_db})
-    return config
+    return config, alone
+
+
+_DAEMON_KEYS = frozenset(Config.model_fields) - {"agencies"}
+
+
+def _agencies_only(raw: LineDict) -> LineDict:
+    """The ``agencies`` of a registry file as a config holding nothing else (its other keys
+    are reported by :func:`_registry_file_issues`)."""
+    result = new_dict(raw.file, raw.line)
+    if "agencies" in raw:
+        result["agencies"] = raw["agencies"]
+        result.key_lines["agencies"] = raw.key_lines.get("agencies", raw.line)
+    return result
 
 
 def _real_path(name: str) -> str:
@@ -402,9 +436,9 @@ def _merge_includes(raw: LineDict, path: Path, reader: _Reader) -> list[ConfigIs
             sub = reader.read_mapping(Path(_real_path(os.path.join(path.parent, name))))
         except ConfigError as exc:
             if exc.issues and exc.issues[0].line == 0:
-                issues.append(
-                    ConfigIssue(mark.file, mark.line, f"include[{index}]", exc.issues[0].message)
-                )
+                # The include itself could not be read: say which file was tried.
+                message = _naming_file(exc.issues[0].message, exc.issues[0].file)
+                issues.append(ConfigIssue(mark.file, mark.line, f"include[{index}]", message))
             else:
                 issues.extend(exc.issues)
             continue
@@ -416,6 +450,13 @@ def _merge_includes(raw: LineDict, path: Path, reader: _Reader) -> list[ConfigIs
             continue
         agencies.extend_from(sub_agencies)
     return issues
+
+
+def _naming_file(message: str, file: str) -> str:
+    """``cannot read /etc/npsp-monitor/registry.yaml: No such file or directory``."""
+    if message.startswith("cannot read: "):
+        return f"cannot read {file}: {message.removeprefix('cannot read: ')}"
+    return f"{file}: {message}"
 
 
 def _registry_file_issues(sub: LineDict) -> list[ConfigIssue]:
@@ -535,8 +576,14 @@ def _render(raw: LineDict, errors: list[ErrorDetails], fallback: Mark) -> list[C
     return issues
 
 
-def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> list[ConfigIssue]:
-    """Checks that span several objects: unique ids, references, cycles, timing."""
+def _cross_check(
+    config: Config, raw: LineDict, fallback: Mark, base: Path, *, alone: bool = False
+) -> list[ConfigIssue]:
+    """Checks that span several objects: unique ids, references, cycles, timing.
+
+    ``alone``: a registry file checked on its own, without the config that includes it: its
+    contacts' channels and its references to agencies of other files are not judged.
+    """
     del base
     issues: list[ConfigIssue] = []
 
@@ -559,7 +606,7 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
         for c, contact in enumerate(agency.contacts):
             for problem in contact.missing_addresses():
                 issue(("agencies", a, "contacts", c, "channels"), problem)
-            for problem in _unconfigured(config, contact.channels):
+            for problem in [] if alone else _unconfigured(config, contact.channels):
                 issue(("agencies", a, "contacts", c, "channels"), problem)
         for s, system in enumerate(agency.systems):
             key = f"{agency.id}/{system.id}"
@@ -583,6 +630,8 @@ def _cross_check(config: Config, raw: LineDict, fallback: Mark, base: Path) -> l
             parents = graph.setdefault(key, [])
             for d, ref in enumerate(system.depends_on):
                 target = ref if "/" in ref else f"{agency.id}/{ref}"
+                if alone and target.split("/", 1)[0] not in seen_agencies:
+                    continue  # an agency of another file: judged with the whole config
                 if target not in systems:
                     issue(("agencies", a, "systems", s, "depends_on", d), f"unknown system {ref!r}")
                 elif target == key:
