@@ -19,8 +19,8 @@ are ``skip``). What needs root is stood in for by commands put first on ``PATH``
   change the host); each call is logged and the test says which ran;
 - ``systemd-tmpfiles --create NAME``: creates the ``d`` lines of the installed
   ``etc/tmpfiles.d/NAME`` under the root, with their modes, without their owners;
-- ``install -g``/``-o`` and ``sudo -u USER``/``sudo VAR=value``: run as the caller (the
-  ``npsp-monitor`` group and user do not exist here).
+- ``install -g``/``-o``, ``runuser -u USER --`` and ``sudo -u USER``/``sudo VAR=value``: run
+  as the caller (the ``npsp-monitor`` group and user do not exist here).
 """
 
 from __future__ import annotations
@@ -127,10 +127,13 @@ FAKE_SUDO = """\
 import os, re, sys
 args, env = sys.argv[1:], dict(os.environ)
 with open(os.environ["NPSP_TEST_LOG"], "a", encoding="utf-8") as log:
-    log.write("sudo " + " ".join(args) + "\\n")
+    log.write(os.path.basename(sys.argv[0]) + " " + " ".join(args) + "\\n")
 while args:
     if args[0] in ("-u", "-g"):
         args = args[2:]
+    elif args[0] == "--":
+        args = args[1:]
+        break
     elif args[0].startswith("-"):
         args = args[1:]
     elif re.match(r"[A-Za-z_][A-Za-z0-9_]*=", args[0]):
@@ -161,7 +164,8 @@ with open(os.path.join(root, "etc/tmpfiles.d", sys.argv[2]), encoding="utf-8") a
 def fake_bin(folder: Path) -> Path:
     folder.mkdir()
     scripts = {name: FAKE_LOGGED for name in ROOT_ONLY}
-    scripts |= {"install": FAKE_INSTALL, "sudo": FAKE_SUDO, "systemd-tmpfiles": FAKE_TMPFILES}
+    scripts |= {"install": FAKE_INSTALL, "systemd-tmpfiles": FAKE_TMPFILES}
+    scripts |= {"sudo": FAKE_SUDO, "runuser": FAKE_SUDO}
     for name, body in scripts.items():
         path = folder / name
         path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
@@ -288,8 +292,8 @@ def test_following_the_guide_installs_a_config_check_config_accepts(
     assert mode(system.etc / "tls" / "server.key") == 0o640
     # Only what needs root was stood in for; the user and the services were not made here.
     stood_in = {call.split()[0] for call in system.calls}
-    assert stood_in <= {*ROOT_ONLY, "sudo", "systemd-tmpfiles"}, stood_in
-    assert {"systemd-sysusers", "systemd-tmpfiles", "sudo"} <= stood_in
+    assert stood_in <= {*ROOT_ONLY, "runuser", "sudo", "systemd-tmpfiles"}, stood_in
+    assert {"systemd-sysusers", "systemd-tmpfiles", "runuser"} <= stood_in
 
 
 def test_every_secret_the_config_names_was_made_and_is_loaded_by_the_unit(
