@@ -179,8 +179,6 @@ class Daemon:
             self.outbox.sms_min_interval = new.alerting.sms_min_interval
         if new.calendar != self.config.calendar:
             calendar = WorkCalendar(new.calendar)  # new swaps, working hours or rules
-            if self.pipeline is not None:
-                self.pipeline.working_time = calendar
             if self.rules is not None:
                 self.rules.ctx.calendar = calendar
         if self.rules is not None:
@@ -265,9 +263,7 @@ class Daemon:
             )
             await outbox.recover()
             self.metrics.outbox_source = outbox.pending  # re-read at every scrape
-            pipeline = self.pipeline = AlertPipeline(
-                self.config.alerting, engine.registry, outbox, working_time=calendar
-            )
+            pipeline = self.pipeline = AlertPipeline(self.config.alerting, engine.registry, outbox)
             notices.sink = pipeline
             pipeline.muter.muters.append(rules.maintenance)
             pipeline.muter.muters.append(rules.silences)

@@ -236,6 +236,22 @@ _MIGRATIONS = [
     CREATE INDEX sessions_account ON sessions (account);
     CREATE INDEX sessions_expires ON sessions (expires_at);
     """,
+    # Support requests (QĐ 31/2021, Chương VII, D.1): when a request was received (it may
+    # precede its entry; the SLA counts from it), whether it is complex, and the expected
+    # completion time published for a complex one. Outages escalate on wall-clock time and
+    # have no working-hours due time (9e999 is SQLite's infinity): each escalation step taken
+    # is recorded (escalation_step 1, 2…, to whom, when).
+    """
+    ALTER TABLE incidents ADD COLUMN received_at REAL;
+    ALTER TABLE incidents ADD COLUMN complex INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN expected_completion REAL;
+    ALTER TABLE incidents ADD COLUMN escalation_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN escalated_to TEXT;
+    ALTER TABLE incidents ADD COLUMN escalated_at REAL;
+    UPDATE incidents SET received_at = opened_at WHERE source = 'request';
+    UPDATE incidents SET due_at = 9e999
+        WHERE source = 'outage' AND resolved_at IS NULL AND breached_at IS NULL;
+    """,
 ]
 
 

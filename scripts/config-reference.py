@@ -108,8 +108,6 @@ DESCRIPTIONS: dict[str, str] = {
     "alerting.group_interval": "Later changes: at most one digest per person and channel in "
     "this time.",
     "alerting.repeat_interval": "Reminder while a system stays down.",
-    "alerting.escalate_after_working_hours": "Working hours without acknowledgement after "
-    "which the high-level admins, then operations, are told.",
     "alerting.status_page_url": "The public status page named in messages.",
     "alerting.hotline": "Telephone number given in messages.",
     "alerting.silences": "Mute alerts of matching systems until a time.",

@@ -285,39 +285,62 @@ async def test_sms_budget_folds_changes_into_the_next_digest(store: Store) -> No
     assert sms[1].text.startswith("NPSP: 4 hệ thống MẤT KẾT NỐI")  # a count, not 4 ids
 
 
-async def test_escalation_in_working_hours_until_acknowledged(store: Store) -> None:
+async def test_escalation_up_the_ladder_on_wall_clock_time(store: Store) -> None:
+    """A configured ladder: operations after 10 min, the high-level admins after 45 min,
+    counted from the outage's start on wall-clock time (here a Monday 09:00)."""
     cfg = make_config(
         [agency("ha-noi", "Hà Nội", ["secure-server"])],
-        escalate_after_working_hours=[2, 4],
+        escalation=[
+            {"after": "10m", "to": "operations"},
+            {"after": "45m", "to": "high-level-admins"},
+        ],
         repeat_interval="24h",
     )
     w = World(store, cfg)
-    # Monday 2026-11-30 09:00 in Hanoi (02:00 UTC)
-    w.now = 1_796_004_000.0
+    w.now = 1_796_004_000.0  # Monday 2026-11-30 09:00 in Hanoi
     w.event("ha-noi/secure-server", State.UP, State.DOWN)
     await w.advance(31)
-    await w.advance(2 * 3600 - 60)
-    assert w.sent.to("cc@ha-noi.dvc.example") == []
-    await w.advance(60)  # 11:00: two working hours passed
-    (esc,) = w.sent.to("cc@ha-noi.dvc.example")
+    ops_before = len(w.sent.to("ops@vpcp.dvc.example"))  # the alert itself
+    await w.advance(10 * 60 - 60)
+    assert len(w.sent.to("ops@vpcp.dvc.example")) == ops_before
+    await w.advance(60)  # 09:10
+    (esc,) = w.sent.to("ops@vpcp.dvc.example")[ops_before:]
     assert esc.subject.startswith("[NPSP] Chưa được xử lý")
-    ops_before = len(w.sent.to("ops@vpcp.dvc.example"))
-    await w.advance(3 * 3600)  # 14:00: 4 working hours (lunch 12-13 not counted)
-    assert len(w.sent.to("ops@vpcp.dvc.example")) == ops_before + 1
+    await w.advance(34 * 60)
+    assert w.sent.to("cc@ha-noi.dvc.example") == []
+    await w.advance(60)  # 09:45
+    (cc,) = w.sent.to("cc@ha-noi.dvc.example")
+    assert cc.subject.startswith("[NPSP] Chưa được xử lý")
+    await w.advance(23 * 3600)  # the ladder has no third step
+    escalations = [m for m in w.sent.messages if m.subject.startswith("[NPSP] Chưa được xử lý")]
+    assert [m.to for m in escalations] == ["ops@vpcp.dvc.example", "cc@ha-noi.dvc.example"]
 
 
 async def test_acknowledged_incident_does_not_escalate(store: Store) -> None:
     cfg = make_config([agency("ha-noi", "Hà Nội", ["secure-server"])])
     w = World(store, cfg)
     w.now = 1_796_004_000.0
+    steps: list[tuple[str, int, str, float]] = []
 
     class Acks:
         def acknowledged(self, incident: str) -> bool:
             return incident.startswith("ha-noi/secure-server@")
 
+        def escalated(self, incident: str, step: int, target: str, at: float) -> None:
+            steps.append((incident, step, target, at))
+
     w.pipeline.acks = Acks()
     w.event("ha-noi/secure-server", State.UP, State.DOWN)
     await w.advance(8 * 3600)
+    assert w.sent.to("cc@ha-noi.dvc.example") == []
+    assert steps == []
+
+
+async def test_an_empty_ladder_never_escalates(store: Store) -> None:
+    cfg = make_config([agency("ha-noi", "Hà Nội", ["secure-server"])], escalation=[])
+    w = World(store, cfg)
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    await w.advance(3 * 24 * 3600)
     assert w.sent.to("cc@ha-noi.dvc.example") == []
 
 

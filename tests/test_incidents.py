@@ -1,6 +1,7 @@
 """Incidents and their SLA clock, on an injected clock: opened on DOWN with the alert pipeline's
-id, acknowledged (which stops the pipeline's escalation), reminders at 50 % and 100 % of the SLA
-in working hours, the breach counter, auto-resolution, the command line, restarts.
+id, acknowledged (which stops the pipeline's escalation), no due time for outages, support
+requests' reminders at 50 % and 100 % of the SLA in working hours from their receipt, the breach
+counter, auto-resolution, the command line, restarts.
 
 A real SQLite store, a real alert pipeline and outbox as the notice sink; the channels are
 function fakes at the outermost seam (real channels: test_notify_*).
@@ -163,7 +164,6 @@ class World:
             config.alerting,
             self.registry,
             self.outbox,
-            working_time=self.calendar,
             clock=lambda: self.now,
         )
         self.breaches = 0
@@ -249,8 +249,8 @@ async def test_down_opens_an_incident_with_the_pipeline_incident_id(
     assert incident.id == f"ha-noi/portal@{int(hanoi(2026, 11, 30, 9, 0))}"
     assert (incident.agency, incident.system, incident.source) == ("ha-noi", "portal", "outage")
     assert "connect: refused" in incident.summary
-    # 8 working hours from Monday 09:00: 3 h before lunch, 4 h after, 1 h on Tuesday.
-    assert incident.due_at == hanoi(2026, 12, 1, 9, 0)
+    # An outage has no working-hours due time: it escalates around the clock instead.
+    assert incident.due_at == float("inf") and incident.received_at is None
 
     # Still failing (UNREACHABLE, then DOWN again): the same outage, the same incident.
     w.now += 60
@@ -322,7 +322,7 @@ async def test_up_resolves_the_outage_incident_but_not_a_support_request(
 
 
 async def test_acknowledging_stops_the_pipelines_escalation(store: Store, tmp_path: Path) -> None:
-    w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0), escalate_after_working_hours=[2, 4])
+    w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0))
     w.event("ha-noi/portal", State.UP, State.DOWN)
     w.event("ha-noi/one-stop", State.UP, State.DOWN)
     await w.at(w.now + 31)
@@ -332,17 +332,25 @@ async def test_acknowledging_stops_the_pipelines_escalation(store: Store, tmp_pa
     await acknowledge(store, portal, "Nguyễn Văn A", w.now)
     await w.step()
     assert w.desk.acknowledged(portal)
-    await w.walk(hanoi(2026, 11, 30, 11, 30))  # two working hours have passed
+    await w.walk(hanoi(2026, 11, 30, 9, 45), every=60)  # the ladder's first step: 30 min
     # Only the unacknowledged system is escalated to the high-level admins.
     (escalation,) = w.sent.to(CC)
     assert "Hệ thống one-stop" in escalation.subject
     assert "Hệ thống portal" not in escalation.subject
+    # The step taken is recorded on the incident; the acknowledged one has none.
+    one_stop = await get_incident(store, w.pipeline.alerts["ha-noi/one-stop"].incident)
+    assert one_stop is not None
+    assert (one_stop.escalation_step, one_stop.escalated_to) == (1, "high-level-admins")
+    assert one_stop.escalated_at is not None
+    assert hanoi(2026, 11, 30, 9, 30) <= one_stop.escalated_at < hanoi(2026, 11, 30, 9, 31)
+    acknowledged = await get_incident(store, portal)
+    assert acknowledged is not None and acknowledged.escalation_step == 0
 
 
 async def test_acknowledged_after_restart_even_when_the_pipeline_id_moved(
     store: Store, tmp_path: Path
 ) -> None:
-    w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0), escalate_after_working_hours=[2, 4])
+    w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0))
     w.event("ha-noi/portal", State.UP, State.DOWN)
     await w.at(w.now + 31)
     first = w.pipeline.alerts["ha-noi/portal"].incident
@@ -367,7 +375,7 @@ async def test_acknowledged_after_restart_even_when_the_pipeline_id_moved(
 async def test_an_outage_closed_by_a_person_is_neither_escalated_nor_reminded(
     store: Store, tmp_path: Path
 ) -> None:
-    w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0), escalate_after_working_hours=[2, 4])
+    w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0))
     w.event("ha-noi/portal", State.UP, State.DOWN)
     await w.at(w.now + 31)
     outage = w.pipeline.alerts["ha-noi/portal"].incident
@@ -557,9 +565,15 @@ async def test_reminders_missed_while_the_daemon_was_stopped(store: Store, tmp_p
 
 async def test_the_breach_counter_counts_each_breach_once(store: Store, tmp_path: Path) -> None:
     w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0))
-    w.event("ha-noi/portal", State.UP, State.DOWN)  # due Tuesday 09:00
+    await open_incident(  # due Tuesday 09:00
+        store, w.registry, w.calendar, agency="ha-noi", summary="một", now=w.now
+    )
+    # An outage as long has no SLA: it escalates on wall-clock time, never "breaches".
+    w.event("ha-noi/one-stop", State.UP, State.DOWN)
     await w.at(hanoi(2026, 11, 30, 13, 0))
-    w.event("bo-y-te/portal", State.UP, State.DOWN)  # 13:30–17:30, 07:30–11:30: Tuesday 11:30
+    await open_incident(  # 13:30–17:30, 07:30–11:30: Tuesday 11:30
+        store, w.registry, w.calendar, agency="bo-y-te", summary="hai", now=w.now
+    )
     await w.step()
     await w.walk(hanoi(2026, 12, 1, 8, 59))
     assert w.breaches == 0
@@ -567,6 +581,10 @@ async def test_the_breach_counter_counts_each_breach_once(store: Store, tmp_path
     assert w.breaches == 1
     await w.walk(hanoi(2026, 12, 1, 11, 45), every=60)  # ha-noi's hours would say 12:00
     assert w.breaches == 2
+    outage = w.pipeline.alerts["ha-noi/one-stop"].incident
+    assert w.sent.incident(outage) == []  # no SLA reminder, no breach notice
+    stored = await get_incident(store, outage)
+    assert stored is not None and (stored.reminded, stored.breached_at) == (0, None)
     restarted = make_world(store, tmp_path, w.now)
     await restarted.start()
     await restarted.walk(hanoi(2026, 12, 2, 10, 0))
@@ -577,11 +595,12 @@ async def test_restart_continues_the_clock_and_resolves_what_recovered_meanwhile
     store: Store, tmp_path: Path
 ) -> None:
     w = make_world(store, tmp_path, hanoi(2026, 11, 30, 9, 0))
-    w.event("ha-noi/portal", State.UP, State.DOWN)
+    request = await open_incident(
+        store, w.registry, w.calendar, agency="ha-noi", system="portal", summary="x", now=w.now
+    )
     w.event("ha-noi/one-stop", State.UP, State.DOWN)
     await w.walk(hanoi(2026, 11, 30, 14, 30))  # 50 % at 14:00
-    portal = f"ha-noi/portal@{int(hanoi(2026, 11, 30, 9, 0))}"
-    assert len(w.sent.incident(portal)) == 3
+    assert len(w.sent.incident(request.id)) == 3
     # one-stop recovers; the daemon stops before its desk wrote the resolution.
     # bo-y-te/portal fails; its state is saved but the daemon dies before the incident is.
     w.now = hanoi(2026, 11, 30, 14, 40)
@@ -601,7 +620,7 @@ async def test_restart_continues_the_clock_and_resolves_what_recovered_meanwhile
     assert bo_y_te in {i.id for i in await list_incidents(store)}
     # The 50 % reminder is not sent again; the breach comes once, on Tuesday 09:00.
     await restarted.walk(hanoi(2026, 12, 1, 9, 30), every=300)
-    notices = restarted.sent.incident(portal)
+    notices = restarted.sent.incident(request.id)
     assert sorted(m.to for m in notices) == sorted([KT, KT_INBOX, KT_PHONE, CC, OPS])
     assert restarted.breaches == 1
 
@@ -695,7 +714,7 @@ def test_cli_open_ack_resolve_list(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, _ = cli(capsys, "list")
     assert code == 0
     header, first, second = out.splitlines()
-    assert header.split() == ["ID", "CONCERNS", "OPENED", "DUE", "LEFT", "STATUS", "SUMMARY"]
+    assert header.split() == ["ID", "CONCERNS", "SINCE", "DUE", "CLOCK", "STATUS", "SUMMARY"]
     assert first.split() == [
         "req-1",
         "ha-noi/portal",
@@ -775,7 +794,7 @@ def test_cli_errors_exit_2_with_one_line(
 async def test_a_storm_of_incidents_gives_one_reminder_per_person_not_one_per_incident(
     store: Store, tmp_path: Path
 ) -> None:
-    """A cut cable takes 12 systems of one province down at once (and one elsewhere): at 50 %
+    """12 requests about systems of one province arrive at once (and one elsewhere): at 50 %
     its technical admin gets one list per channel; at the breach operations get one list."""
     data = config_data(tmp_path / "state.db")
     data["agencies"][0]["systems"] += [
@@ -788,17 +807,22 @@ async def test_a_storm_of_incidents_gives_one_reminder_per_person_not_one_per_in
         for n in range(10)
     ]
     w = World(store, Config.model_validate(data), hanoi(2026, 11, 30, 9, 0))
-    for system in ["portal", "one-stop", *(f"s{n}" for n in range(10))]:
-        w.event(f"ha-noi/{system}", State.UP, State.DOWN)
-    w.event("bo-y-te/portal", State.UP, State.DOWN)
+    for key in [
+        *(f"ha-noi/{s}" for s in ["portal", "one-stop", *(f"s{n}" for n in range(10))]),
+        "bo-y-te/portal",
+    ]:
+        agency_id, system = key.split("/")
+        await open_incident(
+            store, w.registry, w.calendar, agency=agency_id, system=system, summary="x", now=w.now
+        )
     await w.walk(hanoi(2026, 11, 30, 14, 30), every=300)  # past 50 %
     half = [m for m in w.sent.to(KT) if "một nửa" in m.subject]
     assert len(half) == 1 and half[0].subject.startswith("[NPSP] 12 sự cố của")
-    assert all(f"ha-noi/s{n}@" in half[0].text for n in range(10))
+    assert all(f"(ha-noi/s{n})" in half[0].text for n in range(10))
     assert len([m for m in w.sent.messages if m.to == KT_PHONE and "nửa" in m.text]) == 1
     await w.walk(hanoi(2026, 12, 1, 10, 0), every=300)  # past every breach
     ops = [m for m in w.sent.to(OPS) if "quá hạn" in m.subject]
     assert len(ops) == 1 and ops[0].subject == "[NPSP] 13 sự cố của nhiều đơn vị quá hạn xử lý"
-    assert "bo-y-te/portal@" in ops[0].text and "ha-noi/s9@" in ops[0].text
+    assert "(bo-y-te/portal)" in ops[0].text and "(ha-noi/s9)" in ops[0].text
     assert len([m for m in w.sent.to(CC) if "breached" in m.subject]) == 1
     assert w.breaches == 13

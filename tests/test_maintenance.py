@@ -813,9 +813,9 @@ def test_cli_refuses_a_malformed_time(tmp_path: Path, capsys: pytest.CaptureFixt
 async def test_an_outage_inside_a_window_is_no_incident_and_its_clocks_start_at_the_end(
     store: Store,
 ) -> None:
-    """Down at 09:10 inside a 09:00–12:00 window and still down after it: no incident, no SLA
-    reminder, no escalation inside the window; the incident (with the alert's id) and the
-    escalation clock (2 working hours) start at 12:00."""
+    """Down at 09:10 inside a 09:00–12:00 window and still down after it: no incident, no
+    escalation inside the window; the incident (with the alert's id) and the escalation clock
+    (the default ladder: high-level admins after 30 minutes) start at 12:00."""
     w = World(store)
     incidents = IncidentDesk(w.ctx, maintenance=w.desk.covering)
     w.pipeline.acks = incidents
@@ -842,11 +842,11 @@ async def test_an_outage_inside_a_window_is_no_incident_and_its_clocks_start_at_
     (incident,) = await list_incidents(store)
     assert incident.id == w.pipeline.alerts["ha-noi/secure-server"].incident
     assert incident.opened_at == ts(2026, 12, 15, 12, 1)
-    # The escalation clock counts from the window's end: 12:00 + 2 working hours = 15:00 (the
-    # lunch hour does not count); from the outage's start it would have fallen at 11:10.
-    await w.run_to(ts(2026, 12, 15, 14, 58))
+    # The escalation clock counts from the window's end: 12:00 + 30 min = 12:30; from the
+    # outage's start it would have fallen at 09:40.
+    await w.run_to(ts(2026, 12, 15, 12, 29))
     assert all("Chưa được xử lý" not in m.subject for m in w.sent.to("cc@ha-noi.dvc.example"))
-    await w.run_to(ts(2026, 12, 15, 15, 1))
+    await w.run_to(ts(2026, 12, 15, 12, 31))
     assert any("Chưa được xử lý" in m.subject for m in w.sent.to("cc@ha-noi.dvc.example"))
 
 

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from monitor.alerting.escalation import WorkingTime
 from monitor.workdays import (
     MAX_SCAN_DAYS,
     CalendarSettings,
@@ -263,10 +262,9 @@ def test_naive_and_foreign_offsets() -> None:
     assert due.isoformat() == "2026-12-07T16:00:00+07:00"
 
 
-def test_epoch_api_satisfies_the_alert_pipeline_protocol() -> None:
-    working_time: WorkingTime = CAL
+def test_epoch_api_adds_working_hours_to_epoch_seconds() -> None:
     start = local(2026, 12, 4, 16).timestamp()
-    due = working_time.add_working_hours(start, 8)
+    due = CAL.add_working_hours(start, 8)
     assert due == local(2026, 12, 7, 16).timestamp()
     assert CAL.add_working_hours_ts(start, 8) == due
 

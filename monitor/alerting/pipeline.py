@@ -6,7 +6,8 @@
   silences (and later maintenance windows) hold alerts back, yet an alert already sent still
   gets its resolved notice;
 * **group** (:mod:`.group`): one digest per recipient and channel, repeats, the SMS budget;
-* **escalation** (:mod:`.escalation`): unacknowledged incidents go up, in working hours;
+* **escalation** (:mod:`.escalation`): unacknowledged outages go up the ladder, on wall-clock
+  time, day and night;
 * **outbox** (:mod:`.outbox`): written before anything is sent.
 """
 
@@ -23,8 +24,7 @@ from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import StoredState
 from ..types import Why
-from ..workdays import CalendarSettings, WorkCalendar
-from .escalation import LEVELS, Acknowledgements, NoAcknowledgements, WorkingTime
+from .escalation import Acknowledgements, NoAcknowledgements, due_at
 from .group import Digest, Grouper, escalation_digest
 from .messages import as_html, body, page_link, sms_text, subject
 from .model import Alert
@@ -57,7 +57,6 @@ class AlertPipeline:
         outbox: Outbox,
         *,
         muters: list[Muter] | None = None,
-        working_time: WorkingTime | None = None,
         acks: Acknowledgements | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -68,7 +67,6 @@ class AlertPipeline:
         self.muter = AnyMuter([Silences(settings.silences), *(muters or [])])
         self.router = Router(settings, [e.agency for e in registry.systems.values()])
         self.grouper = Grouper(settings, self.muter)
-        self.working_time = working_time or WorkCalendar(CalendarSettings())
         self.acks = acks or NoAcknowledgements()
         self.alerts: dict[str, Alert] = {}
         self.wake = asyncio.Event()
@@ -80,6 +78,8 @@ class AlertPipeline:
         self.router = Router(settings, [e.agency for e in registry.systems.values()])
         self.muter.muters[0] = Silences(settings.silences)
         self.grouper.settings = settings
+        for alert in self.alerts.values():
+            alert.escalate_at = None  # the next step is read from the new ladder
 
     # ----- events in ---------------------------------------------------------------------------
 
@@ -248,11 +248,14 @@ class AlertPipeline:
                         alert.affected.append(entry.system.name)
 
     def _escalations(self, now: float) -> list[Digest]:
+        """The ladder's steps due now (wall-clock, from the outage's start or the end of the
+        mute that held it), for outages nobody acknowledged; each step taken is told to the
+        incident desk (``acks.escalated``), which records it on the incident."""
         out = []
-        limits = self.settings.escalate_after_working_hours
+        ladder = self.settings.escalation
         for alert in self.alerts.values():
             level = alert.escalation_level
-            if not alert.firing or level >= len(limits) or alert.agency == GATEWAY_AGENCY:
+            if not alert.firing or level >= len(ladder) or alert.agency == GATEWAY_AGENCY:
                 continue
             if self.muter.mutes(alert, now) is not None:
                 # Inside a maintenance window (or a silence) nobody is expected to act: the
@@ -262,15 +265,18 @@ class AlertPipeline:
             if not alert.notified or self.acks.acknowledged(alert.incident):
                 continue
             if alert.escalate_at is None:
-                alert.escalate_at = self.working_time.add_working_hours(
-                    max(alert.since, alert.clock_from), limits[level], alert.agency
-                )
-            if now < alert.escalate_at:
+                alert.escalate_at = due_at(ladder, level, max(alert.since, alert.clock_from))
+            if alert.escalate_at is None or now < alert.escalate_at:
                 continue
             alert.escalation_level += 1
             alert.escalate_at = None
-            for recipient in self.router.people(alert.agency, LEVELS[level]):
+            target = ladder[level].to
+            for recipient in self.router.people(alert.agency, target):
                 out.append(escalation_digest(recipient, alert, level + 1))
+            try:
+                self.acks.escalated(alert.incident, level + 1, target, now)
+            except Exception:
+                log.exception("cannot record the escalation of %s", alert.incident)
         return out
 
     def _item(self, digest: Digest, hears: dict[str, tuple[str, set[str]]]) -> OutboxItem:

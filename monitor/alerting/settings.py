@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ..types import Duration, StrictModel
+from ..types import Duration, StrictModel, format_duration
 
 Target = Literal["technical-admins", "high-level-admins", "operations"]
 Severity = Literal["critical", "warning"]
@@ -70,6 +71,65 @@ class OutboxSettings(StrictModel):
     drain_timeout: Duration = 20.0
 
 
+_TARGETS: tuple[str, ...] = get_args(Target)
+
+
+def _known_target(value: object) -> object:
+    if isinstance(value, str) and value not in _TARGETS:
+        raise PydanticCustomError(
+            "escalation_target",
+            "unknown group '{value}': an escalation step goes to high-level-admins,"
+            " operations or technical-admins",
+            {"value": value},
+        )
+    return value
+
+
+class EscalationStep(StrictModel):
+    """One rung of the outage escalation ladder: ``after`` an outage began (wall-clock time,
+    day and night), if nobody has acknowledged it, ``to`` is told."""
+
+    after: Duration = Field(
+        description="How long after the outage began (or after the maintenance window or"
+        " silence that held it ended) this step is taken, if nobody acknowledged it:"
+        " wall-clock time, nights, weekends and holidays included."
+    )
+    to: Annotated[Target, BeforeValidator(_known_target)] = Field(
+        description="Who is told at this step: `high-level-admins` (the agency's),"
+        " `operations` (the Government Office team) or `technical-admins` (told again)."
+    )
+
+
+#: The ladder when the config gives none: the agency's high-level admins after 30 minutes,
+#: the operations team after an hour.
+DEFAULT_ESCALATION = (
+    EscalationStep(after="30m", to="high-level-admins"),
+    EscalationStep(after="1h", to="operations"),
+)
+
+_RETIRED_ESCALATION = (
+    "escalate_after_working_hours is no longer read: an outage escalates on wall-clock time,"
+    " day and night. Write instead, for example, escalation: [{after: 30m, to:"
+    " high-level-admins}, {after: 1h, to: operations}] (the durations count from the start"
+    " of the outage); the working-hour SLA now applies to support requests only"
+    " (calendar.rules.incident_sla)"
+)
+
+
+def _step_error(index: int, field: str, message: str, value: object) -> ValidationError:
+    """An error located at ``escalation[index].field``, so the config error names its line."""
+    return ValidationError.from_exception_data(
+        "EscalationStep",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("escalation", message),
+                loc=(index, field),
+                input=value,
+            )
+        ],
+    )
+
+
 class AlertingSettings(StrictModel):
     """How state changes become messages."""
 
@@ -79,7 +139,13 @@ class AlertingSettings(StrictModel):
     group_interval: Duration = 300.0
     repeat_interval: Duration = 4 * 3600.0
     sms_min_interval: Duration = 300.0  # at most one SMS per recipient in this time
-    escalate_after_working_hours: Annotated[list[float], Field(max_length=2)] = [2.0, 4.0]
+    escalation: Annotated[list[EscalationStep], Field(max_length=10)] = Field(
+        default=list(DEFAULT_ESCALATION),
+        description="The outage escalation ladder: each step tells its group when an outage"
+        " has gone unacknowledged that long since it began, day and night (the 8-working-hour"
+        " clock of the regulation is for support requests). Durations strictly increase;"
+        " `[]` turns escalation off. Acknowledging the incident stops it.",
+    )
     status_page_url: str = "https://npsp.dvc.example/status"
     web_url: Annotated[str, Field(pattern=r"^https?://[^\s?#]+$")] | None = Field(
         default=None,
@@ -92,6 +158,38 @@ class AlertingSettings(StrictModel):
     hotline: str = "1900.1096"
     silences: list[Silence] = []
     outbox: OutboxSettings = OutboxSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "escalate_after_working_hours" in data:
+            raise ValidationError.from_exception_data(
+                "AlertingSettings",
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("retired_key", _RETIRED_ESCALATION),
+                        loc=("escalate_after_working_hours",),
+                        input=data["escalate_after_working_hours"],
+                    )
+                ],
+            )
+        return data
+
+    @field_validator("escalation")
+    @classmethod
+    def _increasing(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
+        for index in range(1, len(steps)):
+            before, step = steps[index - 1], steps[index]
+            if step.after <= before.after:
+                raise _step_error(
+                    index,
+                    "after",
+                    f"each escalation step comes later than the one before: "
+                    f"{format_duration(step.after)} is not after "
+                    f"{format_duration(before.after)}",
+                    step.after,
+                )
+        return steps
 
     @property
     def web_base(self) -> str:

@@ -8,14 +8,23 @@ An incident is opened
   pipeline pages it too: every paged outage has an incident someone can take charge of.
   UNREACHABLE does not open one (its parent's incident covers it), and the gateway's own uplink
   is not an agency's incident. When the system is UP again the incident is resolved by
-  ``system`` ("connection restored");
-* **by hand** (source ``request``, ids ``req-1``, ``req-2``…) for a support request, from the
-  command line. Only a person resolves those.
+  ``system`` ("connection restored"). A secure server must be connected 24/7: an outage has **no
+  working-hours due time** and no SLA reminders; it escalates on wall-clock time
+  (``alerting.escalation``, :mod:`monitor.alerting.escalation`), and each step taken is recorded
+  on it (:meth:`IncidentDesk.escalated`: ``escalation_step``, ``escalated_to``,
+  ``escalated_at``), which is what the pages, the API and the command line show instead;
+* **by hand** (source ``request``, ids ``req-1``, ``req-2``…) for a support request (QĐ 31/2021,
+  Chương VII, D.1), from the command line or the API. Only a person resolves those. A request
+  carries when it was **received** (``received_at``: it may precede when it was entered, never
+  the entry itself), and may be **complex**, with the **expected completion** time published
+  for it (required for a complex request, not before it was received).
 
-The SLA clock runs in working hours of the agency (8 by default, ``calendar.rules.incident_sla``)
-from the moment the incident was opened; the due time is fixed when it is opened. Acknowledging
-does not stop it (the SLA is about handling, i.e. resolving), but reminders say who took charge.
-Reminders go out once each (the ``reminded`` column goes 0 → 50 → 100):
+The SLA clock of a request runs in working hours of the agency (8 by default,
+``calendar.rules.incident_sla``) from the moment it was received; the due time is fixed when it
+is opened. A complex request is due at its published expected completion time instead (the
+regulation's exception for requests that cannot be handled in 8 working hours). Acknowledging
+does not stop the clock (the SLA is about handling, i.e. resolving), but reminders say who took
+charge. Reminders go out once each (the ``reminded`` column goes 0 → 50 → 100):
 
 * at 50 % of the SLA, to the agency's technical admins;
 * at 100 %, the breach: to the technical and high-level admins and to the operations team, and
@@ -74,8 +83,10 @@ BREACH_COUNTER = "incident_sla_breaches"
 _FIRING = (State.DOWN, State.FLAPPING)  # what the alert pipeline pages, hence what opens one
 _COLUMNS = (
     "id, agency, system, source, summary, opened_at, due_at, acknowledged_at, acknowledged_by,"
-    " resolved_at, resolved_by, resolution, reminded, breached_at"
+    " resolved_at, resolved_by, resolution, reminded, breached_at, received_at, complex,"
+    " expected_completion, escalation_step, escalated_to, escalated_at"
 )
+NO_DUE = float("inf")  # an outage's due_at: it escalates on wall-clock time instead
 
 
 class IncidentError(Exception):
@@ -103,6 +114,17 @@ class Incident:
     resolution: str | None = None
     reminded: int = 0
     breached_at: float | None = None
+    received_at: float | None = None  # a request: when it was received (the SLA counts from it)
+    complex: bool = False  # a request that cannot be handled within the SLA
+    expected_completion: float | None = None  # published for a complex request; its due time
+    escalation_step: int = 0  # an outage: the last step of the ladder taken (0: none)
+    escalated_to: str | None = None  # ... and to whom
+    escalated_at: float | None = None  # ... and when
+
+    @property
+    def received(self) -> float:
+        """When the clock of this incident starts: a request's receipt, an outage's start."""
+        return self.received_at if self.received_at is not None else self.opened_at
 
     @property
     def key(self) -> str:
@@ -126,7 +148,9 @@ def outage_id(agency: str, system: str, since: float) -> str:
 
 
 def _row(row: tuple[Any, ...]) -> Incident:
-    return Incident(*row)
+    incident = Incident(*row)
+    incident.complex = bool(incident.complex)
+    return incident
 
 
 def _get(db: sqlite3.Connection, incident_id: str) -> Incident | None:
@@ -144,8 +168,9 @@ def _must_get(db: sqlite3.Connection, incident_id: str) -> Incident:
 def _insert(db: sqlite3.Connection, incident: Incident) -> None:
     """Insert unless the id exists (an outage seen again after a restart keeps its row)."""
     db.execute(
-        "INSERT INTO incidents (id, agency, system, source, summary, opened_at, due_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO incidents (id, agency, system, source, summary, opened_at, due_at,"
+        " received_at, complex, expected_completion)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         (
             incident.id,
             incident.agency,
@@ -154,6 +179,9 @@ def _insert(db: sqlite3.Connection, incident: Incident) -> None:
             incident.summary,
             incident.opened_at,
             incident.due_at,
+            incident.received_at,
+            int(incident.complex),
+            incident.expected_completion,
         ),
     )
 
@@ -187,6 +215,22 @@ def _text(value: str, what: str, *, lines: bool = True) -> str:
     return value
 
 
+def _check_received(received: float, now: float) -> None:
+    if received > now:
+        raise IncidentError(
+            f"the request cannot have been received in the future ({local_time(received)});"
+            f" it is {local_time(now)} now"
+        )
+
+
+def _check_expected(expected: float, received: float) -> None:
+    if expected < received:
+        raise IncidentError(
+            f"the expected completion time ({local_time(expected)}) is before the request"
+            f" was received ({local_time(received)})"
+        )
+
+
 async def open_incident(
     store: Store,
     registry: Registry,
@@ -196,14 +240,33 @@ async def open_incident(
     summary: str,
     now: float,
     system: str | None = None,
+    received_at: float | None = None,
+    is_complex: bool = False,
+    expected_completion: float | None = None,
 ) -> Incident:
-    """Open a support request for ``agency`` (optionally about one of its systems) at ``now``.
+    """Open a support request for ``agency`` (optionally about one of its systems), entered at
+    ``now`` and received at ``received_at`` (default: ``now``; never later).
 
     Its id is ``req-<n>``, one more than the highest so far (the store's write lock makes two
     command lines opening at once get different numbers). The SLA is due ``incident_sla``
-    working hours later, in the agency's working hours.
+    working hours after it was received, in the agency's working hours; a complex request
+    (``is_complex``) needs its published ``expected_completion``, which is then its due time.
     """
     summary = _text(summary, "the summary")
+    received = now if received_at is None else received_at
+    _check_received(received, now)
+    if is_complex and expected_completion is None:
+        raise IncidentError(
+            "a complex request needs the expected completion time published for it"
+            " (--expected-completion; QĐ 31/2021, Chương VII, D.1)"
+        )
+    if not is_complex and expected_completion is not None:
+        raise IncidentError(
+            "only a complex request has a published expected completion time:"
+            " mark it complex, or leave the time out (it is then due in the SLA's working hours)"
+        )
+    if expected_completion is not None:
+        _check_expected(expected_completion, received)
     agencies = {entry.agency.id for entry in registry.systems.values()}
     if agency not in agencies:
         known = ", ".join(sorted(agencies)[:5]) or "none configured"
@@ -212,14 +275,58 @@ async def open_incident(
         system = system.removeprefix(f"{agency}/")
         if f"{agency}/{system}" not in registry.systems:
             raise IncidentError(f"agency {agency!r} has no system {system!r}")
-    try:
-        due = calendar.add_working_hours(now, calendar.settings.rules.incident_sla.value, agency)
-    except ValueError as exc:
-        raise IncidentError(f"cannot compute the SLA due time: {exc}") from None
+    if expected_completion is not None:
+        due = expected_completion
+    else:
+        try:
+            due = calendar.add_working_hours(
+                received, calendar.settings.rules.incident_sla.value, agency
+            )
+        except ValueError as exc:
+            raise IncidentError(f"cannot compute the SLA due time: {exc}") from None
 
     def write(db: sqlite3.Connection) -> Incident:
-        incident = Incident(_next_request_id(db), agency, system, REQUEST, summary, now, due)
+        incident = Incident(
+            _next_request_id(db),
+            agency,
+            system,
+            REQUEST,
+            summary,
+            now,
+            due,
+            received_at=received,
+            complex=is_complex,
+            expected_completion=expected_completion,
+        )
         _insert(db, incident)
+        return incident
+
+    return await store.transact(write)
+
+
+async def mark_complex(store: Store, incident_id: str, expected_completion: float) -> Incident:
+    """Mark an open support request complex, with the expected completion time published for
+    it, which becomes its due time (a breach already counted stays counted). Giving a new
+    time for a request already complex moves it."""
+
+    def write(db: sqlite3.Connection) -> Incident:
+        incident = _must_get(db, incident_id)
+        if incident.source != REQUEST:
+            raise IncidentError(
+                f"incident {incident_id} is an outage, not a support request: an outage"
+                " escalates around the clock and has no expected completion time"
+            )
+        if incident.resolved_at is not None:
+            raise IncidentError(
+                f"incident {incident_id} is already resolved ({_resolve_when_by(incident)})"
+            )
+        _check_expected(expected_completion, incident.received)
+        db.execute(
+            "UPDATE incidents SET complex = 1, expected_completion = ?, due_at = ? WHERE id = ?",
+            (expected_completion, expected_completion, incident_id),
+        )
+        incident.complex, incident.expected_completion = True, expected_completion
+        incident.due_at = expected_completion
         return incident
 
     return await store.transact(write)
@@ -327,7 +434,15 @@ class _Restored:
     at: float
 
 
-_Op = _Open | _Restored
+@dataclass(frozen=True, slots=True)
+class _Escalated:
+    id: str
+    step: int
+    to: str
+    at: float
+
+
+_Op = _Open | _Restored | _Escalated
 
 _RESOLUTION = "connection restored"
 # Every open outage incident of the system up to the recovery: also strays left by an earlier
@@ -340,13 +455,19 @@ _RESOLVE_OUTAGES = (
     "UPDATE incidents SET resolved_at = ?, resolved_by = 'system', resolution = ?"
     " WHERE agency = ? AND system = ? AND source = ? AND resolved_at IS NULL AND opened_at <= ?"
 )
+# A step of the ladder is recorded once (a restart that takes it again keeps the first time).
+_ESCALATED = (
+    "UPDATE incidents SET escalation_step = ?, escalated_to = ?, escalated_at = ?"
+    " WHERE id = ? AND escalation_step < ?"
+)
 
 
 class IncidentDesk:
     """Opens and resolves outage incidents, runs every open incident's SLA clock.
 
-    Plugs in three ways: :meth:`on_events` is an engine subscriber, :meth:`acknowledged` is the
-    alert pipeline's ``acks`` (:class:`monitor.alerting.escalation.Acknowledgements`), and
+    Plugs in three ways: :meth:`on_events` is an engine subscriber, :meth:`acknowledged` and
+    :meth:`escalated` make it the alert pipeline's ``acks``
+    (:class:`monitor.alerting.escalation.Acknowledgements`), and
     :meth:`refresh` / :meth:`tick` make it a :class:`monitor.rules.desk.Desk`. Call
     :meth:`restore` once at start-up, before subscribing it to the engine.
     """
@@ -369,7 +490,7 @@ class IncidentDesk:
         # alert pipeline creates and drops its alert, so the two ids stay the same.
         self._outages: dict[str, str] = {}
         self._queue: list[_Op] = []
-        self._half: dict[str, float] = {}
+        self._half: dict[tuple[str, float], float] = {}  # (id, due) → 50 % of the SLA
         self._loaded = False
         self._stale = True  # until a refresh succeeds (a failed one is retried by the tick)
 
@@ -382,13 +503,26 @@ class IncidentDesk:
         outage: after a restart the pipeline rebuilds its id from the stored state's ``since``,
         which moves if the system went DOWN → UNREACHABLE → DOWN meanwhile.
         """
-        found = self._incidents.get(incident)
-        if found is None:
-            current = self._outages.get(incident.rpartition("@")[0])
-            found = self._incidents.get(current) if current is not None else None
+        found = self._incidents.get(self._outage_of(incident))
         return found is not None and (
             found.acknowledged_at is not None or found.resolved_at is not None
         )
+
+    def escalated(self, incident: str, step: int, target: str, at: float) -> None:
+        """The pipeline took step ``step`` of the ladder, to ``target``: record it on the
+        incident (written at the next flush; no I/O here)."""
+        ident = self._outage_of(incident)
+        found = self._incidents.get(ident)
+        if found is not None and found.escalation_step < step:
+            found.escalation_step, found.escalated_to, found.escalated_at = step, target, at
+        self._queue.append(_Escalated(ident, step, target, at))
+
+    def _outage_of(self, incident: str) -> str:
+        """The id of the pipeline's incident here: itself when known, else (after a restart
+        moved the pipeline's id) that system's current outage."""
+        if incident in self._incidents:
+            return incident
+        return self._outages.get(incident.rpartition("@")[0], incident)
 
     # ----- events in (synchronous and cheap: the database is written in tick) -----------------
 
@@ -463,7 +597,7 @@ class IncidentDesk:
         rows, late = await self.ctx.store.transact(read)
         self._count(late)
         self._incidents = {i.id: i for i in rows}
-        self._half = {k: v for k, v in self._half.items() if k in self._incidents}
+        self._half = {k: v for k, v in self._half.items() if k[0] in self._incidents}
         if not self._loaded:
             self._loaded = True
             latest: dict[str, str] = {}
@@ -533,25 +667,22 @@ class IncidentDesk:
         if not self._queue:
             return
         ops, self._queue = self._queue, []
-        calendar, hours = self.ctx.calendar, self.ctx.rules.incident_sla.value
-        opened: list[Incident] = []
-        for op in ops:
-            if isinstance(op, _Open):
-                try:
-                    due = calendar.add_working_hours(op.opened_at, hours, op.agency)
-                except ValueError as exc:  # outside the holiday calendar's years: no deadline
-                    log.error("incident %s: no SLA due time: %s", op.id, exc)
-                    due = float("inf")
-                opened.append(
-                    Incident(op.id, op.agency, op.system, OUTAGE, op.summary, op.opened_at, due)
-                )
-        by_id = {i.id: i for i in opened}
+        # An outage has no working-hours due time: it escalates on wall-clock time.
+        by_id = {
+            op.id: Incident(op.id, op.agency, op.system, OUTAGE, op.summary, op.opened_at, NO_DUE)
+            for op in ops
+            if isinstance(op, _Open)
+        }
 
         def write(db: sqlite3.Connection) -> tuple[list[Incident], int]:
             touched: list[str] = []
             for op in ops:
                 if isinstance(op, _Open):
                     _insert(db, by_id[op.id])
+                    touched.append(op.id)
+                    continue
+                if isinstance(op, _Escalated):
+                    db.execute(_ESCALATED, (op.step, op.to, op.at, op.id, op.step))
                     touched.append(op.id)
                     continue
                 args = (op.agency, op.system, OUTAGE, op.at)
@@ -572,28 +703,29 @@ class IncidentDesk:
                 self._incidents[incident.id] = incident
             else:
                 self._incidents.pop(incident.id, None)
-                self._half.pop(incident.id, None)
 
     def _half_at(self, incident: Incident) -> float:
-        half = self._half.get(incident.id)
+        key = (incident.id, incident.due_at)  # a request marked complex later has a new due
+        half = self._half.get(key)
         if half is None:
             sla = self._sla_hours(incident)
-            half = self.ctx.calendar.add_working_hours(incident.opened_at, sla / 2, incident.agency)
-            self._half[incident.id] = half
+            half = self.ctx.calendar.add_working_hours(incident.received, sla / 2, incident.agency)
+            self._half[key] = half
         return half
 
     def _sla_hours(self, incident: Incident) -> float:
-        """The SLA this incident was opened with (the rule may have changed since)."""
-        if incident.due_at == float("inf"):
-            return float("inf")
+        """The working hours from receipt to the due time this request was given (the rule
+        may have changed since; a complex one's ends at its expected completion)."""
+        if incident.due_at == NO_DUE:
+            return NO_DUE
         return self.ctx.calendar.working_hours_between(
-            incident.opened_at, incident.due_at, incident.agency
+            incident.received, incident.due_at, incident.agency
         )
 
     async def _due_reminder(self, incident: Incident, now: float) -> tuple[Incident, int] | None:
         """The incident (as the database has it now) and the reminder level due, if any."""
-        if incident.due_at == float("inf"):
-            return None  # no due time could be computed (logged when it was opened)
+        if incident.source != REQUEST or incident.due_at == NO_DUE:
+            return None  # an outage escalates on wall-clock time instead (the pipeline)
         if now >= incident.due_at:
             level = 100
         elif incident.reminded < 50 and now >= self._half_at(incident):
@@ -765,8 +897,18 @@ class IncidentDesk:
         names, system = self._names(i)
         sla = self._sla_hours(i)
         left = cal.working_hours_between(now, i.due_at, i.agency) if now < i.due_at else 0.0
-        due, opened = local_time(i.due_at), local_time(i.opened_at)
+        due, received = local_time(i.due_at), local_time(i.received)
         source = self.ctx.rules.incident_sla.source
+        if i.complex:
+            basis_vi = f"yêu cầu phức tạp: thời gian hoàn thành dự kiến đã công bố, {source}"
+            basis_en = f"a complex request: the published expected completion time, {source}"
+        else:
+            basis_vi = f"{sla:g} giờ làm việc, {source}"
+            basis_en = f"{sla:g} working hours, {source}"
+        entered_vi = entered_en = ""
+        if i.opened_at != i.received:
+            entered_vi = f" (nhập lúc {local_time(i.opened_at)})"
+            entered_en = f" (entered {local_time(i.opened_at)})"
         acked_vi = acked_en = None
         if i.acknowledged_at is not None:
             at = local_time(i.acknowledged_at)
@@ -776,11 +918,11 @@ class IncidentDesk:
         about_en = f"System: {system}\n" if system else ""
         facts_vi = (
             f"Đơn vị: {names['vi']}\n{about_vi}Nội dung: {i.summary}\n"
-            f"Mở lúc: {opened}\nHạn xử lý: {due} ({sla:g} giờ làm việc, {source})\n"
+            f"Tiếp nhận lúc: {received}{entered_vi}\nHạn xử lý: {due} ({basis_vi})\n"
         )
         facts_en = (
             f"Agency: {names['en']}\n{about_en}Summary: {i.summary}\n"
-            f"Opened: {opened}\nDue: {due} ({sla:g} working hours, {source})\n"
+            f"Received: {received}{entered_en}\nDue: {due} ({basis_en})\n"
         )
         if level == 50:
             subject = {

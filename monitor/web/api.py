@@ -173,9 +173,22 @@ class Body(StrictModel):
 
 
 class IncidentOpen(Body):
+    """A support request. ``received_at``: when it was received (default: now; it may precede
+    its entry, never follow it), from which its SLA counts; a ``complex`` one needs its
+    published ``expected_completion``, which is then its due time."""
+
     agency: Id
     system: Id | None = None
     summary: Text
+    received_at: Moment | None = None
+    complex: bool = False
+    expected_completion: Moment | None = None
+
+
+class IncidentComplex(Body):
+    """Mark a support request complex, with the expected completion time published for it."""
+
+    expected_completion: Moment
 
 
 class IncidentResolve(Body):
@@ -261,9 +274,15 @@ async def _audit(
 
 
 def _incident_json(i: inc.Incident) -> dict[str, Any]:
+    """An incident: a request with its receipt, due time (in working hours, or its published
+    expected completion when complex); an outage with no due time but the last step of the
+    escalation ladder taken (``escalation_step``, ``escalated_to``, ``escalated``)."""
     out = i.as_dict()
-    out["due_at"] = None if i.due_at == float("inf") else i.due_at
+    out["due_at"] = None if i.due_at == inc.NO_DUE else i.due_at
     out["opened"], out["due"] = local_iso(i.opened_at), local_iso(out["due_at"])
+    out["received"] = local_iso(i.received_at)
+    out["expected"] = local_iso(i.expected_completion)
+    out["escalated"] = local_iso(i.escalated_at)
     return out
 
 
@@ -346,6 +365,8 @@ async def incident_open(request: web.Request) -> web.Response:
     api = request.app[API]
     body = await _body(request, IncidentOpen)
     me = _act(request, body.agency)
+    received = None if body.received_at is None else _local(api, body.received_at)
+    expected = None if body.expected_completion is None else _local(api, body.expected_completion)
     try:
         opened = await inc.open_incident(
             api.store,
@@ -355,11 +376,29 @@ async def incident_open(request: web.Request) -> web.Response:
             system=body.system,
             summary=body.summary,
             now=api.clock(),
+            received_at=received,
+            is_complex=body.complex,
+            expected_completion=expected,
         )
     except inc.IncidentError as exc:
         raise ApiError(404 if "unknown" in str(exc) else 400, str(exc)) from None
     await _audit(api, me, "incident.open", opened.id, opened.agency, summary=body.summary)
     return web.json_response(_incident_json(opened), status=201)
+
+
+async def incident_complex(request: web.Request) -> web.Response:
+    api, found = await _incident_for(request)
+    me = _act(request, found.agency)
+    body = await _body(request, IncidentComplex)
+    expected = _local(api, body.expected_completion)
+    try:
+        done = await inc.mark_complex(api.store, found.id, expected)
+    except inc.IncidentError as exc:
+        text = str(exc)
+        raise ApiError(409 if "already resolved" in text else 400, text) from None
+    await _audit(api, me, "incident.complex", found.id, found.agency, expected=local_iso(expected))
+    await api.rules.incidents.refresh()  # the reminders follow the new due time
+    return web.json_response(_incident_json(done))
 
 
 async def _incident_for(request: web.Request) -> tuple[Api, inc.Incident]:
@@ -847,6 +886,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("POST", "/api/v1/incidents", incident_open, "Open a support request", IncidentOpen),
     Route("POST", "/api/v1/incidents/{id:.+}/ack", incident_ack, "Acknowledge", Empty),
+    Route(
+        "POST",
+        "/api/v1/incidents/{id:.+}/complex",
+        incident_complex,
+        "Mark a support request complex, with its published expected completion time",
+        IncidentComplex,
+    ),
     Route(
         "POST", "/api/v1/incidents/{id:.+}/resolve", incident_resolve, "Resolve", IncidentResolve
     ),

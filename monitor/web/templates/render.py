@@ -21,7 +21,7 @@ from ...engine import Sample
 from ...reasons import say
 from ...registry import CheckEntry, SystemEntry
 from ...rules.announcements import Announcement
-from ...rules.incidents import Incident
+from ...rules.incidents import OUTAGE, Incident
 from ...state import CheckStatus, Event, State
 from ...types import ProbeResult
 from .words import AGENCY_KINDS, STATE_NAMES, SYSTEM_KINDS, WORDS, Lang
@@ -526,13 +526,27 @@ def incidents_table(incidents: Sequence[Incident], lang: Lang, names: Mapping[st
         system = names.get(i.key, i.system or "") if i.system else w["none"]
         rows.append(
             f'<tr class="incident"><td>{escape(i.id)}</td><td>{escape(system)}</td>'
-            f"<td>{escape(i.summary)}</td><td>{when(i.opened_at)}</td><td>{when(i.due_at)}</td>"
-            f"<td>{escape(status)}</td></tr>"
+            f"<td>{escape(i.summary)}</td><td>{when(i.received)}</td>"
+            f"<td>{escape(_due_or_escalation(i, lang))}</td><td>{escape(status)}</td></tr>"
         )
     return _table(
-        ["#", w["system"], w["summary"], w["opened"], w["due"], w["state"]],
+        ["#", w["system"], w["summary"], w["received_since"], w["due_or_escalation"], w["state"]],
         rows,
     )
+
+
+def _due_or_escalation(i: Incident, lang: Lang) -> str:
+    """A request's due time (a complex one's published expected completion); an outage has
+    none (it escalates around the clock): the last step of its ladder taken."""
+    w = WORDS[lang]
+    if i.source == OUTAGE:
+        if i.escalated_to is None:
+            return w["not_escalated"]
+        group = w.get(f"group:{i.escalated_to}", i.escalated_to)
+        return w["escalated_to"].format(group=group, at=when(i.escalated_at))
+    if i.complex:
+        return f"{when(i.due_at)} ({w['complex_request']})"
+    return when(i.due_at)
 
 
 def announcements_table(
