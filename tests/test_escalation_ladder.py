@@ -210,6 +210,10 @@ async def test_request_refusals_are_sentences(store: Store, tmp_path: Path) -> N
     assert (await refused(expected_completion=now + 3600)).startswith(
         "only a complex request has a published expected completion time"
     )
+    # Twenty years on: the reminders could not measure it in working hours.
+    assert (await refused(is_complex=True, expected_completion=now + 20 * 365 * 86400)).startswith(
+        "cannot use that expected completion time: "
+    )
     assert await list_incidents(store) == []  # nothing was written
 
 
@@ -243,18 +247,18 @@ async def test_a_complex_request_is_due_at_its_expected_completion(
         store, w.registry, w.calendar, agency="ha-noi", summary="Lỗi kết nối", now=w.now
     )
     later = hanoi(2026, 12, 10, 17, 0)
-    marked = await mark_complex(store, plain.id, later)
+    marked = await mark_complex(store, w.calendar, plain.id, later)
     assert (marked.complex, marked.due_at) == (True, later)
     stored = await get_incident(store, plain.id)
     assert stored is not None and (stored.complex, stored.expected_completion) == (True, later)
     with pytest.raises(IncidentError, match="is before the request was received"):
-        await mark_complex(store, plain.id, hanoi(2026, 12, 1, 8, 0))
+        await mark_complex(store, w.calendar, plain.id, hanoi(2026, 12, 1, 8, 0))
     # An outage is not a support request.
     w.event("ha-noi/one-stop", State.UP, State.DOWN)
     await w.step()
     outage = w.pipeline.alerts["ha-noi/one-stop"].incident
     with pytest.raises(IncidentError, match="is an outage, not a support request"):
-        await mark_complex(store, outage, later)
+        await mark_complex(store, w.calendar, outage, later)
     await w.walk(hanoi(2026, 12, 10, 16, 0), every=3600)
     assert w.breaches == 0
 

@@ -223,12 +223,16 @@ def _check_received(received: float, now: float) -> None:
         )
 
 
-def _check_expected(expected: float, received: float) -> None:
+def _check_expected(calendar: WorkCalendar, agency: str, expected: float, received: float) -> None:
     if expected < received:
         raise IncidentError(
             f"the expected completion time ({local_time(expected)}) is before the request"
             f" was received ({local_time(received)})"
         )
+    try:  # the reminders measure this interval in working hours
+        calendar.working_hours_between(received, expected, agency)
+    except (ValueError, OverflowError) as exc:
+        raise IncidentError(f"cannot use that expected completion time: {exc}") from None
 
 
 async def open_incident(
@@ -266,7 +270,7 @@ async def open_incident(
             " mark it complex, or leave the time out (it is then due in the SLA's working hours)"
         )
     if expected_completion is not None:
-        _check_expected(expected_completion, received)
+        _check_expected(calendar, agency, expected_completion, received)
     agencies = {entry.agency.id for entry in registry.systems.values()}
     if agency not in agencies:
         known = ", ".join(sorted(agencies)[:5]) or "none configured"
@@ -275,15 +279,14 @@ async def open_incident(
         system = system.removeprefix(f"{agency}/")
         if f"{agency}/{system}" not in registry.systems:
             raise IncidentError(f"agency {agency!r} has no system {system!r}")
+    try:  # also for a complex request: its receipt must lie within the calendar's years
+        due = calendar.add_working_hours(
+            received, calendar.settings.rules.incident_sla.value, agency
+        )
+    except (ValueError, OverflowError) as exc:
+        raise IncidentError(f"cannot compute the SLA due time: {exc}") from None
     if expected_completion is not None:
         due = expected_completion
-    else:
-        try:
-            due = calendar.add_working_hours(
-                received, calendar.settings.rules.incident_sla.value, agency
-            )
-        except ValueError as exc:
-            raise IncidentError(f"cannot compute the SLA due time: {exc}") from None
 
     def write(db: sqlite3.Connection) -> Incident:
         incident = Incident(
@@ -304,7 +307,9 @@ async def open_incident(
     return await store.transact(write)
 
 
-async def mark_complex(store: Store, incident_id: str, expected_completion: float) -> Incident:
+async def mark_complex(
+    store: Store, calendar: WorkCalendar, incident_id: str, expected_completion: float
+) -> Incident:
     """Mark an open support request complex, with the expected completion time published for
     it, which becomes its due time (a breach already counted stays counted). Giving a new
     time for a request already complex moves it."""
@@ -320,7 +325,7 @@ async def mark_complex(store: Store, incident_id: str, expected_completion: floa
             raise IncidentError(
                 f"incident {incident_id} is already resolved ({_resolve_when_by(incident)})"
             )
-        _check_expected(expected_completion, incident.received)
+        _check_expected(calendar, incident.agency, expected_completion, incident.received)
         db.execute(
             "UPDATE incidents SET complex = 1, expected_completion = ?, due_at = ? WHERE id = ?",
             (expected_completion, expected_completion, incident_id),

@@ -211,7 +211,7 @@ def _complex(args: argparse.Namespace) -> int:
             config.state_db,
             lambda store: audited(
                 store,
-                mark_complex(store, args.id, expected),
+                mark_complex(store, calendar, args.id, expected),
                 actor=f"cli:{args.by}",
                 action="incident.complex",
                 target=lambda i: i.id,

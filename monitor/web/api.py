@@ -392,7 +392,7 @@ async def incident_complex(request: web.Request) -> web.Response:
     body = await _body(request, IncidentComplex)
     expected = _local(api, body.expected_completion)
     try:
-        done = await inc.mark_complex(api.store, found.id, expected)
+        done = await inc.mark_complex(api.store, api.rules.ctx.calendar, found.id, expected)
     except inc.IncidentError as exc:
         text = str(exc)
         raise ApiError(409 if "already resolved" in text else 400, text) from None
