@@ -1,9 +1,16 @@
 """``npsp-monitor demo``: the whole daemon against a simulated fleet on loopback.
 
-The fleet: healthy agencies; a secure server that is down, with a one-stop system behind it
-(UNREACHABLE, not paged separately); a one-stop system that flaps; a portal that answers too
-slowly; a secure server whose certificate expires in 3 days. Certificates come from a demo CA
-made at start. Nothing leaves 127.0.0.1.
+The fleet shows every state within a minute: healthy systems (up); a secure server that is down,
+with a one-stop system behind it (unreachable, not paged separately); a one-stop system that
+flaps; a portal that answers more slowly than its ``max_latency`` and a portal whose certificate
+expires within its ``min_days_valid`` (both degraded); a one-stop system inside a maintenance
+window that the demo records at start (maintenance). Several systems are ``public: true``, so
+``/status`` lists them. Nothing leaves 127.0.0.1.
+
+A restart with the same ``--state-dir`` tells no lies: the demo CA and the servers'
+certificates are kept in the folder (keys 0600), so no certificate looks changed (an
+"unannounced change" of a secure server is an alarm: someone in the middle); the maintenance
+window is recorded once; the mail sink numbers on after the previous run's files.
 """
 
 from __future__ import annotations
@@ -11,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
+import os
+import re
 import ssl
 import tempfile
 import time
@@ -20,12 +30,95 @@ from typing import Any
 import trustme
 import yaml
 from aiohttp import web
+from cryptography import x509
 
 from . import accounts
 from .app import Daemon
-from .config import load_config
+from .config import Config, load_config
 from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
+from .registry import Registry
+from .rules.maintenance import list_windows, schedule
 from .store import Store
+from .workdays import WorkCalendar
+
+log = logging.getLogger(__name__)
+
+DAY = 86400.0
+#: The expiring certificate lives 3 days and a half: the probe counts whole days left, so it
+#: says "3 days" for the first 12 hours; it is renewed when less than a day is left.
+EXPIRING_LIFETIME = 3.5 * DAY
+#: The system inside the maintenance window the demo records, and the window's length.
+MAINTAINED = "bo-y-te/one-stop"
+MAINTENANCE_LENGTH = 2 * 3600.0
+#: The flapping one-stop system answers this many seconds, then fails as long; probed every
+#: 2 s, it changes state about every FLAP_PHASE seconds and is FLAPPING after 4 changes.
+FLAP_PHASE = 6
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, 0600 whatever the umask (a key, or a key with its chain)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _not_after(pem: bytes) -> float:
+    """Expiry (epoch seconds) of the first certificate in ``pem``."""
+    found = _PEM_CERT.search(pem)
+    if found is None:
+        raise ValueError("no certificate in the file")
+    return x509.load_pem_x509_certificate(found.group(0)).not_valid_after_utc.timestamp()
+
+
+class DemoCertificates:
+    """The demo CA and its servers' certificates, kept in the state folder across restarts:
+    a CA made anew at every start would make every secure server's certificate look changed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.ca_file = folder / "demo-ca.pem"
+        key_file = folder / "demo-ca.key"
+        self.folder = folder / "certs"
+        self.folder.mkdir(mode=0o700, exist_ok=True)
+        self.ca: trustme.CA | None = None
+        if self.ca_file.exists() and key_file.exists():
+            try:
+                self.ca = trustme.CA.from_pem(self.ca_file.read_bytes(), key_file.read_bytes())
+            except ValueError:
+                log.warning("the demo CA in %s is unreadable: making a new one", folder)
+        if self.ca is None:
+            self.ca = trustme.CA(organization_name="NPSP demo CA")
+            _write_private(key_file, self.ca.private_key_pem.bytes())
+            self.ca.cert_pem.write_to_path(str(self.ca_file))
+            for old in self.folder.glob("*.pem"):  # issued by the CA that is gone
+                old.unlink()
+
+    def server(self, name: str, lifetime: float | None = None) -> tuple[ssl.SSLContext, float]:
+        """A server context with the certificate ``name`` (kept, or issued now) and its expiry.
+
+        ``lifetime``: the certificate lives that long and is renewed when less than a day is
+        left; without it, it is valid for centuries (trustme's default)."""
+        assert self.ca is not None
+        path = self.folder / f"{name}.pem"
+        pem = path.read_bytes() if path.exists() else None
+        try:
+            not_after = _not_after(pem) if pem is not None else 0.0
+        except ValueError:
+            pem, not_after = None, 0.0
+        if pem is None or (lifetime is not None and not_after - time.time() < DAY):
+            expiry = None
+            if lifetime is not None:
+                expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lifetime)
+            leaf = self.ca.issue_cert("localhost", "127.0.0.1", not_after=expiry)
+            pem = leaf.private_key_and_cert_chain_pem.bytes()
+            _write_private(path, pem)
+            not_after = _not_after(pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(path)
+        return ctx, not_after
 
 
 class Fleet:
@@ -33,21 +126,19 @@ class Fleet:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.ca = trustme.CA(organization_name="NPSP demo CA")
-        self.ca_file = workdir / "demo-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.certs = DemoCertificates(workdir)
+        self.ca_file = self.certs.ca_file
         self.runners: list[web.AppRunner] = []
         self.ports: dict[str, int] = {}
         self.started = time.monotonic()
+        self.expiring_not_after = 0.0
 
-    def _ssl(self, days: int | None = None) -> ssl.SSLContext:
-        not_after = None
-        if days is not None:
-            not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
-        cert = self.ca.issue_cert("localhost", "127.0.0.1", not_after=not_after)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(ctx)
-        return ctx
+    def _ssl(self, name: str) -> ssl.SSLContext:
+        return self.certs.server(name)[0]
+
+    def expiring_days(self, now: float) -> int:
+        """Whole days the expiring certificate has left, counted as the tls probe counts."""
+        return int((self.expiring_not_after - now) // DAY)
 
     async def _serve(self, name: str, handler: Any, tls: ssl.SSLContext | None = None) -> None:
         app = web.Application()
@@ -68,8 +159,8 @@ class Fleet:
             return web.json_response({"connected": True, "last_sync": now})
 
         async def flapping(_r: web.Request) -> web.Response:
-            # 10 s up, 10 s down, over and over
-            phase = int((time.monotonic() - self.started) // 10) % 2
+            # FLAP_PHASE seconds up, as many down, over and over
+            phase = int((time.monotonic() - self.started) // FLAP_PHASE) % 2
             return (
                 web.Response(text="ok")
                 if phase == 0
@@ -80,12 +171,13 @@ class Fleet:
             await asyncio.sleep(1.5)
             return web.Response(text="ok, eventually")
 
-        await self._serve("https", ok, self._ssl())
-        await self._serve("status-api", status_api, self._ssl())
+        await self._serve("https", ok, self._ssl("https"))
+        await self._serve("status-api", status_api, self._ssl("status-api"))
         await self._serve("http", ok)
         await self._serve("flapping", flapping)
         await self._serve("slow", slow)
-        await self._serve("expiring", ok, self._ssl(days=3))
+        expiring, self.expiring_not_after = self.certs.server("expiring", EXPIRING_LIFETIME)
+        await self._serve("expiring", ok, expiring)
         self.ports["dead"] = free_port()  # nothing listens there
 
     async def stop(self) -> None:
@@ -185,6 +277,8 @@ def demo_config(
             "repeat_interval": "1h",
             "sms_min_interval": "1m",
             "status_page_url": f"http://127.0.0.1:{port}/status",
+            # Every message links to its system's page on the demo's own site.
+            "web_url": f"http://127.0.0.1:{port}",
         },
         "channels": {
             "email": {
@@ -218,6 +312,7 @@ def demo_config(
                         "id": "one-stop",
                         "kind": "one-stop",
                         "name": "Hệ thống một cửa điện tử",
+                        "public": True,
                         "depends_on": "secure-server",
                         "checks": [http("http", "http")],
                     },
@@ -240,13 +335,15 @@ def demo_config(
                         "id": "one-stop",
                         "kind": "one-stop",
                         "name": "Hệ thống một cửa điện tử (chập chờn)",
+                        "public": True,
                         "depends_on": "secure-server",
-                        "checks": [http("http", "flapping")],
+                        "checks": [http("http", "flapping", interval="2s", timeout="1s")],
                     },
                     {
                         "id": "public-service-portal",
                         "kind": "public-service-portal",
                         "name": "Cổng dịch vụ công (chậm)",
+                        "public": True,
                         "depends_on": "secure-server",
                         "checks": [http("http", "slow", max_latency="1s")],
                     },
@@ -271,6 +368,7 @@ def demo_config(
                         "id": "one-stop",
                         "kind": "one-stop",
                         "name": "Hệ thống một cửa điện tử",
+                        "public": True,
                         "depends_on": "secure-server",
                         "checks": [
                             {"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": p["dead"]}
@@ -286,9 +384,12 @@ def demo_config(
                 "92",
                 [
                     {
-                        "id": "secure-server",
-                        "kind": "secure-server",
-                        "name": "Máy chủ bảo mật (chứng thư sắp hết hạn)",
+                        # Not a secure server: renewing its certificate (when less than a day
+                        # is left) is routine, not an unannounced change.
+                        "id": "public-service-portal",
+                        "kind": "public-service-portal",
+                        "name": "Cổng dịch vụ công (chứng thư sắp hết hạn)",
+                        "public": True,
                         "checks": [tls_check("expiring", min_days_valid=14)],
                     },
                 ],
@@ -304,7 +405,18 @@ def demo_config(
                         "id": "public-service-portal",
                         "kind": "public-service-portal",
                         "name": "Cổng dịch vụ công",
+                        "public": True,
                         "checks": [https("https", "https")],
+                    },
+                    {
+                        # Switched off for its maintenance window (recorded by the demo).
+                        "id": "one-stop",
+                        "kind": "one-stop",
+                        "name": "Hệ thống một cửa điện tử (đang bảo trì)",
+                        "public": True,
+                        "checks": [
+                            {"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": p["dead"]}
+                        ],
                     },
                 ],
             ),
@@ -312,9 +424,18 @@ def demo_config(
     }
 
 
-def _banner(daemon: Daemon, config_path: Path, state_db: Path, token: str) -> None:
+def _banner(
+    daemon: Daemon, config_path: Path, state_db: Path, token: str, fleet: Fleet, kept: bool
+) -> None:
     base = f"http://127.0.0.1:{daemon.http_port}"
     folder = state_db.parent
+    restart = (
+        f"a restart with --state-dir {folder} carries on where this one stops"
+        if kept
+        else "this folder is removed then (--state-dir DIR keeps the state)"
+    )
+    days = fleet.expiring_days(time.time())
+    expires = f"{days} day{'' if days == 1 else 's'}"
     print(
         f"""
 npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
@@ -331,14 +452,44 @@ npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
   SMS sent           {folder}/sms.jsonl       (local Twilio-API sink)
   portal inbox       {base}/inbox (page) or {base}/api/v1/inbox (qtkt.da-nang's messages)
 Expect within a minute: da-nang/secure-server DOWN and da-nang/one-stop UNREACHABLE,
-ha-noi/public-service-portal DOWN (slow), can-tho/secure-server DOWN (certificate expires in
-3 days), ha-noi/one-stop flipping and then FLAPPING. State changes are logged below; about
-5 seconds after each, the administrators get one SMS, one e-mail and one inbox message per
-agency (a digest), and the operations team one e-mail for everything.
-Stop with Ctrl-C.
+ha-noi/public-service-portal DEGRADED (slower than its 1 s limit),
+can-tho/public-service-portal DEGRADED (certificate expires in {expires}, under its 14-day
+warning), bo-y-te/one-stop in MAINTENANCE (a window the demo recorded), ha-noi/one-stop
+flipping and then FLAPPING, the others UP. State changes are logged below; about 5 seconds
+after each, the administrators get one SMS, one e-mail and one inbox message per agency (a
+digest), and the operations team one e-mail for everything; each links to its system's page.
+Stop with Ctrl-C; {restart}.
 """,
         flush=True,
     )
+
+
+async def _record_maintenance(state_db: Path, config: Config) -> None:
+    """A maintenance window over ``MAINTAINED`` from now, unless one covers it already (a
+    restart records no second one). It is late, and says so: the demo records it at start."""
+    agency, system = MAINTAINED.split("/")
+    now = time.time()
+    store = await Store.open(state_db)
+    try:
+        windows = await list_windows(store, now=now)
+        if any(w.covers(agency, system) and w.mutes_at(now) for w in windows):
+            return
+        calendar = WorkCalendar(config.calendar)
+        start = dt.datetime.fromtimestamp(now, calendar.tz)
+        await schedule(
+            store,
+            calendar,
+            Registry.from_config(config),
+            starts=start,
+            ends=start + dt.timedelta(seconds=MAINTENANCE_LENGTH),
+            reason="Nâng cấp hệ thống một cửa điện tử (bản demo)",
+            scope=[MAINTAINED],
+            override_reason="bản demo: cửa sổ ghi lúc khởi động, để thấy trạng thái bảo trì",
+            author="demo",
+            now=now,
+        )
+    finally:
+        await store.close()
 
 
 async def _demo_account(state_db: Path) -> str:
@@ -363,11 +514,16 @@ async def _demo_account(state_db: Path) -> str:
 
 
 async def run_demo(
-    port: int = 9477, state_dir: Path | None = None, duration: float | None = None
+    port: int = 9477,
+    state_dir: Path | None = None,
+    duration: float | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Start the fleet and the daemon; run until interrupted (or for ``duration`` seconds)."""
+    """Start the fleet and the daemon; run until interrupted (or for ``duration`` seconds, or
+    until ``stop`` is set)."""
     port = port or free_port()  # known before the config is written: the links name it
     with contextlib.ExitStack() as stack:
+        kept = state_dir is not None
         if state_dir is None:
             state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="npsp-demo-")))
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -387,10 +543,26 @@ async def run_demo(
                 yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
             token = await _demo_account(state_db)
-            daemon = Daemon(config_path, load_config(config_path))
+            loaded = load_config(config_path)
+            await _record_maintenance(state_db, loaded)
+            daemon = Daemon(config_path, loaded)
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, daemon.request_stop)
-            await daemon.run(on_ready=lambda d: _banner(d, config_path, state_db, token))
+            stopper = None
+            if stop is not None:
+
+                async def stop_when_told() -> None:
+                    await stop.wait()
+                    daemon.request_stop()
+
+                stopper = asyncio.create_task(stop_when_told())
+            try:
+                await daemon.run(
+                    on_ready=lambda d: _banner(d, config_path, state_db, token, fleet, kept)
+                )
+            finally:
+                if stopper is not None:
+                    stopper.cancel()
         finally:
             await sms.stop()
             mail.stop()

@@ -34,10 +34,17 @@ def free_port() -> int:
         return port
 
 
+def _last_number(folder: Path) -> int:
+    """The highest ``NNNN.eml`` already in ``folder`` (0 if none): a restarted demo numbers on
+    after it rather than overwrite the previous run's e-mails."""
+    numbers = [int(p.stem) for p in folder.glob("*.eml") if p.stem.isdigit()]
+    return max(numbers, default=0)
+
+
 class _MailHandler:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.count = 0
+        self.count = _last_number(folder)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         del server, session
