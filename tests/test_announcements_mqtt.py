@@ -359,3 +359,44 @@ async def test_an_announced_certificate_pin_switches_at_its_effective_time(world
     # Announced, so no unannounced-change alert; only the late-notice alert went out.
     stored = await inbox_of(running, "kt.bo-a")
     assert stored and all("chưa được thông báo" not in m["subject"] for m in stored)
+
+
+async def test_a_paper_notice_recorded_after_it_took_effect_is_not_alerted(world: Any) -> None:
+    """Issue 11, item 10: a notice given 20 days ago for a change effective the next day is
+    recorded with its real date (late: no working day in between), taken as in effect, and
+    confirmed to the agency — no late-notice alert to anyone, the violation still counted. The
+    dispatch number, with its "/", is the ref."""
+    running, portal, certs, _tls = await world()
+    served = _fingerprint(certs.good)  # the certificate renewed 19 days ago, served since
+    await portal.announce(
+        "bo-a",
+        {
+            "ref": "12729/VPCP-KGVX",
+            "announced_at": iso_in(-20 * 86400),
+            "effective_at": iso_in(-19 * 86400),
+            "changes": {"fingerprint_sha256": served, "text": "gia hạn chứng thư số"},
+        },
+    )
+    await wait_until(lambda: bool(portal.results), 10, "answered")
+    (answer,) = portal.results
+    assert answer["accepted"] is True and answer["ref"] == "12729/VPCP-KGVX", answer
+    assert answer["working_days"] == 0 and answer["compliant"] is False
+    assert answer["recorded_in_effect"] is True
+    await wait_until(lambda: {a for a, _ in portal.inbox} >= {"ops.vpcp", "kt.bo-a"}, 15, "told")
+    await asyncio.sleep(2.5)  # two more desk ticks: a late notice would arrive now
+    # The confirmation only, to the agency's admins and operations; bo-b is not concerned.
+    assert Counter(account for account, _ in portal.inbox) == {
+        "ops.vpcp": 1,
+        "kt.bo-a": 1,
+        "cc.bo-a": 1,
+    }
+    (told,) = await inbox_of(running, "kt.bo-a")
+    assert "Xác nhận thông báo thay đổi" in told["subject"]
+    assert "sau thời điểm hiệu lực" in told["text"]
+    _, text = await running.get("/metrics")
+    assert metric(text, "npsp_change_notice_violations_total") == 1.0
+    # In effect at once, and the system is up (no unannounced-change alarm either).
+    rules = running.daemon.rules
+    assert rules is not None
+    assert rules.announcements.overrides["bo-a/secure-server"].fingerprint_sha256 == served
+    assert (await running.api("/api/v1/systems/bo-a/secure-server"))["state"] == "up"

@@ -22,8 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from ..accounts import audit, cli_actor
 from ..calendar_cli import parse_moment
 from ..config import load_config
@@ -37,6 +35,7 @@ from .announcements import (
     cancel,
     examine,
     load_all,
+    request_from,
     save,
 )
 from .catalog import build_catalog
@@ -58,6 +57,8 @@ def cli_author(claimed: str | None) -> str:
 
 
 def _request(args: argparse.Namespace) -> AnnouncementRequest:
+    """The options as the same request an MQTT message or an API call makes, validated by the
+    same model with the same messages (:func:`~monitor.rules.announcements.request_from`)."""
     changes: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -66,37 +67,31 @@ def _request(args: argparse.Namespace) -> AnnouncementRequest:
         "issuer": args.issuer,
         "text": args.text,
     }
-    try:
-        return AnnouncementRequest.model_validate(
-            {
-                "system": args.system,
-                "effective_at": args.effective,
-                "announced_at": args.announced,
-                "changes": {k: v for k, v in changes.items() if v is not None},
-                "ref": args.ref,
-                "author": args.author,
-            }
-        )
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-        raise AnnouncementRejected(problems) from None
+    document = {
+        "system": args.system,
+        "effective_at": args.effective,
+        "announced_at": args.announced,
+        "changes": {k: v for k, v in changes.items() if v is not None},
+        "ref": args.ref,
+        "author": args.author,
+    }
+    return request_from({k: v for k, v in document.items() if v is not None}, args.agency)
 
 
-async def _announce(args: argparse.Namespace) -> dict[str, Any]:
+async def _announce(args: argparse.Namespace, clock: Callable[[], float]) -> dict[str, Any]:
     config = load_config(args.config)
     calendar = WorkCalendar(config.calendar)
     registry = Registry.from_config(config)
     author = cli_author(args.author)
+    # Judged by the same function as MQTT and the API (examine → judge_times): a paper notice
+    # recorded later keeps its real --announced date.
     announcement = replace(
         examine(
             _request(args),
             args.agency,
             registry=registry,
             calendar=calendar,
-            now=time.time(),
+            now=clock(),
             source="cli",
         ),
         author=author,
@@ -107,7 +102,7 @@ async def _announce(args: argparse.Namespace) -> dict[str, Any]:
         if new:
             await audit(
                 store,
-                ts=time.time(),
+                ts=clock(),
                 actor=author,
                 action="announcement.create",
                 target=str(stored.id),
@@ -124,26 +119,32 @@ def _rule_source(calendar: WorkCalendar) -> str:
     return calendar.settings.rules.secure_server_change_notice.source
 
 
-def cmd_announce(args: argparse.Namespace) -> int:
+def cmd_announce(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
     try:
-        result = asyncio.run(_announce(args))
+        result = asyncio.run(_announce(args, clock))
     except AnnouncementRejected as exc:
         print(f"npsp-monitor: announcement refused: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
-    verdict = (
-        "compliant"
-        if result["compliant"]
-        else f"LATE — operations, the agency and its dependents will be alerted "
-        f"({result['rule_source']})"
-    )
+    if result["recorded_in_effect"]:
+        # Recorded after it took effect (a paper notice entered late): no late-notice alert.
+        verdict = (
+            "compliant" if result["compliant"] else f"LATE ({result['rule_source']}), counted"
+        ) + "; recorded after it took effect: in effect now, no late-notice alert"
+    elif result["compliant"]:
+        verdict = "compliant"
+    else:
+        verdict = (
+            "LATE — operations, the agency and its dependents will be alerted "
+            f"({result['rule_source']})"
+        )
     again = "" if result["new"] else " (already stored with this ref)"
     print(
         f"announcement #{result['id']}{again}: {result['agency']}/{result['system']} "
-        f"effective {result['effective_at']}; notice {result['working_days']} working days "
-        f"of {result['required']} required: {verdict}"
+        f"announced {result['announced_at']}, effective {result['effective_at']}; notice "
+        f"{result['working_days']} working days of {result['required']} required: {verdict}"
     )
     return 0
 
@@ -180,6 +181,8 @@ def cmd_announcements(args: argparse.Namespace) -> int:
             "cancelled" if r["cancelled_at"] else ("in effect" if r["applied_at"] else "upcoming")
         )
         late = "" if r["compliant"] else f"  LATE ({r['working_days']}/{r['required']} days)"
+        if r["recorded_in_effect"]:
+            late += "  recorded in effect"
         changes = "; ".join(f"{k}={v}" for k, v in r["changes"].items())
         print(
             f"#{r['id']:<4} {r['agency']}/{r['system']:<20} {r['effective_at']}  {state:<9}"
@@ -225,7 +228,11 @@ def add_announce_commands(sub: Any, with_config: WithConfig) -> None:
         "--effective", required=True, type=parse_moment, help="when it takes effect (ISO)"
     )
     p.add_argument(
-        "--announced", type=parse_moment, help="when it was announced (ISO; default: now)"
+        "--announced",
+        type=parse_moment,
+        help="when the notice was given (ISO; default: now): a paper notice recorded later "
+        "keeps its real date, at most a year ago, not in the future (5 minutes of clock "
+        "difference allowed); the notice is counted from it",
     )
     p.add_argument("--host", help="new host name or IP address")
     p.add_argument("--port", type=int, help="new port")

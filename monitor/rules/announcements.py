@@ -16,6 +16,17 @@ within a second), from MQTT ``<prefix>announcements/<agency>`` (JSON, validated 
 authenticated by the agency's token in :mod:`monitor.rules.intake`) and from the HTTP API
 (accounts). Who announced is recorded in ``author``: ``mqtt:<agency>``, the API account, or
 ``cli:<user>``. ``ref`` is the sender's own id: a message delivered twice is stored once.
+
+**When it was announced** (:func:`judge_times`, the one rule for every path). ``announced_at``
+is when the agency gave notice; it defaults to when the announcement is recorded. A notice
+given on paper and recorded later keeps its real date (at most :data:`MAX_BACKDATED` ago); a
+date ahead of the monitor's clock by more than :data:`CLOCK_SKEW` (5 minutes) is refused, and
+``effective_at`` must come after it. The notice is judged against that real date. One recorded
+when its effective time has already passed is a change *in effect*: its values are expected at
+once (no unannounced-change alarm for them), it is confirmed to the agency as every
+announcement is, a late one is recorded and counted as late (``compliant`` false,
+``npsp_change_notice_violations_total``) but no late-notice alert goes out — there is nothing
+left to prepare for.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from notifiers.settings import site_base
 from probes.addresspolicy import AddressPolicy
@@ -56,7 +68,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAYLOAD = 16 * 1024  # bytes of one MQTT announcement
 MAX_AHEAD = dt.timedelta(days=400)  # an effective date further out is a typo
-CLOCK_SKEW = 300.0  # seconds an announcement's own time may run ahead of ours
+MAX_BACKDATED = dt.timedelta(days=365)  # a paper notice recorded later: at most a year old
+CLOCK_SKEW = 300.0  # seconds an announcement's own time may run ahead of ours (5 minutes)
 _HEX64 = re.compile(r"[0-9A-F]{64}")
 # The sender's reference, e.g. CV-123/BTC or a dispatch number 123/QĐ-TTg (\w: Unicode letters
 # and digits, so Vietnamese ones too; no spaces, no controls).
@@ -65,6 +78,12 @@ _REF_RULE = "1 to 128 letters (Vietnamese too), digits, or . _ : / -"
 _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?)*\.?$"
 )
+
+
+def _wrong(template: str, **context: str) -> PydanticCustomError:
+    """A field's problem as the sender reads it (a plain ``ValueError`` would be shown with
+    pydantic's "Value error," before it); ``context`` fills the template's ``{names}``."""
+    return PydanticCustomError("announcement", template, context)
 
 
 class Changes(StrictModel):
@@ -96,7 +115,7 @@ class Changes(StrictModel):
         except ValueError:
             pass
         if not _HOST.match(value):
-            raise ValueError(f"{value!r} is not a host name or IP address")
+            raise _wrong("{value} is not a host name or IP address", value=repr(value))
         return value.lower().rstrip(".")
 
     @field_validator("addresses")
@@ -107,9 +126,9 @@ class Changes(StrictModel):
         try:
             parsed = [ipaddress.ip_address(a) for a in value]
         except ValueError as exc:
-            raise ValueError(str(exc)) from None
+            raise _wrong("{problem}", problem=str(exc)) from None
         if len({a.version for a in parsed}) > 1:
-            raise ValueError("give IPv4 or IPv6 addresses, not both (one DNS record type)")
+            raise _wrong("give IPv4 or IPv6 addresses, not both (one DNS record type)")
         return [str(a) for a in sorted(set(parsed))]  # the dns probe's canonical order
 
     @field_validator("fingerprint_sha256")
@@ -119,13 +138,13 @@ class Changes(StrictModel):
             return None
         digits = value.replace(":", "").replace(" ", "").upper()
         if not _HEX64.fullmatch(digits):
-            raise ValueError(f"{value!r} is not a SHA-256 fingerprint (64 hex digits)")
+            raise _wrong("{value} is not a SHA-256 fingerprint (64 hex digits)", value=repr(value))
         return format_fingerprint(digits)
 
     @model_validator(mode="after")
     def _something(self) -> Changes:
         if all(getattr(self, name) is None for name in type(self).model_fields):
-            raise ValueError(
+            raise _wrong(
                 "announce at least one change: host, port, addresses, fingerprint_sha256, "
                 "issuer or text"
             )
@@ -199,6 +218,12 @@ class Announcement:
     def key(self) -> str:
         return f"{self.agency}/{self.system}"
 
+    @property
+    def recorded_in_effect(self) -> bool:
+        """Recorded when its effective time had already passed (a paper notice recorded
+        late): in effect at once, and not alerted as a late notice (it is counted as one)."""
+        return self.created_at >= self.effective_at
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -213,17 +238,26 @@ class Announcement:
             "working_days": self.working_days,
             "required": self.required,
             "compliant": self.compliant,
+            "recorded_at": local_iso(self.created_at),
+            "recorded_in_effect": self.recorded_in_effect,
             "cancelled_at": local_iso(self.cancelled_at),
             "applied_at": local_iso(self.applied_at),
         }
 
 
-def _errors(exc: ValidationError) -> str:
+def describe(exc: ValidationError) -> str:
+    """What is wrong with an announcement, for the person who sent it: each field and its
+    problem (the same text from MQTT, the API and the command line), without pydantic's
+    ``Value error,`` prefix, class names or regular expressions."""
     out = []
     for e in exc.errors(include_url=False, include_input=False):
         where = ".".join(str(p) for p in e["loc"]) or "payload"
-        out.append(f"{where}: {e['msg']}")
+        msg = e["msg"].removeprefix("Value error, ").replace(" or instance of Changes", "")
+        out.append(f"{where}: {msg}")
     return "; ".join(out)
+
+
+_errors = describe
 
 
 def load_document(payload: bytes) -> dict[str, Any]:
@@ -269,6 +303,93 @@ def _aware(calendar: WorkCalendar, moment: dt.datetime) -> dt.datetime:
     return calendar.local(moment)
 
 
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """An announcement's dates as judged by :func:`judge_times`."""
+
+    announced_at: float
+    effective_at: float
+    working_days: int
+    required: int
+    compliant: bool
+    in_effect: bool  # effective_at had already passed when it was recorded
+
+
+def _shown(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="minutes") if moment.second == 0 else moment.isoformat()
+
+
+def judge_times(
+    announced_at: dt.datetime | None,
+    effective_at: dt.datetime,
+    *,
+    calendar: WorkCalendar,
+    now: float,
+) -> Timing:
+    """The one rule for an announcement's dates, whichever way it came (command line, HTTP API,
+    MQTT): :class:`AnnouncementRejected` with a sentence saying why, or its notice.
+
+    * ``announced_at`` (default: ``now``, when it is recorded) is when the agency gave notice.
+      A notice given on paper and recorded later keeps its real date, at most
+      :data:`MAX_BACKDATED` (a year) ago; a date later than ``now`` by more than
+      :data:`CLOCK_SKEW` (5 minutes, for the sender's clock) is refused.
+    * ``effective_at`` comes after ``announced_at``, within :data:`MAX_AHEAD` of it.
+    * The notice is counted against the real ``announced_at`` (working days strictly between
+      the two days, :meth:`monitor.workdays.WorkCalendar.notice`): at least the rule's
+      3 working days is compliant.
+    * ``effective_at`` at or before ``now``: the change is already in effect (``in_effect``).
+    """
+    try:
+        announced = (
+            _aware(calendar, announced_at)
+            if announced_at is not None
+            else dt.datetime.fromtimestamp(now, calendar.tz)
+        )
+        effective = _aware(calendar, effective_at)
+        announced_ts, effective_ts = announced.timestamp(), effective.timestamp()
+        recorded = dt.datetime.fromtimestamp(now, calendar.tz)
+    except (OverflowError, ValueError):
+        raise AnnouncementRejected(
+            "A date is out of range: give dates such as 2026-12-14T08:00+07:00."
+        ) from None
+    if announced_ts > now + CLOCK_SKEW:
+        raise AnnouncementRejected(
+            f"announced_at {_shown(announced)} is in the future (the monitor's clock says "
+            f"{_shown(recorded)}; up to {int(CLOCK_SKEW // 60)} minutes ahead is allowed for "
+            "clock differences): give the date the notice was actually given, or leave "
+            "announced_at out to use the time it is recorded."
+        )
+    if announced_ts < now - MAX_BACKDATED.total_seconds():
+        raise AnnouncementRejected(
+            f"announced_at {_shown(announced)} is more than a year ({MAX_BACKDATED.days} days) "
+            "ago: a notice that old is not recorded; announce the change again with today's "
+            "date."
+        )
+    if effective <= announced:
+        raise AnnouncementRejected(
+            f"effective_at {_shown(effective)} is not after announced_at {_shown(announced)}: "
+            "a change takes effect after it is announced."
+        )
+    if effective - announced > MAX_AHEAD:
+        raise AnnouncementRejected(
+            f"effective_at {_shown(effective)} is more than {MAX_AHEAD.days} days ahead of "
+            "announced_at: announce it nearer the time."
+        )
+    rule = calendar.settings.rules.secure_server_change_notice
+    try:
+        notice = calendar.notice(announced, effective)
+    except (OverflowError, ValueError) as exc:
+        raise AnnouncementRejected(f"The notice cannot be counted: {exc}.") from None
+    return Timing(
+        announced_at=announced_ts,
+        effective_at=effective_ts,
+        working_days=notice.working_days,
+        required=rule.value,
+        compliant=notice.meets(rule),
+        in_effect=effective_ts <= now,
+    )
+
+
 def examine(
     request: AnnouncementRequest,
     agency: str,
@@ -302,46 +423,7 @@ def examine(
     problem = _inward(request.changes, registry.address_policy)
     if problem is not None:
         raise AnnouncementRejected(problem)
-    try:
-        announced = (
-            _aware(calendar, request.announced_at)
-            if request.announced_at is not None
-            else dt.datetime.fromtimestamp(now, calendar.tz)
-        )
-        effective = _aware(calendar, request.effective_at)
-        announced_ts, effective_ts = announced.timestamp(), effective.timestamp()
-    except (OverflowError, ValueError):
-        raise AnnouncementRejected("a date is out of range") from None
-    if announced_ts > now + CLOCK_SKEW:
-        raise AnnouncementRejected(
-            f"announced_at {announced.isoformat()} is in the future: an announcement is dated "
-            "when it is made"
-        )
-    if source != "cli" and announced_ts < now - CLOCK_SKEW:
-        # Notice counts from when the portal receives it: a backdated message must not turn a
-        # late change into a compliant one. (An operator may record an older paper notice.)
-        raise AnnouncementRejected(
-            f"announced_at {announced.isoformat()} is in the past: notice counts from when the "
-            "announcement is received; leave announced_at out"
-        )
-    if announced_ts < now - MAX_AHEAD.total_seconds():
-        raise AnnouncementRejected(
-            f"announced_at {announced.isoformat()} is more than {MAX_AHEAD.days} days ago"
-        )
-    if effective <= announced:
-        raise AnnouncementRejected(
-            f"effective_at {effective.isoformat()} is not after announced_at "
-            f"{announced.isoformat()}"
-        )
-    if effective - announced > MAX_AHEAD:
-        raise AnnouncementRejected(
-            f"effective_at {effective.isoformat()} is more than {MAX_AHEAD.days} days ahead"
-        )
-    rule = calendar.settings.rules.secure_server_change_notice
-    try:
-        notice = calendar.notice(announced, effective)
-    except (OverflowError, ValueError) as exc:
-        raise AnnouncementRejected(f"cannot count the notice: {exc}") from None
+    times = judge_times(request.announced_at, request.effective_at, calendar=calendar, now=now)
     # Without the sender's own ref, the content is the identity: a message delivered twice
     # (MQTT QoS 1) is stored, and alerted, once.
     ref = (
@@ -349,7 +431,7 @@ def examine(
         or "auto-"
         + hashlib.sha256(
             json.dumps(
-                [entry.system.id, effective_ts, request.changes.model_dump(mode="json")],
+                [entry.system.id, times.effective_at, request.changes.model_dump(mode="json")],
                 sort_keys=True,
             ).encode()
         ).hexdigest()[:24]
@@ -359,14 +441,14 @@ def examine(
         agency=agency,
         system=entry.system.id,
         ref=ref,
-        announced_at=announced_ts,
-        effective_at=effective_ts,
+        announced_at=times.announced_at,
+        effective_at=times.effective_at,
         changes=request.changes,
         source=source,
         author=request.author or source,
-        working_days=notice.working_days,
-        required=rule.value,
-        compliant=notice.meets(rule),
+        working_days=times.working_days,
+        required=times.required,
+        compliant=times.compliant,
         created_at=now,
     )
 
@@ -599,6 +681,21 @@ def _confirmation(a: Announcement, registry: Registry, status_page_url: str | No
     ref = a.ref or "-"
     vi_notice = "đủ" if a.compliant else "KHÔNG đủ"
     en_notice = "meets" if a.compliant else "does NOT meet"
+    recorded = local_time(a.created_at)
+    if a.recorded_in_effect:
+        vi_when = (
+            f"Thông báo được ghi nhận lúc {recorded}, sau thời điểm hiệu lực: thay đổi được coi "
+            "là đã có hiệu lực; không gửi cảnh báo báo trước không đủ thời hạn.\n"
+        )
+        en_when = (
+            f"It was recorded at {recorded}, after it took effect: the change is taken as in "
+            "effect; no late-notice alert is sent.\n"
+        )
+    elif a.created_at - a.announced_at > CLOCK_SKEW:
+        vi_when = f"Thông báo (ngày {announced}) được ghi nhận lúc {recorded}.\n"
+        en_when = f"The notice (given {announced}) was recorded at {recorded}.\n"
+    else:
+        vi_when = en_when = ""
     return Notice(
         key=f"change-confirm/{a.agency}/{a.id}",
         subject={
@@ -613,6 +710,7 @@ def _confirmation(a: Announcement, registry: Registry, status_page_url: str | No
                 f"Thông báo số {a.id} (ref {ref}), do {a.author} gửi qua {a.source} "
                 f"lúc {announced}; báo trước {a.working_days} ngày làm việc, "
                 f"{vi_notice} {a.required} ngày theo quy định.\n"
+                f"{vi_when}"
                 "Từ thời điểm hiệu lực, hệ thống giám sát chấp nhận các giá trị mới này "
                 "(chứng chỉ, tên máy, địa chỉ) mà không cảnh báo.\n"
                 "NẾU KHÔNG PHẢI ĐƠN VỊ CỦA QUÝ VỊ THÔNG BÁO, hãy hủy ngay (kể cả khi đã có "
@@ -626,6 +724,7 @@ def _confirmation(a: Announcement, registry: Registry, status_page_url: str | No
                 f"Announcement #{a.id} (ref {ref}), by {a.author} via {a.source} at "
                 f"{announced}; {a.working_days} working days' notice, which {en_notice} the "
                 f"{a.required} the rule requires.\n"
+                f"{en_when}"
                 "From then on the monitor accepts these values (certificate, host, addresses) "
                 "without an alarm.\n"
                 "IF THIS WAS NOT YOU, cancel it at once (also once in effect): on the page "
@@ -740,7 +839,15 @@ class AnnouncementDesk:
                 _confirmation(a, registry, self.status_page_url),
                 admins_and_operations(a.agency),
             )
-            if not a.compliant:
+            if not a.compliant and a.recorded_in_effect:
+                # A paper notice recorded after the change took effect: late, and counted as
+                # such, but there is nothing left to prepare for — no late-notice alert.
+                late += 1
+                log.info(
+                    "late notice recorded after the change took effect: counted, not alerted",
+                    extra={"id": a.id, "system": a.key, "working_days": a.working_days},
+                )
+            elif not a.compliant:
                 owner = a.agency
                 audience = [
                     ("", "operations"),
@@ -825,7 +932,7 @@ class AnnouncementDesk:
             for a in self.items  # ordered by effective time
             if a.key == system_key
             and a.cancelled_at is None
-            and a.announced_at <= now
+            and min(a.announced_at, a.created_at) <= now  # made by now (clock skew aside)
             and _names(a.changes, field)
         ]
         in_effect = [a for a in naming if a.effective_at <= now]

@@ -1,7 +1,8 @@
 """Announcements over MQTT: ``<prefix>announcements/<agency>`` in, one JSON object each.
 
 The sender learns the outcome on ``<prefix>announcements/<agency>/result`` (QoS 1, not
-retained): ``{"ref", "accepted", "id", "working_days", "required", "compliant"}`` or
+retained): ``{"ref", "accepted", "duplicate", "id", "working_days", "required", "compliant",
+"recorded_in_effect"}`` or
 ``{"ref", "accepted": false, "reason"}``. A malformed message is rejected with its reason and
 disturbs nothing else (a ``ref`` that is itself malformed is answered as ``null``); messages
 wait in a bounded queue, so a flood cannot exhaust memory.
@@ -175,6 +176,7 @@ class MqttAnnouncements:
             "working_days": stored.working_days,
             "required": stored.required,
             "compliant": stored.compliant,
+            "recorded_in_effect": stored.recorded_in_effect,
         }
 
     # ----- the agency's credential ---------------------------------------------------------------
