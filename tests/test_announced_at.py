@@ -470,6 +470,10 @@ def test_the_command_line_as_run_records_a_paper_notice_in_effect_without_alerts
     stored = json.loads(out)
     assert stored["working_days"] == 0 and stored["compliant"] is False
     assert stored["recorded_in_effect"] is True
+    # Listed as in effect (and late, recorded in effect) before any daemon has applied it.
+    assert main(["announcements", "-c", str(path), "--all"]) == 0
+    listed = capsys.readouterr().out
+    assert "in effect  LATE (0/3 days)  recorded in effect  port=9443" in listed, listed
 
     async def daemon_side() -> Desk:
         s = await Store.open(tmp_path / "state.db")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import sys
 import time
@@ -176,10 +177,13 @@ def cmd_announcements(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no announcements" + ("" if args.all else " to take effect"))
+    now = time.time()
     for r in rows:
-        state = (
-            "cancelled" if r["cancelled_at"] else ("in effect" if r["applied_at"] else "upcoming")
+        # In effect once its time has come, whether or not a daemon has applied it yet.
+        in_effect = (
+            r["applied_at"] or dt.datetime.fromisoformat(r["effective_at"]).timestamp() <= now
         )
+        state = "cancelled" if r["cancelled_at"] else ("in effect" if in_effect else "upcoming")
         late = "" if r["compliant"] else f"  LATE ({r['working_days']}/{r['required']} days)"
         if r["recorded_in_effect"]:
             late += "  recorded in effect"

@@ -316,7 +316,9 @@ class Timing:
 
 
 def _shown(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="minutes") if moment.second == 0 else moment.isoformat()
+    """A moment as people write it: to the minute, or to the second when it has seconds."""
+    whole = moment.replace(microsecond=0)
+    return whole.isoformat(timespec="minutes") if whole.second == 0 else whole.isoformat()
 
 
 def judge_times(
