@@ -176,6 +176,11 @@ def rows_of(page: str) -> dict[str, str]:
     return dict(re.findall(r'<tr data-system="([^"]+)" data-state="([a-z]+)">', page))
 
 
+def problems_of(page: str) -> list[tuple[str, str]]:
+    """The overview's list on top, in its order: (``agency/system``, state)."""
+    return re.findall(r'<tr class="problem" data-problem="([^"]+)" data-state="([a-z]+)">', page)
+
+
 @pytest.fixture
 async def site(
     tmp_path: Path, tcp_target: Callable[[], Awaitable[TcpTarget]]
@@ -402,7 +407,13 @@ async def test_overview_lists_every_agency_with_states_and_bars(site: Site) -> N
     one_stop = page.split('data-system="bo-tai-chinh/one-stop"')[1].split("</tr>")[0]
     assert re.findall(r'class="s-([a-z]+) w\d+"', one_stop)[-1] == "down"
     assert 'href="/system/bo-tai-chinh/one-stop"' in page
-    assert "connect: refused" not in page  # reasons are on the system page
+    # What is wrong comes first, with its reason; the healthy agency is one line.
+    assert problems_of(page) == [("bo-tai-chinh/one-stop", "down")]
+    assert page.index('class="problem"') < page.index("<tr data-system=")
+    problem = page.split('class="problem"')[1].split("</tr>")[0]
+    assert "connect: refused" in problem or "bị từ chối" in problem
+    assert '<details class="agency" id="agency-ha-noi">' in page
+    assert '<h2 id="agency-bo-tai-chinh">' in page
 
     status, page = await site.get("/?problems=1", "vpcp")
     assert rows_of(page) == {"bo-tai-chinh/one-stop": "down"}

@@ -1,8 +1,12 @@
 """The web pages, rendered on the server: they work without JavaScript, in Vietnamese by default
 and in English with ``?lang=en`` (kept in every link and form).
 
-* ``/`` — the national overview: every agency the account may see, its systems' states and
-  each system's last 24 hours as a bar; ``?problems=1`` lists only systems that are not up;
+* ``/`` — the national overview, problems first: on top every system that is down,
+  unreachable, flapping or degraded (most severe first, then the oldest), each with how long,
+  the reason in the page's language, who acknowledged its incident and the incident; then the
+  systems in maintenance; then the agencies with a problem, expanded, and the others
+  collapsed to one line each (a ``<details>``: no script). Every system's last 24 hours is a
+  bar; ``?problems=1`` lists only systems that are not up;
 * ``/agency/{agency}`` and ``/system/{agency}/{system}`` — one agency, one system (recent
   results, state changes, incidents, change announcements);
 * ``/inbox`` — the logged-in account's portal inbox, with "mark as read";
@@ -29,8 +33,9 @@ refused before anything else. The cookie's ``SameSite=Strict`` is a third fence.
 
 **The bar.** The last 24 hours in :data:`~monitor.web.templates.render.SLOTS` half-hour slots,
 aligned to the clock, each coloured by the worst state the system was in during that slot
-(down > unreachable > flapping > unknown > up > pending); the gateway's own outages show as
-unknown. One query over ``state_changes`` since the window's start feeds every bar of a page.
+(down > unreachable > flapping > unknown > degraded > maintenance > up > pending); the
+gateway's own outages show as unknown. One query over ``state_changes`` since the window's
+start feeds every bar of a page.
 """
 
 from __future__ import annotations
@@ -60,14 +65,14 @@ from ..rules.announcements import (
     load_all,
 )
 from ..rules.announcements import cancel as cancel_announcement
-from ..rules.incidents import list_incidents
+from ..rules.incidents import OUTAGE, Incident, list_incidents
 from ..rules.service import RulesService
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import Store
 from . import auth
 from .auth import COOKIE, Authenticator
 from .templates import render
-from .templates.render import SLOTS, Bar, Chrome, Message, Row, Run
+from .templates.render import PROBLEMS, SLOTS, Bar, Chrome, Message, Problem, Row, Run
 from .templates.words import WORDS, Lang
 
 WINDOW = 86_400.0  # the bar's span, seconds
@@ -79,10 +84,12 @@ MAX_LISTED = 30  # state changes, incidents and announcements on one agency or s
 SEVERITY: dict[State, int] = {
     State.PENDING: 0,
     State.UP: 1,
-    State.UNKNOWN: 2,
-    State.FLAPPING: 3,
-    State.UNREACHABLE: 4,
-    State.DOWN: 5,
+    State.MAINTENANCE: 2,
+    State.DEGRADED: 3,
+    State.UNKNOWN: 4,
+    State.FLAPPING: 5,
+    State.UNREACHABLE: 6,
+    State.DOWN: 7,
 }
 _BY_SEVERITY = sorted(SEVERITY, key=SEVERITY.__getitem__)
 
@@ -450,6 +457,8 @@ class Pages:
         ]
         bars = await self._bars([e.key for e in entries], agency=scope)
         rows = self._rows(entries, bars)
+        now = self.ctx.clock()
+        problems = await self._problems(rows, language(request), scope)
         problems_only = request.query.get("problems") == "1"
         groups: dict[str, tuple[Agency, list[Row]]] = {}
         for row in rows:
@@ -463,12 +472,34 @@ class Pages:
             list(groups.values()),
             total=len(rows),
             all_rows=rows,
+            problems=problems,
             problems_only=problems_only,
             gateway_since=self._gateway_since(),
+            now=now,
         )
         response = _html(text)
         response.enable_compression()  # about 1 MB of HTML at 3,300 systems
         return response
+
+    async def _problems(self, rows: Sequence[Row], lang: Lang, scope: str | None) -> list[Problem]:
+        """The overview's list on top: the rows in a :data:`~render.PROBLEMS` state, most
+        severe first, then the oldest; each with its reason in ``lang`` and its open outage
+        incident (the newest of the system's), which says who acknowledged it."""
+        chosen = [row for row in rows if row.state in PROBLEMS]
+        if not chosen:
+            return []
+        outages: dict[str, Incident] = {}
+        for incident in await list_incidents(self.ctx.store, agency=scope):  # oldest first
+            if incident.source == OUTAGE and incident.system:
+                outages[incident.key] = incident
+        systems = self.ctx.engine.state.systems
+        out = []
+        for row in chosen:
+            status = systems[row.entry.key]
+            reason = say(getattr(status, "why", None), lang, status.reason)
+            out.append(Problem(row, reason, outages.get(row.entry.key)))
+        out.sort(key=lambda p: (PROBLEMS[p.row.state], p.row.since, p.row.entry.key))
+        return out
 
     # ----- GET /agency/{agency}
 

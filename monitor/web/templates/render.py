@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from ...config import Agency
 from ...engine import Sample
-from ...reasons import say
+from ...reasons import duration, say
 from ...registry import CheckEntry, SystemEntry
 from ...rules.announcements import Announcement
 from ...rules.incidents import OUTAGE, Incident
@@ -51,6 +51,26 @@ class Row:
     bar: Bar
 
 
+#: The states the overview lists on top, in the order it lists them: the most severe first;
+#: maintenance last and apart (not a problem, but people ask).
+PROBLEMS: dict[State, int] = {
+    State.DOWN: 0,
+    State.UNREACHABLE: 1,
+    State.FLAPPING: 2,
+    State.DEGRADED: 3,
+    State.MAINTENANCE: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One row of the overview's list on top: a system in a :data:`PROBLEMS` state."""
+
+    row: Row
+    reason: str  # in the page's language
+    incident: Incident | None  # its open outage incident, if any
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message of a portal inbox."""
@@ -78,8 +98,16 @@ class Chrome:
 
 # ----- the stylesheet ---------------------------------------------------------------------------
 
+# A state's colours: the bar's, the badge's background and its text. The badge always says the
+# state in words; maintenance's bar is striped, so it differs from the rest by more than hue.
 _COLOURS = {
     State.UP: ("#2e9d4c", "#d8f3dc", "#1b5e20"),
+    State.DEGRADED: ("#8e5bd0", "#efe5fb", "#4f2784"),
+    State.MAINTENANCE: (
+        "repeating-linear-gradient(135deg,#1e6fd9 0 4px,#9cc3f5 4px 8px)",
+        "#dcebfd",
+        "#0b3f8c",
+    ),
     State.DOWN: ("#d32f2f", "#fde0e0", "#a3161a"),
     State.UNREACHABLE: ("#ef6c00", "#ffe7cc", "#8a3d00"),
     State.FLAPPING: ("#f2b705", "#fff3cd", "#6b5000"),
@@ -115,10 +143,17 @@ CSS = (
     "form.login{display:flex;flex-direction:column;gap:.5em;max-width:28em}"
     "input[type=password]{padding:.4em;font:inherit}"
     "footer{padding:1em 1.2em;color:#5b6570;font-size:.85em}"
+    ".problems td{overflow-wrap:anywhere}.problems td:first-child{border-left:6px solid #5b6570}"
+    ".problems .st{font-weight:600}.problems time{white-space:nowrap}"
+    ".ok{background:#d8f3dc;border:1px solid #2e9d4c;padding:.4em .8em}"
+    "details.agency{background:#fff;border-bottom:1px solid #e2e5e9;padding:.25em .5em}"
+    "details.agency summary{cursor:pointer}details.agency[open]{padding-bottom:.5em}"
+    "details.agency summary .st{font-size:.9em}"
     + "".join(
         f".s-{s.value}{{background:{bar}}}.st-{s.value}{{background:{bg};color:{fg}}}"
         for s, (bar, bg, fg) in _COLOURS.items()
     )
+    + "".join(f".problems td.p-{s.value}{{border-left-color:{_COLOURS[s][2]}}}" for s in PROBLEMS)
     + "".join(f".w{n}{{flex-grow:{n}}}" for n in range(1, SLOTS + 1))
 )
 
@@ -284,16 +319,83 @@ def _gateway_note(since: float | None, lang: Lang) -> str:
 # ----- the pages --------------------------------------------------------------------------------
 
 
+def since_cell(since: float, now: float, lang: Lang) -> str:
+    """How long a state has lasted, in words ("2 giờ 5 phút" / "2 h 5 min"); the exact time
+    on hover."""
+    if not since:
+        return WORDS[lang]["none"]
+    iso = dt.datetime.fromtimestamp(since, VN).isoformat(timespec="seconds")
+    return (
+        f'<time datetime="{iso}" title="{escape(when(since, seconds=True))}">'
+        f"{escape(duration(now - since, lang))}</time>"
+    )
+
+
+def problems_table(problems: Sequence[Problem], lang: Lang, *, now: float) -> str:
+    """The overview's list on top: agency, system, state, for how long, why, who acknowledged
+    and the incident (which opens on the system's page)."""
+    w = WORDS[lang]
+    badges = BADGES[lang]
+    out = []
+    for p in problems:
+        entry, incident = p.row.entry, p.incident
+        href = escape(system_href(entry.key, lang))
+        if incident is None:
+            acked = ident = w["none"]
+        else:
+            ident = f'<a href="{href}">{escape(incident.id)}</a>'
+            if incident.acknowledged_by:
+                at = escape(w["acknowledged_at"].format(at=when(incident.acknowledged_at)))
+                acked = f'<span title="{at}">{escape(incident.acknowledged_by)}</span>'
+            else:
+                acked = f'<span class="muted">{escape(w["not_acknowledged"])}</span>'
+        state = p.row.state.value
+        out.append(
+            f'<tr class="problem" data-problem="{escape(entry.key)}" data-state="{state}">'
+            f'<td class="p-{state}"><a href="{escape(agency_href(entry.agency.id, lang))}">'
+            f"{escape(agency_name(entry.agency, lang))}</a></td>"
+            f'<td><a href="{href}">{escape(system_name(entry, lang))}</a></td>'
+            f"<td>{badges[p.row.state]}</td><td>{since_cell(p.row.since, now, lang)}</td>"
+            f"<td>{escape(p.reason) if p.reason else w['none']}</td>"
+            f"<td>{acked}</td><td>{ident}</td></tr>"
+        )
+    headers = [
+        w["agency"],
+        w["system"],
+        w["state"],
+        w["for_how_long"],
+        w["reason"],
+        w["acknowledged_by"],
+        w["incident"],
+    ]
+    return _table(headers, out, css="problems")
+
+
+def _agency_heading(agency: Agency, lang: Lang) -> str:
+    return (
+        f'<a href="{escape(agency_href(agency.id, lang))}">{escape(agency_name(agency, lang))}</a>'
+    )
+
+
 def overview(
     chrome: Chrome,
     groups: Sequence[tuple[Agency, Sequence[Row]]],
     *,
     total: int,
     all_rows: Sequence[Row],
+    problems: Sequence[Problem],
     problems_only: bool,
     gateway_since: float | None,
+    now: float,
 ) -> str:
-    """Every agency the account may see, its systems' states and their last 24 hours."""
+    """What is wrong right now, then every agency the account may see.
+
+    On top (under the gateway's banner when it is cut off) the ``problems`` in their order,
+    those in maintenance apart and last; then the agencies with a system in a
+    :data:`PROBLEMS` state, each with its systems table; then the others, one line each that
+    opens on its table (a ``<details>``, no script). With ``problems_only`` only the systems
+    that are not up are listed, each agency open.
+    """
     lang = chrome.lang
     w = WORDS[lang]
     toggle = (
@@ -307,18 +409,51 @@ def overview(
         f"<p>{escape(w['systems_count'].format(n=total))} · {_counts(all_rows, lang)} · "
         f"{toggle}</p>",
     ]
-    if problems_only and not any(rows for _, rows in groups):
-        parts.append(f"<p>{escape(w['no_problems'])}</p>")
-    for agency, rows in groups:
-        if not rows:
-            continue
+    urgent = [p for p in problems if p.row.state is not State.MAINTENANCE]
+    planned = [p for p in problems if p.row.state is State.MAINTENANCE]
+    parts.append(
+        f'<section id="problems"><h2>{escape(w["problems_now"].format(n=len(urgent)))}</h2>'
+    )
+    if urgent:
+        parts.append(problems_table(urgent, lang, now=now))
+    elif gateway_since is None:  # while cut off, nobody's state is known: say nothing
+        parts.append(f'<p class="ok">{escape(w["no_problems"])}</p>')
+    parts.append("</section>")
+    if planned:
         parts.append(
-            f'<h2 id="agency-{escape(agency.id)}"><a href="{escape(agency_href(agency.id, lang))}">'
-            f"{escape(agency_name(agency, lang))}</a></h2>"
+            f'<section id="maintenance">'
+            f"<h2>{escape(w['in_maintenance'].format(n=len(planned)))}</h2>"
+            f"{problems_table(planned, lang, now=now)}</section>"
+        )
+    loud: list[tuple[Agency, Sequence[Row]]] = []
+    quiet: list[tuple[Agency, Sequence[Row]]] = []
+    for agency, rows in groups:
+        if rows:
+            wrong = problems_only or any(r.state in PROBLEMS for r in rows)
+            (loud if wrong else quiet).append((agency, rows))
+    for agency, rows in loud:
+        parts.append(
+            f'<h2 id="agency-{escape(agency.id)}">{_agency_heading(agency, lang)}</h2>'
             f'<p class="muted">{escape(AGENCY_KINDS[lang][agency.kind])} · '
             f"{escape(agency.code)} · {_counts(rows, lang)}</p>"
             + systems_table(rows, lang, private=True)
         )
+    if quiet:
+        all_up = all(r.state is State.UP for _, rows in quiet for r in rows)
+        if all_up:
+            heading = w["agencies_all_up_one" if len(quiet) == 1 else "agencies_all_up"]
+        else:
+            heading = w["agencies_other"]
+        parts.append(f'<h2 id="quiet">{escape(heading.format(n=len(quiet)))}</h2>')
+        for agency, rows in quiet:
+            parts.append(
+                f'<details class="agency" id="agency-{escape(agency.id)}"><summary>'
+                f"<b>{_agency_heading(agency, lang)}</b> "
+                f'<span class="muted">· {escape(AGENCY_KINDS[lang][agency.kind])} · '
+                f"{escape(agency.code)} ·</span> {_counts(rows, lang)}</summary>"
+                + systems_table(rows, lang, private=True)
+                + "</details>"
+            )
     return layout(chrome, w["overview"], "".join(parts))
 
 

@@ -80,6 +80,15 @@ WORDS: dict[Lang, dict[str, str]] = {
         "problems_only": "Chỉ hiện hệ thống có sự cố",
         "show_all": "Hiện tất cả",
         "no_problems": "Không có hệ thống nào gặp sự cố.",
+        "problems_now": "Đang gặp sự cố ({n})",
+        "in_maintenance": "Đang bảo trì ({n})",
+        "for_how_long": "Đã kéo dài",
+        "incident": "Sự cố",
+        "acknowledged_at": "tiếp nhận lúc {at}",
+        "not_acknowledged": "chưa ai tiếp nhận",
+        "agencies_all_up": "{n} đơn vị: mọi hệ thống hoạt động",
+        "agencies_all_up_one": "1 đơn vị: mọi hệ thống hoạt động",
+        "agencies_other": "Các đơn vị khác ({n})",
         "gateway_cut": (
             "Cổng kết nối của NPSP đang mất đường truyền (từ {since}): "
             "trạng thái các hệ thống tạm thời không xác định."
@@ -181,6 +190,15 @@ WORDS: dict[Lang, dict[str, str]] = {
         "problems_only": "Only systems with problems",
         "show_all": "Show all",
         "no_problems": "No system has a problem.",
+        "problems_now": "Problems now ({n})",
+        "in_maintenance": "In maintenance ({n})",
+        "for_how_long": "For",
+        "incident": "Incident",
+        "acknowledged_at": "acknowledged at {at}",
+        "not_acknowledged": "nobody yet",
+        "agencies_all_up": "{n} agencies: every system up",
+        "agencies_all_up_one": "1 agency: every system up",
+        "agencies_other": "Other agencies ({n})",
         "gateway_cut": (
             "The NPSP gateway has lost its uplink (since {since}): "
             "the systems' states are unknown for now."
