@@ -65,6 +65,7 @@ ORDER = [
     ("dv-40/s-0", "maintenance"),
 ]
 ACKED_BY = "Nguyễn Văn A"
+PUBLIC = {"dv-30/s-1", "dv-40/s-0", "dv-12/s-0"}  # degraded, maintenance, up
 
 
 def registry() -> list[dict[str, Any]]:
@@ -86,6 +87,7 @@ def registry() -> list[dict[str, Any]]:
                     "name": f"Hệ thống {a}.{s}",
                     "name_en": f"System {a}.{s}",
                     "checks": [{"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": 9}],
+                    "public": f"dv-{a:02d}/s-{s}" in PUBLIC,
                 }
                 for s in range(per[a])
             ],
@@ -321,6 +323,23 @@ async def test_the_gateway_banner_stays_on_top(site: Site) -> None:
     # Nobody's state is known meanwhile: no list, and no claim that nothing is wrong.
     assert problems_of(page) == []
     assert WORDS["vi"]["no_problems"] not in page
+
+
+async def test_every_page_shows_degraded_and_maintenance(site: Site) -> None:
+    """The agency, system and public pages too (a degraded system used to fail them all)."""
+    status, page = await site.get("/agency/dv-30", "vpcp")
+    assert status == 200 and rows_of(page)["dv-30/s-1"] == "degraded"
+    assert 'class="st st-degraded">Suy giảm<' in page
+    row = page.split('data-system="dv-30/s-1"')[1].split("</tr>", maxsplit=1)[0]
+    assert re.findall(r'class="s-([a-z]+) w\d+"', row) == ["up", "degraded"]  # its bar
+    status, page = await site.get("/system/dv-40/s-0?lang=en", "vpcp")
+    assert status == 200 and 'class="st st-maintenance">Maintenance<' in page
+    response = await site.client.get("/status")
+    page = await response.text()
+    assert response.status == 200
+    assert set(re.findall(r'<tr data-state="([a-z]+)">', page)) == {"up", "degraded", "maintenance"}
+    assert "Suy giảm" in page and "Đang bảo trì" in page
+    assert "certificate" not in page  # never a reason on the public page
 
 
 # ----- size and time ----------------------------------------------------------------------------

@@ -686,6 +686,20 @@ def test_timelines_colour_each_slot_by_its_worst_state() -> None:
     bars = timelines([(now - 300, "n", "s", "pending", "up")], {"n/s": State.UP}, now)
     assert bars["n/s"].runs == ((State.PENDING, 0, 47), (State.UP, 47, 1))
     assert max(SEVERITY, key=SEVERITY.__getitem__) is State.DOWN
+    # Every state has a place: degraded and maintenance show over up, under any failure.
+    assert set(SEVERITY) == set(State)
+    rows = [
+        (start + 20 * slot + 60, "d", "x", "up", "maintenance"),
+        (start + 20 * slot + 120, "d", "x", "maintenance", "degraded"),
+        (start + 30 * slot + 60, "d", "x", "degraded", "down"),
+        (start + 30 * slot + 120, "d", "x", "down", "maintenance"),
+    ]
+    assert timelines(rows, {"d/x": State.MAINTENANCE}, now)["d/x"].runs == (
+        (State.UP, 0, 20),
+        (State.DEGRADED, 20, 10),
+        (State.DOWN, 30, 1),
+        (State.MAINTENANCE, 31, SLOTS - 31),
+    )
 
 
 def test_both_languages_say_everything() -> None:
