@@ -320,6 +320,10 @@ class Daemon:
             tasks = [
                 asyncio.create_task(engine.scheduler.run(), name="npsp.scheduler"),
                 asyncio.create_task(engine.persist_forever(), name="npsp.store-writer"),
+                asyncio.create_task(
+                    engine.maintenance_forever(rules.maintenance.covered),
+                    name="npsp.maintenance-states",
+                ),
                 asyncio.create_task(self._reload_loop(), name="npsp.reloader"),
                 asyncio.create_task(pipeline.run(), name="npsp.alert-pipeline"),
                 asyncio.create_task(self._outbox_stats(outbox), name="npsp.outbox-stats"),

@@ -23,7 +23,7 @@ from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
 from .state import CheckStatus, Event, StateMachine, SystemStatus, Thresholds
 from .store import Store
-from .types import ProbeResult, printable
+from .types import ProbeResult, Why, printable
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class Engine:
         self._applying = asyncio.Lock()
         self.events_total = 0
         self.store_failures = 0
+        self._maintenance_seen: dict[str, Why] | None = None
 
     # ----- registry and reloads ----------------------------------------------------------------
 
@@ -87,7 +88,7 @@ class Engine:
         """Install the config and restore the states persisted before the last stop."""
         await self.apply(self.config)
         for key, stored in (await self.store.states()).items():
-            self.state.restore(key, stored.state, stored.since, stored.reason)
+            self.state.restore(key, stored.state, stored.since, stored.reason, stored.why)
 
     async def apply(self, config: Config | None = None) -> None:
         """Install ``config`` (None: the running one again, e.g. with new overrides);
@@ -135,6 +136,7 @@ class Engine:
                 status.announced = previous_system.announced
                 status.underlying = previous_system.underlying
                 status.since, status.reason = previous_system.since, previous_system.reason
+                status.why = previous_system.why
                 status.flips = previous_system.flips
             systems.append(status)
         self.state.set_systems(systems, [status_for(c) for c in new.canaries])
@@ -152,6 +154,7 @@ class Engine:
             self.history.pop(key, None)
         removed_systems = list(old.systems.keys() - new.systems.keys())
         self.registry = new
+        self._maintenance_seen = None  # new systems may lie inside a window
         if removed_systems:
             await self.store.forget(removed_systems)
         log.info(
@@ -169,6 +172,27 @@ class Engine:
         if overrides != self.overrides:
             self.overrides = dict(overrides)
             await self.apply()
+
+    def set_maintenance(self, covered: dict[str, Why]) -> None:
+        """The systems inside a maintenance window now (key → why): they show MAINTENANCE, and
+        leaving one announces their verdict. Cheap when nothing changed."""
+        if covered == self._maintenance_seen:
+            return
+        self._maintenance_seen = covered
+        events = self.state.set_maintenance(covered, self.wall_clock())
+        if events:
+            self._emit(events)
+
+    async def maintenance_forever(
+        self, covered: Callable[[float], dict[str, Why]], every: float = 1.0
+    ) -> None:
+        """Follow the maintenance windows (``covered(now)``) for as long as the daemon runs."""
+        while True:
+            try:
+                self.set_maintenance(covered(self.wall_clock()))
+            except Exception:
+                log.exception("cannot follow the maintenance windows; retrying")
+            await asyncio.sleep(every)
 
     # ----- results and events ------------------------------------------------------------------
 

@@ -232,7 +232,8 @@ async def render(engine: Engine, metrics: DaemonMetrics) -> AsyncIterator[str]:
 
     systems = list(engine.registry.systems.values())
     up = [
-        "# HELP npsp_system_up 1 when the system is up, 0 when down, unreachable or flapping.\n"
+        "# HELP npsp_system_up 1 when the system is up or degraded, 0 when down, unreachable or"
+        " flapping; absent while pending, unknown or in maintenance.\n"
         "# TYPE npsp_system_up gauge\n"
     ]
     states = [
@@ -244,8 +245,9 @@ async def render(engine: Engine, metrics: DaemonMetrics) -> AsyncIterator[str]:
         if sys_status is None:
             continue
         shown = engine.state.display_state(sys_status)
-        if shown not in (State.PENDING, State.UNKNOWN):
-            up.append(f"npsp_system_up{{{sys_entry.labels}}} {1 if shown is State.UP else 0}\n")
+        if shown not in (State.PENDING, State.UNKNOWN, State.MAINTENANCE):
+            reachable = shown in (State.UP, State.DEGRADED)
+            up.append(f"npsp_system_up{{{sys_entry.labels}}} {1 if reachable else 0}\n")
         states.append(f'npsp_system_state{{{sys_entry.labels},state="{shown.value}"}} 1\n')
     yield "".join(up)
     yield "".join(states)

@@ -20,11 +20,15 @@ HTML (Vietnamese or English), CSV or JSON. The figures are computed here, from t
     cancelled before it started excludes nothing; one cancelled while in progress excludes the
     time until its cancellation (the daemon held alerts until then). Maintenance wins over
     every state below: what happens inside a window is neither available nor unavailable;
-  - **up**: state UP: available;
+  - **up**: state UP or DEGRADED (reachable, with a warning such as slowness or a
+    certificate expiring soon): available. The DEGRADED part is also given on its own
+    (``degraded_seconds``, "of which degraded"); it is inside ``up_seconds``, not added to it;
   - **down**: state DOWN or FLAPPING: unavailable;
   - **unreachable**: state UNREACHABLE (a system it depends on is down): unavailable to its
     users too, so it counts against availability, but it is shown apart because the fault is
     the parent's;
+  - a MAINTENANCE state recorded outside any window (the moment between a window's end and
+    the verdict announced at it) counts as **maintenance** too;
   - **not monitored**: no state yet (before the first change), PENDING or UNKNOWN. Excluded
     from availability, and the report says so.
 
@@ -118,6 +122,7 @@ class Figures:
     unreachable_seconds: float = 0.0  # UNREACHABLE: a parent is down
     not_monitored_seconds: float = 0.0  # no state yet, PENDING, UNKNOWN
     maintenance_seconds: float = 0.0
+    degraded_seconds: float = 0.0  # the part of up_seconds in DEGRADED
     outages: int = 0
     incidents: int = 0
     sla_breaches: int = 0
@@ -352,17 +357,22 @@ def _measure(history: _History, covered: Sequence[Interval], start: float, end: 
     def at(t: float) -> int:
         return bisect_right(times, t) - 1
 
-    seconds = dict.fromkeys(("up", "down", "unreachable", "unmonitored", "maintenance"), 0.0)
+    seconds = dict.fromkeys(
+        ("up", "down", "unreachable", "unmonitored", "maintenance", "degraded"), 0.0
+    )
     cuts = {start, end}
     cuts.update(t for t in times if start < t < end)
     cuts.update(x for interval in covered for x in interval if start < x < end)
     edges = sorted(cuts)
     for a, b in itertools.pairwise(edges):
         state = states[at(a)]
-        if _covering(covered, a) is not None:
+        if _covering(covered, a) is not None or state is State.MAINTENANCE:
             bucket = "maintenance"
         elif state is State.UP:
             bucket = "up"
+        elif state is State.DEGRADED:
+            bucket = "up"
+            seconds["degraded"] += b - a
         elif state in _FAILING:
             bucket = "down"
         elif state is State.UNREACHABLE:
@@ -391,6 +401,7 @@ def _measure(history: _History, covered: Sequence[Interval], start: float, end: 
         unreachable_seconds=seconds["unreachable"],
         not_monitored_seconds=seconds["unmonitored"],
         maintenance_seconds=seconds["maintenance"],
+        degraded_seconds=seconds["degraded"],
         outages=outages,
     )
 
@@ -573,6 +584,7 @@ CSV_HEADER = (
     "monitored_seconds",
     "not_monitored_seconds",
     "maintenance_seconds",
+    "degraded_seconds",
     "outages",
     "incidents",
     "sla_breaches",
@@ -590,6 +602,7 @@ def _csv_figures(f: Figures) -> list[str]:
         f"{f.monitored_seconds:.0f}",
         f"{f.not_monitored_seconds:.0f}",
         f"{f.maintenance_seconds:.0f}",
+        f"{f.degraded_seconds:.0f}",
         str(f.outages),
         str(f.incidents),
         str(f.sla_breaches),
@@ -642,6 +655,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "monitored": "Thời gian giám sát (h:mm)",
         "not_monitored": "Không giám sát (h:mm)",
         "maintenance": "Bảo trì (h:mm)",
+        "degraded": "Trong đó suy giảm (h:mm)",
         "incidents": "Sự cố",
         "breaches": "Quá hạn xử lý",
         "total": "Cộng",
@@ -695,6 +709,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "monitored": "Monitored (h:mm)",
         "not_monitored": "Not monitored (h:mm)",
         "maintenance": "Maintenance (h:mm)",
+        "degraded": "Of which degraded (h:mm)",
         "incidents": "Incidents",
         "breaches": "SLA breaches",
         "total": "Total",
@@ -780,6 +795,7 @@ def render_html(report: Report, language: Language = "vi") -> str:
             format_hmm(f.monitored_seconds),
             format_hmm(f.not_monitored_seconds),
             format_hmm(f.maintenance_seconds),
+            format_hmm(f.degraded_seconds),
             str(f.incidents),
             f'<span class="bad">{f.sla_breaches}</span>' if f.sla_breaches else "0",
         ]
@@ -795,6 +811,7 @@ def render_html(report: Report, language: Language = "vi") -> str:
             "monitored",
             "not_monitored",
             "maintenance",
+            "degraded",
             "incidents",
             "breaches",
         )

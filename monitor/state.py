@@ -5,7 +5,13 @@ with an injected time. The rules:
 
 * a check turns unhealthy after ``failure_threshold`` consecutive failures *and* one quick
   recheck that fails too; healthy after ``success_threshold`` consecutive successes;
-* a system is DOWN when any of its checks is unhealthy, UP when all are healthy;
+* a system is DOWN when any of its checks is unhealthy, UP when all are healthy, DEGRADED when
+  all are healthy but one holds a warning condition (slow, certificate expiring soon: a result
+  that passed with ``degraded``) for ``failure_threshold`` consecutive results, until
+  ``success_threshold`` clean ones;
+* a system inside an announced maintenance window (:meth:`StateMachine.set_maintenance`) is
+  MAINTENANCE: its checks go on and its underlying verdict is kept, but nothing else is
+  announced until the window ends; then its verdict at that moment is announced;
 * a DOWN system whose ``depends_on`` parent is DOWN or UNREACHABLE is UNREACHABLE. A child is
   declared DOWN only once each parent has been seen working *after* the child began failing;
   until then its verdict waits and the parent is probed at once, so one dead secure server
@@ -27,7 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .types import ProbeResult, format_duration
+from .reasons import say
+from .types import ProbeResult, Why
 
 GATEWAY_AGENCY = "_gateway"
 GATEWAY_SYSTEM = "uplink"
@@ -47,6 +54,7 @@ class State(StrEnum):
 
 
 _FAILING = (State.DOWN, State.UNREACHABLE)
+_REACHABLE = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,9 @@ class Event:
     new: State
     reason: str
     vantage: str
+    # The reason as a code, for the reader's language (``reason`` is its English text, which
+    # is what comparisons look at).
+    why: Why | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -77,6 +88,9 @@ class CheckStatus:
     last_time: float = 0.0
     last_ok: float = float("-inf")
     fail_since: float = float("inf")  # start of the current run of failures
+    warning: bool = False  # a warning condition confirmed (its system is DEGRADED)
+    warnings: int = 0  # consecutive passing results with a warning
+    cleans: int = 0  # consecutive passing results without one
 
     @property
     def suspect(self) -> bool:
@@ -97,6 +111,7 @@ class SystemStatus:
     underlying: State = State.PENDING  # what would be announced if it were not flapping
     since: float = 0.0
     reason: str = ""
+    why: Why | None = None
     flips: deque[float] = field(default_factory=deque)
 
     @property
@@ -133,6 +148,7 @@ class StateMachine:
         self.canaries: dict[str, CheckStatus] = {}
         self.gateway_cut = False
         self.gateway_since = 0.0
+        self.maintenance: dict[str, Why] = {}  # systems inside a maintenance window
         self._wanted: set[str] = set()  # checks to probe now: a verdict waits on them
 
     # ----- registry --------------------------------------------------------------------------
@@ -151,12 +167,35 @@ class StateMachine:
         if not self.canaries:
             self.gateway_cut = False
 
-    def restore(self, key: str, state: State, since: float, reason: str) -> None:
+    def restore(
+        self, key: str, state: State, since: float, reason: str, why: Why | None = None
+    ) -> None:
         """Take the announced state persisted before a restart."""
         status = self.systems.get(key)
         if status is not None and state not in (State.UNKNOWN,):
-            status.announced = status.underlying = state
-            status.since, status.reason = since, reason
+            status.announced = state
+            # In a window, the verdict underneath is not known yet: the probes will say.
+            status.underlying = State.PENDING if state is State.MAINTENANCE else state
+            status.since, status.reason, status.why = since, reason, why
+
+    def set_maintenance(self, covered: dict[str, Why], now: float) -> list[Event]:
+        """The systems inside a maintenance window now (key → why): those entering one are
+        announced MAINTENANCE; those leaving one get their verdict of this moment announced
+        (DOWN if they are still failing: the alert held by the window is due now)."""
+        events: list[Event] = []
+        self.maintenance = covered
+        for key, status in self.systems.items():
+            why = covered.get(key)
+            if why is not None and status.announced is not State.MAINTENANCE:
+                self._announce(status, State.MAINTENANCE, why, now, events)
+            elif why is None and status.announced is State.MAINTENANCE:
+                status.underlying = State.PENDING  # so that the verdict below is announced
+                self._evaluate(status, now, events)
+                if status.announced is State.MAINTENANCE:
+                    # No verdict yet (too few results, or it waits on a parent or the uplink).
+                    status.announced, status.since = State.PENDING, now
+                    status.reason, status.why = "", None
+        return events
 
     def display_state(self, status: SystemStatus) -> State:
         """What to show now: UNKNOWN while the gateway is cut off."""
@@ -200,17 +239,17 @@ class StateMachine:
         all_down = all(c.healthy is False for c in self.canaries.values())
         if all_down and not self.gateway_cut:
             self.gateway_cut, self.gateway_since = True, now
-            reasons = "; ".join(
-                f"{c.key}: {c.last.reason}" for c in self.canaries.values() if c.last
-            )
+            canaries = tuple(_check_why(c) for c in self.canaries.values() if c.last)
             outcome.events.append(
-                self._gateway_event(now, State.UP, State.DOWN, f"gateway cut off ({reasons})")
+                self._gateway_event(
+                    now, State.UP, State.DOWN, Why("gateway.cut", {"canaries": canaries})
+                )
             )
             self._forgive_unannounced_failures()
         elif self.gateway_cut and any(c.healthy for c in self.canaries.values()):
             self.gateway_cut, self.gateway_since = False, now
             outcome.events.append(
-                self._gateway_event(now, State.DOWN, State.UP, "gateway uplink restored")
+                self._gateway_event(now, State.DOWN, State.UP, Why("gateway.restored"))
             )
         elif result.ok:
             # Systems that waited for proof of our own uplink may now decide.
@@ -220,8 +259,10 @@ class StateMachine:
         self._take_wanted(check.key, outcome)  # a canary result is itself the answer
         return outcome
 
-    def _gateway_event(self, now: float, old: State, new: State, reason: str) -> Event:
-        return Event(now, GATEWAY_AGENCY, GATEWAY_SYSTEM, old, new, reason, self.vantage)
+    def _gateway_event(self, now: float, old: State, new: State, why: Why) -> Event:
+        return Event(
+            now, GATEWAY_AGENCY, GATEWAY_SYSTEM, old, new, _english(why), self.vantage, why
+        )
 
     def _uplink_proven(self, status: SystemStatus) -> bool:
         """Has a canary succeeded since this system's failures began? (No canaries: yes.)"""
@@ -240,17 +281,19 @@ class StateMachine:
 
     # ----- evaluation ------------------------------------------------------------------------
 
-    def _raw(self, status: SystemStatus) -> tuple[State, str]:
+    def _raw(self, status: SystemStatus) -> tuple[State, Why]:
         verdicts = [c.healthy for c in status.checks.values()]
         if False in verdicts:
             failing = [c for c in status.checks.values() if c.healthy is False]
-            return State.DOWN, "; ".join(
-                f"check {c.key.rsplit('/', 1)[-1]}: {c.last.reason if c.last else 'failing'}"
-                for c in failing
-            )
+            return State.DOWN, Why("system.checks", {"checks": tuple(map(_check_why, failing))})
         if all(v is True for v in verdicts):
-            return State.UP, "all checks pass"
-        return State.PENDING, ""
+            warned = [c for c in status.checks.values() if c.warning]
+            if warned:
+                return State.DEGRADED, Why(
+                    "system.degraded", {"checks": tuple(map(_check_why, warned))}
+                )
+            return State.UP, Why("system.ok")
+        return State.PENDING, Why("text", {"text": ""})
 
     def _parent_blocks(self, status: SystemStatus) -> tuple[bool, bool, str]:
         """(a parent is down or unreachable, a parent is suspect, its key)."""
@@ -267,7 +310,7 @@ class StateMachine:
             if unproven:
                 self._wanted.update(unproven)  # is it the parent? ask it now
                 return False, True, parent_key
-            if parent.announced is State.UP and any(
+            if parent.announced in _REACHABLE and any(
                 c.healthy is False and c.last_time <= parent.since for c in status.checks.values()
             ):
                 # The parent came back after our last look: judge us on a fresh result.
@@ -277,7 +320,7 @@ class StateMachine:
     def _evaluate(self, status: SystemStatus, now: float, events: list[Event]) -> None:
         if self.gateway_cut:
             return
-        raw, reason = self._raw(status)
+        raw, why = self._raw(status)
         if raw is State.PENDING:
             return
         target = raw
@@ -289,11 +332,18 @@ class StateMachine:
             if parent_suspect:
                 return
             if parent_down:
-                target, reason = State.UNREACHABLE, f"{parent} is down; {reason}"
-        self._move(status, target, reason, now, events)
+                target, why = (
+                    State.UNREACHABLE,
+                    Why("system.parent_down", {"parent": parent, "why": why}),
+                )
+        if status.key in self.maintenance:
+            # Inside a window: keep the verdict underneath for the end of it, announce nothing.
+            status.underlying = target
+            return
+        self._move(status, target, why, now, events)
 
     def _move(
-        self, status: SystemStatus, target: State, reason: str, now: float, events: list[Event]
+        self, status: SystemStatus, target: State, why: Why, now: float, events: list[Event]
     ) -> None:
         if target == status.underlying and status.announced is not State.PENDING:
             if status.announced is State.FLAPPING:
@@ -308,16 +358,20 @@ class StateMachine:
             self._maybe_settle(status, now, events)
             return
         if len(status.flips) >= self.thresholds.flap_threshold:
-            window = format_duration(self.thresholds.flap_window)
-            reason = f"{len(status.flips)} state changes within {window}; last: {reason}"
+            why = Why(
+                "system.flapping",
+                {"count": len(status.flips), "window": self.thresholds.flap_window, "last": why},
+            )
             target = State.FLAPPING
-        self._announce(status, target, reason, now, events)
+        self._announce(status, target, why, now, events)
 
     def _maybe_settle(self, status: SystemStatus, now: float, events: list[Event]) -> None:
         self._prune_flips(status, now)
         if len(status.flips) * 2 < self.thresholds.flap_threshold:
-            _, reason = self._raw(status)
-            self._announce(status, status.underlying, f"settled: {reason}", now, events)
+            _, why = self._raw(status)
+            self._announce(
+                status, status.underlying, Why("system.settled", {"why": why}), now, events
+            )
 
     def _prune_flips(self, status: SystemStatus, now: float) -> None:
         horizon = now - self.thresholds.flap_window
@@ -325,19 +379,34 @@ class StateMachine:
             status.flips.popleft()
 
     def _announce(
-        self, status: SystemStatus, new: State, reason: str, now: float, events: list[Event]
+        self, status: SystemStatus, new: State, why: Why, now: float, events: list[Event]
     ) -> None:
         old = status.announced
         if new == old:
             return
-        status.announced, status.since, status.reason = new, now, reason
-        events.append(Event(now, status.agency, status.system, old, new, reason, self.vantage))
-        if new in _FAILING or old in _FAILING or new is State.UP:
+        reason = _english(why)
+        status.announced, status.since, status.reason, status.why = new, now, reason, why
+        events.append(Event(now, status.agency, status.system, old, new, reason, self.vantage, why))
+        if new in _FAILING or old in _FAILING or new in _REACHABLE or old is State.MAINTENANCE:
             # Children's verdicts depend on this one: re-judge them now, not at their next probe.
             for child_key in self.children.get(status.key, ()):
                 child = self.systems.get(child_key)
                 if child is not None:
                     self._evaluate(child, now, events)
+
+
+def _english(why: Why) -> str:
+    """The English text of a reason: logs, the API's ``reason`` and older readers."""
+    return say(why, "en", why.code)
+
+
+def _check_why(check: CheckStatus) -> Why:
+    """``check tcp: connect: refused``, as a code."""
+    last = check.last
+    inner: Why = Why("failing")
+    if last is not None:
+        inner = last.why or Why("text", {"text": last.reason})
+    return Why("check", {"id": check.key.rsplit("/", 1)[-1], "why": inner})
 
 
 def _failing_since(status: SystemStatus) -> float:
@@ -356,6 +425,15 @@ def _count(check: CheckStatus, result: ProbeResult, now: float) -> bool:
         check.awaiting_recheck = False
         if check.healthy is not True and check.successes >= check.success_threshold:
             check.healthy = True
+        # A warning is confirmed and cleared like a failure: one slow answer is not news.
+        if result.degraded:
+            check.warnings, check.cleans = check.warnings + 1, 0
+            if check.warnings >= check.failure_threshold:
+                check.warning = True
+        else:
+            check.warnings, check.cleans = 0, check.cleans + 1
+            if check.cleans >= check.success_threshold:
+                check.warning = False
         return False
     if check.failures == 0:
         check.fail_since = now
@@ -373,4 +451,4 @@ def _count(check: CheckStatus, result: ProbeResult, now: float) -> bool:
 
 
 def _is_flip(old: State, new: State) -> bool:
-    return (old is State.UP and new in _FAILING) or (old in _FAILING and new is State.UP)
+    return (old in _REACHABLE and new in _FAILING) or (old in _FAILING and new in _REACHABLE)

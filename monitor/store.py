@@ -9,6 +9,7 @@ disk.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .state import Event, State
+from .types import Why
 
 T = TypeVar("T")
 
@@ -252,6 +254,12 @@ _MIGRATIONS = [
     UPDATE incidents SET due_at = 9e999
         WHERE source = 'outage' AND resolved_at IS NULL AND breached_at IS NULL;
     """,
+    # The reason as a code (JSON of monitor.types.Why), for the reader's language; NULL in
+    # rows written before it: those show their English text.
+    """
+    ALTER TABLE state_changes ADD COLUMN why TEXT;
+    ALTER TABLE system_state ADD COLUMN why TEXT;
+    """,
 ]
 
 
@@ -288,6 +296,22 @@ class StoredState:
     state: State
     since: float
     reason: str
+    why: Why | None = None
+
+
+def why_text(why: Why | None) -> str | None:
+    """A reason's code as stored (JSON), or NULL."""
+    return None if why is None else json.dumps(why.to_json(), ensure_ascii=False)
+
+
+def why_of(text: object) -> Why | None:
+    """The stored code of a reason; None for NULL or anything unreadable (shown as text)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return Why.from_json(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
 
 
 class StoreError(Exception):
@@ -375,19 +399,32 @@ class Store:
         try:
             db.executemany(
                 "INSERT INTO state_changes"
-                " (ts, agency, system, old_state, new_state, reason, vantage)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " (ts, agency, system, old_state, new_state, reason, vantage, why)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (e.time, e.agency, e.system, e.old.value, e.new.value, e.reason, e.vantage)
+                    (
+                        e.time,
+                        e.agency,
+                        e.system,
+                        e.old.value,
+                        e.new.value,
+                        e.reason,
+                        e.vantage,
+                        why_text(e.why),
+                    )
                     for e in events
                 ],
             )
             db.executemany(
-                "INSERT INTO system_state (agency, system, state, since, reason)"
-                " VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO system_state (agency, system, state, since, reason, why)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (agency, system) DO UPDATE SET"
-                " state = excluded.state, since = excluded.since, reason = excluded.reason",
-                [(e.agency, e.system, e.new.value, e.time, e.reason) for e in events],
+                " state = excluded.state, since = excluded.since, reason = excluded.reason,"
+                " why = excluded.why",
+                [
+                    (e.agency, e.system, e.new.value, e.time, e.reason, why_text(e.why))
+                    for e in events
+                ],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -400,17 +437,22 @@ class Store:
         return self._db
 
     def _states(self) -> dict[str, StoredState]:
-        rows = self._conn().execute("SELECT agency, system, state, since, reason FROM system_state")
+        rows = self._conn().execute(
+            "SELECT agency, system, state, since, reason, why FROM system_state"
+        )
         out = {}
-        for agency, system, state, since, reason in rows:
+        for agency, system, state, since, reason, why in rows:
             try:
-                out[f"{agency}/{system}"] = StoredState(State(state), since, reason)
+                out[f"{agency}/{system}"] = StoredState(State(state), since, reason, why_of(why))
             except ValueError:
                 continue  # a state this version does not know: start that system fresh
         return out
 
     def _changes(self, limit: int, key: str | None, agency: str | None) -> list[Event]:
-        sql = "SELECT ts, agency, system, old_state, new_state, reason, vantage FROM state_changes"
+        sql = (
+            "SELECT ts, agency, system, old_state, new_state, reason, vantage, why"
+            " FROM state_changes"
+        )
         args: list[object] = []
         if key is not None:
             owner, _, system = key.partition("/")
@@ -421,10 +463,15 @@ class Store:
             args.append(agency)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
-        return [
-            Event(ts, agency, system, State(old), State(new), reason, vantage)
-            for ts, agency, system, old, new, reason, vantage in self._conn().execute(sql, args)
-        ]
+        out = []
+        for ts, owner, system, old, new, reason, vantage, why in self._conn().execute(sql, args):
+            try:
+                out.append(
+                    Event(ts, owner, system, State(old), State(new), reason, vantage, why_of(why))
+                )
+            except ValueError:
+                continue  # a state this version does not know
+        return out
 
     def _forget(self, keys: list[str]) -> None:
         db = self._conn()

@@ -34,6 +34,7 @@ from monitor.reports import (
     month_bounds,
     render_csv,
     render_html,
+    render_json,
 )
 from monitor.state import Event, State
 from monitor.store import Store
@@ -604,6 +605,7 @@ async def test_csv(store: Store, registry: Registry) -> None:
         "monitored_seconds": "2568600",
         "not_monitored_seconds": "0",
         "maintenance_seconds": "23400",
+        "degraded_seconds": "0",
         "outages": "2",
         "incidents": "2",
         "sla_breaches": "0",
@@ -635,13 +637,14 @@ async def test_html(store: Store, registry: Registry) -> None:
     assert page.count("<table>") == 3  # the summary and one table per agency
     assert '<h2 id="ha-noi">Thành phố Hà Nội (HN)</h2>' in page
     # A's row: availability, down h:mm, outages, unreachable, monitored, not monitored,
-    # maintenance, incidents, breaches.
+    # maintenance, of which degraded, incidents, breaches.
     row_a = (
         "<tr><td>Máy chủ bảo mật<br><small>ha-noi/secure-server</small></td>"
         "<td>Máy chủ bảo mật</td>"
         '<td class="n">99,509</td><td class="n">3:30</td><td class="n">2</td>'
         '<td class="n">0:00</td><td class="n">713:30</td><td class="n">0:00</td>'
-        '<td class="n">6:30</td><td class="n">2</td><td class="n">0</td></tr>'
+        '<td class="n">6:30</td><td class="n">0:00</td><td class="n">2</td>'
+        '<td class="n">0</td></tr>'
     )
     assert row_a in page
     assert "không đo được" in page  # bo-y-te/portal
@@ -749,3 +752,34 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:  # argparse: an unknown format
         cli(capsys, "--month", "2026-11", "--format", "pdf")
     assert exc.value.code == 2
+
+
+async def test_degraded_is_available_and_shown_apart_maintenance_state_is_maintenance(
+    tmp_path: Path,
+) -> None:
+    """DEGRADED time counts as available (inside up_seconds) and is given on its own; a
+    MAINTENANCE state recorded outside any stored window counts as maintenance, and the
+    verdict announced at a window's end (MAINTENANCE → DOWN) is an outage."""
+    store = await Store.open(tmp_path / "state.db")
+    try:
+        await store.record(
+            [
+                ev(hanoi(2026, 10, 1), A, P, U),
+                ev(hanoi(2026, 11, 2, 8, 0), A, U, State.DEGRADED),
+                ev(hanoi(2026, 11, 2, 10, 0), A, State.DEGRADED, U),
+                ev(hanoi(2026, 11, 3, 8, 0), A, U, State.MAINTENANCE),
+                ev(hanoi(2026, 11, 3, 9, 0), A, State.MAINTENANCE, DN),
+                ev(hanoi(2026, 11, 3, 10, 0), A, DN, U),
+            ]
+        )
+        registry = Registry.from_config(Config.model_validate(config_data(tmp_path / "x.db")))
+        report = await build_report(store, registry, "2026-11", now=AFTER)
+    finally:
+        await store.close()
+    a = figures(report, A)
+    assert a.degraded_seconds == 2 * H
+    assert a.maintenance_seconds == H and a.down_seconds == H
+    assert a.up_seconds == MONTH - 2 * H  # the degraded hours are inside it
+    assert a.outages == 1
+    assert a.availability == pytest.approx(100 * (MONTH - 2 * H) / (MONTH - H))
+    assert '"degraded_seconds": 7200' in render_json(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monitor.reasons import say
 from monitor.state import (
     GATEWAY_AGENCY,
     CheckStatus,
@@ -11,7 +12,8 @@ from monitor.state import (
     SystemStatus,
     Thresholds,
 )
-from monitor.types import ProbeResult
+from monitor.types import ProbeResult, Why
+from probes.reasons import warn, why
 
 OK = ProbeResult(True, "HTTP 200", 0.01)
 FAIL = ProbeResult(False, "connect: refused", 0.001)
@@ -275,3 +277,80 @@ def test_restored_state_is_not_announced_again() -> None:
 def test_result_for_removed_check_is_ignored() -> None:
     feed = Feed(machine(system("a/s")))
     assert feed("gone/x/c0", FAIL) == []
+
+
+# ----- DEGRADED and MAINTENANCE (issue 11) ---------------------------------------------------
+
+SLOW = warn(why("http.slow", elapsed=1.5, limit=1.0), 1.5)
+
+
+def test_a_warning_confirmed_like_a_failure_makes_the_system_degraded_not_down() -> None:
+    feed = Feed(machine(system("a/s", fail=2, succ=2)))
+    feed("a/s/c0", OK)
+    feed("a/s/c0", OK)
+    assert feed("a/s/c0", SLOW) == []  # one slow answer is not news
+    [event] = feed("a/s/c0", SLOW)
+    assert (event.old, event.new) == (State.UP, State.DEGRADED)
+    assert event.reason == "check c0: slow: 1.5s > limit 1s"
+    assert event.why is not None and event.why.code == "system.degraded"
+    assert say(event.why, "vi", "?").startswith("kiểm tra c0:")
+    feed("a/s/c0", OK)
+    assert feed.sm.systems["a/s"].announced is State.DEGRADED  # one clean answer is not enough
+    [back] = feed("a/s/c0", OK)
+    assert (back.old, back.new) == (State.DEGRADED, State.UP)
+
+
+def test_a_failure_wins_over_a_warning_and_degraded_down_flips_count() -> None:
+    feed = Feed(machine(system("a/s", fail=1, succ=1), flap=4))
+    feed("a/s/c0", SLOW)
+    assert feed.sm.systems["a/s"].announced is State.DEGRADED
+    feed("a/s/c0", FAIL)
+    feed("a/s/c0", FAIL)  # the recheck confirms
+    assert feed.sm.systems["a/s"].announced is State.DOWN
+    for _ in range(3):
+        feed("a/s/c0", SLOW)
+        feed("a/s/c0", FAIL)
+        feed("a/s/c0", FAIL)
+    assert feed.sm.systems["a/s"].announced is State.FLAPPING
+
+
+def test_maintenance_holds_the_verdict_until_the_window_ends() -> None:
+    sm = machine(system("a/s", fail=1, succ=1), system("a/t", fail=1, succ=1))
+    feed = Feed(sm)
+    feed("a/s/c0", OK)
+    feed("a/t/c0", OK)
+    window = Why("system.maintenance", {"until": feed.now + 3600})
+    [entered] = sm.set_maintenance({"a/s": window}, feed.now)
+    assert (entered.old, entered.new) == (State.UP, State.MAINTENANCE)
+    assert sm.set_maintenance({"a/s": window}, feed.now) == []  # told once
+    assert feed("a/s/c0", FAIL) + feed("a/s/c0", FAIL) == []  # nothing announced inside
+    assert sm.systems["a/s"].underlying is State.DOWN
+    [ended] = sm.set_maintenance({}, feed.now + 1)
+    assert (ended.old, ended.new) == (State.MAINTENANCE, State.DOWN)  # still failing: news now
+    # A system that comes back inside its window simply shows its verdict at the end.
+    sm.set_maintenance({"a/t": window}, feed.now)
+    feed("a/t/c0", FAIL)
+    feed("a/t/c0", FAIL)
+    feed("a/t/c0", OK)
+    [ok] = sm.set_maintenance({}, feed.now + 1)
+    assert (ok.old, ok.new) == (State.MAINTENANCE, State.UP)
+
+
+def test_a_window_ending_before_any_verdict_shows_pending_not_maintenance() -> None:
+    sm = machine(system("a/s"))
+    window = Why("system.maintenance", {"until": 2e9})
+    assert [e.new for e in sm.set_maintenance({"a/s": window}, 1.0)] == [State.MAINTENANCE]
+    assert sm.set_maintenance({}, 2.0) == []
+    assert sm.systems["a/s"].announced is State.PENDING
+
+
+def test_a_restart_inside_a_window_keeps_maintenance_and_judges_afresh() -> None:
+    sm = machine(system("a/s", fail=1, succ=1))
+    sm.restore("a/s", State.MAINTENANCE, 5.0, "in an announced maintenance window")
+    window = Why("system.maintenance", {"until": 2e9})
+    assert sm.set_maintenance({"a/s": window}, 6.0) == []
+    feed = Feed(sm)
+    feed("a/s/c0", OK)
+    assert feed.events == [] and sm.systems["a/s"].underlying is State.UP
+    [ended] = sm.set_maintenance({}, feed.now)
+    assert (ended.old, ended.new) == (State.MAINTENANCE, State.UP)

@@ -100,6 +100,19 @@ class AlertPipeline:
             self._behind_parent(key, event)
         elif event.new is State.UP:
             self._resolve(key, event)
+        elif event.new is State.DEGRADED:
+            self._degraded(key, event)
+        # MAINTENANCE: nothing changes here. An alert already sent stays (its recovery is
+        # owed) and is held by the maintenance muter; the window's end announces the verdict.
+
+    def _degraded(self, key: str, event: Event) -> None:
+        """Reachable again, or slow: an outage's alert is resolved (connected again), and a
+        lower-urgency alert of its own (``alerting.degraded_channels``, no incident, no
+        escalation) says what is wrong."""
+        alert = self.alerts.get(key)
+        if alert is not None and alert.firing and alert.state is not State.DEGRADED:
+            self._resolve(key, event)
+        self._fire(key, event)
 
     def _new_alert(self, key: str, event: Event) -> Alert | None:
         if event.agency == GATEWAY_AGENCY:
@@ -146,6 +159,10 @@ class AlertPipeline:
 
     def _fire(self, key: str, event: Event) -> None:
         alert = self.alerts.get(key)
+        if alert is not None and alert.state is State.DEGRADED and event.new in _FIRING:
+            # Degraded, then down: an outage, with its own incident, urgency and people.
+            del self.alerts[key]
+            alert = None
         if alert is None or not alert.firing:
             alert = self._new_alert(key, event)
             if alert is None:
@@ -165,7 +182,9 @@ class AlertPipeline:
     def _behind_parent(self, key: str, event: Event) -> None:
         """Not paged on its own: listed inside the parent's alert."""
         own = self.alerts.get(key)
-        if own is not None and own.firing:
+        if own is not None and own.state is State.DEGRADED:
+            del self.alerts[key]  # behind a parent that is down, its slowness is no news
+        elif own is not None and own.firing:
             # Already announced as down: it stays an alert (its recovery is owed), but its
             # reminders now say why, and the parent's alert carries the news.
             own.state, own.reason, own.why = State.UNREACHABLE, event.reason, _why(event)
@@ -223,7 +242,7 @@ class AlertPipeline:
         """
         now = self.clock()
         for key, stored in states.items():
-            if stored.state not in _FIRING:
+            if stored.state not in (*_FIRING, State.DEGRADED):
                 continue
             agency, _, system = key.partition("/")
             event = Event(
@@ -255,7 +274,12 @@ class AlertPipeline:
         ladder = self.settings.escalation
         for alert in self.alerts.values():
             level = alert.escalation_level
-            if not alert.firing or level >= len(ladder) or alert.agency == GATEWAY_AGENCY:
+            if (
+                not alert.firing
+                or level >= len(ladder)
+                or alert.agency == GATEWAY_AGENCY
+                or alert.state is State.DEGRADED  # lower urgency: e-mail and inbox, no ladder
+            ):
                 continue
             if self.muter.mutes(alert, now) is not None:
                 # Inside a maintenance window (or a silence) nobody is expected to act: the

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 
 from notifiers.base import ChannelName
 
 from ..config import Agency, Contact
+from ..state import State
 from .model import Alert, Recipient
 from .settings import AlertingSettings, OperationsContact, Route, Target
 
@@ -63,6 +65,8 @@ class Router:
         out: list[Recipient] = []
         for target in self.targets(alert) if targets is None else targets:
             out += self.people(alert.agency, target)
+        if alert.state is State.DEGRADED:
+            out = _lower_urgency(out, self.settings.degraded_channels)
         seen: set[str] = set()
         unique = []
         for r in out:
@@ -88,6 +92,31 @@ class Router:
             if contact.role == role
             for r in recipients_of(f"{agency_id}/{i}", contact)
         ]
+
+
+def _lower_urgency(recipients: list[Recipient], allowed: Sequence[ChannelName]) -> list[Recipient]:
+    """Only the allowed channels, with fallbacks among them; a person who listed none of them
+    gets one recipient on their first allowed channel with an address (one warning reaches
+    everyone, without waking anyone by SMS)."""
+    out: list[Recipient] = []
+    covered: set[str] = set()
+    for r in recipients:
+        if r.channel in allowed:
+            out.append(
+                dataclasses.replace(r, fallbacks=tuple(f for f in r.fallbacks if f[0] in allowed))
+            )
+            covered.add(r.person)
+    for r in recipients:
+        if r.person in covered:
+            continue
+        spare = [f for f in r.fallbacks if f[0] in allowed]
+        if spare:
+            channel, address = spare[0]
+            out.append(
+                dataclasses.replace(r, channel=channel, address=address, fallbacks=tuple(spare[1:]))
+            )
+            covered.add(r.person)
+    return out
 
 
 def _matches(route: Route, alert: Alert) -> bool:

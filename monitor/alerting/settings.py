@@ -146,6 +146,16 @@ class AlertingSettings(StrictModel):
         " clock of the regulation is for support requests). Durations strictly increase;"
         " `[]` turns escalation off. Acknowledging the incident stops it.",
     )
+    degraded_channels: Annotated[
+        list[Literal["sms", "email", "inbox"]], Field(min_length=1, max_length=3)
+    ] = Field(
+        default=["email", "inbox"],
+        description="The channels a DEGRADED system (reachable, with a warning: slow, a"
+        " certificate expiring soon) is told on: lower urgency than an outage, so no SMS"
+        " unless listed here. A person with none of these channels gets it on the first of"
+        " them they have an address for; a degraded system opens no incident and does not"
+        " escalate.",
+    )
     status_page_url: str = "https://npsp.dvc.example/status"
     web_url: Annotated[str, Field(pattern=r"^https?://[^\s?#]+$")] | None = Field(
         default=None,

@@ -32,6 +32,7 @@ from ..alerting.notices import Audience, Notice, everyone
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY
 from ..store import Store
+from ..types import Why
 from ..workdays import Rule, WorkCalendar
 from .desk import RulesContext
 
@@ -609,6 +610,21 @@ class MaintenanceDesk:
             if window.mutes_at(now) and window.covers(agency, system):
                 return f"maintenance #{window.id}: {window.reason}"
         return None
+
+    def covered(self, now: float) -> dict[str, Why]:
+        """Every system inside a window at ``now`` (key → why), for the state machine."""
+        active = sorted(
+            (w for w in self.windows.values() if w.mutes_at(now)), key=lambda w: (w.starts, w.id)
+        )
+        if not active:
+            return {}
+        out: dict[str, Why] = {}
+        for key, entry in self.ctx.registry().systems.items():
+            for window in active:
+                if window.covers(entry.agency.id, entry.system.id):
+                    out[key] = Why("system.maintenance", {"until": window.ends})
+                    break
+        return out
 
     async def tick(self, now: float) -> None:
         for window in sorted(self.windows.values(), key=lambda w: (w.starts, w.id)):

@@ -68,7 +68,7 @@ from ..rules.announcements import cancel as cancel_announcement
 from ..rules.incidents import OUTAGE, Incident, list_incidents
 from ..rules.service import RulesService
 from ..state import GATEWAY_AGENCY, Event, State
-from ..store import Store
+from ..store import Store, why_of
 from . import auth
 from .auth import COOKIE, Authenticator
 from .templates import render
@@ -426,14 +426,16 @@ class Pages:
     async def _agency_changes(self, agency: str) -> list[Event]:
         def read(db: sqlite3.Connection) -> list[Event]:
             rows = db.execute(
-                "SELECT ts, agency, system, old_state, new_state, reason, vantage"
+                "SELECT ts, agency, system, old_state, new_state, reason, vantage, why"
                 " FROM state_changes WHERE agency = ? ORDER BY ts DESC, id DESC LIMIT ?",
                 (agency, MAX_LISTED),
             ).fetchall()
             out = []
-            for ts, a, s, old, new, reason, vantage in rows:
+            for ts, a, s, old, new, reason, vantage, why in rows:
                 try:
-                    out.append(Event(ts, a, s, State(old), State(new), reason, vantage))
+                    out.append(
+                        Event(ts, a, s, State(old), State(new), reason, vantage, why_of(why))
+                    )
                 except ValueError:
                     continue
             return out
