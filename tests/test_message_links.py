@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from monitor import accounts
+from monitor.alerting.notices import Notice
 from monitor.alerting.settings import AlertingSettings
 from monitor.config import load_config
 from monitor.engine import Engine
@@ -366,3 +367,21 @@ async def test_each_check_row_says_what_its_last_result_says(site: Site) -> None
     assert rows["slow"][:2] == ("warning", "Warning")
     assert rows["slow"][2].startswith("slow: ")
     assert rows["flaky"][1].startswith("Failing (not confirmed yet: ")
+
+
+async def test_a_notice_sms_links_to_its_agency_page(store: Store) -> None:
+    """Notices (late announcements, maintenance windows, SLA reminders) link too, by SMS."""
+    w = World(
+        store,
+        make_config([agency("ha-noi", "Hà Nội", ["secure-server"], sms=True)], web_url=WEB),
+    )
+    notice = Notice(
+        key="test/1",
+        subject={"vi": "Thông báo", "en": "Notice"},
+        text={"vi": "Nội dung", "en": "Text"},
+        sms={"vi": "NPSP: thong bao", "en": "NPSP: notice"},
+    )
+    assert await w.pipeline.send_notice(notice, [("ha-noi", "technical-admins")]) >= 1
+    await w.advance(1)
+    (sms,) = w.sent.to(PHONE_HA_NOI)
+    assert sms.text == f"NPSP: thong bao {WEB}/agency/ha-noi"

@@ -350,6 +350,7 @@ class AlertPipeline:
         # The page to open: the agency's, when the notice concerns one, else the overview.
         agencies = {a for a, target in audience if target != "operations" and a}
         path = f"/agency/{quote(next(iter(agencies)), safe='')}" if len(agencies) == 1 else "/"
+        link = {"vi": f"{s.web_base}{path}", "en": f"{s.web_base}{path}?lang=en"}
         footer = {
             lang: (
                 f"\n\n{label[0]}: {s.web_base}{path}{query}"
@@ -375,7 +376,9 @@ class AlertPipeline:
                         person=r.person,
                         subject=notice.subject[lang],
                         text=text,
-                        short=notice.sms[lang],
+                        # Every SMS links to the page that answers it (a notice's SMS is a
+                        # few words, so the link fits within the segment budget).
+                        short=f"{notice.sms[lang]} {link[lang]}",
                         html=as_html(text) if r.channel == "email" else None,
                         thread_key=notice.thread_key,
                         language=lang,
