@@ -81,7 +81,7 @@ _WORDS = {
         "subject_degraded": "{n} systems of {agency} degraded",
         "subject_one": "{system} of {agency}: {state}",
         "subject_resolved": "{n} systems of {agency} are connected again",
-        "subject_repeat": "Reminder: {n} systems of {agency} still without connection",
+        "subject_repeat": "Reminder: {n} system(s) of {agency} still without connection",
         "subject_escalation": "Not handled: {system} of {agency} lost connection",
         "escalation": "The incident was not acknowledged in time; escalated.",
         "gateway": "The NPSP gateway lost its uplink: monitoring results are unreliable for now.",

@@ -406,8 +406,7 @@ def overview(
     )
     parts = [
         _gateway_note(gateway_since, lang),
-        f"<p>{escape(w['systems_count'].format(n=total))} · {_counts(all_rows, lang)} · "
-        f"{toggle}</p>",
+        f"<p>{escape(_systems(total, lang))} · {_counts(all_rows, lang)} · {toggle}</p>",
     ]
     urgent = [p for p in problems if p.row.state is not State.MAINTENANCE]
     planned = [p for p in problems if p.row.state is State.MAINTENANCE]
@@ -473,7 +472,7 @@ def agency_page(
     body = (
         _gateway_note(gateway_since, lang)
         + f'<p class="muted">{escape(AGENCY_KINDS[lang][agency.kind])} · {escape(agency.code)}'
-        f" · {escape(w['systems_count'].format(n=len(rows)))} · {_counts(rows, lang)}</p>"
+        f" · {escape(_systems(len(rows), lang))} · {_counts(rows, lang)}</p>"
         + systems_table(rows, lang, private=True)
         + f"<h2>{escape(w['incidents'])}</h2>"
         + incidents_table(incidents, lang, names)
@@ -808,3 +807,8 @@ def login_page(chrome: Chrome, *, next_path: str, error: str | None = None) -> s
 def message_page(chrome: Chrome, title: str, text: str) -> str:
     """403, 404, 429 and forged-form answers."""
     return layout(chrome, title, f'<p class="err">{escape(text)}</p>')
+
+
+def _systems(n: int, lang: Lang) -> str:
+    """``1 system`` / ``2 systems``."""
+    return WORDS[lang]["systems_count_one" if n == 1 else "systems_count"].format(n=n)
