@@ -482,14 +482,15 @@ async def test_agency_page_shows_systems_incidents_announcements_and_changes(sit
     assert "req-1" in page
     assert "CV-123/BTC" in page and "ssv2.btc.dvc.example" in page
     assert "4/3 ngày làm việc" in page and "Đúng hạn" in page
-    assert "connect: refused" in page  # the state change's reason (a private page)
+    # The state change's reason (a private page), in the page's language.
+    assert "không kết nối được: bị từ chối" in page and "connect: refused" not in page
 
 
 async def test_system_page_shows_recent_results_incident_and_announcement(site: Site) -> None:
     status, page = await site.get("/system/bo-tai-chinh/one-stop", "btc")
     assert status == 200
     assert "<h1>Một cửa điện tử BTC</h1>" in page
-    assert "check tcp: connect: refused" in page  # why it is down
+    assert "kiểm tra tcp: không kết nối được: bị từ chối" in page  # why it is down
     # Recent results straight from the engine's history: real probes of a closed port.
     history = site.engine.history["bo-tai-chinh/one-stop/tcp"]
     assert history
