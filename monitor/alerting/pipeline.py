@@ -23,7 +23,6 @@ from ..aio import wait_event
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import StoredState
-from ..types import Why
 from .escalation import Acknowledgements, NoAcknowledgements, due_at
 from .group import Digest, Grouper, escalation_digest
 from .messages import as_html, body, page_link, sms_text, subject
@@ -35,12 +34,6 @@ from .route import Router
 from .settings import AlertingSettings
 
 log = logging.getLogger(__name__)
-
-
-def _why(event: Event | StoredState) -> Why | None:
-    """The event's reason as a code, when it has one (the engine sets it; older rows: None)."""
-    found = getattr(event, "why", None)
-    return found if isinstance(found, Why) else None
 
 
 _FIRING = (State.DOWN, State.FLAPPING)
@@ -130,7 +123,7 @@ class AlertPipeline:
                 event.reason,
                 "critical",
                 f"{key}@{int(event.time)}",
-                why=_why(event),
+                why=event.why,
             )
         entry = self.registry.systems.get(key)
         if entry is None:
@@ -154,7 +147,7 @@ class AlertPipeline:
             event.reason,
             severity,
             f"{key}@{int(event.time)}",
-            why=_why(event),
+            why=event.why,
         )
 
     def _fire(self, key: str, event: Event) -> None:
@@ -169,7 +162,7 @@ class AlertPipeline:
                 return
             self.alerts[key] = alert
         else:
-            alert.state, alert.reason, alert.why = event.new, event.reason, _why(event)
+            alert.state, alert.reason, alert.why = event.new, event.reason, event.why
         self._offer(alert)
 
     def _resolve(self, key: str, event: Event) -> None:
@@ -187,7 +180,7 @@ class AlertPipeline:
         elif own is not None and own.firing:
             # Already announced as down: it stays an alert (its recovery is owed), but its
             # reminders now say why, and the parent's alert carries the news.
-            own.state, own.reason, own.why = State.UNREACHABLE, event.reason, _why(event)
+            own.state, own.reason, own.why = State.UNREACHABLE, event.reason, event.why
         entry = self.registry.systems.get(key)
         if entry is None:
             return
@@ -251,7 +244,7 @@ class AlertPipeline:
             alert = self._new_alert(key, event)
             if alert is None:
                 continue
-            alert.why = _why(stored)
+            alert.why = stored.why
             self.alerts[key] = alert
             for recipient in self.router.recipients(alert):
                 if (alert.incident, recipient.group_key) in told:

@@ -498,7 +498,7 @@ class Pages:
         out = []
         for row in chosen:
             status = systems[row.entry.key]
-            reason = say(getattr(status, "why", None), lang, status.reason)
+            reason = say(status.why, lang, status.reason)
             out.append(Problem(row, reason, outages.get(row.entry.key)))
         out.sort(key=lambda p: (PROBLEMS[p.row.state], p.row.since, p.row.entry.key))
         return out
@@ -573,7 +573,7 @@ class Pages:
         text = render.system_page(
             chrome,
             row,
-            reason=say(getattr(status, "why", None), lang, status.reason),
+            reason=say(status.why, lang, status.reason),
             parents=parents,
             checks=checks,
             changes=await engine.store.changes(MAX_LISTED, key),

@@ -638,7 +638,7 @@ def changes_table(changes: Sequence[Event], lang: Lang, names: Mapping[str, str]
         f"<tr><td>{when(e.time, seconds=True)}</td>"
         f"<td>{escape(names.get(f'{e.agency}/{e.system}', e.system))}</td>"
         f"<td>{badges[e.old]} → {badges[e.new]}</td>"
-        f"<td>{escape(say(getattr(e, 'why', None), lang, e.reason))}</td>"
+        f"<td>{escape(say(e.why, lang, e.reason))}</td>"
         f"<td>{escape(e.vantage)}</td></tr>"
         for e in changes
     )
