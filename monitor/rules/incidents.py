@@ -81,6 +81,8 @@ REQUEST = "request"
 
 BREACH_COUNTER = "incident_sla_breaches"
 _FIRING = (State.DOWN, State.FLAPPING)  # what the alert pipeline pages, hence what opens one
+# Reachable again (slow or not): an outage is over, whatever warning remains.
+_RECOVERED = (State.UP, State.DEGRADED)
 _COLUMNS = (
     "id, agency, system, source, summary, opened_at, due_at, acknowledged_at, acknowledged_by,"
     " resolved_at, resolved_by, resolution, reminded, breached_at, received_at, complex,"
@@ -551,9 +553,9 @@ class IncidentDesk:
                 self._queue.append(
                     _Open(incident_id, event.agency, event.system, event.time, summary)
                 )
-            elif event.new is State.UP and self._deferred.pop(key, None) is not None:
+            elif event.new in _RECOVERED and self._deferred.pop(key, None) is not None:
                 continue  # recovered inside the window: never an incident
-            elif event.new is State.UP and (ended := self._outages.pop(key, None)) is not None:
+            elif event.new in _RECOVERED and (ended := self._outages.pop(key, None)) is not None:
                 self._queue.append(_Restored(event.agency, event.system, event.time))
                 closed = self._incidents.get(ended)
                 if closed is not None and not closed.open:  # closed by a person: forget it
@@ -575,7 +577,7 @@ class IncidentDesk:
                 self._outages[key] = incident_id
                 summary = f"{key} {stored.state.value}: {stored.reason}"
                 self._queue.append(_Open(incident_id, agency, system, stored.since, summary))
-            elif stored.state is State.UP and self._outages.pop(key, None) is not None:
+            elif stored.state in _RECOVERED and self._outages.pop(key, None) is not None:
                 self._queue.append(_Restored(agency, system, stored.since))
         await self.flush()
 
