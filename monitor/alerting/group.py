@@ -39,6 +39,9 @@ class _Group:
     alerts: dict[str, Alert] = field(default_factory=dict)
     told: dict[str, str] = field(default_factory=dict)  # alert key -> incident told as firing
     roots: dict[str, str] = field(default_factory=dict)  # alert key -> key of its first message
+    # Resolved alerts still owed their notice whose system has a new alert meanwhile (an
+    # outage that ended degraded): both go out in the next digest.
+    closing: list[Alert] = field(default_factory=list)
     dirty: bool = False
     next_flush: float | None = None
     last_flush: float | None = None
@@ -63,6 +66,14 @@ class Grouper:
         if not alert.firing and alert.key not in group.told:
             group.alerts.pop(alert.key, None)
             return
+        previous = group.alerts.get(alert.key)
+        if (
+            alert.firing
+            and previous is not None
+            and not previous.firing
+            and previous.incident != alert.incident
+        ):
+            group.closing.append(previous)  # its recovery is still owed
         group.alerts[alert.key] = alert
         group.dirty = True
         self._schedule(group, now)
@@ -151,6 +162,7 @@ class Grouper:
             if a.firing and (a.key in group.told or self.muter.mutes(a, now) is None)
         ]
         resolved = [a for a in group.alerts.values() if not a.firing and a.key in group.told]
+        closing, group.closing = group.closing, []
         new = frozenset(a.key for a in firing if group.told.get(a.key) != a.incident)
         changed = group.dirty
         group.dirty = False
@@ -161,6 +173,11 @@ class Grouper:
             del group.alerts[a.key]
             del group.told[a.key]
             group.roots.pop(a.key, None)
+        if closing:
+            # Their systems stay in the group with their new alert; if that one ended too
+            # before anyone heard of it, the recovery of the one told is the news.
+            ended = {a.key for a in closing}
+            resolved = [a for a in resolved if a.key not in ended] + closing
         if not firing and not resolved:
             # Everything is muted: hold it; it goes out if the mute ends while it still fires.
             group.next_flush = now + min(60.0, self.settings.group_interval)
