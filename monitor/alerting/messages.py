@@ -49,6 +49,8 @@ _WORDS = {
         "subject_one": "{system} của {agency}: {state}",
         "subject_resolved": "{n} hệ thống của {agency} đã kết nối lại",
         "subject_repeat": "Nhắc lại: {n} hệ thống của {agency} vẫn mất kết nối",
+        "subject_repeat_degraded": "Nhắc lại: {n} hệ thống của {agency} vẫn suy giảm",
+        "and_degraded": ", {n} suy giảm",
         "subject_escalation": "Chưa được xử lý: {system} của {agency} mất kết nối",
         "escalation": "Sự cố chưa được tiếp nhận trong thời hạn; chuyển lên cấp trên.",
         "gateway": (
@@ -77,11 +79,13 @@ _WORDS = {
         "told": "Also told",
         "status": "Status page",
         "hotline": "Support",
-        "subject_firing": "{n} systems of {agency} lost connection",
-        "subject_degraded": "{n} systems of {agency} degraded",
+        "subject_firing": "{n} system(s) of {agency} lost connection",
+        "subject_degraded": "{n} system(s) of {agency} degraded",
         "subject_one": "{system} of {agency}: {state}",
         "subject_resolved": "{n} systems of {agency} are connected again",
         "subject_repeat": "Reminder: {n} system(s) of {agency} still without connection",
+        "subject_repeat_degraded": "Reminder: {n} system(s) of {agency} still degraded",
+        "and_degraded": ", {n} degraded",
         "subject_escalation": "Not handled: {system} of {agency} lost connection",
         "escalation": "The incident was not acknowledged in time; escalated.",
         "gateway": "The NPSP gateway lost its uplink: monitoring results are unreliable for now.",
@@ -165,10 +169,17 @@ def subject(digest: Digest, lang: str) -> str:
         a = alerts[0]
         state = _state(a, lang)
         return "[NPSP] " + w["subject_one"].format(system=a.name, agency=agency, state=state)
+    # A degraded system is reachable: it is counted apart, never as a lost connection.
+    degraded = sum(a.state is State.DEGRADED for a in digest.firing)
+    lost = len(digest.firing) - degraded
+    if not lost:
+        template = (
+            w["subject_repeat_degraded"] if digest.kind == "repeat" else w["subject_degraded"]
+        )
+        return "[NPSP] " + template.format(n=degraded, agency=agency)
     template = w["subject_repeat"] if digest.kind == "repeat" else w["subject_firing"]
-    if digest.kind == "firing" and all(a.state is State.DEGRADED for a in digest.firing):
-        template = w["subject_degraded"]
-    return "[NPSP] " + template.format(n=len(digest.firing), agency=agency)
+    text = template.format(n=lost, agency=agency)
+    return "[NPSP] " + text + (w["and_degraded"].format(n=degraded) if degraded else "")
 
 
 MAX_LINES = 200  # a storm digest lists this many systems; the status page has the rest
