@@ -1,0 +1,614 @@
+"""DEGRADED and MAINTENANCE from end to end (issue 11, item 1).
+
+* the alert pipeline on an injected clock (a real SQLite outbox; the channels are function fakes
+  at the outermost seam, as in test_alert_pipeline): a degraded system is told by e-mail, not
+  SMS, in its own words; an outage ending degraded is resolved and the degradation told; a
+  degraded system going down is paged as an outage; no escalation; a restart keeps it;
+* incidents, driven by the real state machine, maintenance desk and incident desk: none for
+  DEGRADED or MAINTENANCE, one when a window ends on a system still down;
+* the store: a state's reason as a code survives a restart;
+* the whole daemon on loopback with real peers (aiosmtpd, the Twilio-API peer, Mosquitto):
+  a dead system inside a maintenance window shows ``maintenance`` and pages nobody until the
+  window ends; a slow HTTP server is ``degraded`` on /metrics and the MQTT status topic, told by
+  e-mail and not by SMS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.alerting.outbox import Outbox, OutboxWorker
+from monitor.alerting.pipeline import AlertPipeline
+from monitor.config import Config
+from monitor.reasons import say
+from monitor.registry import Registry
+from monitor.rules.desk import RulesContext
+from monitor.rules.incidents import IncidentDesk, list_incidents
+from monitor.rules.maintenance import MaintenanceDesk, schedule
+from monitor.state import (
+    CheckStatus,
+    Event,
+    State,
+    StateMachine,
+    SystemStatus,
+    Thresholds,
+)
+from monitor.store import Store
+from monitor.types import ProbeResult, Why
+from monitor.workdays import WorkCalendar
+from probes.reasons import warn, why
+from tests.test_alert_pipeline import Sent
+
+VN = dt.timezone(dt.timedelta(hours=7))
+MONDAY = dt.datetime(2026, 11, 30, 9, 0, tzinfo=VN).timestamp()  # a working Monday morning
+
+KT = "kt@ha-noi.dvc.example"  # technical admin: [sms, email]
+KT_PHONE = "+84900000101"
+TRUC = "truc@ha-noi.dvc.example"  # technical admin on duty: [sms] only, with an e-mail address
+TRUC_PHONE = "+84900000102"
+CC = "cc@ha-noi.dvc.example"  # high-level admin: only on escalation
+OPS = "ops@vpcp.dvc.example"
+
+SLOW_WHY = Why(
+    "system.degraded",
+    {
+        "checks": (
+            Why("check", {"id": "http", "why": Why("http.slow", {"elapsed": 1.5, "limit": 1.0})}),
+        )
+    },
+)
+DOWN_WHY = Why(
+    "system.checks",
+    {"checks": (Why("check", {"id": "http", "why": Why("tcp.refused")}),)},
+)
+
+
+def hanoi_agency(systems: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "id": "ha-noi",
+        "kind": "province",
+        "name_vi": "Thành phố Hà Nội",
+        "name_en": "Hanoi",
+        "code": "01",
+        "contacts": [
+            {
+                "name": "KT Hà Nội",
+                "role": "technical-admin",
+                "phone": KT_PHONE,
+                "email": KT,
+                "portal_account": "kt.ha-noi",
+                "channels": ["sms", "email"],
+            },
+            {
+                "name": "Trực ban Hà Nội",
+                "role": "technical-admin",
+                "phone": TRUC_PHONE,
+                "email": TRUC,
+                "channels": ["sms"],
+            },
+            {"name": "CC Hà Nội", "role": "high-level-admin", "email": CC, "channels": ["email"]},
+        ],
+        "systems": [
+            {
+                "id": s,
+                "kind": "secure-server" if s == "secure-server" else "public-service-portal",
+                "name": "Máy chủ bảo mật" if s == "secure-server" else "Cổng dịch vụ công",
+                "checks": [{"id": "http", "kind": "tcp", "host": "h.example", "port": 1}],
+            }
+            for s in systems or ["portal"]
+        ],
+    }
+
+
+def pipeline_config(**alerting: Any) -> Config:
+    return Config.model_validate(
+        {
+            "defaults": {"failure_threshold": 1, "success_threshold": 1},
+            "agencies": [hanoi_agency(["secure-server", "portal"])],
+            "alerting": {
+                "operations": [{"name": "VPCP trực", "email": OPS, "channels": ["email"]}],
+                **alerting,
+            },
+        }
+    )
+
+
+class World:
+    """The alert pipeline and its outbox on an injected clock (as tests/test_alert_pipeline)."""
+
+    def __init__(self, store: Store, config: Config, now: float = MONDAY) -> None:
+        self.now = now
+        self.store = store
+        self.outbox = Outbox(
+            store, config.alerting.outbox, clock=lambda: self.now, jitter=lambda: 0.5
+        )
+        self.pipeline = AlertPipeline(
+            config.alerting, Registry.from_config(config), self.outbox, clock=lambda: self.now
+        )
+        self.sent = Sent()
+        self.workers = [
+            OutboxWorker(self.outbox, self.sent.channel(c)) for c in ("sms", "email", "inbox")
+        ]
+
+    def event(self, old: State, new: State, w: Why | None, key: str = "ha-noi/portal") -> Event:
+        agency, system = key.split("/")
+        reason = "" if w is None else say(w, "en", w.code)
+        e = Event(self.now, agency, system, old, new, reason, "gw", w)
+        self.pipeline.on_events([e])
+        return e
+
+    async def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while True:
+            await self.pipeline.tick()
+            for worker in self.workers:
+                while await worker.run_once():
+                    pass
+            due = self.pipeline.grouper.next_due()
+            if due is None or due > end:
+                break
+            self.now = max(self.now, due)
+        self.now = end
+        await self.pipeline.tick()
+        for worker in self.workers:
+            while await worker.run_once():
+                pass
+
+    async def rows(self, channel: str) -> list[tuple[str, str]]:
+        """The outbox's rows of one channel (address, subject), oldest first."""
+        found = await self.store.transact(
+            lambda db: db.execute(
+                "SELECT address, subject FROM outbox WHERE channel = ? ORDER BY id", (channel,)
+            ).fetchall()
+        )
+        return [(str(a), str(s)) for a, s in found]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "state.db")
+    yield s
+    await s.close()
+
+
+# ----- the alert pipeline --------------------------------------------------------------------
+
+
+async def test_degraded_is_told_by_email_in_its_own_words_and_not_by_sms(store: Store) -> None:
+    w = World(store, pipeline_config())
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(31)
+    assert await w.rows("sms") == []  # lower urgency: nobody is woken by SMS
+    (mail,) = w.sent.to(KT)
+    assert mail.channel == "email"
+    assert mail.subject == "[NPSP] Cổng dịch vụ công của Thành phố Hà Nội: SUY GIẢM"
+    assert "(ha-noi/portal): SUY GIẢM từ 09:00 30/11/2026" in mail.text
+    assert "kiểm tra http: chậm: 1,5 giây > giới hạn 1 giây" in mail.text
+    assert "MẤT KẾT NỐI" not in mail.subject + mail.text
+    # The person on duty listed only SMS: the warning reaches them by their e-mail address.
+    (duty,) = w.sent.to(TRUC)
+    assert duty.channel == "email" and duty.subject == mail.subject
+    assert w.sent.to(KT_PHONE) == [] and w.sent.to(TRUC_PHONE) == []
+    assert len(w.sent.to(OPS)) == 1  # operations hear of it too, by e-mail
+    assert w.sent.to(CC) == []
+    assert w.sent.to("kt.ha-noi") == []  # KT listed e-mail, which took it: no inbox copy
+
+
+async def test_degraded_channels_can_include_sms(store: Store) -> None:
+    w = World(store, pipeline_config(degraded_channels=["sms", "email", "inbox"]))
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(31)
+    assert sorted(a for a, _ in await w.rows("sms")) == [KT_PHONE, TRUC_PHONE]
+    (sms,) = w.sent.to(KT_PHONE)
+    assert sms.text.startswith("NPSP: ha-noi/portal SUY GIẢM từ 09:00 30/11")
+    assert len(w.sent.to(KT)) == 1  # and by e-mail, as KT lists both
+
+
+async def test_an_outage_that_ends_degraded_is_resolved_and_the_degradation_told(
+    store: Store,
+) -> None:
+    w = World(store, pipeline_config())
+    w.event(State.UP, State.DOWN, DOWN_WHY)
+    await w.advance(31)
+    (page,) = w.sent.to(KT_PHONE)
+    assert "MẤT KẾT NỐI" in page.text
+    (outage,) = w.sent.to(KT)
+    assert "MẤT KẾT NỐI" in outage.subject
+    w.event(State.DOWN, State.DEGRADED, SLOW_WHY)
+    await w.advance(301)
+    # By SMS: the outage is over (the degradation itself is not worth an SMS).
+    sms = w.sent.to(KT_PHONE)
+    assert len(sms) == 2 and "ĐÃ KẾT NỐI LẠI" in sms[1].text and "SUY GIẢM" not in sms[1].text
+    # By e-mail: connected again, and what is still wrong.
+    later = [m for m in w.sent.to(KT) if m is not outage]
+    text = "\n".join(m.subject + "\n" + m.text for m in later)
+    assert "ĐÃ KẾT NỐI LẠI" in text or "đã kết nối lại" in text
+    assert "SUY GIẢM" in text and "chậm: 1,5 giây" in text
+    assert all(m.thread_key == outage.key for m in later)  # in the outage's thread
+    alert = w.pipeline.alerts["ha-noi/portal"]
+    assert alert.state is State.DEGRADED and alert.firing
+    count = len(w.sent.messages)
+    await w.advance(3 * 24 * 3600)  # no escalation past the ladder's 30 min and 1 h
+    assert not [m for m in w.sent.messages[count:] if "Chưa được xử lý" in m.subject]
+    assert w.sent.to(CC) == []
+
+
+async def test_an_outage_ending_degraded_then_up_before_the_next_digest_is_told_once(
+    store: Store,
+) -> None:
+    w = World(store, pipeline_config())
+    w.event(State.UP, State.DOWN, DOWN_WHY)
+    await w.advance(31)
+    (outage,) = w.sent.to(KT)
+    w.event(State.DOWN, State.DEGRADED, SLOW_WHY)
+    w.now += 60
+    w.event(State.DEGRADED, State.UP, Why("system.ok"))
+    await w.advance(301)
+    (back,) = w.sent.to(KT)[1:]
+    assert back.subject == "[NPSP] 1 hệ thống của Thành phố Hà Nội đã kết nối lại"
+    assert back.text.count("ĐÃ KẾT NỐI LẠI") == 1 and "SUY GIẢM" not in back.text
+    assert back.thread_key == outage.key
+    assert w.pipeline.alerts == {} and w.pipeline.grouper.groups == {}
+    assert "ĐÃ KẾT NỐI LẠI" in w.sent.to(KT_PHONE)[-1].text
+
+
+async def test_degraded_then_down_is_paged_as_an_outage(store: Store) -> None:
+    w = World(store, pipeline_config())
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(31)
+    degraded = w.pipeline.alerts["ha-noi/portal"]
+    w.now += 600
+    w.event(State.DEGRADED, State.DOWN, DOWN_WHY)
+    await w.advance(301)
+    (sms,) = w.sent.to(KT_PHONE)
+    assert sms.text.startswith("NPSP: ha-noi/portal MẤT KẾT NỐI từ 09:10 30/11")
+    (duty_sms,) = w.sent.to(TRUC_PHONE)
+    assert "MẤT KẾT NỐI" in duty_sms.text
+    outage = w.pipeline.alerts["ha-noi/portal"]
+    assert outage.state is State.DOWN and outage.incident != degraded.incident
+    assert outage.severity == "critical" and outage.since == MONDAY + 31 + 600
+    assert "MẤT KẾT NỐI" in w.sent.to(KT)[-1].subject
+    # An outage does escalate: the high-level admins after the default 30 minutes.
+    await w.advance(30 * 60)
+    assert any("Chưa được xử lý" in m.subject for m in w.sent.to(CC))
+
+
+async def test_a_degraded_reminder_does_not_claim_a_lost_connection(store: Store) -> None:
+    w = World(store, pipeline_config(repeat_interval="1h"))
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(3600 + 60)
+    _first, reminder = w.sent.to(KT)
+    assert reminder.subject.startswith("[NPSP] Nhắc lại")
+    assert "mất kết nối" not in reminder.subject.lower(), reminder.subject
+    assert "suy giảm" in reminder.subject.lower()
+    assert "SUY GIẢM" in reminder.text and "MẤT KẾT NỐI" not in reminder.text
+
+
+async def test_a_digest_of_an_outage_and_a_degradation_counts_each_for_what_it_is(
+    store: Store,
+) -> None:
+    w = World(store, pipeline_config())
+    w.event(State.UP, State.DOWN, DOWN_WHY, key="ha-noi/secure-server")
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(31)
+    (mail,) = w.sent.to(KT)
+    assert "(ha-noi/secure-server): MẤT KẾT NỐI" in mail.text
+    assert "(ha-noi/portal): SUY GIẢM" in mail.text
+    # Not "2 systems lost connection": one did, the other is slow.
+    assert mail.subject == "[NPSP] 1 hệ thống của Thành phố Hà Nội mất kết nối, 1 suy giảm"
+    (sms,) = w.sent.to(KT_PHONE)
+    assert "secure-server" in sms.text and "ha-noi/portal" not in sms.text
+
+
+async def test_a_restart_keeps_a_degraded_alert_without_telling_anyone_again(
+    store: Store,
+) -> None:
+    w = World(store, pipeline_config())
+    e = w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await store.record([e])
+    await w.advance(31)
+    assert len(w.sent.to(KT)) == 1
+
+    after = World(store, pipeline_config(), now=w.now + 600)  # a new process, same database
+    after.pipeline.restore(await store.states(), await after.outbox.told())
+    alert = after.pipeline.alerts["ha-noi/portal"]
+    assert alert.state is State.DEGRADED and alert.why == SLOW_WHY
+    await after.advance(3600)
+    assert after.sent.messages == []  # already told: nobody hears it again
+    after.event(State.DEGRADED, State.UP, Why("system.ok"))
+    await after.advance(301)
+    (back,) = after.sent.to(KT)
+    assert "đã kết nối lại" in back.subject
+    assert after.sent.to(KT_PHONE) == []
+
+
+async def test_a_degraded_alert_lost_in_a_crash_is_sent_after_the_restart(store: Store) -> None:
+    w = World(store, pipeline_config())
+    await store.record([w.event(State.UP, State.DEGRADED, SLOW_WHY)])
+    # The daemon dies before the digest is written.
+    after = World(store, pipeline_config(), now=w.now + 5)
+    after.pipeline.restore(await store.states(), await after.outbox.told())
+    await after.advance(31)
+    (mail,) = after.sent.to(KT)
+    assert "SUY GIẢM" in mail.subject and "chậm: 1,5 giây" in mail.text
+    assert await after.rows("sms") == []
+
+
+async def test_maintenance_events_change_nothing_in_the_pipeline(store: Store) -> None:
+    w = World(store, pipeline_config())
+    window = Why("system.maintenance", {"until": MONDAY + 3600})
+    w.event(State.UP, State.MAINTENANCE, window)
+    await w.advance(600)
+    assert w.sent.messages == [] and w.pipeline.alerts == {}
+    w.event(State.MAINTENANCE, State.UP, Why("system.ok"))
+    await w.advance(600)
+    assert w.sent.messages == []  # nothing was announced, so nothing is resolved
+
+
+# ----- incidents: the real state machine, maintenance desk and incident desk --------------------
+
+OK = ProbeResult(True, "HTTP 200", 0.01)
+FAIL = ProbeResult(False, "connect: refused", 0.001, why=why("tcp.refused"))
+SLOW = warn(why("http.slow", elapsed=1.5, limit=1.0), 1.5)
+
+
+class Daemonless:
+    """What the daemon wires, without its loops: events of the real state machine go to the
+    store, the alert pipeline and the incident desk; the maintenance desk says which systems a
+    window covers (Engine.set_maintenance) and holds alerts (the pipeline's muter)."""
+
+    def __init__(self, store: Store, now: float) -> None:
+        self.now = now
+        self.store = store
+        config = pipeline_config()
+        self.registry = Registry.from_config(config)
+        self.world = World(store, config, now)
+        self.world.now = now
+        self.pipeline = self.world.pipeline
+        self.pipeline.clock = lambda: self.now
+        self.world.outbox.clock = lambda: self.now
+        self.ctx = RulesContext(
+            store,
+            WorkCalendar(config.calendar),
+            self.pipeline,
+            lambda: self.registry,
+            clock=lambda: self.now,
+        )
+        self.maintenance = MaintenanceDesk(self.ctx)
+        self.pipeline.muter.muters.append(self.maintenance)
+        self.incidents = IncidentDesk(self.ctx, maintenance=self.maintenance.covering)
+        self.pipeline.acks = self.incidents
+        self.sm = StateMachine("gw", Thresholds())
+        self.sm.set_systems(
+            [
+                SystemStatus(
+                    e.agency.id,
+                    e.system.id,
+                    e.system.kind,
+                    e.parents,
+                    {c.key: CheckStatus(c.key, 1, 1) for c in e.checks},
+                )
+                for e in self.registry.systems.values()
+            ],
+            [],
+        )
+        self.events: list[Event] = []
+
+    @property
+    def sent(self) -> Sent:
+        return self.world.sent
+
+    def emit(self, events: list[Event]) -> None:
+        self.events += events
+        self.pipeline.on_events(events)
+        self.incidents.on_events(events)
+
+    async def probe(self, key: str, result: ProbeResult) -> None:
+        """One result (and its recheck, if the state machine asks for one)."""
+        check = f"{key}/http"
+        outcome = self.sm.observe(check, result, self.now)
+        self.emit(outcome.events)
+        if outcome.recheck:
+            self.now += 1
+            self.emit(self.sm.observe(check, result, self.now).events)
+        await self.round()
+
+    async def round(self) -> None:
+        await self.maintenance.tick(self.now)
+        self.emit(self.sm.set_maintenance(self.maintenance.covered(self.now), self.now))
+        if self.events:
+            await self.store.record(self.events)
+            self.events = []
+        await self.incidents.tick(self.now)
+        await self.pipeline.tick()
+        for worker in self.world.workers:
+            while await worker.run_once():
+                pass
+
+    async def at(self, moment: float) -> None:
+        self.now = moment
+        await self.round()
+
+    def state(self, key: str = "ha-noi/portal") -> State:
+        return self.sm.systems[key].announced
+
+    def pages(self) -> list[str]:
+        """The outage alerts sent (SMS and e-mail), as opposed to maintenance notices."""
+        return [
+            m.to
+            for m in self.sent.messages
+            if "MẤT KẾT NỐI" in m.subject or "MẤT KẾT NỐI" in m.text
+        ]
+
+
+async def test_degraded_opens_no_incident_and_an_outage_ending_degraded_is_resolved(
+    store: Store,
+) -> None:
+    d = Daemonless(store, MONDAY)
+    await d.incidents.restore({})
+    await d.probe("ha-noi/portal", OK)
+    await d.probe("ha-noi/portal", SLOW)
+    assert d.state() is State.DEGRADED
+    await d.at(d.now + 3600)
+    assert await list_incidents(store) == []
+    assert sorted(m.to for m in d.sent.messages if "SUY GIẢM" in m.subject) == [KT, OPS, TRUC]
+
+    await d.probe("ha-noi/portal", FAIL)
+    assert d.state() is State.DOWN
+    (incident,) = await list_incidents(store)
+    assert incident.id == d.pipeline.alerts["ha-noi/portal"].incident
+    # Reachable again, only slow: the outage is over, its incident resolved.
+    d.now += 600
+    await d.probe("ha-noi/portal", SLOW)
+    assert d.state() is State.DEGRADED
+    assert await list_incidents(store) == [], "the outage's incident stays open while degraded"
+    (closed,) = await list_incidents(store, open_only=False)
+    assert closed.id == incident.id and closed.resolved_at == d.now
+
+
+async def test_maintenance_opens_no_incident_and_its_end_on_a_dead_system_opens_one(
+    store: Store,
+) -> None:
+    d = Daemonless(store, MONDAY)
+    starts = dt.datetime(2026, 11, 30, 10, 0, tzinfo=VN)
+    ends = dt.datetime(2026, 11, 30, 12, 0, tzinfo=VN)
+    await schedule(
+        store,
+        d.ctx.calendar,
+        d.registry,
+        starts=starts,
+        ends=ends,
+        reason="Nâng cấp máy chủ",
+        scope=["ha-noi/portal"],
+        override_reason="sự cố phần cứng",
+        author="vpcp.ops",
+        now=d.now,
+    )
+    await d.maintenance.refresh()
+    await d.incidents.restore({})
+    await d.probe("ha-noi/portal", OK)
+    await d.probe("ha-noi/secure-server", OK)
+    await d.at(starts.timestamp())
+    assert d.state() is State.MAINTENANCE
+    assert d.state("ha-noi/secure-server") is State.UP  # outside the window's scope
+    for _ in range(10):
+        d.now += 60
+        await d.probe("ha-noi/portal", FAIL)
+    assert d.state() is State.MAINTENANCE and d.sm.systems["ha-noi/portal"].underlying is (
+        State.DOWN
+    )
+    await d.at(ends.timestamp() - 1)
+    assert await list_incidents(store) == []
+    assert d.pages() == []  # only the window's own notices went out
+    await d.at(ends.timestamp())
+    assert d.state() is State.DOWN
+    (incident,) = await list_incidents(store)
+    assert incident.id == d.pipeline.alerts["ha-noi/portal"].incident
+    assert incident.opened_at == ends.timestamp()
+    await d.at(ends.timestamp() + 31)
+    assert KT_PHONE in d.pages() and KT in d.pages()
+
+
+async def test_the_end_of_a_window_on_a_system_that_is_up_resolves_nothing_wrongly(
+    store: Store,
+) -> None:
+    """An outage before the window keeps its incident through it and is resolved when the
+    window ends with the system back; a system up before and after opens and resolves none."""
+    d = Daemonless(store, MONDAY)
+    starts = dt.datetime(2026, 11, 30, 10, 0, tzinfo=VN)
+    ends = dt.datetime(2026, 11, 30, 12, 0, tzinfo=VN)
+    await schedule(
+        store,
+        d.ctx.calendar,
+        d.registry,
+        starts=starts,
+        ends=ends,
+        reason="Nâng cấp máy chủ",
+        scope=["ha-noi"],
+        override_reason="sự cố phần cứng",
+        author="vpcp.ops",
+        now=d.now,
+    )
+    await d.maintenance.refresh()
+    await d.incidents.restore({})
+    await d.probe("ha-noi/secure-server", OK)
+    await d.probe("ha-noi/portal", FAIL)
+    assert d.state() is State.DOWN
+    await d.at(d.now + 31)
+    assert KT_PHONE in d.pages()  # paged before the window
+    (outage,) = await list_incidents(store)
+    await d.at(starts.timestamp())
+    assert d.state() is State.MAINTENANCE
+    assert d.state("ha-noi/secure-server") is State.MAINTENANCE
+    assert [i.id for i in await list_incidents(store)] == [outage.id]  # still its outage
+    d.now += 600
+    await d.probe("ha-noi/portal", OK)  # repaired inside the window
+    await d.at(ends.timestamp())
+    assert d.state() is State.UP and d.state("ha-noi/secure-server") is State.UP
+    assert await list_incidents(store) == []
+    (closed,) = await list_incidents(store, open_only=False)
+    assert closed.id == outage.id and closed.resolved_at == ends.timestamp()
+    await d.at(ends.timestamp() + 301)
+    assert any("đã kết nối lại" in m.subject for m in d.sent.to(KT))
+    assert not [e for e in await store.changes(50) if e.new in (State.DOWN, State.FLAPPING)][1:]
+
+
+# ----- the store -----------------------------------------------------------------------------
+
+
+async def test_a_reason_code_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = await Store.open(path)
+    window = Why("system.maintenance", {"until": MONDAY + 3600})
+    await store.record(
+        [
+            Event(MONDAY, "ha-noi", "portal", State.UP, State.DEGRADED, "slow", "gw", SLOW_WHY),
+            Event(
+                MONDAY + 5,
+                "ha-noi",
+                "secure-server",
+                State.UP,
+                State.MAINTENANCE,
+                "m",
+                "gw",
+                window,
+            ),
+        ]
+    )
+    await store.close()
+    store = await Store.open(path)
+    try:
+        states = await store.states()
+        assert states["ha-noi/portal"].state is State.DEGRADED
+        assert states["ha-noi/portal"].why == SLOW_WHY
+        assert states["ha-noi/secure-server"].state is State.MAINTENANCE
+        assert states["ha-noi/secure-server"].why == window
+        latest, first = await store.changes(10)
+        assert (latest.new, latest.why) == (State.MAINTENANCE, window)
+        assert (first.new, first.why) == (State.DEGRADED, SLOW_WHY)
+        assert (
+            say(first.why, "vi", first.reason) == "kiểm tra http: chậm: 1,5 giây > giới hạn 1 giây"
+        )
+        sm = StateMachine("gw", Thresholds())
+        sm.set_systems(
+            [
+                SystemStatus(
+                    "ha-noi",
+                    "portal",
+                    "one-stop",
+                    (),
+                    {"ha-noi/portal/http": CheckStatus("ha-noi/portal/http", 1, 1)},
+                )
+            ],
+            [],
+        )
+        stored = states["ha-noi/portal"]
+        sm.restore("ha-noi/portal", stored.state, stored.since, stored.reason, stored.why)
+        assert sm.systems["ha-noi/portal"].why == SLOW_WHY
+    finally:
+        await store.close()
