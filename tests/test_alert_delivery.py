@@ -184,7 +184,7 @@ async def test_down_then_up_reaches_sms_email_inbox_and_status_topic(
         body = first.get_body(("plain",))
         assert body is not None
         text = body.get_content()
-        assert "connect: refused" in text and "Đã thông báo: VPCP trực" in text
+        assert "không kết nối được: bị từ chối" in text and "Đã thông báo: VPCP trực" in text
         assert mails["ops@vpcp.dvc.example"]["Subject"] == first["Subject"]
         (inbox,) = sub.on("npsp/inbox/qtkt.ha-noi")
         # A push says only that there is something new: the content is read through the API.
