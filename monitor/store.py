@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -263,13 +264,23 @@ _MIGRATIONS = [
 ]
 
 
-def _private_folder(path: Path) -> None:
-    """Tighten the database's folder to 0700 if it is ours and open to others (an existing
-    0755 folder made by hand or an older version); one we do not own is left as it is."""
+def _private_folder(database: Path) -> None:
+    """Tighten the database's folder to 0700 if it is ours, open to others, and holds nothing
+    but this database (an existing 0755 folder made by hand for it, or by an older version).
+    A shared folder (``/tmp``, ``/var/lib``, a home) is left as it is: tightening it would
+    break it for everyone else; the database file itself is 0600 anyway."""
+    path = database.parent
+    ours = {database.name + suffix for suffix in ("", "-wal", "-shm", "-journal")}
     try:
         st = path.stat()
-        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
-            path.chmod(0o700)
+        if st.st_uid != os.geteuid() or not st.st_mode & 0o077:
+            return
+        if st.st_mode & (stat.S_ISVTX | stat.S_IWOTH):
+            return  # a folder for everyone, like /tmp
+        with os.scandir(path) as entries:
+            if any(entry.name not in ours for entry in entries):
+                return
+        path.chmod(0o700)
     except OSError:
         pass
 
@@ -373,7 +384,7 @@ class Store:
         if not create and not self.path.exists():
             raise MissingDatabase(missing_database(self.path))
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _private_folder(self.path.parent)
+        _private_folder(self.path)
         _private_file(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
         db.execute("PRAGMA journal_mode=WAL")

@@ -116,6 +116,17 @@ async def test_the_database_is_private_whatever_the_umask(tmp_path: Path) -> Non
         loose.touch(mode=0o644)
         await (await Store.open(loose)).close()
         assert stat.S_IMODE(existing.stat().st_mode) == 0o700  # an open folder is tightened
+        # A shared folder (here 1777, as /tmp; or one holding other files) is left as it is.
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        shared.chmod(0o1777)
+        await (await Store.open(shared / "state.db")).close()
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+        busy = tmp_path / "busy"
+        busy.mkdir(mode=0o755)
+        (busy / "someone-elses.txt").touch()
+        await (await Store.open(busy / "state.db")).close()
+        assert stat.S_IMODE(busy.stat().st_mode) == 0o755
     finally:
         os.umask(old)
     for path in (tmp_path / "state" / "state.db", tmp_path / "state" / "state.db-wal", loose):
