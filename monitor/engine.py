@@ -138,6 +138,7 @@ class Engine:
                 status.since, status.reason = previous_system.since, previous_system.reason
                 status.why = previous_system.why
                 status.flips = previous_system.flips
+                status.warn_flips = previous_system.warn_flips
             systems.append(status)
         self.state.set_systems(systems, [status_for(c) for c in new.canaries])
 

@@ -51,6 +51,10 @@ SYSTEM: dict[str, tuple[str, str]] = {
         "in an announced maintenance window until {until:time} (announcement {announcement})",
         "đang bảo trì theo thông báo đến {until:time} (thông báo {announcement})",
     ),
+    "system.awaiting": (
+        "maintenance window over; waiting for a verdict",
+        "hết thời gian bảo trì; đang chờ kết quả kiểm tra",
+    ),
     "gateway.cut": (
         "gateway cut off ({canaries:whys})", "cổng kết nối mất đường truyền ({canaries:whys})"
     ),

@@ -113,6 +113,9 @@ class SystemStatus:
     reason: str = ""
     why: Why | None = None
     flips: deque[float] = field(default_factory=deque)
+    # Changes between UP and DEGRADED: a latency hovering at its limit must not send a
+    # "degraded" and an "up" every few minutes.
+    warn_flips: deque[float] = field(default_factory=deque)
 
     @property
     def key(self) -> str:
@@ -177,6 +180,11 @@ class StateMachine:
             # In a window, the verdict underneath is not known yet: the probes will say.
             status.underlying = State.PENDING if state is State.MAINTENANCE else state
             status.since, status.reason, status.why = since, reason, why
+            if state is State.DEGRADED:
+                # The warning was confirmed before the restart: the first clean results clear
+                # it; a slow one does not start a new count (no false "up" then "degraded").
+                for check in status.checks.values():
+                    check.warning = True
 
     def set_maintenance(self, covered: dict[str, Why], now: float) -> list[Event]:
         """The systems inside a maintenance window now (key → why): those entering one are
@@ -192,9 +200,10 @@ class StateMachine:
                 status.underlying = State.PENDING  # so that the verdict below is announced
                 self._evaluate(status, now, events)
                 if status.announced is State.MAINTENANCE:
-                    # No verdict yet (too few results, or it waits on a parent or the uplink).
-                    status.announced, status.since = State.PENDING, now
-                    status.reason, status.why = "", None
+                    # No verdict yet (too few results, or it waits on a parent or the uplink):
+                    # said, so that the stored state and the status topics stop saying
+                    # "maintenance".
+                    self._announce(status, State.PENDING, Why("system.awaiting"), now, events)
         return events
 
     def display_state(self, status: SystemStatus) -> State:
@@ -348,15 +357,23 @@ class StateMachine:
         if target == status.underlying and status.announced is not State.PENDING:
             if status.announced is State.FLAPPING:
                 self._maybe_settle(status, now, events)
+            elif status.announced is State.DEGRADED and target is State.UP:
+                self._prune_flips(status, now)
+                if not self._hovering(status):
+                    self._announce(status, target, why, now, events)
             return
         previous = status.underlying
         status.underlying = target
         if _is_flip(previous, target):
             status.flips.append(now)
+        elif {previous, target} == {State.UP, State.DEGRADED}:
+            status.warn_flips.append(now)
         self._prune_flips(status, now)
         if status.announced is State.FLAPPING:
             self._maybe_settle(status, now, events)
             return
+        if target is State.UP and status.announced is State.DEGRADED and self._hovering(status):
+            return  # slowness comes and goes: it stays degraded until it settles
         if len(status.flips) >= self.thresholds.flap_threshold:
             why = Why(
                 "system.flapping",
@@ -375,8 +392,15 @@ class StateMachine:
 
     def _prune_flips(self, status: SystemStatus, now: float) -> None:
         horizon = now - self.thresholds.flap_window
-        while status.flips and status.flips[0] < horizon:
-            status.flips.popleft()
+        for flips in (status.flips, status.warn_flips):
+            while flips and flips[0] < horizon:
+                flips.popleft()
+
+    def _hovering(self, status: SystemStatus) -> bool:
+        """A warning that came and went often lately (as many changes between UP and
+        DEGRADED within ``flap_window`` as half ``flap_threshold``): the system is shown
+        DEGRADED until that settles, rather than changing back and forth."""
+        return len(status.warn_flips) * 2 >= self.thresholds.flap_threshold
 
     def _announce(
         self, status: SystemStatus, new: State, why: Why, now: float, events: list[Event]

@@ -340,7 +340,9 @@ def test_a_window_ending_before_any_verdict_shows_pending_not_maintenance() -> N
     sm = machine(system("a/s"))
     window = Why("system.maintenance", {"until": 2e9})
     assert [e.new for e in sm.set_maintenance({"a/s": window}, 1.0)] == [State.MAINTENANCE]
-    assert sm.set_maintenance({}, 2.0) == []
+    [ended] = sm.set_maintenance({}, 2.0)  # said: stored states and topics follow
+    assert (ended.old, ended.new) == (State.MAINTENANCE, State.PENDING)
+    assert say(ended.why, "vi", "?") == "hết thời gian bảo trì; đang chờ kết quả kiểm tra"
     assert sm.systems["a/s"].announced is State.PENDING
 
 
@@ -354,3 +356,31 @@ def test_a_restart_inside_a_window_keeps_maintenance_and_judges_afresh() -> None
     assert feed.events == [] and sm.systems["a/s"].underlying is State.UP
     [ended] = sm.set_maintenance({}, feed.now)
     assert (ended.old, ended.new) == (State.MAINTENANCE, State.UP)
+
+
+def test_a_restart_of_a_degraded_system_announces_nothing_until_it_is_clean() -> None:
+    """The warning was confirmed before the restart: slow answers after it change nothing
+    (no false "up" then "degraded" again); clean ones clear it."""
+    sm = machine(system("a/s", fail=3, succ=1))
+    sm.restore("a/s", State.DEGRADED, 5.0, "check c0: slow")
+    feed = Feed(sm)
+    for _ in range(4):
+        feed("a/s/c0", SLOW)
+    assert feed.events == []
+    [clean] = feed("a/s/c0", OK)
+    assert (clean.old, clean.new) == (State.DEGRADED, State.UP)
+
+
+def test_a_latency_hovering_at_its_limit_stays_degraded_until_it_settles() -> None:
+    feed = Feed(machine(system("a/s", fail=1, succ=1), flap=6))
+    for _ in range(10):  # slow, fast, slow, fast... every 10 s
+        feed("a/s/c0", SLOW)
+        feed("a/s/c0", OK)
+    # up, degraded, up, degraded: then it stays degraded (3 changes = half of flap_threshold)
+    assert [e.new for e in feed.events] == [State.DEGRADED, State.UP, State.DEGRADED]
+    assert feed.sm.systems["a/s"].announced is State.DEGRADED
+    # An hour of fast answers: the changes leave the window, and it is up again.
+    for _ in range(7):
+        feed("a/s/c0", OK, advance=600)
+    assert feed.sm.systems["a/s"].announced is State.UP
+    assert [e.new for e in feed.events][-1] is State.UP

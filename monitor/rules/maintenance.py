@@ -620,10 +620,10 @@ class MaintenanceDesk:
             return {}
         out: dict[str, Why] = {}
         for key, entry in self.ctx.registry().systems.items():
-            for window in active:
-                if window.covers(entry.agency.id, entry.system.id):
-                    out[key] = Why("system.maintenance", {"until": window.ends})
-                    break
+            # Overlapping windows: it is in maintenance until the last of them ends.
+            ends = [w.ends for w in active if w.covers(entry.agency.id, entry.system.id)]
+            if ends:
+                out[key] = Why("system.maintenance", {"until": max(ends)})
         return out
 
     async def tick(self, now: float) -> None:
