@@ -15,16 +15,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import json
+import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
+import yaml
 
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
-from monitor.config import Config
+from monitor.app import Daemon
+from monitor.config import Config, load_config
 from monitor.reasons import say
 from monitor.registry import Registry
 from monitor.rules.desk import RulesContext
@@ -42,7 +50,13 @@ from monitor.store import Store
 from monitor.types import ProbeResult, Why
 from monitor.workdays import WorkCalendar
 from probes.reasons import warn, why
+from tests.peers import free_port, wait_until
+from tests.peers.mosquitto import Mosquitto, available
+from tests.peers.smtp import SMTP_PASSWORD, SMTP_USER, Certs, SmtpPeer
+from tests.peers.twilio_api import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
+from tests.probe_servers import delayed, http_server, response
 from tests.test_alert_pipeline import Sent
+from tests.test_daemon import Running, metric
 
 VN = dt.timezone(dt.timedelta(hours=7))
 MONDAY = dt.datetime(2026, 11, 30, 9, 0, tzinfo=VN).timestamp()  # a working Monday morning
@@ -612,3 +626,272 @@ async def test_a_reason_code_survives_a_restart(tmp_path: Path) -> None:
         assert sm.systems["ha-noi/portal"].why == SLOW_WHY
     finally:
         await store.close()
+
+
+# ----- the whole daemon, real peers on loopback ----------------------------------------------------
+
+needs_mosquitto = pytest.mark.skipif(not available(), reason="mosquitto is not installed")
+
+
+class Peers:
+    """aiosmtpd (STARTTLS and AUTH), the Twilio-API peer, Mosquitto and a subscriber to its
+    status topics."""
+
+    def __init__(self, certs: Certs, smtp: SmtpPeer, twilio: FakeTwilio, broker: Mosquitto):
+        self.certs, self.smtp, self.twilio, self.broker = certs, smtp, twilio, broker
+        self.status: dict[str, list[str]] = {}  # topic -> states published, in order
+
+    async def subscribe(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1", self.broker.port, identifier="test-status-reader"
+                ) as client:
+                    await client.subscribe("npsp/status/#", qos=1)
+                    async for message in client.messages:
+                        assert isinstance(message.payload, bytes)
+                        state = json.loads(message.payload)["state"]
+                        self.status.setdefault(str(message.topic), []).append(state)
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.1)
+
+    def mails(self, to: str, about: str = "") -> list[tuple[str, str]]:
+        """(subject, plain text) of the e-mails received for ``to`` whose subject has ``about``."""
+        out = []
+        for m in self.smtp.received:
+            if m.rcpt_tos != [to] or about not in str(m.message["Subject"]):
+                continue
+            body = m.message.get_body(("plain",))
+            out.append((str(m.message["Subject"]), "" if body is None else body.get_content()))
+        return out
+
+
+@pytest.fixture
+async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
+    certs = Certs.make(tmp_path)
+    (tmp_path / "mq").mkdir()
+    async with (
+        SmtpPeer(certs, mode="starttls") as smtp,
+        FakeTwilio() as twilio,
+        Mosquitto(tmp_path / "mq") as broker,
+    ):
+        found = Peers(certs, smtp, twilio, broker)
+        reader = asyncio.create_task(found.subscribe())
+        try:
+            yield found
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+def daemon_config(tmp_path: Path, peers: Peers, systems: list[dict[str, Any]]) -> Path:
+    (tmp_path / "twilio-token").write_text(AUTH_TOKEN)
+    (tmp_path / "smtp-password").write_text(SMTP_PASSWORD)
+    agency = hanoi_agency()
+    agency["systems"] = systems
+    data: dict[str, Any] = {
+        "vantage": "gw-test",
+        "listen": "127.0.0.1:0",
+        "state_db": str(tmp_path / "state.db"),
+        "defaults": {
+            "interval": "500ms",
+            "timeout": "400ms",
+            "failure_threshold": 1,
+            "success_threshold": 1,
+            "recheck_delay": "10ms",
+        },
+        "alerting": {
+            "operations": [{"name": "VPCP trực", "email": OPS, "channels": ["email"]}],
+            "group_wait": "200ms",
+            "group_interval": "500ms",
+            "sms_min_interval": "500ms",
+        },
+        "channels": {
+            "sms": {
+                "account_sid": ACCOUNT_SID,
+                "auth_token": {"file": str(tmp_path / "twilio-token")},
+                "from_number": FROM_NUMBER,
+                "api_base_url": peers.twilio.base_url,
+            },
+            "email": {
+                "host": "127.0.0.1",
+                "port": peers.smtp.port,
+                "security": "starttls",
+                "username": SMTP_USER,
+                "password": {"file": str(tmp_path / "smtp-password")},
+                "from_addr": "giamsat@npsp.dvc.example",
+                "ca_file": str(peers.certs.ca_file),
+            },
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": peers.broker.port,
+                "timeout": "2s",
+                "reconnect_max": "500ms",
+            },
+        },
+        "agencies": [agency],
+    }
+    path = tmp_path / "npsp.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running(path: Path) -> AsyncIterator[Running]:
+    daemon = Daemon(None, load_config(path))
+    ready = asyncio.Event()
+    task = asyncio.create_task(daemon.run(on_ready=lambda _d: ready.set()))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        yield Running(daemon, task)
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def scrape(run: Running) -> str:
+    status, text = await run.get("/metrics")
+    assert status == 200
+    return text
+
+
+async def outbox_rows(run: Running) -> list[tuple[str, str, str, float]]:
+    """(channel, address, subject, created_at) of every row the daemon queued."""
+    engine = run.daemon.engine
+    assert engine is not None
+    rows = await engine.store.transact(
+        lambda db: db.execute(
+            "SELECT channel, address, subject, created_at FROM outbox ORDER BY id"
+        ).fetchall()
+    )
+    return [(str(c), str(a), str(s), float(t)) for c, a, s, t in rows]
+
+
+LABELS = {"agency": "ha-noi", "system": "secure-server"}
+
+
+@needs_mosquitto
+@pytest.mark.timeout(90)
+async def test_a_dead_system_in_a_window_shows_maintenance_and_is_paged_when_it_ends(
+    tmp_path: Path, peers: Peers
+) -> None:
+    dead = free_port()
+    path = daemon_config(
+        tmp_path,
+        peers,
+        [
+            {
+                "id": "secure-server",
+                "kind": "secure-server",
+                "name": "Máy chủ bảo mật",
+                "checks": [{"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": dead}],
+            }
+        ],
+    )
+    config = load_config(path)
+    store = await Store.open(config.state_db)
+    now = time.time()
+    try:
+        window = await schedule(
+            store,
+            WorkCalendar(config.calendar),
+            Registry.from_config(config),
+            starts=dt.datetime.fromtimestamp(now - 1, VN),
+            ends=dt.datetime.fromtimestamp(now + 8, VN),
+            reason="Thay thiết bị mạng",
+            scope=["ha-noi/secure-server"],
+            override_reason="sự cố phần cứng",
+            author="vpcp.ops",
+            now=now,
+        )
+    finally:
+        await store.close()
+    topic = "npsp/status/ha-noi/secure-server"
+    async with running(path) as run:
+        engine = run.daemon.engine
+        assert engine is not None
+        status = engine.state.systems["ha-noi/secure-server"]
+        await wait_until(lambda: status.underlying is State.DOWN, 5, "probes failing")
+        assert time.time() < window.ends, "the window ended before the test could look"
+        text = await scrape(run)
+        assert metric(text, "npsp_system_state", **LABELS, state="maintenance") == 1.0
+        assert metric(text, "npsp_system_state", **LABELS, state="down") is None
+        assert metric(text, "npsp_system_up", **LABELS) is None  # not judged in a window
+        view = await run.api("/api/v1/systems/ha-noi/secure-server")
+        assert view["state"] == "maintenance"
+        await wait_until(lambda: "maintenance" in peers.status.get(topic, []), 10, "MQTT")
+        assert "down" not in peers.status[topic]
+
+        # The window ends with the system still dead: now it is down, and it is paged.
+        await wait_until(lambda: status.announced is State.DOWN, 15, "down after the window")
+        text = await scrape(run)
+        assert metric(text, "npsp_system_state", **LABELS, state="down") == 1.0
+        assert metric(text, "npsp_system_up", **LABELS) == 0.0
+        await wait_until(lambda: peers.status[topic][-1] == "down", 10, "MQTT down")
+        await wait_until(
+            lambda: any("MAT KET NOI" in m.body for m in peers.twilio.sent), 15, "the SMS"
+        )
+        await wait_until(lambda: bool(peers.mails(KT, "MẤT KẾT NỐI")), 15, "the e-mail")
+        (page,) = [m for m in peers.twilio.sent if m.to == KT_PHONE and "MAT KET NOI" in m.body]
+        assert page.body.startswith("NPSP: ha-noi/secure-server MAT KET NOI")
+        # Nothing about the outage was even queued while the window lasted.
+        alerts = [r for r in await outbox_rows(run) if "MẤT KẾT NỐI" in r[2]]
+        assert alerts and all(created >= window.ends for *_, created in alerts)
+        assert {(c, a) for c, a, *_ in alerts} >= {("sms", KT_PHONE), ("email", KT)}
+
+
+@needs_mosquitto
+@pytest.mark.timeout(90)
+async def test_a_slow_portal_is_degraded_everywhere_and_told_by_email_not_sms(
+    tmp_path: Path, peers: Peers
+) -> None:
+    server, _ = http_server({"/": delayed(0.25, response(200))})
+    async with server:
+        path = daemon_config(
+            tmp_path,
+            peers,
+            [
+                {
+                    "id": "portal",
+                    "kind": "public-service-portal",
+                    "name": "Cổng dịch vụ công",
+                    "checks": [
+                        {
+                            "id": "http",
+                            "kind": "http",
+                            "url": f"http://127.0.0.1:{server.port}/",
+                            "max_latency": "100ms",
+                        }
+                    ],
+                }
+            ],
+        )
+        labels = {"agency": "ha-noi", "system": "portal"}
+        topic = "npsp/status/ha-noi/portal"
+        async with running(path) as run:
+            await wait_until(
+                lambda: run.state_of("ha-noi/portal") is State.DEGRADED, 15, "degraded"
+            )
+            text = await scrape(run)
+            assert metric(text, "npsp_system_state", **labels, state="degraded") == 1.0
+            assert metric(text, "npsp_system_up", **labels) == 1.0  # reachable
+            view = await run.api("/api/v1/systems/ha-noi/portal")
+            assert view["state"] == "degraded"
+            await wait_until(lambda: "degraded" in peers.status.get(topic, []), 10, "MQTT")
+            assert "down" not in peers.status[topic]
+
+            await wait_until(
+                lambda: bool(peers.mails(KT, "SUY GIẢM")) and bool(peers.mails(TRUC)),
+                15,
+                "the e-mails",
+            )
+            ((subject, text_vi),) = peers.mails(KT)
+            assert subject == "[NPSP] Cổng dịch vụ công của Thành phố Hà Nội: SUY GIẢM"
+            # In Vietnamese, with the measured time (0,25 s and more, rounded).
+            assert re.search(r"kiểm tra http: chậm: \d,\d giây > giới hạn 100 ms", text_vi), text_vi
+            ((duty, _),) = peers.mails(TRUC)  # [sms] only: by e-mail all the same
+            assert duty == subject
+            assert [r for r in await outbox_rows(run) if r[0] == "sms"] == []
+            assert peers.twilio.sent == []
+            assert run.state_of("ha-noi/portal") is State.DEGRADED  # never called down
