@@ -46,6 +46,7 @@ class _Group:
     next_flush: float | None = None
     last_flush: float | None = None
     held_check: float | None = None  # when to look again at firing alerts held by a mute
+    muted: set[str] = field(default_factory=set)  # firing alerts a mute kept out of the last flush
 
 
 class Grouper:
@@ -124,17 +125,16 @@ class Grouper:
         return out
 
     def _held(self, group: _Group, now: float) -> bool:
-        """Whether a firing alert this recipient was not told about is held by a mute."""
-        return any(
-            a.firing and a.key not in group.told and self.muter.mutes(a, now) is not None
-            for a in group.alerts.values()
-        )
+        """Whether a firing alert of this group is held by a mute."""
+        return any(a.firing and self.muter.mutes(a, now) is not None for a in group.alerts.values())
 
     def _recheck_held(self, group: _Group, now: float) -> None:
         """A mute may have ended: an alert it held goes out (as a change, so ``group_interval``
         and the SMS budget still apply) even when the group's next flush is a distant repeat."""
         released = any(
-            a.firing and a.key not in group.told and self.muter.mutes(a, now) is None
+            a.firing
+            and (a.key not in group.told or a.key in group.muted)
+            and self.muter.mutes(a, now) is None
             for a in group.alerts.values()
         )
         group.held_check = None
@@ -156,11 +156,11 @@ class Grouper:
         )
 
     def _flush(self, group: _Group, now: float) -> Digest | None:
-        firing = [
-            a
-            for a in group.alerts.values()
-            if a.firing and (a.key in group.told or self.muter.mutes(a, now) is None)
-        ]
+        # Muted (a maintenance window, a silence): held, even if already told, so no reminder
+        # goes out while it lasts; a recovery is still told, and an alert still firing when
+        # the mute ends goes out again then.
+        firing = [a for a in group.alerts.values() if a.firing and self.muter.mutes(a, now) is None]
+        group.muted = {a.key for a in group.alerts.values() if a.firing} - {a.key for a in firing}
         resolved = [a for a in group.alerts.values() if not a.firing and a.key in group.told]
         closing, group.closing = group.closing, []
         new = frozenset(a.key for a in firing if group.told.get(a.key) != a.incident)
@@ -195,6 +195,11 @@ class Grouper:
         if kind == "repeat":
             first = min(a.since for a in firing)
             ordinal = str(int((now - first) // self.settings.repeat_interval))
+        elif kind == "firing" and not new:
+            # News of alerts already told (settled from flapping, a window that held them is
+            # over): its content may equal an earlier digest's, which the outbox would drop as
+            # a duplicate; when it is due keeps its key apart.
+            ordinal = f"at{int(now)}"
         digest = _digest(group.recipient, kind, firing, resolved, new, ordinal, root)
         for a in firing:
             group.roots.setdefault(a.key, digest.key)
