@@ -78,7 +78,11 @@ SLOW_WHY = Why(
 )
 DOWN_WHY = Why(
     "system.checks",
-    {"checks": (Why("check", {"id": "http", "why": Why("tcp.refused")}),)},
+    {
+        "checks": (
+            Why("check", {"id": "http", "why": Why("connect", {"error": Why("os.refused")})}),
+        )
+    },
 )
 
 
@@ -230,7 +234,7 @@ async def test_an_outage_that_ends_degraded_is_resolved_and_the_degradation_told
     w.event(State.UP, State.DOWN, DOWN_WHY)
     await w.advance(31)
     (page,) = w.sent.to(KT_PHONE)
-    assert "MẤT KẾT NỐI" in page.text
+    assert "MẤT KẾT NỐI" in page.text and "không kết nối được: bị từ chối" in page.text
     (outage,) = w.sent.to(KT)
     assert "MẤT KẾT NỐI" in outage.subject
     w.event(State.DOWN, State.DEGRADED, SLOW_WHY)
@@ -367,7 +371,7 @@ async def test_maintenance_events_change_nothing_in_the_pipeline(store: Store) -
 # ----- incidents: the real state machine, maintenance desk and incident desk --------------------
 
 OK = ProbeResult(True, "HTTP 200", 0.01)
-FAIL = ProbeResult(False, "connect: refused", 0.001, why=why("tcp.refused"))
+FAIL = ProbeResult(False, "connect: refused", 0.001, why=why("connect", error=why("os.refused")))
 SLOW = warn(why("http.slow", elapsed=1.5, limit=1.0), 1.5)
 
 
@@ -895,3 +899,181 @@ async def test_a_slow_portal_is_degraded_everywhere_and_told_by_email_not_sms(
             assert [r for r in await outbox_rows(run) if r[0] == "sms"] == []
             assert peers.twilio.sent == []
             assert run.state_of("ha-noi/portal") is State.DEGRADED  # never called down
+
+
+async def test_a_degraded_alert_replaced_by_an_outage_is_not_repeated_to_anyone(
+    store: Store,
+) -> None:
+    """The person on duty hears of the degradation by e-mail and of the outage by SMS: once the
+    system is down (and later back), their e-mail must not keep saying it is only degraded."""
+    w = World(store, pipeline_config(repeat_interval="1h"))
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(31)
+    assert len(w.sent.to(TRUC)) == 1
+    w.event(State.DEGRADED, State.DOWN, DOWN_WHY)
+    await w.advance(301)
+    assert len(w.sent.to(TRUC_PHONE)) == 1
+    w.event(State.DOWN, State.UP, Why("system.ok"))
+    await w.advance(301)
+    assert "ĐÃ KẾT NỐI LẠI" in w.sent.to(TRUC_PHONE)[-1].text
+    count = len(w.sent.messages)
+    await w.advance(24 * 3600)
+    late = [f"{m.to}: {m.subject}" for m in w.sent.messages[count:]]
+    assert late == [], "reminders of a system that is up again"
+    assert w.sent.to(TRUC)[1:] == [], [m.subject for m in w.sent.to(TRUC)]
+    assert w.pipeline.grouper.groups == {}
+
+
+async def test_a_degraded_system_behind_a_parent_that_fails_is_not_repeated_forever(
+    store: Store,
+) -> None:
+    config = Config.model_validate(
+        {
+            "agencies": [
+                {
+                    **hanoi_agency(["secure-server", "portal"]),
+                    "systems": [
+                        {
+                            "id": "secure-server",
+                            "kind": "secure-server",
+                            "name": "Máy chủ bảo mật",
+                            "checks": [
+                                {"id": "tcp", "kind": "tcp", "host": "h.example", "port": 1}
+                            ],
+                        },
+                        {
+                            "id": "portal",
+                            "kind": "public-service-portal",
+                            "name": "Cổng dịch vụ công",
+                            "depends_on": "secure-server",
+                            "checks": [
+                                {"id": "http", "kind": "tcp", "host": "h.example", "port": 1}
+                            ],
+                        },
+                    ],
+                }
+            ],
+            "alerting": {
+                "operations": [{"name": "VPCP trực", "email": OPS, "channels": ["email"]}],
+                "repeat_interval": "1h",
+            },
+        }
+    )
+    w = World(store, config)
+    w.event(State.UP, State.DEGRADED, SLOW_WHY)
+    await w.advance(31)
+    w.event(State.UP, State.DOWN, DOWN_WHY, key="ha-noi/secure-server")
+    w.event(State.DEGRADED, State.UNREACHABLE, None)
+    await w.advance(301)
+    w.event(State.DOWN, State.UP, Why("system.ok"), key="ha-noi/secure-server")
+    w.event(State.UNREACHABLE, State.UP, Why("system.ok"))
+    await w.advance(301)
+    count = len(w.sent.messages)
+    await w.advance(24 * 3600)
+    late = [f"{m.to}: {m.subject}" for m in w.sent.messages[count:]]
+    assert late == [], "reminders of systems that are up again"
+    assert w.pipeline.grouper.groups == {}
+
+
+async def paged_then_a_window(store: Store) -> tuple[Daemonless, float, float]:
+    """ha-noi/portal paged as down at 09:00 (reminders hourly), then inside a window from 10:00
+    to 14:00; returned at 13:59 with what was sent inside checked: no reminder."""
+    d = Daemonless(store, MONDAY)
+    d.pipeline.settings = d.pipeline.grouper.settings = pipeline_config(
+        repeat_interval="1h"
+    ).alerting
+    starts = dt.datetime(2026, 11, 30, 10, 0, tzinfo=VN)
+    ends = dt.datetime(2026, 11, 30, 14, 0, tzinfo=VN)
+    await schedule(
+        store,
+        d.ctx.calendar,
+        d.registry,
+        starts=starts,
+        ends=ends,
+        reason="Nâng cấp máy chủ",
+        scope=["ha-noi/portal"],
+        override_reason="sự cố phần cứng",
+        author="vpcp.ops",
+        now=d.now,
+    )
+    await d.maintenance.refresh()
+    await d.incidents.restore({})
+    await d.probe("ha-noi/portal", FAIL)
+    await d.at(d.now + 31)
+    assert d.pages().count(KT_PHONE) == 1
+    await d.at(starts.timestamp())
+    assert d.state() is State.MAINTENANCE
+    count = len(d.sent.messages)
+    moment = starts.timestamp()
+    while moment < ends.timestamp() - 60:
+        moment += 60
+        await d.at(moment)
+    inside = [f"{m.to}: {m.subject}" for m in d.sent.messages[count:] if "Nhắc lại" in m.subject]
+    assert inside == [], "reminders inside the maintenance window"
+    assert d.pages().count(KT_PHONE) == 1
+    return d, starts.timestamp(), ends.timestamp()
+
+
+async def test_an_outage_paged_before_a_window_is_not_reminded_inside_it(store: Store) -> None:
+    """Alerts are muted inside a window: an outage already paged gets no 'still down' reminder
+    while its system is being worked on; its recovery at the window's end is told."""
+    d, _, ends = await paged_then_a_window(store)
+    d.now = ends - 30
+    await d.probe("ha-noi/portal", OK)
+    await d.at(ends + 301)
+    assert d.state() is State.UP
+    assert "ĐÃ KẾT NỐI LẠI" in d.sent.to(KT_PHONE)[-1].text
+    assert await list_incidents(store) == []
+
+
+async def test_an_outage_paged_before_a_window_and_still_down_is_told_when_it_ends(
+    store: Store,
+) -> None:
+    d, starts, ends = await paged_then_a_window(store)
+    await d.at(ends)
+    assert d.state() is State.DOWN
+    await d.at(ends + 31)
+    assert d.pages().count(KT_PHONE) == 2 and d.pages().count(KT) == 2
+    assert "MẤT KẾT NỐI" in d.sent.to(KT_PHONE)[-1].text
+    (incident,) = await list_incidents(store)  # the outage's own, open all along
+    assert incident.opened_at < starts
+
+
+async def queued_at(w: World, key: str) -> float:
+    """When the outbox row of a message was queued (the fake channels keep no time)."""
+    row = await w.store.transact(
+        lambda db: db.execute("SELECT created_at FROM outbox WHERE key = ?", (key,)).fetchone()
+    )
+    return float(row[0])
+
+
+async def test_a_silence_holds_reminders_of_an_outage_already_told_and_its_end_releases_them(
+    store: Store,
+) -> None:
+    """The same mute for silences: two outages told, one silenced for two hours: reminders name
+    only the other; when the silence ends the silenced one is told again within a minute, not
+    at the next reminder."""
+    w = World(store, pipeline_config(repeat_interval="1h"))
+    w.event(State.UP, State.DOWN, DOWN_WHY, key="ha-noi/secure-server")
+    w.event(State.UP, State.DOWN, DOWN_WHY)
+    await w.advance(31)
+    (first,) = w.sent.to(KT)
+    assert "ha-noi/portal" in first.text and "ha-noi/secure-server" in first.text
+    silenced = pipeline_config(
+        repeat_interval="1h",
+        silences=[
+            {"agency": "ha-noi", "system": "portal", "ends": w.now + 7200, "reason": "sửa cáp"}
+        ],
+    ).alerting
+    w.pipeline.update_registry(silenced, w.pipeline.registry)
+    ends = w.now + 7200
+    await w.advance(7200 - 90)
+    reminders = w.sent.to(KT)[1:]
+    assert len(reminders) == 1 and reminders[0].subject.startswith("[NPSP] Nhắc lại")
+    assert "ha-noi/secure-server" in reminders[0].text and "ha-noi/portal" not in reminders[0].text
+    # Over: told again after a minute's look and group_interval (5 min) since the last digest,
+    # not at the next reminder an hour later.
+    await w.advance(90 + 360)
+    back = w.sent.to(KT)[-1]
+    assert "ha-noi/portal" in back.text, "the silence is over: the outage is told again"
+    assert ends < await queued_at(w, back.key) <= ends + 360
