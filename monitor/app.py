@@ -270,9 +270,9 @@ class Daemon:
             engine.observers.append(rules.watch.observe)
             states = await store.states()
             heartbeats.silent_since_before(states)
+            pipeline.acks = rules.incidents  # before restore: it reads the steps taken
             pipeline.restore(states, await outbox.told())
             await rules.incidents.restore(states)
-            pipeline.acks = rules.incidents
             _freeze_heap()
             engine.subscribers.append(pipeline.on_events)
             engine.subscribers.append(rules.incidents.on_events)

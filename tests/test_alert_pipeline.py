@@ -329,6 +329,9 @@ async def test_acknowledged_incident_does_not_escalate(store: Store) -> None:
         def escalated(self, incident: str, step: int, target: str, at: float) -> None:
             steps.append((incident, step, target, at))
 
+        def steps_taken(self, incident: str) -> tuple[int, float | None]:
+            return 0, None
+
     w.pipeline.acks = Acks()
     w.event("ha-noi/secure-server", State.UP, State.DOWN)
     await w.advance(8 * 3600)

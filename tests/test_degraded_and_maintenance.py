@@ -1077,3 +1077,51 @@ async def test_a_silence_holds_reminders_of_an_outage_already_told_and_its_end_r
     back = w.sent.to(KT)[-1]
     assert "ha-noi/portal" in back.text, "the silence is over: the outage is told again"
     assert ends < await queued_at(w, back.key) <= ends + 360
+
+
+async def restarted(d: Daemonless) -> Daemonless:
+    """A new process on the same store at ``d.now``, started as the daemon starts: the engine's
+    states restored, the desks loaded, then the pipeline and the incident desk restored."""
+    again = Daemonless(d.store, d.now)
+    states = await d.store.states()
+    for key, stored in states.items():
+        again.sm.restore(key, stored.state, stored.since, stored.reason, stored.why)
+    await again.maintenance.refresh()
+    await again.incidents.refresh()
+    again.pipeline.restore(states, await again.world.outbox.told())
+    await again.incidents.restore(states)
+    return again
+
+
+async def test_a_restart_inside_a_window_still_owes_the_recovery_of_an_outage_paged_before(
+    store: Store,
+) -> None:
+    """Paged as down at 09:00, in a window from 10:00, the daemon restarts at 12:00: the stored
+    state says MAINTENANCE, yet those paged are still owed 'connected again' when the system
+    comes back at the window's end (the restart must not forget the outage)."""
+    d, _, ends = await paged_then_a_window(store)
+    d = await restarted(d)
+    assert d.state() is State.MAINTENANCE
+    await d.at(ends - 30)
+    assert d.pages() == [], "the restart must not page again inside the window"
+    await d.probe("ha-noi/portal", OK)
+    await d.at(ends + 301)
+    assert d.state() is State.UP
+    texts = [m.text for m in d.sent.to(KT_PHONE)]
+    assert any("ĐÃ KẾT NỐI LẠI" in t for t in texts), texts
+    assert await list_incidents(store) == []
+
+
+async def test_a_restart_inside_a_window_on_a_system_still_down_tells_it_at_the_end(
+    store: Store,
+) -> None:
+    d, starts, ends = await paged_then_a_window(store)
+    d = await restarted(d)
+    await d.at(ends - 30)
+    await d.probe("ha-noi/portal", FAIL)
+    await d.at(ends + 31)
+    assert d.state() is State.DOWN
+    texts = [m.text for m in d.sent.to(KT_PHONE)]
+    assert len(texts) == 1 and "MẤT KẾT NỐI" in texts[0], "told again at the window's end"
+    (incident,) = await list_incidents(store)  # the outage's own, open all along
+    assert incident.opened_at < starts

@@ -145,6 +145,34 @@ async def test_a_restart_takes_no_step_twice(store: Store, tmp_path: Path) -> No
     )
 
 
+async def test_a_restart_after_a_flap_counts_the_ladder_from_the_outage_s_start(
+    store: Store,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Down at 19:00, escalated at 19:30; behind its parent for a minute at 19:40 (the stored
+    state's 'since' moves to 19:41); restarted at 19:45: the step taken is not taken again
+    under the rebuilt incident id, and operations are told at 20:00, not an hour after 19:41."""
+    w = make_world(store, tmp_path, hanoi(2026, 12, 4, 19, 0))
+    w.event("ha-noi/portal", State.UP, State.DOWN)
+    await w.walk(hanoi(2026, 12, 4, 19, 40), every=60)
+    assert len(escalations(w, CC)) == 1
+    w.event("ha-noi/portal", State.DOWN, State.UNREACHABLE, "ha-noi/one-stop is down")
+    await w.at(hanoi(2026, 12, 4, 19, 41))
+    w.event("ha-noi/portal", State.UNREACHABLE, State.DOWN)
+    await w.at(hanoi(2026, 12, 4, 19, 45))
+    restarted = make_world(store, tmp_path, w.now)
+    await restarted.start()
+    assert (
+        restarted.pipeline.alerts["ha-noi/portal"].incident
+        != w.pipeline.alerts["ha-noi/portal"].incident
+    )  # rebuilt from the stored state's later 'since'
+    await restarted.walk(hanoi(2026, 12, 4, 19, 59), every=60)
+    assert escalations(restarted, CC) == [] and escalations(restarted, OPS) == []
+    await restarted.walk(hanoi(2026, 12, 4, 20, 2), every=60)
+    assert escalations(restarted, CC) == []
+    assert len(escalations(restarted, OPS)) == 1
+
+
 # ----- support requests ---------------------------------------------------------------------------
 
 

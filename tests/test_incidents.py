@@ -188,6 +188,7 @@ class World:
 
     async def start(self) -> None:
         """What the daemon does at start-up (after the engine restored the states)."""
+        await self.desk.refresh()  # the daemon loads the desks first (RulesService.load)
         states = await self.store.states()
         self.pipeline.restore(states, await self.outbox.told())
         await self.desk.restore(states)

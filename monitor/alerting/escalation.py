@@ -29,6 +29,12 @@ class Acknowledgements(Protocol):
         """Step ``step`` (1 = the first) of the ladder, to ``target``, was taken at ``at``."""
         ...
 
+    def steps_taken(self, incident: str) -> tuple[int, float | None]:
+        """How many steps of the ladder were taken for the incident (0: none) and when its
+        outage began (None: unknown), as recorded: a restart must not take steps again, nor
+        count the ladder from a later moment."""
+        ...
+
 
 class NoAcknowledgements:
     """Until incidents can be acknowledged, none is; escalations are not recorded."""
@@ -39,6 +45,10 @@ class NoAcknowledgements:
 
     def escalated(self, incident: str, step: int, target: Target, at: float) -> None:
         del incident, step, target, at
+
+    def steps_taken(self, incident: str) -> tuple[int, float | None]:
+        del incident
+        return 0, None
 
 
 def due_at(ladder: list[EscalationStep], step: int, clock_from: float) -> float | None:

@@ -94,6 +94,18 @@ class Grouper:
             group.last_flush = now - self.settings.group_interval
         self._schedule(group, now)
 
+    def forget(self, alert: Alert) -> None:
+        """Drop ``alert`` from every group, silently: it was replaced by news that says more
+        (a degraded system now down, or behind a parent that is down). Without this, a group
+        whose recipient does not hear of the replacement would remind them of it forever."""
+        for key, group in list(self.groups.items()):
+            if group.alerts.get(alert.key) is alert:
+                del group.alerts[alert.key]
+                group.told.pop(alert.key, None)
+                group.roots.pop(alert.key, None)
+                if not group.alerts and not group.closing:
+                    del self.groups[key]
+
     def _schedule(self, group: _Group, now: float) -> None:
         s = self.settings
         if group.last_flush is None:

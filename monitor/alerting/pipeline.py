@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -154,7 +155,7 @@ class AlertPipeline:
         alert = self.alerts.get(key)
         if alert is not None and alert.state is State.DEGRADED and event.new in _FIRING:
             # Degraded, then down: an outage, with its own incident, urgency and people.
-            del self.alerts[key]
+            self.grouper.forget(self.alerts.pop(key))
             alert = None
         if alert is None or not alert.firing:
             alert = self._new_alert(key, event)
@@ -176,7 +177,8 @@ class AlertPipeline:
         """Not paged on its own: listed inside the parent's alert."""
         own = self.alerts.get(key)
         if own is not None and own.state is State.DEGRADED:
-            del self.alerts[key]  # behind a parent that is down, its slowness is no news
+            # Behind a parent that is down, its slowness is no news.
+            self.grouper.forget(self.alerts.pop(key))
         elif own is not None and own.firing:
             # Already announced as down: it stays an alert (its recovery is owed), but its
             # reminders now say why, and the parent's alert carries the news.
@@ -235,16 +237,31 @@ class AlertPipeline:
         """
         now = self.clock()
         for key, stored in states.items():
-            if stored.state not in (*_FIRING, State.DEGRADED):
-                continue
             agency, _, system = key.partition("/")
             event = Event(
                 stored.since, agency, system, State.PENDING, stored.state, stored.reason, ""
             )
+            if stored.state is State.MAINTENANCE:
+                # Paged as down before its window began: the outage's alert (and its
+                # recovery notice) is still owed to those told; the window holds it.
+                owed = sorted({i for i, _ in told if i.startswith(f"{key}@")})
+                if not owed:
+                    continue
+                began = owed[-1].rpartition("@")[2]
+                if not began.isdigit():
+                    continue
+                event = dataclasses.replace(event, time=float(began), new=State.DOWN)
+            elif stored.state not in (*_FIRING, State.DEGRADED):
+                continue
             alert = self._new_alert(key, event)
             if alert is None:
                 continue
             alert.why = stored.why
+            # The steps of the ladder already taken are not taken again, and the next counts
+            # from when the outage began (the stored state's time moves if it flapped).
+            alert.escalation_level, opened = self.acks.steps_taken(alert.incident)
+            if opened is not None and opened < alert.since:
+                alert.since = opened
             self.alerts[key] = alert
             for recipient in self.router.recipients(alert):
                 if (alert.incident, recipient.group_key) in told:

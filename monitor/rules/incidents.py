@@ -524,6 +524,12 @@ class IncidentDesk:
             found.escalation_step, found.escalated_to, found.escalated_at = step, target, at
         self._queue.append(_Escalated(ident, step, target, at))
 
+    def steps_taken(self, incident: str) -> tuple[int, float | None]:
+        """The last escalation step recorded on the incident (0: none) and when it was
+        opened (the outage began); from memory."""
+        found = self._incidents.get(self._outage_of(incident))
+        return (0, None) if found is None else (found.escalation_step, found.opened_at)
+
     def _outage_of(self, incident: str) -> str:
         """The id of the pipeline's incident here: itself when known, else (after a restart
         moved the pipeline's id) that system's current outage."""
