@@ -146,6 +146,33 @@ async def test_a_long_reason_is_cut_in_the_sms_not_the_link(store: Store) -> Non
     assert f"{WEB}/system/ha-noi/secure-server HT 1900.1096" in sms.text
 
 
+async def test_an_sms_of_systems_down_and_back_together_keeps_its_link(store: Store) -> None:
+    """Three systems with long names come back as three others go down: the SMS counts them
+    rather than listing six, so the link and the hotline survive the two-segment cut."""
+    old = [f"cong-dich-vu-cong-truc-tuyen-{i}" for i in range(3)]
+    new = [f"he-thong-mot-cua-dien-tu-cap-xa-{i}" for i in range(3)]
+    w = World(
+        store,
+        make_config([agency("ha-noi", "Hà Nội", [*old, *new], sms=True)], web_url=WEB),
+    )
+    for system in old:
+        down(w, f"ha-noi/{system}", refused())
+    await w.advance(31)
+    for system in new:
+        down(w, f"ha-noi/{system}", refused())
+    for system in old:
+        w.pipeline.on_events(
+            [Event(w.now, "ha-noi", system, State.DOWN, State.UP, "all checks pass", "gw")]
+        )
+    await w.advance(600)
+    both = [m.text for m in w.sent.to(PHONE_HA_NOI) if "KẾT NỐI LẠI" in m.text]
+    assert both, [m.text for m in w.sent.to(PHONE_HA_NOI)]
+    sms = both[0]
+    assert "3 hệ thống" in sms and "MẤT KẾT NỐI" in sms
+    sent = fit_segments(fold_vietnamese(sms), 2)  # as the SMS channel cuts it
+    assert f"{WEB}/agency/ha-noi HT 1900.1096" in sent
+
+
 async def test_a_digest_links_to_the_agency_or_the_overview(store: Store) -> None:
     w = World(
         store,

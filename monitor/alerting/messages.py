@@ -227,10 +227,13 @@ def sms_text(digest: Digest, lang: str, *, link: str, hotline: str) -> str:
     why (see the module's docstring: a cut takes the end of the reason, not the link)."""
     w = _WORDS[lang]
     parts, reasons = [], []
+    # Up to 3 systems in all are named one by one; beyond, a kind with several is counted (a
+    # count fits an SMS; a list of 185 ids, or 3 down and 3 back, would push the link out).
+    listed = len(digest.firing) + len(digest.resolved) <= 3
     for alerts, resolved in ((digest.firing, False), (digest.resolved, True)):
         if not alerts:
             continue
-        if len(alerts) > 3:  # a count fits an SMS; a list of 185 ids does not
+        if not listed and len(alerts) > 1:
             state = w["resolved"] if resolved else _state(alerts[0], lang)
             first = min(a.since for a in alerts)
             since = f" {w['since']} {short_time(first)}" if not resolved else ""
