@@ -41,7 +41,15 @@ from tests.peers import wait_until
 from tests.probe_servers import Certs, DNSServer, Server, Zone, make_certs
 
 from .test_alert_pipeline import agency
-from .test_announcements import FP_NEW, FP_OLD, Desk, confirmations, intake_for, signed
+from .test_announcements import (
+    FP_NEW,
+    FP_OLD,
+    Desk,
+    confirmations,
+    intake_for,
+    signed,
+    verifications,
+)
 from .test_api import World, in_days, world  # noqa: F401  (world: the running daemon)
 from .test_daemon import metric, write_config
 from .test_unannounced import Watched, _fingerprint_of, wait_for_eof
@@ -231,8 +239,9 @@ async def test_a_late_change_recorded_after_it_took_effect_is_not_alerted(
     store: Store, tmp_path: Path
 ) -> None:
     """The issue's case: a paper notice recorded 8 days after it was given, effective 5 days
-    ago with 2 working days' notice. Recorded as late, counted, applied at once; the agency
-    gets its confirmation (which says so), nobody a late-notice alert."""
+    ago with 2 working days' notice. Recorded as late, counted, applied at once; nobody gets a
+    late-notice alert. Its confirmation asks to verify it (a certificate whitelisted with no
+    time to object), and goes to the dependents' technical admins too."""
     d = Desk(store, fleet(), at("2026-12-15T09:00"))  # a Tuesday
     intake = intake_for(d.desk, tmp_path)
     answer = await intake.handle(
@@ -257,12 +266,21 @@ async def test_a_late_change_recorded_after_it_took_effect_is_not_alerted(
         "recorded_in_effect": True,
     }
     await d.deliver()
-    assert d.world.sent.messages == confirmations(d)  # no "không đủ thời hạn" to anyone
+    assert d.world.sent.messages == verifications(d)  # no "không đủ thời hạn" to anyone
     assert sorted(m.to for m in d.world.sent.messages) == sorted(
-        ["ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt.ha-noi", "cc@ha-noi.dvc.example"]
+        [
+            "ops@vpcp.dvc.example",
+            "kt@ha-noi.dvc.example",
+            "kt.ha-noi",
+            "cc@ha-noi.dvc.example",
+            "kt@bo-y-te.dvc.example",  # depends on ha-noi/secure-server
+            "kt.bo-y-te",
+        ]
     )
     mail = d.world.sent.to("kt@ha-noi.dvc.example")[0]
     assert "sau thời điểm hiệu lực" in mail.text and "KHÔNG đủ 3" in mail.text
+    assert FP_NEW in mail.text and "xác minh trực tiếp" in mail.text
+    assert "/api/v1/announcements/1/cancel" in mail.text
     assert d.counted == {"change_notice_violations": 1}  # counted as late all the same
     # In effect at once: the pin switched.
     assert d.overrides[-1]["ha-noi/secure-server"].fingerprint_sha256 == FP_NEW
@@ -300,6 +318,46 @@ async def test_a_late_change_recorded_before_it_takes_effect_is_still_alerted(
     assert "kt@bo-y-te.dvc.example" in {m.to for m in late}
     confirmation = d.world.sent.to("kt@ha-noi.dvc.example")
     assert any("được ghi nhận lúc" in m.text for m in confirmation)  # both dates are shown
+
+
+async def test_a_backdated_compliant_certificate_change_is_not_whitelisted_quietly(
+    store: Store,
+) -> None:
+    """The attacker's way: a notice dated 10 days ago, effective a minute ago, naming their own
+    certificate. Its notice is compliant, so no late alert; it is in effect at once, so nobody
+    had time to object. Everyone concerned is asked to verify it, by SMS too."""
+    d = Desk(store, fleet(), at("2026-12-15T09:00"))
+    stored, _ = await d.submit(
+        {
+            "announced_at": "2026-12-01T09:00",
+            "effective_at": "2026-12-15T08:59",
+            "changes": {"fingerprint_sha256": FP_NEW},
+        }
+    )
+    assert stored.compliant and stored.recorded_in_effect
+    await d.deliver()
+    told = {m.to for m in verifications(d)}
+    assert told >= {"ops@vpcp.dvc.example", "kt@ha-noi.dvc.example", "kt@bo-y-te.dvc.example"}
+    assert confirmations(d) == []  # the verification is its confirmation: one message each
+    mail = d.world.sent.to("kt@bo-y-te.dvc.example")[0]
+    assert FP_NEW in mail.text and "đủ 3 ngày" in mail.text
+    assert d.counted == {}  # compliant: not a violation
+    assert d.overrides[-1]["ha-noi/secure-server"].fingerprint_sha256 == FP_NEW
+
+
+async def test_a_text_only_change_recorded_in_effect_is_only_confirmed(store: Store) -> None:
+    """Nothing whitelisted, nothing to verify: the usual confirmation to the agency."""
+    d = Desk(store, fleet(), at("2026-12-15T09:00"))
+    stored, _ = await d.submit(
+        {
+            "announced_at": "2026-12-01T09:00",
+            "effective_at": "2026-12-15T08:59",
+            "changes": {"text": "đổi người phụ trách"},
+        }
+    )
+    assert stored.recorded_in_effect
+    await d.deliver()
+    assert verifications(d) == [] and len(confirmations(d)) == 4
 
 
 @pytest.fixture(scope="module")
@@ -449,7 +507,7 @@ def test_the_command_line_says_a_change_recorded_in_effect_is_not_alerted(
         return d
 
     d = asyncio.run(daemon_side())
-    assert d.world.sent.messages == confirmations(d) and len(confirmations(d)) == 4
+    assert d.world.sent.messages == verifications(d) and len(verifications(d)) == 6
     assert d.counted == {"change_notice_violations": 1}
     assert d.overrides[-1]["ha-noi/secure-server"].port == 9443
 
@@ -486,7 +544,7 @@ def test_the_command_line_as_run_records_a_paper_notice_in_effect_without_alerts
 
     d = asyncio.run(daemon_side())
     assert [m for m in d.world.sent.messages if "không đủ thời hạn" in m.subject] == []
-    assert len(confirmations(d)) == 4 and d.counted == {"change_notice_violations": 1}
+    assert len(verifications(d)) == 6 and d.counted == {"change_notice_violations": 1}
 
 
 # ----- the HTTP API (a running daemon, the real clock) ----------------------------------------

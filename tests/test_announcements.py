@@ -148,6 +148,11 @@ def confirmations(d: Desk) -> list[Any]:
     return [m for m in d.world.sent.messages if "Xác nhận thông báo thay đổi" in m.subject]
 
 
+def verifications(d: Desk) -> list[Any]:
+    """The confirmations of changes recorded after they took effect: they ask to verify."""
+    return [m for m in d.world.sent.messages if m.subject.startswith("[NPSP] CẦN XÁC MINH")]
+
+
 # ----- notice -------------------------------------------------------------------------------
 
 

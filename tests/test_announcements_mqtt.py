@@ -382,16 +382,20 @@ async def test_a_paper_notice_recorded_after_it_took_effect_is_not_alerted(world
     assert answer["accepted"] is True and answer["ref"] == "12729/VPCP-KGVX", answer
     assert answer["working_days"] == 0 and answer["compliant"] is False
     assert answer["recorded_in_effect"] is True
-    await wait_until(lambda: {a for a, _ in portal.inbox} >= {"ops.vpcp", "kt.bo-a"}, 15, "told")
+    await wait_until(
+        lambda: {a for a, _ in portal.inbox} >= {"ops.vpcp", "kt.bo-a", "kt.bo-b"}, 15, "told"
+    )
     await asyncio.sleep(2.5)  # two more desk ticks: a late notice would arrive now
-    # The confirmation only, to the agency's admins and operations; bo-b is not concerned.
+    # One message each: its confirmation, which asks to verify a certificate whitelisted at
+    # once, to the agency's admins, operations and bo-b (whose system depends on the server).
     assert Counter(account for account, _ in portal.inbox) == {
         "ops.vpcp": 1,
         "kt.bo-a": 1,
         "cc.bo-a": 1,
+        "kt.bo-b": 1,
     }
     (told,) = await inbox_of(running, "kt.bo-a")
-    assert "Xác nhận thông báo thay đổi" in told["subject"]
+    assert told["subject"].startswith("[NPSP] CẦN XÁC MINH")
     assert "sau thời điểm hiệu lực" in told["text"]
     _, text = await running.get("/metrics")
     assert metric(text, "npsp_change_notice_violations_total") == 1.0

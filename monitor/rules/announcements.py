@@ -158,6 +158,14 @@ class Changes(StrictModel):
             addresses=tuple(self.addresses) if self.addresses is not None else None,
         )
 
+    @property
+    def whitelists(self) -> bool:
+        """Whether it names a value the checks will accept (not only a text)."""
+        return any(
+            getattr(self, name) is not None
+            for name in ("host", "port", "addresses", "fingerprint_sha256", "issuer")
+        )
+
     def summary(self) -> str:
         parts = []
         for name in ("host", "port", "addresses", "fingerprint_sha256", "issuer", "text"):
@@ -622,6 +630,63 @@ def _late_notice(a: Announcement, registry: Registry, source: str) -> Notice:
     )
 
 
+def _in_effect_notice(a: Announcement, registry: Registry, status_page_url: str | None) -> Notice:
+    """The confirmation of a change whose values the monitor accepts the moment it is recorded
+    (its effective time had passed): nobody had a chance to object first, so everyone
+    concerned, dependents too, is asked to verify it with the agency — a backdated notice must
+    not whitelist an intercepting certificate quietly."""
+    page, call = cancel_links(a, status_page_url)
+    entry = registry.systems.get(a.key)
+    name = entry.system.name if entry else a.system
+    vi_agency = entry.agency.name_vi if entry else a.agency
+    en_agency = entry.agency.name_en if entry else a.agency
+    when, announced = local_time(a.effective_at), local_time(a.announced_at)
+    recorded, changes = local_time(a.created_at), a.changes.summary()
+    return Notice(
+        key=f"change-in-effect/{a.agency}/{a.id}",
+        subject={
+            "vi": f"[NPSP] CẦN XÁC MINH: thay đổi {name} của {vi_agency} có hiệu lực ngay khi "
+            "ghi nhận",
+            "en": f"[NPSP] VERIFY: a change to {name} of {en_agency} took effect as it was "
+            "recorded",
+        },
+        text={
+            "vi": (
+                f"Thông báo số {a.id} (ref {a.ref or '-'}) về thay đổi {name} ({a.key}) của "
+                f"{vi_agency} được {a.author} ghi nhận lúc {recorded} qua {a.source}, sau thời "
+                f"điểm hiệu lực {when} (ngày thông báo ghi trên đó: {announced}).\n"
+                f"Thay đổi: {changes}\n"
+                f"Báo trước {a.working_days} ngày làm việc tính từ ngày thông báo đó, "
+                f"{'đủ' if a.compliant else 'KHÔNG đủ'} {a.required} ngày theo quy định.\n"
+                "Hệ thống giám sát đã chấp nhận các giá trị mới này ngay, không có thời gian để "
+                "phản đối trước. Hãy xác minh trực tiếp với đơn vị (qua điện thoại, không qua "
+                "thông tin trong thông báo); nếu không đúng, hủy thông báo ngay (tại trang "
+                f"{page}, hoặc {call} bằng tài khoản của đơn vị): cảnh báo thay đổi không được "
+                "thông báo sẽ được gửi nếu giá trị đó vẫn đang được dùng."
+            ),
+            "en": (
+                f"Announcement #{a.id} (ref {a.ref or '-'}) of a change to {name} ({a.key}) of "
+                f"{en_agency} was recorded by {a.author} at {recorded} via {a.source}, after "
+                f"its effective time {when} (the notice date it gives: {announced}).\n"
+                f"Changes: {changes}\n"
+                f"{a.working_days} working days' notice counted from that date, which "
+                f"{'meets' if a.compliant else 'does NOT meet'} the {a.required} required.\n"
+                "The monitor accepted these values at once, with no time to object beforehand. "
+                "Verify it with the agency directly (by phone, not through details in the "
+                f"announcement); if it is wrong, cancel it now ({page}, or {call} with the "
+                "agency's account): the unannounced-change alarm follows if the value is still "
+                "being served."
+            ),
+        },
+        sms={
+            "vi": f"NPSP: CAN XAC MINH thay doi {a.key} (so {a.id}) co hieu luc ngay khi ghi nhan "
+            f"luc {recorded}.",
+            "en": f"NPSP: VERIFY change {a.key} (#{a.id}), in effect as recorded at {recorded}.",
+        },
+        thread_key=f"announcement/{a.agency}/{a.id}",
+    )
+
+
 def cancel_links(a: Announcement, status_page_url: str | None) -> tuple[str, str]:
     """Where ``a`` is withdrawn: the system's page (it lists the announcement) and the API
     call, on the site of the configured status page (relative paths when there is none)."""
@@ -834,13 +899,31 @@ class AnnouncementDesk:
         for a in self.items:
             if a.handled_at is not None or a.cancelled_at is not None:
                 continue
-            # Every accepted announcement, compliant or late, is confirmed to the agency that
-            # it speaks for: a forged one is seen (and cancelled) before it takes effect.
+            audience = [
+                ("", "operations"),
+                *everyone([a.agency], "technical-admins", "high-level-admins"),
+                *everyone(dependents(registry, a.key), "technical-admins"),
+            ]
             # Marked handled only once queued: the outbox key makes a retry a no-op.
-            await self.ctx.notices.send_notice(
-                _confirmation(a, registry, self.status_page_url),
-                admins_and_operations(a.agency),
-            )
+            if a.recorded_in_effect and a.changes.whitelists:
+                # Whitelisted at once, with no time to object before it takes effect: the way a
+                # backdated notice would hide an intercepting certificate. Its confirmation asks
+                # everyone concerned, dependents too, to verify it, whatever notice it claims.
+                await self.ctx.notices.send_notice(
+                    _in_effect_notice(a, registry, self.status_page_url), audience
+                )
+                log.warning(
+                    "a change recorded after it took effect: accepted at once, verification asked",
+                    extra={"id": a.id, "system": a.key, "compliant": a.compliant},
+                )
+            else:
+                # Every other accepted announcement, compliant or late, is confirmed to the
+                # agency it speaks for: a forged one is seen (and cancelled) before it takes
+                # effect.
+                await self.ctx.notices.send_notice(
+                    _confirmation(a, registry, self.status_page_url),
+                    admins_and_operations(a.agency),
+                )
             if not a.compliant and a.recorded_in_effect:
                 # A paper notice recorded after the change took effect: late, and counted as
                 # such, but there is nothing left to prepare for — no late-notice alert.
@@ -850,12 +933,6 @@ class AnnouncementDesk:
                     extra={"id": a.id, "system": a.key, "working_days": a.working_days},
                 )
             elif not a.compliant:
-                owner = a.agency
-                audience = [
-                    ("", "operations"),
-                    *everyone([owner], "technical-admins", "high-level-admins"),
-                    *everyone(dependents(registry, a.key), "technical-admins"),
-                ]
                 await self.ctx.notices.send_notice(_late_notice(a, registry, rule.source), audience)
                 late += 1
                 log.warning(
