@@ -39,7 +39,7 @@ async def main(config_path: Path, trace: bool) -> None:
     from monitor.engine import HISTORY, Engine  # noqa: PLC0415
     from monitor.metrics import DaemonMetrics  # noqa: PLC0415
     from monitor.store import Store  # noqa: PLC0415
-    from monitor.types import ProbeResult  # noqa: PLC0415
+    from npsp_common.types import ProbeResult  # noqa: PLC0415
     from probes import ProbeEnv  # noqa: PLC0415
 
     report("imports (monitor, probes, aiohttp, ...)")

@@ -18,6 +18,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from npsp_common.types import ProbeResult
 from probes import PROBES, ProbeEnv
 
 from . import __version__
@@ -33,7 +34,6 @@ from .rules.announce_cli import add_announce_commands
 from .rules.incidents_cli import add_incident_commands
 from .rules.maintenance_cli import add_maintenance_commands
 from .store import StoreError
-from .types import ProbeResult
 from .workdays import CalendarSettings, WorkCalendar
 
 T = TypeVar("T")

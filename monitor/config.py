@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from npsp_common.types import CheckCommon, Duration, StrictModel
 from probes import PROBES
 
 from .alerting.channels import ChannelSettings
 from .alerting.settings import AlertingSettings
 from .deadman import DeadmanSettings
-from .types import CheckCommon, Duration, StrictModel
 from .workdays import CalendarSettings
 from .yamlsource import (
     DEFAULT_LIMITS,

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import aiohttp
 from pydantic import Field
 
-from .types import Duration, StrictModel
+from npsp_common.types import Duration, StrictModel
 
 log = logging.getLogger(__name__)
 

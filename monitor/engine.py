@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from npsp_common.types import ProbeResult, Why, printable
 from probes import PROBES, ProbeEnv
 
 from .config import Config
@@ -23,7 +24,6 @@ from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
 from .state import CheckStatus, Event, StateMachine, SystemStatus, Thresholds
 from .store import Store
-from .types import ProbeResult, Why, printable
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Reasons in the reader's language: :func:`say` renders any :class:`~monitor.types.Why` (a
+"""Reasons in the reader's language: :func:`say` renders any :class:`~npsp_common.types.Why` (a
 probe's, from :data:`probes.reasons.CATALOGUE`, or a system's, from :data:`SYSTEM`) in
 Vietnamese or English, and falls back to the stored English text for a reason it cannot render
 (an older row without a code, a code from a newer version): never an exception.
@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from npsp_common.types import Why
 from probes.reasons import CATALOGUE, duration_words, render
-
-from .types import Why
 
 __all__ = ["SYSTEM", "TEMPLATES", "duration", "say"]
 

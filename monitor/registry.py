@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from npsp_common.types import CheckCommon
 from probes.addresspolicy import AddressPolicy, gateway_itself
 from probes.base import TargetSpec
 
 from .config import Agency, Config, System
 from .state import GATEWAY_AGENCY, GATEWAY_SYSTEM
-from .types import CheckCommon
 
 
 def _label_value(value: str) -> str:

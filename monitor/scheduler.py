@@ -28,10 +28,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from npsp_common.types import ProbeResult
 from probes.base import Probe
 from probes.reasons import fail, why
-
-from .types import ProbeResult
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from npsp_common.types import ProbeResult, Why
+
 from .reasons import say
-from .types import ProbeResult, Why
 
 GATEWAY_AGENCY = "_gateway"
 GATEWAY_SYSTEM = "uplink"

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from npsp_common.types import Why
+
 from .state import Event, State
-from .types import Why
 
 T = TypeVar("T")
 
@@ -255,7 +256,7 @@ _MIGRATIONS = [
     UPDATE incidents SET due_at = 9e999
         WHERE source = 'outage' AND resolved_at IS NULL AND breached_at IS NULL;
     """,
-    # The reason as a code (JSON of monitor.types.Why), for the reader's language; NULL in
+    # The reason as a code (JSON of npsp_common.types.Why), for the reader's language; NULL in
     # rows written before it: those show their English text.
     """
     ALTER TABLE state_changes ADD COLUMN why TEXT;

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from holidays.countries.vietnam import Vietnam
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from monitor.types import StrictModel
+from npsp_common.types import StrictModel
 
 __all__ = [
     "DEFAULT_EXTRA_DAYS_OFF",

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from monitor.types import Duration, SecretSource, StrictModel
+from npsp_common.types import Duration, SecretSource, StrictModel
 
 __all__ = [
     "ADDRESS",

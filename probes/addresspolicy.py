@@ -14,7 +14,7 @@ unspecified, multicast, reserved and carrier-grade NAT addresses, and the gatewa
 resolved to, and connects to the checked addresses only: no second lookup that a DNS rebinding
 could answer differently.
 
-A leaf module: the standard library and ``monitor.types`` only.
+A leaf module: the standard library and ``npsp_common.types`` only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from monitor.types import Why
+from npsp_common.types import Why
 
 __all__ = ["AddressNotAllowed", "AddressPolicy", "connect"]
 

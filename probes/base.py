@@ -2,7 +2,7 @@
 
 A probe module exposes:
 
-* ``Spec`` — a pydantic model (subclass of :class:`monitor.types.CheckCommon`) with
+* ``Spec`` — a pydantic model (subclass of :class:`npsp_common.types.CheckCommon`) with
   ``kind: Literal["<name>"]`` and the kind's own fields;
 * ``build(spec, env) -> Probe`` — prepares whatever can be prepared once per check (an SSL
   context, a parsed URL, a compiled regex) and returns the coroutine function the scheduler
@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from pydantic import PrivateAttr
 
-from monitor.types import CheckCommon, ProbeResult
+from npsp_common.types import CheckCommon, ProbeResult
 
 from .addresspolicy import AddressPolicy
 from .heartbeat import HeartbeatBoard

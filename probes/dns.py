@@ -19,7 +19,7 @@ import dns.rcode
 import dns.resolver
 from pydantic import Field, field_validator, model_validator
 
-from monitor.types import CheckCommon, ProbeResult
+from npsp_common.types import CheckCommon, ProbeResult
 
 from .base import Probe, ProbeEnv
 from .reasons import fail, passed, why

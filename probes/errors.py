@@ -7,7 +7,7 @@ import errno
 import socket
 import ssl
 
-from monitor.types import Why
+from npsp_common.types import Why
 
 from .reasons import why
 

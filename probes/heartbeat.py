@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from monitor.types import CheckCommon, Duration, ProbeResult, SecretSource, Why
+from npsp_common.types import CheckCommon, Duration, ProbeResult, SecretSource, Why
 
 from .reasons import fail, passed, why
 

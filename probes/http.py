@@ -22,7 +22,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httptools
 from pydantic import Field, field_validator, model_validator
 
-from monitor.types import Duration, ProbeResult, Why
+from npsp_common.types import Duration, ProbeResult, Why
 
 from .addresspolicy import AddressNotAllowed, connect, gateway_itself
 from .base import Probe, ProbeEnv, TargetSpec

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import re2  # type: ignore[import-untyped]
 from pydantic import model_validator
 
-from monitor.types import Duration, JSONValue, StrictModel, Why
+from npsp_common.types import Duration, JSONValue, StrictModel, Why
 
 from .reasons import Problem, why
 

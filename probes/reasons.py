@@ -1,7 +1,7 @@
 """Why a probe passed or failed, as a code with parameters, and its words in English and
 Vietnamese.
 
-A probe builds a :class:`~monitor.types.Why` with :func:`why` and makes its result with
+A probe builds a :class:`~npsp_common.types.Why` with :func:`why` and makes its result with
 :func:`fail`, :func:`passed` or :func:`warn`: the result carries the code (``why``) and its
 English rendering (``reason``), made from the same template, so the two never disagree. The
 pages and the messages render the code again in the reader's language
@@ -20,7 +20,7 @@ says how its value is written in each language:
 * ``{x:why}`` a nested reason; ``{x:whys}`` a tuple of them, joined by ``; ``;
 * ``{x:time}`` a Unix time as a time of day in Vietnam: ``08:05 14/12/2026``.
 
-A leaf module: it imports only :mod:`monitor.types`.
+A leaf module: it imports only :mod:`npsp_common.types`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.types import ProbeResult, Why, format_duration
+from npsp_common.types import ProbeResult, Why, format_duration
 
 __all__ = [
     "CATALOGUE",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 
 from .addresspolicy import AddressNotAllowed, connect
 from .base import Probe, ProbeEnv, TargetSpec

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Protocol, cast
 
 from pydantic import Field
 
-from monitor.types import ProbeResult, Why
+from npsp_common.types import ProbeResult, Why
 
 from .addresspolicy import AddressNotAllowed, AddressPolicy, connect
 from .base import Probe, ProbeEnv, TargetSpec

@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 from cryptography import x509
 from pydantic import Field, field_validator, model_validator
 
-from monitor.types import StrictModel
+from npsp_common.types import StrictModel
 
 from .reasons import Problem, why
 

@@ -46,8 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.config import Config  # noqa: E402
-from monitor.types import CheckCommon, SecretSource, format_duration, parse_duration  # noqa: E402
 from notifiers.settings import ADDRESS, DOT_ATOM  # noqa: E402
+from npsp_common.types import CheckCommon, SecretSource, format_duration, parse_duration  # noqa: E402
 from probes import PROBES  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "config-reference.md"

@@ -31,8 +31,8 @@ from monitor.rules.catalog import build_catalog
 from monitor.rules.desk import RulesContext
 from monitor.rules.intake import MqttAnnouncements
 from monitor.store import Store
-from monitor.types import SecretSource
 from monitor.workdays import WorkCalendar
+from npsp_common.types import SecretSource
 
 from .test_alert_pipeline import World, agency
 

@@ -52,7 +52,7 @@ def test_every_field_of_every_model_is_listed() -> None:
     # Independent of the generator's walk: the JSON schema pydantic derives from the same models.
     schema = Config.model_json_schema(mode="validation")
     listed = sections(REFERENCE.read_text(encoding="utf-8"))
-    common = set(listed["monitor.types.CheckCommon"])
+    common = set(listed["npsp_common.types.CheckCommon"])
     definitions = {"Config": schema, **schema["$defs"]}
     missing = []
     for name, definition in definitions.items():

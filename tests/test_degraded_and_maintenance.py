@@ -47,8 +47,8 @@ from monitor.state import (
     Thresholds,
 )
 from monitor.store import Store
-from monitor.types import ProbeResult, Why
 from monitor.workdays import WorkCalendar
+from npsp_common.types import ProbeResult, Why
 from probes.reasons import warn, why
 from tests.peers import free_port, wait_until
 from tests.peers.mosquitto import Mosquitto, available

@@ -25,8 +25,8 @@ from monitor.metrics import DaemonMetrics
 from monitor.registry import Registry
 from monitor.state import State
 from monitor.store import Store
-from monitor.types import ProbeResult
 from notifiers.mqtt import MqttPublisher, Settings
+from npsp_common.types import ProbeResult
 from probes import PROBES, Probe, ProbeEnv
 from probes.heartbeat import HeartbeatBoard, Spec
 from tests.peers import wait_until

@@ -43,7 +43,7 @@ import yaml
 
 from monitor.cli import main
 from monitor.config import Config, ConfigError, load_config
-from monitor.types import SecretSource
+from npsp_common.types import SecretSource
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "install.md"

@@ -27,10 +27,10 @@ from monitor.config import load_config
 from monitor.engine import Engine
 from monitor.state import Event, State
 from monitor.store import Store
-from monitor.types import Why
 from monitor.web.auth import Authenticator
 from monitor.web.pages import PagesContext, page_routes
 from notifiers.textfold import fit_segments, fold_vietnamese, sms_segments
+from npsp_common.types import Why
 from probes import ProbeEnv
 from probes.reasons import why
 from tests.conftest import TcpTarget, eventually

@@ -15,7 +15,7 @@ from monitor.config import load_config
 from monitor.engine import Engine
 from monitor.metrics import SLICE, DaemonMetrics, render
 from monitor.store import Store
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 from probes import ProbeEnv
 
 from .conftest import TcpTarget

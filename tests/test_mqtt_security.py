@@ -30,7 +30,7 @@ from monitor.config import load_config
 from monitor.rules.announcements import AnnouncementDesk, load_all
 from monitor.rules.intake import MqttAnnouncements
 from monitor.store import Store
-from monitor.types import SecretSource
+from npsp_common.types import SecretSource
 from tests.peers import free_port, wait_until
 from tests.peers.mosquitto import Mosquitto, available
 from tests.probe_servers import make_certs

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 from probes import PROBES, dns
 from probes.base import ProbeEnv
 from tests.probe_servers import DNSServer, Zone, free_port, run_on_uvloop

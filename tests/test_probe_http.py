@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 from probes import PROBES, http
 from probes.base import ProbeEnv
 from probes.tlsopts import format_day

@@ -24,8 +24,8 @@ from monitor.config import Config
 from monitor.registry import Override, Registry
 from monitor.rules.announcements import AnnouncementRejected, examine, parse_request
 from monitor.store import Store
-from monitor.types import ProbeResult
 from monitor.workdays import WorkCalendar
+from npsp_common.types import ProbeResult
 from probes import PROBES, ProbeEnv
 from probes.addresspolicy import AddressPolicy
 

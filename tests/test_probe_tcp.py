@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 from probes import PROBES, tcp
 from probes.base import ProbeEnv
 from tests.probe_servers import Server, free_port, reset, run_on_uvloop, silent, unanswered_port

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 from probes import PROBES, tls
 from probes.base import ProbeEnv
 from probes.tlsopts import SSLContextCache, TLSOptions, format_day

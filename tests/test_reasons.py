@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from monitor.reasons import SYSTEM, TEMPLATES, duration, say
-from monitor.types import ProbeResult, Why
+from npsp_common.types import ProbeResult, Why
 from probes import http, tcp, tls
 from probes.base import ProbeEnv
 from probes.reasons import CATALOGUE, render, why

@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from monitor.scheduler import Job, Schedule, Scheduler
-from monitor.types import ProbeResult
+from npsp_common.types import ProbeResult
 
 OK = ProbeResult(True, "ok", 0.0)
 

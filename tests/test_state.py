@@ -12,7 +12,7 @@ from monitor.state import (
     SystemStatus,
     Thresholds,
 )
-from monitor.types import ProbeResult, Why
+from npsp_common.types import ProbeResult, Why
 from probes.reasons import warn, why
 
 OK = ProbeResult(True, "HTTP 200", 0.01)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from monitor.types import SecretSource, format_duration, parse_duration
+from npsp_common.types import SecretSource, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

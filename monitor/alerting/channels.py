@@ -13,7 +13,7 @@ from notifiers.settings import EmailSettings, MqttSettings, SmsSettings
 if TYPE_CHECKING:
     from notifiers.mqtt import MqttPublisher
 
-from ..types import StrictModel
+from npsp_common.types import StrictModel
 
 
 class ChannelSettings(StrictModel):

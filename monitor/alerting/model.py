@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from notifiers.base import ChannelName
+from npsp_common.types import Why
 
 from ..state import State
-from ..types import Why
 
 
 @dataclass(slots=True)

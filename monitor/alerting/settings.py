@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ..types import Duration, StrictModel, format_duration
+from npsp_common.types import Duration, StrictModel, format_duration
 
 Target = Literal["technical-admins", "high-level-admins", "operations"]
 Severity = Literal["critical", "warning"]

@@ -53,6 +53,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from notifiers.settings import site_base
+from npsp_common.types import LINE, TEXT, Moment, StrictModel, matching
 from probes.addresspolicy import AddressPolicy
 from probes.tlsopts import format_fingerprint
 
@@ -60,7 +61,6 @@ from ..alerting.messages import local_iso, local_time
 from ..alerting.notices import Notice, admins_and_operations, everyone
 from ..registry import Override, Registry
 from ..store import Store
-from ..types import LINE, TEXT, Moment, StrictModel, matching
 from ..workdays import WorkCalendar
 from .desk import RulesContext
 

@@ -21,10 +21,11 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
+from npsp_common.types import ProbeResult
+
 from ..alerting.messages import local_time
 from ..alerting.notices import Notice, admins_and_operations
 from ..registry import CheckEntry
-from ..types import ProbeResult
 from .announcements import AnnouncementDesk
 from .desk import RulesContext
 

@@ -49,12 +49,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from npsp_common.types import plain_line, plain_text
+
 from ..alerting.messages import local_time
 from ..alerting.notices import Audience, Notice, everyone
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import Store, StoredState
-from ..types import plain_line, plain_text
 from ..workdays import WorkCalendar
 from .desk import RulesContext
 

@@ -35,9 +35,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.types import SecretSource
 from notifiers.base import NotifyError
 from notifiers.settings import AGENCY_ID
+from npsp_common.types import SecretSource
 from probes.heartbeat import MAX_TOKEN, read_token
 
 from .announcements import (

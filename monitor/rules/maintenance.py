@@ -26,13 +26,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from npsp_common.types import Why
+
 from ..alerting.messages import local_time
 from ..alerting.model import Alert
 from ..alerting.notices import Audience, Notice, everyone
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY
 from ..store import Store
-from ..types import Why
 from ..workdays import Rule, WorkCalendar
 from .desk import RulesContext
 

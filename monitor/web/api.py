@@ -24,6 +24,8 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from npsp_common.types import LINE, TEXT, Moment, StrictModel, matching
+
 from .. import accounts
 from ..accounts import RANK, Account, AccountError
 from ..alerting.messages import local_iso
@@ -38,7 +40,6 @@ from ..rules.announcements import (
     cancel as cancel_announcement,
 )
 from ..rules.service import RulesService
-from ..types import LINE, TEXT, Moment, StrictModel, matching
 from .auth import current, error
 
 M = TypeVar("M", bound=BaseModel)

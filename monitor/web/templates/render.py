@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote, urlencode
 
+from npsp_common.types import ProbeResult
+
 from ...config import Agency
 from ...engine import Sample
 from ...reasons import duration, say
@@ -23,7 +25,6 @@ from ...registry import CheckEntry, SystemEntry
 from ...rules.announcements import Announcement
 from ...rules.incidents import OUTAGE, Incident
 from ...state import CheckStatus, Event, State
-from ...types import ProbeResult
 from .words import AGENCY_KINDS, STATE_NAMES, SYSTEM_KINDS, WORDS, Lang
 
 VN = dt.timezone(dt.timedelta(hours=7), "ICT")  # Asia/Ho_Chi_Minh has no daylight saving
