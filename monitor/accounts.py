@@ -32,17 +32,17 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from . import access
+from .access import NATIONAL_ADMIN, Action, Principal, Role
 from .store import Store
 
 T = TypeVar("T")
-Role = Literal["national-admin", "agency-admin", "operator", "viewer"]
-ROLES: tuple[Role, ...] = get_args(Role)
-RANK: dict[str, int] = {"national-admin": 4, "agency-admin": 3, "operator": 2, "viewer": 1}
+ROLES = access.ROLES  # the command line's choices
 ACCOUNT_ID = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
 # What a bearer token can look like (RFC 6750 token68); ours are "npsp_" + URL-safe base64.
@@ -51,7 +51,6 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_ISSUER = 1000  # characters of an issuer DN
 SESSION_PREFIX = "npsps_"
 SESSION_TOUCH = 60.0  # seconds: last_seen is written at most this often per session
-_NOBODY = object()
 
 
 class AccountError(ValueError):
@@ -179,12 +178,6 @@ def parse_identity(sha256: str, issuer: str) -> CertIdentity:
     return CertIdentity(digest, issuer)
 
 
-def _may_map_certificates(actor: Account | None) -> bool:
-    """Only a national-admin (or the command line, ``actor`` None) maps certificates: an
-    agency-admin could otherwise bind someone else's certificate to an account it controls."""
-    return actor is None or (actor.active and actor.role == "national-admin")
-
-
 def _certificate_taken(db: sqlite3.Connection, cert: CertIdentity, account_id: str) -> None:
     row = db.execute(
         "SELECT id FROM accounts WHERE cert_sha256 = ? AND revoked_at IS NULL AND id != ?",
@@ -203,24 +196,10 @@ def get(db: sqlite3.Connection, account_id: str) -> Account | None:
     return None if row is None else _account(row)
 
 
-def can_manage(actor: Account, role: str, agency: str | None) -> bool:
-    """Whether ``actor`` may create, grant or revoke an account of ``role`` in ``agency``."""
-    if not actor.active:
-        return False
-    if actor.role == "national-admin":
-        return True
-    return (
-        actor.role == "agency-admin"
-        and agency is not None
-        and agency == actor.agency
-        and RANK[role] < RANK[actor.role]
-    )
-
-
 def _check_role(role: str, agency: str | None, agencies: set[str]) -> None:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
-    if role == "national-admin":
+    if role == NATIONAL_ADMIN:
         if agency is not None:
             raise AccountError("a national-admin belongs to no agency")
     elif agency is None:
@@ -252,11 +231,11 @@ async def create(
     ``cert_subject`` and ``cert_serial`` are refused: they no longer identify a certificate.
     """
     _check_role(role, agency, agencies)
-    if actor is not None and not can_manage(actor, role, agency):
+    if actor is not None and not access.may_manage(actor, role, agency):
         raise AccountError(
             f"{actor.id} may not create {_article(role)} {role} account for {agency}", 403
         )
-    if (cert is not None or cert_subject or cert_serial) and not _may_map_certificates(actor):
+    if (cert is not None or cert_subject or cert_serial) and not access.may_map_certificates(actor):
         raise AccountError("only a national-admin maps client certificates to accounts", 403)
     if cert_subject or cert_serial:
         raise AccountError(
@@ -264,13 +243,18 @@ async def create(
             " subject or serial number"
         )
     inbox = portal_account or account_id
-    if actor is not None and actor.role != "national-admin" and inbox != account_id:
+    if (
+        inbox != account_id
+        and actor is not None
+        and not access.may_act(actor, None, Action.NAME_INBOX)
+    ):
         raise AccountError("only a national-admin sets portal_account", 403)
     # An inbox that belongs to a configured contact is readable only by that contact's agency
     # (operations' inboxes: by national-admins): a new account named like another agency's
     # contact must not read its alerts.
-    owner = (inboxes or {}).get(inbox, _NOBODY)
-    if owner is not _NOBODY and role != "national-admin" and owner != agency:
+    owners = inboxes or {}
+    owner = owners.get(inbox)
+    if inbox in owners and not access.may_read_inbox(Principal(role, agency), owner):
         raise AccountError(
             f"portal account {inbox!r} belongs to {owner or 'the operations team'}: "
             "choose another id or portal_account",
@@ -332,7 +316,8 @@ async def grant(
         _check_role(role, target.agency, agencies)
         # Both the role it has and the role it gets must be within the actor's reach.
         if not (
-            can_manage(actor, target.role, target.agency) and can_manage(actor, role, target.agency)
+            access.may_manage(actor, target.role, target.agency)
+            and access.may_manage(actor, role, target.agency)
         ):
             raise AccountError(f"{actor.id} may not grant {role} to {account_id}", 403)
         db.execute("UPDATE accounts SET role = ? WHERE id = ?", (role, account_id))
@@ -362,7 +347,7 @@ async def revoke(
         target = get(db, account_id)
         if target is None:
             raise AccountError(f"no account {account_id!r}", 404)
-        if actor is not None and not can_manage(actor, target.role, target.agency):
+        if actor is not None and not access.may_manage(actor, target.role, target.agency):
             raise AccountError(f"{actor.id} may not revoke {account_id}", 403)
         if not target.active:
             raise AccountError(f"account {account_id!r} is already revoked", 409)
@@ -424,7 +409,7 @@ async def map_certificate(
     Only a national-admin (or the command line, ``actor`` None) may; a certificate already
     mapped to another active account is refused (409): revoke or unmap that one first.
     """
-    if not _may_map_certificates(actor):
+    if not access.may_map_certificates(actor):
         raise AccountError("only a national-admin maps client certificates to accounts", 403)
 
     def write(db: sqlite3.Connection) -> Account:

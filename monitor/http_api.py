@@ -17,11 +17,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
+from .access import may_read, sees_all
 from .engine import Engine
 from .metrics import CONTENT_TYPE, DaemonMetrics, render
 from .rules.service import RulesService
 from .state import State
-from .web.api import API, SCHEMAS, Api, api_routes, can_read, openapi_paths
+from .web.api import API, SCHEMAS, Api, api_routes, openapi_paths
 from .web.auth import Authenticator, current
 
 ENGINE = web.AppKey("engine", Engine)
@@ -232,7 +233,7 @@ def _sees(request: web.Request, agency: str) -> bool:
     if not request.app[SECURED]:
         return True
     account = current(request)
-    return account is not None and can_read(account, agency)
+    return account is not None and may_read(account, agency)
 
 
 async def systems(request: web.Request) -> web.Response:
@@ -284,7 +285,7 @@ async def state_changes(request: web.Request) -> web.Response:
         return _error(400, "limit must be a whole number from 1 to 1000")
     limit = int(raw)
     account = current(request)
-    if not request.app[SECURED] or (account is not None and account.role == "national-admin"):
+    if not request.app[SECURED] or (account is not None and sees_all(account)):
         events = await request.app[ENGINE].store.changes(limit)
     else:
         agency = account.agency if account is not None else None

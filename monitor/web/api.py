@@ -1,6 +1,6 @@
 """The /api/v1 handlers that act: incidents, announcements, maintenance windows, silences, the
 caller's inbox, accounts and the audit log — each behind the role rules of
-:mod:`monitor.accounts` (a national-admin everywhere; the other roles inside their agency).
+:mod:`monitor.access` (a national-admin everywhere; the other roles inside their agency).
 
 Every route is declared once in :data:`ROUTES` with its summary and request model; the OpenAPI
 document is generated from that table, so it cannot drift from the real routes. A bad request
@@ -26,8 +26,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from npsp_common.types import LINE, TEXT, Moment, StrictModel, matching
 
-from .. import accounts
-from ..accounts import RANK, Account, AccountError
+from .. import access, accounts
+from ..access import Action
+from ..accounts import Account, AccountError
 from ..alerting.messages import local_iso
 from ..engine import Engine
 from ..rules import incidents as inc
@@ -96,34 +97,18 @@ def _me(request: web.Request) -> Account:
     return account
 
 
-def can_read(account: Account, agency: str | None) -> bool:
-    return account.role == "national-admin" or (agency is not None and account.agency == agency)
-
-
-def can_act(account: Account, agency: str | None) -> bool:
-    if account.role == "national-admin":
-        return True
-    return (
-        agency is not None and account.agency == agency and RANK[account.role] >= RANK["operator"]
-    )
-
-
 def _read(request: web.Request, agency: str | None) -> Account:
     me = _me(request)
-    if not can_read(me, agency):
+    if not access.may_read(me, agency):
         raise ApiError(403, f"{me.id} ({me.role}) may not see agency {agency}")
     return me
 
 
 def _act(request: web.Request, agency: str | None) -> Account:
     me = _me(request)
-    if not can_act(me, agency):
+    if not access.may_act(me, agency, Action.OPERATE):
         raise ApiError(403, f"{me.id} ({me.role}) may not act for {agency or 'the portal'}")
     return me
-
-
-def _visible(me: Account, agency: str | None) -> bool:
-    return can_read(me, agency)
 
 
 # ----- request bodies -------------------------------------------------------------------------
@@ -239,7 +224,7 @@ class CertificateMapping(Body):
 class AccountCreate(CertificateMapping):
     id: AccountId
     name: Name
-    role: accounts.Role
+    role: access.Role
     agency: Id | None = None
     cert_subject: Annotated[str, Field(min_length=1, max_length=1000), LINE] | None = None
     cert_serial: CertSerial | None = None
@@ -247,7 +232,7 @@ class AccountCreate(CertificateMapping):
 
 
 class Grant(Body):
-    role: accounts.Role
+    role: access.Role
 
 
 # ----- helpers --------------------------------------------------------------------------------
@@ -335,7 +320,7 @@ async def agencies(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
     out = []
     for agency in api.engine.config.agencies:
-        if not _visible(me, agency.id):
+        if not access.may_read(me, agency.id):
             continue
         out.append(
             {
@@ -358,7 +343,7 @@ async def incidents_list(request: web.Request) -> web.Response:
     everything = _flag(request, "all")
     rows = await inc.list_incidents(api.store, open_only=not everything)
     return web.json_response(
-        {"incidents": [_incident_json(i) for i in rows if _visible(me, i.agency)]}
+        {"incidents": [_incident_json(i) for i in rows if access.may_read(me, i.agency)]}
     )
 
 
@@ -474,7 +459,11 @@ async def incident_comment(request: web.Request) -> web.Response:
 
 async def announcements_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
-    items = [a.as_json() for a in reversed(api.rules.announcements.items) if _visible(me, a.agency)]
+    items = [
+        a.as_json()
+        for a in reversed(api.rules.announcements.items)
+        if access.may_read(me, a.agency)
+    ]
     return web.json_response({"announcements": items})
 
 
@@ -530,7 +519,7 @@ async def maintenance_list(request: web.Request) -> web.Response:
     visible = [
         _window_json(w, now)
         for w in windows
-        if me.role == "national-admin" or w.portal_wide or me.agency in _window_agencies(w)
+        if w.portal_wide or any(access.may_read(me, a) for a in _window_agencies(w))
     ]
     return web.json_response({"maintenance": visible})
 
@@ -544,12 +533,12 @@ async def maintenance_create(request: web.Request) -> web.Response:
     except mnt.MaintenanceError as exc:
         raise ApiError(400, str(exc)) from None
     agencies_in_scope = {ref.partition("/")[0] for ref in scope}
+    only = next(iter(agencies_in_scope)) if len(agencies_in_scope) == 1 else None
     # The portal itself (no scope) or several agencies: the Government Office only.
-    if not scope or len(agencies_in_scope) > 1:
-        if me.role != "national-admin":
-            raise ApiError(403, "only a national-admin schedules portal-wide maintenance")
-    else:
-        _act(request, next(iter(agencies_in_scope)))
+    if only is None and not access.may_act(me, None, Action.OPERATE):
+        raise ApiError(403, "only a national-admin schedules portal-wide maintenance")
+    if only is not None:
+        _act(request, only)
     now = api.clock()
     starts, _ = _local(api, body.starts), _local(api, body.ends)
     if starts < now - 60:
@@ -569,7 +558,6 @@ async def maintenance_create(request: web.Request) -> web.Response:
         )
     except mnt.MaintenanceError as exc:
         raise ApiError(400, str(exc)) from None
-    only = next(iter(agencies_in_scope)) if len(agencies_in_scope) == 1 else None
     await _audit(
         api,
         me,
@@ -595,9 +583,8 @@ async def maintenance_cancel(request: web.Request) -> web.Response:
         raise ApiError(404, f"unknown maintenance window {raw!r}")
     me = _me(request)
     agencies_in_scope = _window_agencies(found)
-    if me.role != "national-admin" and (
-        len(agencies_in_scope) != 1 or not can_act(me, next(iter(agencies_in_scope)))
-    ):
+    only = next(iter(agencies_in_scope)) if len(agencies_in_scope) == 1 else None
+    if not access.may_act(me, only, Action.OPERATE):
         raise ApiError(403, f"{me.id} may not cancel maintenance #{raw}")
     body = await _body(request, MaintenanceCancel)
     try:
@@ -623,7 +610,11 @@ async def silences_list(request: web.Request) -> web.Response:
     )
     keys = ("id", "agency", "system", "starts", "ends", "reason", "created_by", "created_at")
     return web.json_response(
-        {"silences": [dict(zip(keys, r[:-1], strict=True)) for r in rows if _visible(me, r[1])]}
+        {
+            "silences": [
+                dict(zip(keys, r[:-1], strict=True)) for r in rows if access.may_read(me, r[1])
+            ]
+        }
     )
 
 
@@ -631,10 +622,8 @@ async def silence_create(request: web.Request) -> web.Response:
     api = request.app[API]
     body = await _body(request, SilenceCreate)
     me = _me(request)
-    if me.role != "national-admin":
-        # A silence hides the alert from everyone routed to it (operations, and agencies
-        # behind the system): only the Government Office decides that. Agencies plan
-        # maintenance windows instead.
+    if not access.may_act(me, body.agency, Action.SILENCE):
+        # Agencies plan maintenance windows instead.
         raise ApiError(403, "only a national-admin creates silences; plan maintenance instead")
     if body.agency not in api.agencies():
         raise ApiError(404, f"unknown agency {body.agency!r}")
@@ -760,12 +749,9 @@ async def inbox_read(request: web.Request) -> web.Response:
 
 async def accounts_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
-    if me.role == "national-admin":
-        rows = await accounts.list_accounts(api.store)
-    elif me.role == "agency-admin":
-        rows = await accounts.list_accounts(api.store, me.agency)
-    else:
+    if not access.may_act(me, me.agency, Action.ADMINISTER):
         raise ApiError(403, f"{me.id} ({me.role}) may not list accounts")
+    rows = await accounts.list_accounts(api.store, access.read_scope(me))
     return web.json_response({"accounts": [a.as_json() for a in rows]})
 
 
@@ -853,12 +839,9 @@ async def account_revoke(request: web.Request) -> web.Response:
 
 async def audit_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
-    if me.role == "national-admin":
-        rows = await accounts.audit_log(api.store)
-    elif me.role == "agency-admin":
-        rows = await accounts.audit_log(api.store, agency=me.agency)
-    else:
+    if not access.may_act(me, me.agency, Action.ADMINISTER):
         raise ApiError(403, f"{me.id} ({me.role}) may not read the audit log")
+    rows = await accounts.audit_log(api.store, agency=access.read_scope(me))
     return web.json_response({"audit": rows})
 
 

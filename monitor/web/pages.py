@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import accounts
+from ..access import Action, may_act, may_read, read_scope
 from ..accounts import Account
 from ..config import Agency
 from ..engine import Engine
@@ -199,16 +200,6 @@ def timelines(
 
 def language(request: web.Request) -> Lang:
     return "en" if request.query.get("lang") == "en" else "vi"
-
-
-def may_see(account: Account, agency: str) -> bool:
-    """A national-admin sees every agency; every other role its own."""
-    return account.role == "national-admin" or account.agency == agency
-
-
-def may_act(account: Account, agency: str) -> bool:
-    """A national-admin acts everywhere; an operator or above in its own agency."""
-    return may_see(account, agency) and accounts.RANK[account.role] >= accounts.RANK["operator"]
 
 
 def _kept_query(request: web.Request) -> tuple[tuple[str, str], ...]:
@@ -451,7 +442,7 @@ class Pages:
         account = auth.current(request)
         if account is None:
             return self._to_login(request)
-        scope = None if account.role == "national-admin" else account.agency
+        scope = read_scope(account)
         entries = [
             e
             for e in self.ctx.engine.registry.systems.values()
@@ -512,7 +503,7 @@ class Pages:
         agency = self._agency(request.match_info["agency"])
         if agency is None:
             return await self._not_found(request, "agency")
-        if not may_see(account, agency.id):
+        if not may_read(account, agency.id):
             return await self._forbidden(request)
         entries = [e for e in self.ctx.engine.registry.systems.values() if e.agency.id == agency.id]
         bars = await self._bars([e.key for e in entries], agency=agency.id)
@@ -547,7 +538,7 @@ class Pages:
         status = engine.state.systems.get(key)
         if entry is None or status is None:
             return await self._not_found(request, "system")
-        if not may_see(account, agency_id):
+        if not may_read(account, agency_id):
             return await self._forbidden(request)
         bars = await self._bars([key], agency=agency_id, system=system_id)
         (row,) = self._rows([entry], bars)
@@ -556,7 +547,7 @@ class Pages:
         for parent in entry.parents:
             found = engine.registry.systems.get(parent)
             name = render.system_name(found, lang) if found else parent
-            parents.append((parent, name, found is not None and may_see(account, found.agency.id)))
+            parents.append((parent, name, found is not None and may_read(account, found.agency.id)))
         checks = [
             (c, status.checks.get(c.key), tuple(engine.history.get(c.key, ())))
             for c in entry.checks
@@ -580,7 +571,7 @@ class Pages:
             incidents=incidents[-MAX_LISTED:][::-1],
             announcements=await self._announcements(lambda a: a.key == key),
             gateway_since=self._gateway_since(),
-            cancel_csrf=chrome.csrf if may_act(account, agency_id) else None,
+            cancel_csrf=chrome.csrf if may_act(account, agency_id, Action.OPERATE) else None,
         )
         return _html(text)
 
@@ -601,9 +592,9 @@ class Pages:
         raw = request.match_info["id"]
         wanted = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
         found = next(iter(await self._announcements(lambda a: a.id == wanted)), None)
-        if found is None or not may_see(account, found.agency):
+        if found is None or not may_read(account, found.agency):
             return await self._not_found(request, "announcements")
-        if not may_act(account, found.agency):
+        if not may_act(account, found.agency, Action.OPERATE):
             return await self._forbidden(request)
         try:
             await cancel_announcement(self.ctx.store, found.id, self.ctx.clock())
