@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -783,3 +784,42 @@ async def test_degraded_is_available_and_shown_apart_maintenance_state_is_mainte
     assert a.outages == 1
     assert a.availability == pytest.approx(100 * (MONTH - 2 * H) / (MONTH - H))
     assert '"degraded_seconds": 7200' in render_json(report)
+
+
+# ----- the exact bytes of every format ------------------------------------------------------------
+
+# The sha256 and length of each rendering of November (made after it, and in progress on 10
+# November 10:15), as the renderers wrote them when the module became a package (issue 12):
+# any change to a single byte of a report shows here. After a deliberate change, print
+# ``_digest(...)`` for each case and paste the new values.
+GOLDEN: dict[str, tuple[str, int]] = {
+    "json": ("7889fe62b160419e7bd2d1a3bb3663833fadb34c87d7b98ad6164b8b3439fbcc", 4384),
+    "csv": ("8c472eb208a605986b6046f27a6325f5b9ea93ba6beab26534fec9af7e719c44", 1358),
+    "html-vi": ("65a8513a1a37634a38d96f786ef96faec23fb9a0baaf448fe9af7874346b0b1b", 6936),
+    "html-en": ("9daac3218df259f9ae8571749fce6e673a3c3f71c03f29d15aa2c4c2672abacd", 6050),
+    "json-partial": ("19e1d749bd4e4304c2e7d2011c9d63780b8e85b88e323351b3fea5ef19c67d47", 4320),
+    "csv-partial": ("cbc8baa98cc8df671918e52a2a5b42c42d68496381d4aca3685736ca881821b6", 1314),
+    "html-vi-partial": ("e90e62fe4c2a6c1602f31a900d56c03386f861361b003b06477858a20ba7d2e5", 6924),
+    "html-en-partial": ("04be4c2a237bda0847eca02fa233dd38ef56cc0297d7285416a2ec4f8adce644", 6024),
+}
+
+
+def _digest(text: str) -> tuple[str, int]:
+    data = text.encode("utf-8")
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+async def test_every_format_is_byte_for_byte_unchanged(store: Store, registry: Registry) -> None:
+    done = await build_report(store, registry, "2026-11", now=AFTER)
+    partial = await build_report(store, registry, "2026-11", now=hanoi(2026, 11, 10, 10, 15))
+    outputs = {
+        "json": render_json(done),
+        "csv": render_csv(done),
+        "html-vi": render_html(done),
+        "html-en": render_html(done, "en"),
+        "json-partial": render_json(partial),
+        "csv-partial": render_csv(partial),
+        "html-vi-partial": render_html(partial, "vi"),
+        "html-en-partial": render_html(partial, "en"),
+    }
+    assert {name: _digest(text) for name, text in outputs.items()} == GOLDEN
