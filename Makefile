@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh Debian machine:
 #   make run   - virtualenv, install, then the daemon against the demo fleet on loopback
-#   make test  - virtualenv, install, start what the tests need, lint, type-check, pytest
+#   make test  - virtualenv, install, start what the tests need, lint (ruff, the import-linter
+#                contracts, deptry), type-check, pytest
+# Both install the `test` and `demo` extras (the tests use the demo's mail server too).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -11,7 +13,7 @@ STAMP   = $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
 
 run demo: $(STAMP)
@@ -23,6 +25,8 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/deptry .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

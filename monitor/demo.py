@@ -27,19 +27,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-import trustme
 import yaml
 from aiohttp import web
 from cryptography import x509
 
 from . import accounts
-from .app import Daemon
+from .app import Daemon, StartupError
 from .config import Config, load_config
-from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
 from .registry import Registry
 from .rules.maintenance import list_windows, schedule
 from .store import Store
 from .workdays import WorkCalendar
+
+#: The packages of the ``demo`` extra (pyproject.toml): a production install goes without.
+DEMO_EXTRA = ("trustme", "aiosmtpd")
+try:
+    import trustme
+
+    from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
+except ModuleNotFoundError as exc:
+    if (exc.name or "").partition(".")[0] not in DEMO_EXTRA:
+        raise
+    raise StartupError(
+        "the demo needs the packages of the `demo` extra: install them with"
+        " pip install 'npsp-monitor[demo]' (in a checkout, make run does)"
+    ) from None
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ import re
 import smtplib
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -178,3 +180,21 @@ def test_the_mail_sink_numbers_on_after_the_previous_run(tmp_path: Path) -> None
     assert sorted(p.name for p in folder.iterdir()) == ["0001.eml", "0002.eml", "0003.eml"]
     assert (folder / "0001.eml").read_bytes().startswith(b"Subject: earlier run")
     assert b"Subject: new" in (folder / "0003.eml").read_bytes()
+
+
+@pytest.mark.parametrize("package", ["trustme", "aiosmtpd"])
+def test_without_the_demo_extra_the_demo_says_how_to_install_it(package: str) -> None:
+    # A production install (`pip install .`) has no `demo` extra: hide one of its packages.
+    hide = f"import sys; sys.modules[{package!r}] = None"
+    run = "from monitor.cli import main; sys.exit(main(['demo']))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{hide}; {run}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr  # one sentence, no traceback
+    assert "pip install 'npsp-monitor[demo]'" in done.stderr
