@@ -22,8 +22,9 @@ from .engine import Engine
 from .metrics import CONTENT_TYPE, DaemonMetrics, render
 from .rules.service import RulesService
 from .state import State
-from .web.api import API, SCHEMAS, Api, api_routes, openapi_paths
+from .web.api import API, ROUTES, Api
 from .web.auth import Authenticator, current
+from .web.routes import Query, Route, aiohttp_routes, openapi_document
 
 ENGINE = web.AppKey("engine", Engine)
 METRICS = web.AppKey("metrics", DaemonMetrics)
@@ -34,62 +35,6 @@ OPENAPI_DOC = web.AppKey("openapi", dict)
 log = logging.getLogger(__name__)
 #: aiohttp's per-connection messages (handler_args "logger"), with client mistakes made brief.
 SERVER_LOG = logging.getLogger("monitor.http")
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "npsp-monitor", "version": "1"},
-    "paths": {
-        "/api/v1/systems": {
-            "get": {
-                "summary": "Every system with its current state and checks",
-                "responses": {"200": {"description": "OK"}},
-            }
-        },
-        "/api/v1/systems/{agency}/{system}": {
-            "get": {
-                "summary": "One system with recent results and state changes",
-                "parameters": [
-                    {
-                        "name": "agency",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                    {
-                        "name": "system",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "responses": {
-                    "200": {"description": "OK"},
-                    "404": {"description": "Unknown system"},
-                },
-            }
-        },
-        "/api/v1/catalog/secure-servers": {
-            "get": {
-                "summary": "The secure-server catalog: current and upcoming registered "
-                "information of every secure server (regulation C.3)",
-                "responses": {"200": {"description": "OK"}},
-            }
-        },
-        "/api/v1/state-changes": {
-            "get": {
-                "summary": "Latest state changes, newest first",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    }
-                ],
-                "responses": {"200": {"description": "OK"}, "400": {"description": "Bad limit"}},
-            }
-        },
-    },
-}
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -302,19 +247,61 @@ async def catalog(request: web.Request) -> web.Response:
     return _json(request.app[RULES].catalog_document())
 
 
+#: The core's own /api/v1 routes (the acting ones are :data:`monitor.web.api.ROUTES`).
+CORE_ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/api/v1/systems",
+        systems,
+        "Every system with its current state and checks",
+        responses=(("200", "OK"),),
+    ),
+    Route(
+        "GET",
+        "/api/v1/systems/{agency}/{system}",
+        system,
+        "One system with recent results and state changes",
+        responses=(("200", "OK"), ("404", "Unknown system")),
+    ),
+    Route(
+        "GET",
+        "/api/v1/state-changes",
+        state_changes,
+        "Latest state changes, newest first",
+        query=(Query("limit", "integer", 1, 1000),),
+        responses=(("200", "OK"), ("400", "Bad limit")),
+    ),
+)
+#: The catalog needs the rules desks.
+CATALOG_ROUTE = Route(
+    "GET",
+    "/api/v1/catalog/secure-servers",
+    catalog,
+    "The secure-server catalog: current and upcoming registered information of every secure"
+    " server (regulation C.3)",
+    responses=(("200", "OK"),),
+)
+
+
 def build_app(
     engine: Engine,
     metrics: DaemonMetrics,
     rules: RulesService | None = None,
     *,
     authenticator: Authenticator | None = None,
+    routes: Iterable[Route] = (),
     extra_routes: Iterable[web.RouteDef] = (),
     extra_paths: Mapping[str, Any] | None = None,
     max_body: int = 64 * 1024,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The one HTTP app. With an ``authenticator`` every /api/v1 call needs an account and
-    sees only what its role allows; without one (tests of the core alone) everything is open."""
+    sees only what its role allows; without one (tests of the core alone) everything is open.
+
+    Its /api/v1 is :data:`CORE_ROUTES`, with ``rules`` the catalog and the acting
+    :data:`~monitor.web.api.ROUTES`, and ``routes``; the OpenAPI document is generated from
+    them. ``extra_routes`` (the pages, which are not documented) and ``extra_paths`` (routes
+    served elsewhere with their OpenAPI paths, such as the heartbeat's) are added as given."""
     middlewares = [json_errors]
     if authenticator is not None:
         middlewares.append(authenticator.middleware)
@@ -326,32 +313,19 @@ def build_app(
     app[ENGINE] = engine
     app[METRICS] = metrics
     app[SECURED] = authenticator is not None
-    paths = dict(OPENAPI["paths"])
+    table = list(CORE_ROUTES)
     if rules is not None:
         app[RULES] = rules
         app[API] = Api(engine, rules, clock)
-        app.router.add_get("/api/v1/catalog/secure-servers", catalog)
-        app.add_routes(api_routes())
-        paths.update(openapi_paths())
-    paths.update(extra_paths or {})
-    components = {**_COMPONENTS, "schemas": dict(SCHEMAS)}
-    app[OPENAPI_DOC] = {**OPENAPI, "paths": paths, "components": components}
+        table += [CATALOG_ROUTE, *ROUTES]
+    table += routes
+    app[OPENAPI_DOC] = openapi_document(table, extra_paths)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_get("/api/v1/systems", systems)
-    app.router.add_get("/api/v1/systems/{agency}/{system}", system)
-    app.router.add_get("/api/v1/state-changes", state_changes)
+    app.add_routes(aiohttp_routes(table))
     app.add_routes(list(extra_routes))
     return app
 
 
-_COMPONENTS = {
-    "securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"},
-        "mtls": {"type": "mutualTLS"},
-    }
-}
-
-
-__all__ = ["State", "build_app"]
+__all__ = ["CORE_ROUTES", "State", "build_app"]

@@ -2,13 +2,14 @@
 caller's inbox, accounts and the audit log — each behind the role rules of
 :mod:`monitor.access` (a national-admin everywhere; the other roles inside their agency).
 
-Every route is declared once in :data:`ROUTES` with its summary and request model; the OpenAPI
-document is generated from that table, so it cannot drift from the real routes. A bad request
-gets a 4xx with the reason: malformed JSON, unknown fields and wrong types (400 with each field),
-unknown ids (404), another agency's data (403), a conflict (409). Bodies are strict: every value
-has its JSON type (``"443"``, ``443.0`` and ``true`` are not numbers, ``1`` is not true), text
-is bounded and holds no control characters (line feeds and tabs only in free text) and no lone
-surrogates; dates are ISO 8601 text.
+Every route is declared once in :data:`ROUTES` (a :class:`~monitor.web.routes.Route` each, with
+its summary and request model); the aiohttp routes and the OpenAPI document are both generated
+from that table (:mod:`monitor.web.routes`), so the document cannot drift from the real routes.
+A bad request gets a 4xx with the reason: malformed JSON, unknown fields and wrong types (400
+with each field), unknown ids (404), another agency's data (403), a conflict (409). Bodies are
+strict: every value has its JSON type (``"443"``, ``443.0`` and ``true`` are not numbers, ``1``
+is not true), text is bounded and holds no control characters (line feeds and tabs only in free
+text) and no lone surrogates; dates are ISO 8601 text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import datetime as dt
 import json
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -41,16 +42,10 @@ from ..rules.announcements import (
     cancel as cancel_announcement,
 )
 from ..rules.service import RulesService
-from .auth import current, error
+from .auth import current
+from .routes import ApiError, Query, Route
 
 M = TypeVar("M", bound=BaseModel)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -845,17 +840,7 @@ async def audit_list(request: web.Request) -> web.Response:
     return web.json_response({"audit": rows})
 
 
-# ----- the route table and the OpenAPI document -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str  # aiohttp form; {id:.+} is shown as {id} in OpenAPI
-    handler: Handler
-    summary: str
-    body: type[BaseModel] | None = None
-    flags: tuple[str, ...] = ()  # yes/no query parameters
+# ----- the route table (the OpenAPI document is generated from it) ---------------------------
 
 
 ROUTES: tuple[Route, ...] = (
@@ -866,7 +851,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/incidents",
         incidents_list,
         "Open incidents (all=1: also resolved)",
-        flags=("all",),
+        query=(Query("all"),),
     ),
     Route("POST", "/api/v1/incidents", incident_open, "Open a support request", IncidentOpen),
     Route("POST", "/api/v1/incidents/{id:.+}/ack", incident_ack, "Acknowledge", Empty),
@@ -896,7 +881,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/maintenance",
         maintenance_list,
         "Maintenance windows (all=1: past)",
-        flags=("all",),
+        query=(Query("all"),),
     ),
     Route(
         "POST",
@@ -936,59 +921,3 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/accounts/{id}/revoke", account_revoke, "Revoke an account", Empty),
     Route("GET", "/api/v1/audit", audit_list, "The audit log"),
 )
-
-
-def _guard(handler: Handler) -> Handler:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return error(exc.status, str(exc))
-
-    guarded.__name__ = handler.__name__
-    return guarded
-
-
-def api_routes() -> list[web.RouteDef]:
-    return [web.route(r.method, r.path, _guard(r.handler)) for r in ROUTES]
-
-
-#: Models that request bodies refer to (filled by :func:`openapi_paths`).
-SCHEMAS: dict[str, Any] = {}
-
-
-def openapi_paths() -> dict[str, Any]:
-    """The OpenAPI ``paths`` of :data:`ROUTES` (their shared models go to :data:`SCHEMAS`)."""
-    paths: dict[str, Any] = {}
-    for r in ROUTES:
-        path = r.path.replace("{id:.+}", "{id}")
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in ("id",)
-            if "{id" in r.path
-        ]
-        params += [{"name": f, "in": "query", "schema": {"type": "boolean"}} for f in r.flags]
-        op: dict[str, Any] = {
-            "summary": r.summary,
-            "security": [{"bearer": []}, {"mtls": []}],
-            "responses": {
-                "200": {"description": "OK"},
-                "201": {"description": "Created"},
-                "400": {"description": "Invalid request (the reason is in `error`)"},
-                "401": {"description": "No or invalid credentials"},
-                "403": {"description": "Not allowed for this role or agency"},
-                "404": {"description": "Unknown id"},
-                "409": {"description": "Conflict with the current state"},
-            },
-        }
-        if params:
-            op["parameters"] = params
-        if r.body is not None:
-            schema = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
-            SCHEMAS.update(schema.pop("$defs", {}))
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": schema}},
-            }
-        paths.setdefault(path, {})[r.method.lower()] = op
-    return paths
