@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -37,6 +38,9 @@ from monitor.reports import (
     render_html,
     render_json,
 )
+from monitor.reports.figures import breached as breach_time
+from monitor.reports.figures import covered, excluded, history_since, measure
+from monitor.reports.model import History, IncidentRow, MaintenanceRow, MaintenanceSpan
 from monitor.state import Event, State
 from monitor.store import Store
 
@@ -823,3 +827,46 @@ async def test_every_format_is_byte_for_byte_unchanged(store: Store, registry: R
         "html-en-partial": render_html(partial, "en"),
     }
     assert {name: _digest(text) for name, text in outputs.items()} == GOLDEN
+
+
+# ----- the pure figures, without a store --------------------------------------------------------
+
+
+def test_a_window_excludes_from_its_announcement_until_its_cancellation() -> None:
+    row = MaintenanceRow(("ha-noi",), starts=100, ends=200, cancelled_at=None, announced_at=50)
+    assert excluded(row) == MaintenanceSpan(("ha-noi",), 100, 200)
+    late = dataclasses.replace(row, announced_at=150)  # entered after the fact
+    assert excluded(late) == MaintenanceSpan(("ha-noi",), 150, 200)
+    stopped = dataclasses.replace(row, cancelled_at=120)
+    assert excluded(stopped) == MaintenanceSpan(("ha-noi",), 100, 120)
+    assert excluded(dataclasses.replace(row, cancelled_at=90)) is None  # before it started
+    spans = [MaintenanceSpan((), 0, 10), MaintenanceSpan(("ha-noi/portal",), 10, 20)]
+    assert covered(spans, "ha-noi", "portal") == [(0, 20)]  # touching: merged
+    assert covered(spans, "ha-noi", "one-stop") == [(0, 10)]
+    assert covered(spans, "_gateway", "uplink") == []  # never our own uplink
+    assert history_since([(0, 20)], 20) == 0 and history_since([(0, 20)], 21) == 21
+
+
+def test_a_breach_is_marked_or_late() -> None:
+    row = IncidentRow("a", "s", opened_at=0, due_at=10, resolved_at=None, breached_at=None)
+    assert breach_time(row, now=5) is None and breach_time(row, now=11) == 10
+    assert breach_time(dataclasses.replace(row, resolved_at=9), now=11) is None
+    assert breach_time(dataclasses.replace(row, resolved_at=12), now=11) == 10
+    assert breach_time(dataclasses.replace(row, breached_at=10.5), now=5) == 10.5
+
+
+def test_measure_a_plain_history() -> None:
+    # UP, DOWN at 40 (an outage), UP at 50, DOWN at 70 inside the window 60-80 (not an
+    # outage) and still down when it ends (one at 80), DEGRADED at 90: up 0-40, 50-60 and
+    # 90-100 (of which degraded 10); down 40-50 and 80-90; maintenance 60-80.
+    history = History([0, 40, 50, 70, 90], [U, DN, U, DN, State.DEGRADED])
+    f = measure(history, [(60, 80)], 0, 100)
+    assert f == Figures(
+        up_seconds=40 + 10 + 10,
+        down_seconds=10 + 10,
+        maintenance_seconds=20,
+        degraded_seconds=10,
+        outages=2,
+    )
+    assert f.monitored_seconds + f.maintenance_seconds == 100
+    assert measure(History([0], [None]), [], 0, 100).not_monitored_seconds == 100

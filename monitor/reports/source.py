@@ -1,0 +1,108 @@
+"""What a report reads: every query of the reports, in one transaction on the store's thread,
+and :func:`build_report`, which hands the rows to the pure :mod:`monitor.reports.figures`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from ..registry import Registry, SystemEntry
+from ..state import State
+from ..store import Store
+from .figures import assemble, covered, excluded, history_since, month_bounds
+from .model import (
+    History,
+    IncidentRow,
+    Interval,
+    MaintenanceRow,
+    MaintenanceSpan,
+    Report,
+    ReportError,
+    Sources,
+)
+
+__all__ = ["build_report", "read"]
+
+
+def _maintenance(db: sqlite3.Connection, end: float) -> list[MaintenanceSpan]:
+    rows = db.execute(
+        "SELECT scope, starts, ends, cancelled_at, announced_at FROM maintenance WHERE starts < ?"
+        " ORDER BY starts, id",
+        (end,),
+    ).fetchall()
+    spans = (
+        excluded(MaintenanceRow(tuple(json.loads(scope)), starts, ends, cancelled, announced))
+        for scope, starts, ends, cancelled, announced in rows
+    )
+    return [span for span in spans if span is not None]
+
+
+def _incidents(db: sqlite3.Connection, start: float, end: float) -> list[IncidentRow]:
+    rows = db.execute(
+        "SELECT agency, system, opened_at, due_at, resolved_at, breached_at FROM incidents"
+        " WHERE (opened_at >= ? AND opened_at < ?) OR (breached_at >= ? AND breached_at < ?)"
+        " OR (due_at >= ? AND due_at < ?)",
+        (start, end, start, end, start, end),
+    ).fetchall()
+    return [IncidentRow(*row) for row in rows]
+
+
+def _state(value: str) -> State | None:
+    try:
+        return State(value)
+    except ValueError:
+        return None  # written by a newer version: not monitored as far as we can tell
+
+
+def _history(db: sqlite3.Connection, agency: str, system: str, since: float, end: float) -> History:
+    before = db.execute(
+        "SELECT new_state FROM state_changes WHERE agency = ? AND system = ? AND ts < ?"
+        " ORDER BY ts DESC, id DESC LIMIT 1",
+        (agency, system, since),
+    ).fetchone()
+    times: list[float] = [since]
+    states: list[State | None] = [None if before is None else _state(before[0])]
+    for ts, new_state in db.execute(
+        "SELECT ts, new_state FROM state_changes WHERE agency = ? AND system = ?"
+        " AND ts >= ? AND ts < ? ORDER BY ts, id",
+        (agency, system, since, end),
+    ):
+        times.append(ts)
+        states.append(_state(new_state))
+    return History(times, states)
+
+
+def read(
+    db: sqlite3.Connection, entries: Sequence[SystemEntry], start: float, end: float
+) -> Sources:
+    """The rows of ``[start, end)`` for ``entries``: each system's maintenance and its history
+    (from the start of a window holding ``start``, if one does), and the incidents."""
+    spans = _maintenance(db, end)
+    maintenance: dict[str, list[Interval]] = {}
+    histories: dict[str, History] = {}
+    for entry in entries:
+        agency, system = entry.agency.id, entry.system.id
+        mine = maintenance[entry.key] = covered(spans, agency, system)
+        histories[entry.key] = _history(db, agency, system, history_since(mine, start), end)
+    return Sources(maintenance, histories, _incidents(db, start, end))
+
+
+async def build_report(
+    store: Store, registry: Registry, month: str, *, now: float | None = None
+) -> Report:
+    """The report of ``month`` (``YYYY-MM``) for the systems of ``registry``.
+
+    ``now`` (epoch seconds, default the clock) ends the period of a month in progress and
+    decides whether an open incident is past its due time. Raises :class:`ReportError` for a
+    malformed month or one that has not begun.
+    """
+    now = time.time() if now is None else now
+    starts, ends = month_bounds(month)
+    if starts >= now:
+        raise ReportError(f"month {month} has not begun yet: nothing to report")
+    until = min(ends, now)
+    entries = list(registry.systems.values())
+    sources = await store.transact(lambda db: read(db, entries, starts, until))
+    return assemble(month, (starts, ends), until, now, entries, sources)
