@@ -23,7 +23,7 @@ from pydantic import PrivateAttr
 from npsp_common.types import CheckCommon, ProbeResult
 
 from .addresspolicy import AddressPolicy
-from .heartbeat import HeartbeatBoard
+from .heartbeat_board import HeartbeatBoard
 from .tlsopts import SSLContextCache
 
 Probe = Callable[[float], Awaitable[ProbeResult]]

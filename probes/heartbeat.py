@@ -25,21 +25,15 @@ heartbeats and lists them in :attr:`HeartbeatBoard.conflicts`, and the probe fai
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from npsp_common.types import CheckCommon, Duration, ProbeResult, SecretSource, Why
 
+from .base import Probe, ProbeEnv
+from .heartbeat_board import HeartbeatBoard
 from .reasons import fail, passed, why
-
-if TYPE_CHECKING:
-    from .base import Probe, ProbeEnv
 
 __all__ = [
     "MAX_TOKEN",
@@ -100,42 +94,6 @@ def read_token(source: SecretSource) -> str:
     if len(token) > MAX_TOKEN:
         raise ValueError(f"the token in {where} is longer than {MAX_TOKEN} characters")
     return token
-
-
-class HeartbeatBoard:
-    """When each heartbeat check last heard from its system.
-
-    One per daemon (``ProbeEnv.heartbeats``): the receiver writes, the probes read. ``clock``
-    is monotonic by default: beats are only compared with each other inside this process
-    (nothing is persisted), so a wall-clock step (NTP) must not make every system look silent.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.started = clock()
-        self._salt = secrets.token_bytes(16)
-        self._last: dict[bytes, float] = {}
-        # Slots that serve several systems (same check id and token), with those systems;
-        # set by the receiver from the running registry.
-        self.conflicts: dict[bytes, tuple[str, ...]] = {}
-        # Slots whose system was already down when the daemon started (its stored state): no
-        # start-up grace for them, or a restart would announce a silent system as recovered.
-        self.silent: set[bytes] = set()
-
-    def key(self, check_id: str, token: str) -> bytes:
-        """The slot of one check: its id and token, keyed-hashed with a per-process salt."""
-        return hmac.new(self._salt, f"{check_id}\x00{token}".encode(), hashlib.sha256).digest()
-
-    def beat(self, key: bytes, now: float | None = None) -> None:
-        """Record a heartbeat (authenticated by the caller) at ``now`` (default: the clock)."""
-        self._last[key] = self.clock() if now is None else now
-
-    def last(self, key: bytes) -> float | None:
-        """When the slot last heard a heartbeat, on the board's clock; None if never."""
-        return self._last.get(key)
-
-    def __repr__(self) -> str:
-        return f"<HeartbeatBoard: {len(self._last)} checks heard>"
 
 
 def _span(seconds: float) -> float:
