@@ -31,7 +31,7 @@ from .model import (
     sla_hours,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__package__)  # the topic's logger, as before the split
 
 
 @dataclass(frozen=True, slots=True)
