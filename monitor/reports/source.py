@@ -1,14 +1,17 @@
 """What a report reads: every query of the reports, in one transaction on the store's thread,
-and :func:`build_report`, which hands the rows to the pure :mod:`monitor.reports.figures`."""
+and :func:`build_report`, which hands the rows to the pure :mod:`monitor.reports.figures`.
+
+The queries take a :class:`monitor.sqldialect.Handle` and are written through its
+:func:`~monitor.sqldialect.sql`, like the topics' stores: plain SQL that PostgreSQL runs too."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 
 from ..registry import Registry, SystemEntry
+from ..sqldialect import Handle, sql
 from ..state import State
 from ..store import Store
 from .figures import assemble, covered, excluded, history_since, month_bounds
@@ -26,10 +29,12 @@ from .model import (
 __all__ = ["build_report", "read"]
 
 
-def _maintenance(db: sqlite3.Connection, end: float) -> list[MaintenanceSpan]:
+def _maintenance(db: Handle, end: float) -> list[MaintenanceSpan]:
     rows = db.execute(
-        "SELECT scope, starts, ends, cancelled_at, announced_at FROM maintenance WHERE starts < ?"
-        " ORDER BY starts, id",
+        sql(
+            "SELECT scope, starts, ends, cancelled_at, announced_at FROM maintenance"
+            " WHERE starts < ? ORDER BY starts, id"
+        ),
         (end,),
     ).fetchall()
     spans = (
@@ -39,11 +44,13 @@ def _maintenance(db: sqlite3.Connection, end: float) -> list[MaintenanceSpan]:
     return [span for span in spans if span is not None]
 
 
-def _incidents(db: sqlite3.Connection, start: float, end: float) -> list[IncidentRow]:
+def _incidents(db: Handle, start: float, end: float) -> list[IncidentRow]:
     rows = db.execute(
-        "SELECT agency, system, opened_at, due_at, resolved_at, breached_at FROM incidents"
-        " WHERE (opened_at >= ? AND opened_at < ?) OR (breached_at >= ? AND breached_at < ?)"
-        " OR (due_at >= ? AND due_at < ?)",
+        sql(
+            "SELECT agency, system, opened_at, due_at, resolved_at, breached_at FROM incidents"
+            " WHERE (opened_at >= ? AND opened_at < ?) OR (breached_at >= ? AND breached_at < ?)"
+            " OR (due_at >= ? AND due_at < ?)"
+        ),
         (start, end, start, end, start, end),
     ).fetchall()
     return [IncidentRow(*row) for row in rows]
@@ -56,17 +63,21 @@ def _state(value: str) -> State | None:
         return None  # written by a newer version: not monitored as far as we can tell
 
 
-def _history(db: sqlite3.Connection, agency: str, system: str, since: float, end: float) -> History:
+def _history(db: Handle, agency: str, system: str, since: float, end: float) -> History:
     before = db.execute(
-        "SELECT new_state FROM state_changes WHERE agency = ? AND system = ? AND ts < ?"
-        " ORDER BY ts DESC, id DESC LIMIT 1",
+        sql(
+            "SELECT new_state FROM state_changes WHERE agency = ? AND system = ? AND ts < ?"
+            " ORDER BY ts DESC, id DESC LIMIT 1"
+        ),
         (agency, system, since),
     ).fetchone()
     times: list[float] = [since]
     states: list[State | None] = [None if before is None else _state(before[0])]
     for ts, new_state in db.execute(
-        "SELECT ts, new_state FROM state_changes WHERE agency = ? AND system = ?"
-        " AND ts >= ? AND ts < ? ORDER BY ts, id",
+        sql(
+            "SELECT ts, new_state FROM state_changes WHERE agency = ? AND system = ?"
+            " AND ts >= ? AND ts < ? ORDER BY ts, id"
+        ),
         (agency, system, since, end),
     ):
         times.append(ts)
@@ -74,9 +85,7 @@ def _history(db: sqlite3.Connection, agency: str, system: str, since: float, end
     return History(times, states)
 
 
-def read(
-    db: sqlite3.Connection, entries: Sequence[SystemEntry], start: float, end: float
-) -> Sources:
+def read(db: Handle, entries: Sequence[SystemEntry], start: float, end: float) -> Sources:
     """The rows of ``[start, end)`` for ``entries``: each system's maintenance and its history
     (from the start of a window holding ``start``, if one does), and the incidents."""
     spans = _maintenance(db, end)
