@@ -1,6 +1,6 @@
 """Monthly availability reports, per system and per agency, from the stored state changes.
 
-``npsp-monitor report -c FILE --month 2026-11`` (see :mod:`monitor.report_cli`) renders them as
+``npsp-monitor report -c FILE --month 2026-11`` (the ``report`` command) renders them as
 HTML (Vietnamese or English), CSV or JSON. The package in three parts:
 
 * :mod:`~monitor.reports.source`: every query (one transaction on the store) and
