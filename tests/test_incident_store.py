@@ -72,8 +72,8 @@ async def test_the_dialect_runs_on_the_store(store: Store) -> None:
 
 async def test_an_existing_incident_keeps_its_row(store: Store) -> None:
     def work(db: Handle) -> Incident | None:
-        rows.insert(db, outage("ha-noi/portal@1", "ha-noi", "portal", 1.0, "first"))
-        rows.insert(db, outage("ha-noi/portal@1", "ha-noi", "portal", 2.0, "again"))
+        rows.add(db, outage("ha-noi/portal@1", "ha-noi", "portal", 1.0, "first"))
+        rows.add(db, outage("ha-noi/portal@1", "ha-noi", "portal", 2.0, "again"))
         return rows.get(db, "ha-noi/portal@1")
 
     found = await store.transact(work)
@@ -86,8 +86,8 @@ async def test_an_existing_incident_keeps_its_row(store: Store) -> None:
 async def test_request_numbers_follow_the_highest(store: Store) -> None:
     def work(db: Handle) -> str:
         for ident in ("req-2", "req-10"):
-            rows.insert(db, request(ident, 1.0, 100.0))
-        rows.insert(db, outage("ha-noi/portal@7", "ha-noi", "portal", 7.0, "down"))
+            rows.add(db, request(ident, 1.0, 100.0))
+        rows.add(db, outage("ha-noi/portal@7", "ha-noi", "portal", 7.0, "down"))
         return next_request_id(rows.request_ids(db))
 
     assert await store.transact(work) == "req-11"
@@ -96,7 +96,7 @@ async def test_request_numbers_follow_the_highest(store: Store) -> None:
 
 async def test_reminders_and_the_breach_are_recorded_once(store: Store) -> None:
     def work(db: Handle) -> list[bool]:
-        rows.insert(db, request("req-1", 1.0, 100.0))
+        rows.add(db, request("req-1", 1.0, 100.0))
         return [
             rows.mark_reminded(db, "req-1", 50),
             rows.mark_reminded(db, "req-1", 50),
@@ -112,10 +112,10 @@ async def test_reminders_and_the_breach_are_recorded_once(store: Store) -> None:
 
 async def test_a_recovery_resolves_the_outages_up_to_it(store: Store) -> None:
     def work(db: Handle) -> tuple[list[str], list[str]]:
-        rows.insert(db, outage("ha-noi/portal@1", "ha-noi", "portal", 1.0, "down"))
-        rows.insert(db, outage("ha-noi/portal@5", "ha-noi", "portal", 5.0, "down"))
-        rows.insert(db, outage("ha-noi/portal@9", "ha-noi", "portal", 9.0, "down"))
-        rows.insert(db, outage("hue/portal@1", "hue", "portal", 1.0, "down"))
+        rows.add(db, outage("ha-noi/portal@1", "ha-noi", "portal", 1.0, "down"))
+        rows.add(db, outage("ha-noi/portal@5", "ha-noi", "portal", 5.0, "down"))
+        rows.add(db, outage("ha-noi/portal@9", "ha-noi", "portal", 9.0, "down"))
+        rows.add(db, outage("hue/portal@1", "hue", "portal", 1.0, "down"))
         ended = rows.open_outages(db, "ha-noi", "portal", 6.0)
         rows.resolve_outages(db, "ha-noi", "portal", 6.0, "connection restored")
         return sorted(ended), [i.id for i in rows.unresolved(db)]
@@ -134,7 +134,7 @@ async def test_a_recovery_resolves_the_outages_up_to_it(store: Store) -> None:
 
 async def test_an_escalation_step_is_recorded_once(store: Store) -> None:
     def work(db: Handle) -> Incident | None:
-        rows.insert(db, outage("ha-noi/portal@1", "ha-noi", "portal", 1.0, "down"))
+        rows.add(db, outage("ha-noi/portal@1", "ha-noi", "portal", 1.0, "down"))
         rows.record_escalation(db, "ha-noi/portal@1", 1, "first", 10.0)
         rows.record_escalation(db, "ha-noi/portal@1", 1, "first", 20.0)  # a restart took it again
         rows.record_escalation(db, "ha-noi/portal@1", 2, "second", 30.0)
@@ -147,8 +147,8 @@ async def test_an_escalation_step_is_recorded_once(store: Store) -> None:
 
 async def test_late_resolutions_are_found_and_marked(store: Store) -> None:
     def work(db: Handle) -> tuple[list[str], list[str]]:
-        rows.insert(db, request("req-1", 1.0, 100.0))
-        rows.insert(db, request("req-2", 1.0, 100.0))
+        rows.add(db, request("req-1", 1.0, 100.0))
+        rows.add(db, request("req-2", 1.0, 100.0))
         rows.set_resolved(db, "req-1", 150.0, "an", "done")  # late
         rows.set_resolved(db, "req-2", 50.0, "an", "done")  # in time
         late = rows.resolved_late(db)
@@ -163,9 +163,9 @@ async def test_late_resolutions_are_found_and_marked(store: Store) -> None:
 
 async def test_select_filters_and_limits_newest_first(store: Store) -> None:
     def work(db: Handle) -> None:
-        rows.insert(db, request("req-1", 1.0, 100.0))
-        rows.insert(db, request("req-2", 2.0, 100.0, agency="hue"))
-        rows.insert(db, request("req-3", 3.0, 100.0))
+        rows.add(db, request("req-1", 1.0, 100.0))
+        rows.add(db, request("req-2", 2.0, 100.0, agency="hue"))
+        rows.add(db, request("req-3", 3.0, 100.0))
         rows.set_acknowledged(db, "req-3", 4.0, "an")
         rows.set_complex(db, "req-3", 500.0)
         rows.set_resolved(db, "req-1", 5.0, "an", "done")
@@ -188,3 +188,16 @@ async def test_select_filters_and_limits_newest_first(store: Store) -> None:
     assert found is not None
     assert (found.complex, found.due_at, found.expected_completion) == (True, 500.0, 500.0)
     assert (found.acknowledged_at, found.acknowledged_by) == (4.0, "an")
+
+
+async def test_comments_come_back_oldest_first(store: Store) -> None:
+    def work(db: Handle) -> tuple[list[tuple[float, str, str]], list[tuple[float, str, str]]]:
+        rows.add_comment(db, "req-1", 2.0, "an", "called them")
+        rows.add_comment(db, "req-1", 1.0, "binh", "first look")  # entered second
+        rows.add_comment(db, "req-2", 3.0, "an", "elsewhere")
+        return rows.comments(db, "req-1"), rows.comments(db, "req-9")
+
+    assert await store.transact(work) == (
+        [(2.0, "an", "called them"), (1.0, "binh", "first look")],
+        [],
+    )

@@ -81,7 +81,7 @@ async def open_incident(
             complex=is_complex,
             expected_completion=expected_completion,
         )
-        rows.insert(db, incident)
+        rows.add(db, incident)
         return incident
 
     return await store.transact(write)

@@ -268,7 +268,7 @@ class IncidentDesk:
             touched: list[str] = []
             for op in ops:
                 if isinstance(op, _Open):
-                    rows.insert(db, by_id[op.id])
+                    rows.add(db, by_id[op.id])
                     touched.append(op.id)
                 elif isinstance(op, _Escalated):
                     rows.record_escalation(db, op.id, op.step, op.to, op.at)

@@ -1,13 +1,14 @@
-"""Every statement on the ``incidents`` table: one function per query, each taking the database
-handle of a transaction (:meth:`monitor.store.Store.transact` runs them, several in one
-transaction when they must go together). Dialect details come from :mod:`monitor.sqldialect`.
+"""Every statement on the ``incidents`` and ``incident_comments`` tables: one function per
+query, each taking the database handle of a transaction (:meth:`monitor.store.Store.transact`
+runs them, several in one transaction when they must go together). Dialect details come from
+:mod:`monitor.sqldialect`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...sqldialect import Handle, insert_ignore, sql
+from ...sqldialect import Handle, insert, insert_ignore, sql
 from .model import OUTAGE, REQUEST, Incident
 
 COLUMNS = (
@@ -68,6 +69,8 @@ _MARK_BREACHED = sql(
     "UPDATE incidents SET reminded = 100, breached_at = ? WHERE id = ? AND breached_at IS NULL"
 )
 _MARK_REMINDED = sql("UPDATE incidents SET reminded = ? WHERE id = ? AND reminded < ?")
+_COMMENTS = sql("SELECT ts, author, text FROM incident_comments WHERE incident = ? ORDER BY id")
+_ADD_COMMENT = insert("incident_comments", ("incident", "ts", "author", "text"))
 
 
 def _incident(row: tuple[Any, ...]) -> Incident:
@@ -109,7 +112,7 @@ def select(
     return [_incident(r) for r in db.execute(sql(statement), args)]
 
 
-def insert(db: Handle, incident: Incident) -> None:
+def add(db: Handle, incident: Incident) -> None:
     """Insert unless the id exists (an outage seen again after a restart keeps its row)."""
     db.execute(
         _INSERT,
@@ -179,3 +182,12 @@ def mark_breached(db: Handle, incident_id: str, at: float) -> bool:
 def mark_reminded(db: Handle, incident_id: str, level: int) -> bool:
     """Record that the ``level`` % reminder went out; False if it was recorded already."""
     return db.execute(_MARK_REMINDED, (level, incident_id, level)).rowcount == 1
+
+
+def comments(db: Handle, incident_id: str) -> list[tuple[float, str, str]]:
+    """The comments on an incident, oldest first: (time, author, text)."""
+    return [(float(ts), str(a), str(t)) for ts, a, t in db.execute(_COMMENTS, (incident_id,))]
+
+
+def add_comment(db: Handle, incident_id: str, at: float, author: str, text: str) -> None:
+    db.execute(_ADD_COMMENT, (incident_id, at, author, text))
