@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from npsp_common.types import LINE, TEXT, Moment, StrictModel, matching
 
-from .. import access, accounts
+from .. import access, accounts, comments_store, inbox_store, silences_store
 from ..access import Action
 from ..accounts import Account, AccountError
 from ..alerting.messages import local_iso
@@ -80,6 +80,7 @@ class Api:
 
 
 API = web.AppKey("api", Api)
+INBOX_LISTED = 200  # the latest messages of the caller's inbox in one answer
 
 
 # ----- access rules ---------------------------------------------------------------------------
@@ -393,14 +394,9 @@ async def _incident_for(request: web.Request) -> tuple[Api, inc.Incident]:
 async def incident_get(request: web.Request) -> web.Response:
     api, found = await _incident_for(request)
     _read(request, found.agency)
-    comments = await api.store.transact(
-        lambda db: db.execute(
-            "SELECT ts, author, text FROM incident_comments WHERE incident = ? ORDER BY id",
-            (found.id,),
-        ).fetchall()
-    )
+    comments = await api.store.transact(lambda db: comments_store.of_incident(db, found.id))
     view = _incident_json(found)
-    view["comments"] = [{"ts": ts, "author": a, "text": t} for ts, a, t in comments]
+    view["comments"] = [{"ts": c.ts, "author": c.author, "text": c.text} for c in comments]
     return web.json_response(view)
 
 
@@ -439,10 +435,7 @@ async def incident_comment(request: web.Request) -> web.Response:
     now = api.clock()
 
     def write(db: sqlite3.Connection) -> None:
-        db.execute(
-            "INSERT INTO incident_comments (incident, ts, author, text) VALUES (?, ?, ?, ?)",
-            (found.id, now, me.id, body.text),
-        )
+        comments_store.add(db, found.id, now, me.id, body.text)
         accounts.audit_write(db, now, me.id, "incident.comment", found.id, found.agency, {}, "api")
 
     await api.store.transact(write)
@@ -596,20 +589,10 @@ async def maintenance_cancel(request: web.Request) -> web.Response:
 
 async def silences_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
-    rows = await api.store.transact(
-        lambda db: db.execute(
-            "SELECT id, agency, system, starts, ends, reason, created_by, created_at, cancelled_at"
-            " FROM silences WHERE cancelled_at IS NULL AND ends > ? ORDER BY ends",
-            (api.clock(),),
-        ).fetchall()
-    )
-    keys = ("id", "agency", "system", "starts", "ends", "reason", "created_by", "created_at")
+    now = api.clock()
+    rows = await api.store.transact(lambda db: silences_store.active(db, now))
     return web.json_response(
-        {
-            "silences": [
-                dict(zip(keys, r[:-1], strict=True)) for r in rows if access.may_read(me, r[1])
-            ]
-        }
+        {"silences": [s.as_json() for s in rows if access.may_read(me, s.agency)]}
     )
 
 
@@ -636,12 +619,16 @@ async def silence_create(request: web.Request) -> web.Response:
         raise ApiError(400, "a silence lasts at most 7 days (plan longer work as maintenance)")
 
     def write(db: sqlite3.Connection) -> int:
-        cur = db.execute(
-            "INSERT INTO silences (agency, system, starts, ends, reason, created_by, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (body.agency, body.system, starts, ends, body.reason, me.id, now),
+        silence_id = silences_store.add(
+            db,
+            agency=body.agency,
+            system=body.system,
+            starts=starts,
+            ends=ends,
+            reason=body.reason,
+            created_by=me.id,
+            created_at=now,
         )
-        silence_id = int(cur.lastrowid or 0)
         accounts.audit_write(
             db,
             now,
@@ -674,11 +661,7 @@ async def silence_cancel(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise ApiError(404, f"unknown silence {raw!r}")
-    row = await api.store.transact(
-        lambda db: db.execute(
-            "SELECT agency, cancelled_at FROM silences WHERE id = ?", (int(raw),)
-        ).fetchone()
-    )
+    row = await api.store.transact(lambda db: silences_store.state(db, int(raw)))
     if row is None:
         raise ApiError(404, f"unknown silence {raw!r}")
     me = _act(request, row[0])
@@ -688,7 +671,7 @@ async def silence_cancel(request: web.Request) -> web.Response:
     now = api.clock()
 
     def write(db: sqlite3.Connection) -> None:
-        db.execute("UPDATE silences SET cancelled_at = ? WHERE id = ?", (now, int(raw)))
+        silences_store.cancel(db, int(raw), now)
         accounts.audit_write(db, now, me.id, "silence.cancel", raw, row[0], {}, "api")
 
     await api.store.transact(write)
@@ -702,18 +685,21 @@ async def silence_cancel(request: web.Request) -> web.Response:
 async def inbox_list(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
     rows = await api.store.transact(
-        lambda db: db.execute(
-            "SELECT id, key, subject, text, created_at, read_at FROM inbox"
-            " WHERE account = ? ORDER BY id DESC LIMIT 200",
-            (me.portal_account,),
-        ).fetchall()
+        lambda db: inbox_store.messages(db, me.portal_account, INBOX_LISTED)
     )
     return web.json_response(
         {
             "account": me.portal_account,
             "messages": [
-                {"id": i, "key": k, "subject": s, "text": t, "created_at": c, "read": r is not None}
-                for i, k, s, t, c, r in rows
+                {
+                    "id": m.id,
+                    "key": m.key,
+                    "subject": m.subject,
+                    "text": m.text,
+                    "created_at": m.created_at,
+                    "read": m.read_at is not None,
+                }
+                for m in rows
             ],
         }
     )
@@ -722,21 +708,17 @@ async def inbox_list(request: web.Request) -> web.Response:
 async def inbox_read(request: web.Request) -> web.Response:
     api, me = request.app[API], _me(request)
     raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+    message = inbox_store.message_id(raw)
+    if message is None:
         raise ApiError(404, f"unknown message {raw!r}")
     await _body(request, Empty)
     now = api.clock()
     changed = await api.store.transact(
-        lambda db: (
-            db.execute(
-                "UPDATE inbox SET read_at = COALESCE(read_at, ?) WHERE id = ? AND account = ?",
-                (now, int(raw), me.portal_account),
-            ).rowcount
-        )
+        lambda db: inbox_store.mark_read(db, me.portal_account, message, now)
     )
     if not changed:
         raise ApiError(404, f"no message {raw} in your inbox")
-    return web.json_response({"id": int(raw), "read": True})
+    return web.json_response({"id": message, "read": True})
 
 
 # ----- accounts and the audit log -------------------------------------------------------------

@@ -44,18 +44,17 @@ import hashlib
 import hmac
 import math
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .. import accounts
+from .. import accounts, changes_store, inbox_store
 from ..access import Action, may_act, may_read, read_scope
 from ..accounts import Account
+from ..changes_store import ChangeRow
 from ..config import Agency
 from ..engine import Engine
 from ..reasons import say
@@ -69,7 +68,7 @@ from ..rules.announcements import cancel as cancel_announcement
 from ..rules.incidents import OUTAGE, Incident, list_incidents
 from ..rules.service import RulesService
 from ..state import GATEWAY_AGENCY, Event, State
-from ..store import Store, why_of
+from ..store import Store
 from . import auth
 from .auth import COOKIE, Authenticator
 from .templates import render
@@ -93,8 +92,6 @@ SEVERITY: dict[State, int] = {
     State.DOWN: 7,
 }
 _BY_SEVERITY = sorted(SEVERITY, key=SEVERITY.__getitem__)
-
-ChangeRow = tuple[float, str, str, str, str]  # ts, agency, system, old state, new state
 
 
 @dataclass
@@ -308,13 +305,7 @@ class Pages:
         if account is None:
             return Chrome(lang, request.path, _kept_query(request))
         portal = account.portal_account
-        unread = await self.ctx.store.transact(
-            lambda db: int(
-                db.execute(
-                    "SELECT COUNT(*) FROM inbox WHERE account = ? AND read_at IS NULL", (portal,)
-                ).fetchone()[0]
-            )
-        )
+        unread = await self.ctx.store.transact(lambda db: inbox_store.unread(db, portal))
         session = _session(request)
         return Chrome(
             lang,
@@ -374,17 +365,8 @@ class Pages:
         engine = self.ctx.engine
         now = self.ctx.clock()
         since = window_start(now)
-        sql = "SELECT ts, agency, system, old_state, new_state FROM state_changes WHERE ts >= ?"
-        args: list[Any] = [since]
-        if agency is not None:
-            sql += " AND (agency = ? OR agency = ?)"
-            args += [agency, GATEWAY_AGENCY]
-            if system is not None:
-                sql += " AND (system = ? OR agency = ?)"
-                args += [system, GATEWAY_AGENCY]
-        sql += " ORDER BY ts, id"
-        rows: list[ChangeRow] = await self.ctx.store.transact(
-            lambda db: db.execute(sql, args).fetchall()
+        rows = await self.ctx.store.transact(
+            lambda db: changes_store.since(db, since, agency=agency, system=system)
         )
         systems = engine.state.systems
         current = {k: systems[k].announced for k in keys if k in systems}
@@ -415,23 +397,9 @@ class Pages:
         return chosen[:MAX_LISTED]
 
     async def _agency_changes(self, agency: str) -> list[Event]:
-        def read(db: sqlite3.Connection) -> list[Event]:
-            rows = db.execute(
-                "SELECT ts, agency, system, old_state, new_state, reason, vantage, why"
-                " FROM state_changes WHERE agency = ? ORDER BY ts DESC, id DESC LIMIT ?",
-                (agency, MAX_LISTED),
-            ).fetchall()
-            out = []
-            for ts, a, s, old, new, reason, vantage, why in rows:
-                try:
-                    out.append(
-                        Event(ts, a, s, State(old), State(new), reason, vantage, why_of(why))
-                    )
-                except ValueError:
-                    continue
-            return out
-
-        return await self.ctx.store.transact(read)
+        return await self.ctx.store.transact(
+            lambda db: changes_store.of_agency(db, agency, MAX_LISTED)
+        )
 
     def _agency(self, agency_id: str) -> Agency | None:
         return next((a for a in self.ctx.engine.config.agencies if a.id == agency_id), None)
@@ -622,14 +590,10 @@ class Pages:
             return self._to_login(request)
         portal = account.portal_account
         rows = await self.ctx.store.transact(
-            lambda db: db.execute(
-                "SELECT id, subject, text, created_at, read_at FROM inbox WHERE account = ?"
-                " ORDER BY created_at DESC, id DESC LIMIT ?",
-                (portal, MAX_MESSAGES),
-            ).fetchall()
+            lambda db: inbox_store.messages(db, portal, MAX_MESSAGES)
         )
         chrome = await self._chrome(request, account)
-        messages = [Message(int(i), s, t, c, r) for i, s, t, c, r in rows]
+        messages = [Message(m.id, m.subject, m.text, m.created_at, m.read_at) for m in rows]
         return _html(render.inbox_page(chrome, messages, csrf=chrome.csrf))
 
     async def inbox_read(self, request: web.Request) -> web.StreamResponse:
@@ -642,17 +606,12 @@ class Pages:
             return _redirect(render.link("/login", lang, [("next", "/inbox")]))
         if not await self._form_ok(request, account, session):
             return await self._message(request, 403, w["forbidden"], w["forged"])
-        raw = request.match_info["id"]
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        message = inbox_store.message_id(request.match_info["id"])
+        if message is None:
             return await self._not_found(request, "messages")
-        now = self.ctx.clock()
+        now, portal = self.ctx.clock(), account.portal_account
         changed = await self.ctx.store.transact(
-            lambda db: (
-                db.execute(
-                    "UPDATE inbox SET read_at = COALESCE(read_at, ?) WHERE id = ? AND account = ?",
-                    (now, int(raw), account.portal_account),
-                ).rowcount
-            )
+            lambda db: inbox_store.mark_read(db, portal, message, now)
         )
         if not changed:  # not a message of this account: say nothing more about it
             return await self._not_found(request, "messages")
