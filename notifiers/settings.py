@@ -2,7 +2,8 @@
 
 They live apart from the channels themselves so that loading a config never imports a provider's
 client library (twilio alone costs ~16 MB): :mod:`monitor.alerting.channels` imports a channel's
-module only when that channel is configured.
+module only when that channel is configured. The daemon's config (:mod:`monitor.config`) embeds
+:class:`ChannelSettings` as its ``channels:`` section.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "AGENCY_ID",
     "DOT_ATOM",
     "E164",
+    "ChannelSettings",
     "EmailSettings",
     "MqttSettings",
     "SmsSettings",
@@ -135,3 +137,16 @@ class MqttSettings(StrictModel):
         if self.ca_file is not None and not self.tls:
             raise ValueError("ca_file is set but tls is false")
         return self
+
+
+class ChannelSettings(StrictModel):
+    """How to reach the SMS provider, the mail server and the MQTT broker.
+
+    The portal inbox needs nothing: every inbox notice is stored in the daemon's database;
+    with ``mqtt`` set, that a new one is there (not what it says) is pushed on
+    ``<prefix>inbox/<account>``.
+    """
+
+    sms: SmsSettings | None = None
+    email: EmailSettings | None = None
+    mqtt: MqttSettings | None = None

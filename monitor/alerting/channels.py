@@ -1,4 +1,5 @@
-"""The ``channels:`` section and building the notifiers, once, for the daemon."""
+"""Building the notifiers of the ``channels:`` section (:class:`ChannelSettings`), once, for the
+daemon."""
 
 from __future__ import annotations
 
@@ -8,25 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from notifiers.base import ChannelName, Delivery, Message, Notifier
-from notifiers.settings import EmailSettings, MqttSettings, SmsSettings
+from notifiers.settings import ChannelSettings
 
 if TYPE_CHECKING:
     from notifiers.mqtt import MqttPublisher
-
-from npsp_common.types import StrictModel
-
-
-class ChannelSettings(StrictModel):
-    """How to reach the SMS provider, the mail server and the MQTT broker.
-
-    The portal inbox needs nothing: every inbox notice is stored in the daemon's database;
-    with ``mqtt`` set, that a new one is there (not what it says) is pushed on
-    ``<prefix>inbox/<account>``.
-    """
-
-    sms: SmsSettings | None = None
-    email: EmailSettings | None = None
-    mqtt: MqttSettings | None = None
 
 
 class StoredInbox:
