@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from npsp_common.types import ProbeResult, Why, printable
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 HISTORY = 10  # recent results kept per check (10,000 checks x 10 stays within a few MB)
 
 EventSink = Callable[[list[Event]], None]
+#: Hears of every result that carries observed values (certificate, addresses): check key,
+#: result, time. The unannounced-change watch.
+ResultObserver = Callable[[str, ProbeResult, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,12 @@ class Sample:
 
 
 class Engine:
-    """Ties the pieces together; created once by :mod:`monitor.app`."""
+    """Registry, scheduler, state machine and event log; built first by :mod:`monitor.build`.
+
+    What listens to it is named where its loops start (:meth:`probe_forever`,
+    :meth:`persist_forever`, :meth:`flush`), since those listeners (the rules desks, the alert
+    pipeline) are built after it and on it; ``observers`` and ``subscribers`` given here hear
+    of every result and batch as well (tests, tools)."""
 
     def __init__(
         self,
@@ -53,6 +61,8 @@ class Engine:
         observe_lag: Callable[[float], None] = lambda _lag: None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
+        observers: Iterable[ResultObserver] = (),
+        subscribers: Iterable[EventSink] = (),
     ) -> None:
         self.config = config
         self.store = store
@@ -69,10 +79,8 @@ class Engine:
             clock=monotonic,
         )
         self.history: dict[str, deque[Sample]] = {}
-        self.subscribers: list[EventSink] = []
-        # Called with (check key, result, time) for results that carry observed values
-        # (certificate, addresses): the unannounced-change watch.
-        self.observers: list[Callable[[str, ProbeResult, float], None]] = []
+        self.subscribers: list[EventSink] = list(subscribers)
+        self.observers: list[ResultObserver] = list(observers)
         self._unsaved: list[Event] = []
         self._dirty = asyncio.Event()
         # One flush at a time, so that subscribers see the batches in the order they happened.
@@ -84,8 +92,11 @@ class Engine:
 
     # ----- registry and reloads ----------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Install the config and restore the states persisted before the last stop."""
+    async def start(self, overrides: dict[str, Override] | None = None) -> None:
+        """Install the config (with the announced changes in effect, ``overrides``) and restore
+        the states persisted before the last stop."""
+        if overrides is not None:
+            self.overrides = dict(overrides)
         await self.apply(self.config)
         for key, stored in (await self.store.states()).items():
             self.state.restore(key, stored.state, stored.since, stored.reason, stored.why)
@@ -197,8 +208,26 @@ class Engine:
 
     # ----- results and events ------------------------------------------------------------------
 
-    def _on_result(self, job: Job, result: ProbeResult, due: float) -> None:
+    async def probe_forever(self, observers: Sequence[ResultObserver] = ()) -> None:
+        """Run the probes until the scheduler is stopped; ``observers`` hear of every result
+        that carries observed values, after those given when built."""
+        if not observers:
+            await self.scheduler.run()
+            return
+        everyone = [*self.observers, *observers]
+        await self.scheduler.run(
+            lambda job, result, due: self._on_result(job, result, due, everyone)
+        )
+
+    def _on_result(
+        self,
+        job: Job,
+        result: ProbeResult,
+        due: float,
+        observers: Sequence[ResultObserver] | None = None,
+    ) -> None:
         del due
+        observers = self.observers if observers is None else observers
         if not result.reason.isprintable():
             # Bytes from a probed server (a Location header, a reason phrase) may reach the
             # reason: its control characters must not travel on to messages, pages or logs.
@@ -207,8 +236,8 @@ class Engine:
         history = self.history.get(job.key)
         if history is not None:
             history.append(Sample(now, self.config.vantage, result))
-        if result.observed and self.observers:
-            for observer in self.observers:
+        if result.observed and observers:
+            for observer in observers:
                 try:
                     observer(job.key, result, now)
                 except Exception:
@@ -237,15 +266,16 @@ class Engine:
         self._unsaved.extend(events)
         self._dirty.set()
 
-    async def persist_forever(self) -> None:
+    async def persist_forever(self, subscribers: Sequence[EventSink] = ()) -> None:
         """Write events to the store in batches, then hand each committed batch to the
-        subscribers; on a store error keep them, retry a second later."""
+        subscribers (those given when built, then ``subscribers``); on a store error keep
+        them, retry a second later."""
         while True:
             await self._dirty.wait()
-            if not await self.flush():
+            if not await self.flush(subscribers):
                 await asyncio.sleep(1.0)
 
-    async def flush(self) -> bool:
+    async def flush(self, subscribers: Sequence[EventSink] = ()) -> bool:
         """Save the events not saved yet, then deliver them; False when the store failed.
 
         Nothing reads an event before it is committed: an alert queued for a state change that
@@ -267,7 +297,7 @@ class Engine:
                 self._unsaved[:0] = batch
                 self._dirty.set()
                 return False
-            for sink in self.subscribers:
+            for sink in (*self.subscribers, *subscribers):
                 try:
                     sink(batch)
                 except Exception:

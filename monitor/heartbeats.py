@@ -297,6 +297,29 @@ class HeartbeatReceiver:
         self.accept(agency, system, token, source="mqtt", via="mqtt")
 
 
+#: The OpenAPI path item of :func:`heartbeat_routes` (served beside the API, documented in it).
+OPENAPI = {
+    "post": {
+        "summary": "A push heartbeat from a system that reports instead of being probed; "
+        "authenticated by that system's own token (Bearer or X-Heartbeat-Token)",
+        "security": [],
+        "parameters": [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in ("agency", "system")
+        ],
+        "responses": {
+            "202": {"description": "Accepted"},
+            "400": {"description": "Malformed"},
+            "401": {"description": "Missing or wrong token"},
+            "404": {"description": "Unknown system, or no heartbeat check"},
+            "409": {"description": "Two systems share this token"},
+            "413": {"description": "Body over 1 KiB"},
+            "429": {"description": "Too many wrong tokens"},
+        },
+    }
+}
+
+
 def _token_of(payload: bytes) -> tuple[str | None, str | None]:
     """(token, None) from an MQTT heartbeat payload, or (None, why it is malformed)."""
     if len(payload) > MAX_PAYLOAD:

@@ -45,17 +45,33 @@ CHANNELS: tuple[str, ...] = get_args(ChannelName)  # sms, email, inbox
 NOTIFICATION_OUTCOMES = ("sent", "retry", "failed", "fallback")
 
 
-class DaemonMetrics:
-    """The prometheus-client side: a private registry (never the global one), built once."""
+def lag_histogram() -> Histogram:
+    """The scheduler's lag, registered nowhere yet: the engine observes it from the start, and
+    the :class:`DaemonMetrics` built after the engine (which it reads) takes it in."""
+    return Histogram(
+        "npsp_scheduler_lag_seconds",
+        "Delay between a probe run's due time and its start.",
+        buckets=LAG_BUCKETS,
+        registry=None,
+    )
 
-    def __init__(self) -> None:
+
+class DaemonMetrics:
+    """The prometheus-client side: a private registry (never the global one), built once.
+
+    ``engine`` is read at every scrape; ``outbox_source`` reads the outbox backlog from the
+    store; ``lag`` is the histogram the engine's scheduler observes (a new one by default)."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine | None = None,
+        outbox_source: Callable[[], Awaitable[dict[str, tuple[int, float | None]]]] | None = None,
+        lag: Histogram | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.lag = Histogram(
-            "npsp_scheduler_lag_seconds",
-            "Delay between a probe run's due time and its start.",
-            buckets=LAG_BUCKETS,
-            registry=self.registry,
-        )
+        self.lag = lag_histogram() if lag is None else lag
+        self.registry.register(self.lag)
         self.notifications = Counter(
             "npsp_notifications",
             "Notification attempts by channel and outcome (sent, retry, failed, fallback).",
@@ -96,13 +112,10 @@ class DaemonMetrics:
             for name, (metric, doc) in rule_counters.items()
         }
         self.outbox_pending: dict[str, tuple[int, float | None]] = {}
-        # Reads the backlog from the store (set by the daemon once its outbox exists).
-        self.outbox_source: Callable[[], Awaitable[dict[str, tuple[int, float | None]]]] | None = (
-            None
-        )
+        self.outbox_source = outbox_source  # re-read at every scrape
         self.reload_ok = 1
         self.reload_time = time.time()
-        self.engine: Engine | None = None
+        self.engine = engine
         self.registry.register(_EngineCollector(self))
 
     async def refresh(self) -> None:

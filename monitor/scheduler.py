@@ -182,15 +182,19 @@ class Scheduler:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def run(self) -> None:
-        """Dispatch until :meth:`stop`; wakes at least once a second to show progress."""
+    async def run(self, on_result: ResultSink | None = None) -> None:
+        """Dispatch until :meth:`stop`; wakes at least once a second to show progress. Each
+        result goes to ``on_result`` (default: the one given when built)."""
+        sink = self._on_result if on_result is None else on_result
         loop = asyncio.get_running_loop()
         while not self._stopping:
             now = self.now()
             self.last_progress = now
             for job, due in self._schedule.pop_due(now):
                 job.running, job.deadline = True, 0.0
-                job.task = task = loop.create_task(self._run_one(job, due), name=f"probe:{job.key}")
+                job.task = task = loop.create_task(
+                    self._run_one(job, due, sink), name=f"probe:{job.key}"
+                )
                 self._tasks.add(task)
                 task.add_done_callback(functools.partial(self._finished, job))
             if now >= self._next_watchdog:
@@ -221,7 +225,7 @@ class Scheduler:
                 job.overrun = True
                 job.task.cancel()
 
-    async def _run_one(self, job: Job, due: float) -> None:
+    async def _run_one(self, job: Job, due: float, on_result: ResultSink) -> None:
         host_limit = self._per_host.get(job.host)
         if host_limit is None:
             host_limit = self._per_host[job.host] = asyncio.Semaphore(self._max_per_host)
@@ -235,7 +239,7 @@ class Scheduler:
                 result = await self._guarded(job)
             self.runs += 1
             if job.active:
-                self._on_result(job, result, due)
+                on_result(job, result, due)
         except Exception:  # a bug must not kill the scheduler; it is logged with the check
             log.exception("internal error handling the result of %s", job.key)
 

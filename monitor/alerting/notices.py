@@ -10,11 +10,18 @@ restart, or by a second gateway host) is a no-op.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
 
-from .settings import Target
+from .messages import as_html
+from .outbox import Outbox, OutboxItem
+from .route import Router
+from .settings import AlertingSettings, Target
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 #: Who hears of a notice: (agency id, group of people); the agency is ignored for "operations".
 Audience = tuple[str, Target]
@@ -52,3 +59,93 @@ def admins_and_operations(agency: str) -> list[Audience]:
     """The operations team and the agency's technical and high-level admins: who is told of
     what concerns an agency's secure server (announcements, unannounced changes)."""
     return [("", "operations"), *everyone([agency], "technical-admins", "high-level-admins")]
+
+
+class NoticeSender:
+    """Sends notices through the outbox, to the people the routes name (a :class:`NoticeSink`).
+
+    Apart from the alert pipeline: the rules desks that send notices are built before the
+    pipeline, which takes the incident desk (acknowledgements) and the maintenance and silence
+    desks (muters) when it is built. ``router`` and ``settings`` return the ones in effect
+    (they change on reload)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        router: Callable[[], Router],
+        settings: Callable[[], AlertingSettings],
+    ) -> None:
+        self.outbox = outbox
+        self.router = router
+        self.settings = settings
+
+    async def send_notice(self, notice: Notice, audience: Iterable[Audience]) -> int:
+        """Queue ``notice`` once for every address of the audience (deduplicated by address).
+
+        Notices are not muted: they are about the rules (a late announcement, a maintenance
+        window), which matter precisely when alerts are quiet.
+        """
+        seen: set[str] = set()
+        items = []
+        s = self.settings()
+        router = self.router()
+        audience = list(audience)
+        # The page to open: the agency's, when the notice concerns one, else the overview.
+        agencies = {a for a, target in audience if target != "operations" and a}
+        path = f"/agency/{quote(next(iter(agencies)), safe='')}" if len(agencies) == 1 else "/"
+        link = {"vi": f"{s.web_base}{path}", "en": f"{s.web_base}{path}?lang=en"}
+        footer = {
+            lang: (
+                f"\n\n{label[0]}: {s.web_base}{path}{query}"
+                f"\n{label[1]}: {s.status_page_url}\n{label[2]}: {s.hotline}"
+            )
+            for lang, label, query in (
+                ("vi", ("Xem trên trang giám sát", "Trang trạng thái", "Hỗ trợ"), ""),
+                ("en", ("Open in the monitor", "Status page", "Support"), "?lang=en"),
+            )
+        }
+        for agency, target in audience:
+            for r in router.people(agency, target):
+                if r.group_key in seen:
+                    continue
+                seen.add(r.group_key)
+                lang = r.language if r.language in notice.text else "vi"
+                text = notice.text[lang] + footer.get(lang, "")
+                items.append(
+                    OutboxItem(
+                        key=notice.item_key(r.group_key),
+                        channel=r.channel,
+                        address=r.address,
+                        person=r.person,
+                        subject=notice.subject[lang],
+                        text=text,
+                        # Every SMS links to the page that answers it (a notice's SMS is a
+                        # few words, so the link fits within the segment budget).
+                        short=f"{notice.sms[lang]} {link[lang]}",
+                        html=as_html(text) if r.channel == "email" else None,
+                        thread_key=notice.thread_key,
+                        language=lang,
+                        fallbacks=r.fallbacks,
+                    )
+                )
+        return await self.outbox.enqueue(items) if items else 0
+
+
+class RunningRouter:
+    """The router of the settings and registry in effect, rebuilt when either changes (for a
+    :class:`NoticeSender` built before the alert pipeline, whose router it equals)."""
+
+    def __init__(
+        self, settings: Callable[[], AlertingSettings], registry: Callable[[], Registry]
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._built: tuple[AlertingSettings, Registry, Router] | None = None
+
+    def __call__(self) -> Router:
+        settings, registry = self.settings(), self.registry()
+        built = self._built
+        if built is None or built[0] is not settings or built[1] is not registry:
+            router = Router(settings, [e.agency for e in registry.systems.values()])
+            self._built = built = (settings, registry, router)
+        return built[2]

@@ -164,6 +164,11 @@ class Outbox:
         self.jitter = jitter
         self.wakeups: dict[str, asyncio.Event] = {}
 
+    def reconfigure(self, settings: OutboxSettings, sms_min_interval: float) -> None:
+        """A config reload: new retry and budget settings (the rows stay as they are)."""
+        self.settings = settings
+        self.sms_min_interval = sms_min_interval
+
     def wakeup(self, channel: str) -> asyncio.Event:
         return self.wakeups.setdefault(channel, asyncio.Event())
 

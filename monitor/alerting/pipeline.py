@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import quote
 
 from ..aio import wait_event
 from ..registry import Registry
@@ -29,7 +28,7 @@ from .group import Digest, Grouper, escalation_digest
 from .messages import as_html, body, page_link, sms_text, subject
 from .model import Alert
 from .mute import AnyMuter, Muter, Silences
-from .notices import Audience, Notice
+from .notices import Audience, Notice, NoticeSender
 from .outbox import Outbox, OutboxItem
 from .route import Router
 from .settings import AlertingSettings
@@ -62,6 +61,7 @@ class AlertPipeline:
         self.router = Router(settings, [e.agency for e in registry.systems.values()])
         self.grouper = Grouper(settings, self.muter)
         self.acks = acks or NoAcknowledgements()
+        self.notices = NoticeSender(outbox, lambda: self.router, lambda: self.settings)
         self.alerts: dict[str, Alert] = {}
         self.wake = asyncio.Event()
 
@@ -348,54 +348,9 @@ class AlertPipeline:
     # ----- one-off notices (announcements, maintenance, incidents) -------------------------------
 
     async def send_notice(self, notice: Notice, audience: Iterable[Audience]) -> int:
-        """Queue ``notice`` once for every address of the audience (deduplicated by address).
-
-        Notices are not muted: they are about the rules (a late announcement, a maintenance
-        window), which matter precisely when alerts are quiet.
-        """
-        seen: set[str] = set()
-        items = []
-        s = self.settings
-        audience = list(audience)
-        # The page to open: the agency's, when the notice concerns one, else the overview.
-        agencies = {a for a, target in audience if target != "operations" and a}
-        path = f"/agency/{quote(next(iter(agencies)), safe='')}" if len(agencies) == 1 else "/"
-        link = {"vi": f"{s.web_base}{path}", "en": f"{s.web_base}{path}?lang=en"}
-        footer = {
-            lang: (
-                f"\n\n{label[0]}: {s.web_base}{path}{query}"
-                f"\n{label[1]}: {s.status_page_url}\n{label[2]}: {s.hotline}"
-            )
-            for lang, label, query in (
-                ("vi", ("Xem trên trang giám sát", "Trang trạng thái", "Hỗ trợ"), ""),
-                ("en", ("Open in the monitor", "Status page", "Support"), "?lang=en"),
-            )
-        }
-        for agency, target in audience:
-            for r in self.router.people(agency, target):
-                if r.group_key in seen:
-                    continue
-                seen.add(r.group_key)
-                lang = r.language if r.language in notice.text else "vi"
-                text = notice.text[lang] + footer.get(lang, "")
-                items.append(
-                    OutboxItem(
-                        key=notice.item_key(r.group_key),
-                        channel=r.channel,
-                        address=r.address,
-                        person=r.person,
-                        subject=notice.subject[lang],
-                        text=text,
-                        # Every SMS links to the page that answers it (a notice's SMS is a
-                        # few words, so the link fits within the segment budget).
-                        short=f"{notice.sms[lang]} {link[lang]}",
-                        html=as_html(text) if r.channel == "email" else None,
-                        thread_key=notice.thread_key,
-                        language=lang,
-                        fallbacks=r.fallbacks,
-                    )
-                )
-        return await self.outbox.enqueue(items) if items else 0
+        """Queue ``notice`` once for every address of the audience, by this pipeline's routes
+        (:class:`.notices.NoticeSender`, which the daemon's desks use directly)."""
+        return await self.notices.send_notice(notice, audience)
 
     async def run(self) -> None:
         """Forever: tick when something changed or a group falls due."""

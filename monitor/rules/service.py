@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Override
+from ..workdays import WorkCalendar
 from .announcements import AnnouncementDesk
 from .catalog import CatalogPublisher, build_catalog
 from .changewatch import ChangeWatch
@@ -29,10 +30,15 @@ class RulesService:
         *,
         set_overrides: Callable[[dict[str, Override]], Awaitable[None]] | None = None,
         publisher: MqttPublisher | None = None,
+        status_page_url: str | None = None,
     ) -> None:
         self.ctx = ctx
+        # Confirmations of announcements link to the page where one can be cancelled.
         self.announcements = AnnouncementDesk(
-            ctx, on_overrides=set_overrides, on_change=self._catalog_changed
+            ctx,
+            on_overrides=set_overrides,
+            on_change=self._catalog_changed,
+            status_page_url=status_page_url,
         )
         self.watch = ChangeWatch(ctx, self.announcements)
         self.maintenance = MaintenanceDesk(ctx)
@@ -67,13 +73,22 @@ class RulesService:
             self.ctx.clock() if now is None else now,
         )
 
-    async def load(self) -> None:
-        """Read everything from the store (at start, before the first probe)."""
+    async def load(self) -> dict[str, Override]:
+        """Read everything from the store (at start, before the first probe); return the
+        announced changes in effect now, which shape the very first registry."""
         await self.announcements.refresh()
         await self.watch.load()
         await self.maintenance.refresh()
         await self.incidents.refresh()
         await self.silences.refresh()
+        overrides = self.announcements.overrides_at(self.ctx.clock())
+        self.announcements.overrides = dict(overrides)
+        return overrides
+
+    def reconfigure(self, calendar: WorkCalendar, status_page_url: str | None) -> None:
+        """A config reload: the working-day calendar and the status page's address."""
+        self.ctx.calendar = calendar
+        self.announcements.status_page_url = status_page_url
 
     def desks(self) -> list[Desk]:
         desks: list[Desk] = [

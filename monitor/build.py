@@ -1,0 +1,225 @@
+"""Builds every part of one daemon, in dependency order, each through its constructor.
+
+What a part needs is built before it and handed to its constructor; nothing is appended or
+assigned afterwards. The order, and what breaks the two cycles of the running daemon:
+
+1. the broker connection and channels, the engine (it depends on nothing built after it), the
+   heartbeat receiver, the outbox and the metrics;
+2. the notice sender (:class:`.alerting.notices.NoticeSender`: one-off notices go through the
+   outbox by the routes in effect), then the rules desks, which send their notices through it;
+3. (loading) the desks read the store, and the announced changes in effect shape the engine's
+   first registry; the outbox takes back the sends a crash interrupted;
+4. the alert pipeline, with the incident desk as its acknowledgements and the maintenance and
+   silence desks as its muters, then the MQTT status topics, the outbox workers, the HTTP app
+   and the dead man's switch.
+
+The alert pipeline and the desks used to need each other (the desks' notices went through the
+pipeline, the pipeline reads the desks): notices now have a sender of their own. The engine and
+the desks still do at run time (results and events flow to the desks, announced changes back to
+the engine): the engine is built first, and what listens to it — :attr:`Parts.observers`,
+:attr:`Parts.subscribers` — is named where the lifecycle starts its loops
+(:mod:`monitor.lifecycle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from probes import ProbeEnv
+
+from .alerting.channels import Channels
+from .alerting.notices import NoticeSender, RunningRouter
+from .alerting.outbox import Outbox, OutboxWorker
+from .alerting.pipeline import AlertPipeline
+from .config import Config
+from .deadman import DeadMansSwitch, last_will
+from .engine import Engine, EventSink, ResultObserver
+from .heartbeats import OPENAPI as HEARTBEAT_OPENAPI
+from .heartbeats import PATH as HEARTBEAT_PATH
+from .heartbeats import TOPIC_FILTER as HEARTBEAT_TOPICS
+from .heartbeats import HeartbeatReceiver, heartbeat_routes
+from .http_api import build_app
+from .metrics import DaemonMetrics, lag_histogram
+from .mqtt_status import StatusTopics
+from .rules.desk import RulesContext
+from .rules.service import RulesService
+from .sdnotify import making_progress
+from .store import Store
+from .web.auth import Authenticator
+from .web.pages import PagesContext, page_routes
+from .workdays import WorkCalendar
+
+if TYPE_CHECKING:
+    from notifiers.mqtt import MqttPublisher
+
+#: Where the daemon's config is read: the one running now (a reload replaces it).
+ConfigSource = Callable[[], Config]
+
+
+class StartupError(Exception):
+    """The daemon cannot start (a secret cannot be read, ...); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """What is built before anything is loaded (steps 1 and 2)."""
+
+    store: Store
+    channels: Channels
+    engine: Engine
+    heartbeats: HeartbeatReceiver
+    outbox: Outbox
+    metrics: DaemonMetrics
+    rules: RulesService
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Every part of a running daemon (step 4 on top of :class:`Core`)."""
+
+    core: Core
+    pipeline: AlertPipeline
+    status_topics: StatusTopics | None
+    workers: list[OutboxWorker]
+    authenticator: Authenticator
+    routes: list[web.RouteDef]  # besides the API: heartbeats, pages (and any given)
+    paths: dict[str, object]  # their OpenAPI paths
+    app: web.Application
+    progressing: Callable[[], bool]  # whether the scheduler makes progress
+    deadman: DeadMansSwitch
+
+    @property
+    def observers(self) -> list[ResultObserver]:
+        """Hear of the engine's results that carry observed values."""
+        return [self.core.rules.watch.observe]
+
+    @property
+    def subscribers(self) -> list[EventSink]:
+        """Hear of each batch of state changes, once committed (in this order)."""
+        out: list[EventSink] = [self.pipeline.on_events, self.core.rules.incidents.on_events]
+        if self.status_topics is not None:
+            out.append(self.status_topics.on_events)
+        return out
+
+
+def channels(config: Config) -> Channels:
+    """The notifiers and the broker connection (not started yet)."""
+    try:
+        will = last_will(config.vantage) if config.deadman.mqtt else None
+        return Channels.build(
+            config.channels, config.vantage, will, site=config.alerting.status_page_url
+        )
+    except ValueError as exc:
+        raise StartupError(f"channels: {exc}") from None
+
+
+def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
+    """Steps 1 and 2: the engine, the outbox and the rules desks, nothing loaded yet."""
+    now = config()
+    probe_env = ProbeEnv()  # one heartbeat board, shared by the probes and the receiver
+    lag = lag_histogram()
+    engine = Engine(now, store, probe_env, observe_lag=lag.observe)
+    heartbeats = HeartbeatReceiver(probe_env.heartbeats, lambda: engine.registry)
+    if chans.publisher is not None:
+        chans.publisher.subscribe(HEARTBEAT_TOPICS, heartbeats.on_mqtt)
+    outbox = Outbox(
+        store,
+        now.alerting.outbox,
+        sms_min_interval=now.alerting.sms_min_interval,
+        sms_fits=chans.sms_fits,
+    )
+    metrics = DaemonMetrics(engine=engine, outbox_source=outbox.pending, lag=lag)
+    settings = lambda: config().alerting  # noqa: E731
+    notices = NoticeSender(outbox, RunningRouter(settings, lambda: engine.registry), settings)
+    ctx = RulesContext(
+        store,
+        WorkCalendar(now.calendar),
+        notices,
+        lambda: engine.registry,
+        counters={n: c.inc for n, c in metrics.rule_counters.items()},
+    )
+    rules = RulesService(
+        ctx,
+        set_overrides=engine.set_overrides,
+        publisher=chans.publisher,
+        status_page_url=now.alerting.status_page_url,
+    )
+    return Core(store, chans, engine, heartbeats, outbox, metrics, rules)
+
+
+async def load(c: Core) -> None:
+    """Step 3: the desks read the store; the announced changes already in effect shape the
+    very first registry; the outbox takes back what a crash left half-sent."""
+    overrides = await c.rules.load()
+    await c.engine.start(overrides)
+    await c.outbox.recover()
+
+
+def parts(
+    config: ConfigSource,
+    c: Core,
+    *,
+    routes: list[web.RouteDef],
+    paths: dict[str, object],
+    count_notification: Callable[[str, str], None],
+) -> Parts:
+    """Step 4, once loaded: the alert pipeline on the running registry and what serves.
+
+    ``routes`` and ``paths``: more routes (and their OpenAPI paths) to serve."""
+    now = config()
+    engine, rules = c.engine, c.rules
+    pipeline = AlertPipeline(
+        now.alerting,
+        engine.registry,
+        c.outbox,
+        muters=[rules.maintenance, rules.silences],
+        acks=rules.incidents,
+    )
+    publisher = c.channels.publisher
+    status_topics = StatusTopics(engine, publisher) if publisher is not None else None
+    workers = [
+        OutboxWorker(c.outbox, notifier, count=count_notification)
+        for notifier in c.channels.notifiers.values()
+    ]
+    authenticator = Authenticator(
+        c.store,
+        max_failures=now.http.login_failures_per_minute,
+        trusted_proxies=lambda: config().http.trusted_proxies,
+    )
+    routes = [
+        *routes,
+        *heartbeat_routes(c.heartbeats, lambda: config().http.trusted_proxies),
+        *page_routes(PagesContext(engine, c.store, rules, authenticator, rules.ctx.clock)),
+    ]
+    paths = {**paths, HEARTBEAT_PATH: HEARTBEAT_OPENAPI}
+    app = build_app(
+        engine,
+        c.metrics,
+        rules,
+        authenticator=authenticator,
+        extra_routes=routes,
+        extra_paths=paths,
+        max_body=now.http.max_body_bytes,
+    )
+    progressing = making_progress(engine.scheduler, lambda: config().scheduler.stall_after)
+    deadman = DeadMansSwitch(
+        now.deadman,
+        now.vantage,
+        progressing=progressing,
+        publish=_retained(publisher) if publisher is not None else None,
+        checks=lambda: len(engine.registry.checks),
+    )
+    return Parts(
+        c, pipeline, status_topics, workers, authenticator, routes, paths, app, progressing, deadman
+    )
+
+
+def _retained(publisher: MqttPublisher) -> Callable[[str, bytes], Awaitable[None]]:
+    async def publish(suffix: str, payload: bytes) -> None:
+        await publisher.publish(suffix, payload, retain=True)
+
+    return publish
