@@ -119,6 +119,25 @@ class Engine:
         self.state.thresholds = _thresholds(config)
         old_checks = {**old.checks, **{c.key: c for c in old.canaries}}
         new_checks = {**new.checks, **{c.key: c for c in new.canaries}}
+        self._install_states(new, old_checks)
+        self._install_jobs(old_checks, new_checks)
+        removed_systems = list(old.systems.keys() - new.systems.keys())
+        self.registry = new
+        self._maintenance_seen = None  # new systems may lie inside a window
+        if removed_systems:
+            await self.store.forget(removed_systems)
+        log.info(
+            "registry applied",
+            extra={
+                "systems": len(new.systems),
+                "checks": len(new.checks),
+                "canaries": len(new.canaries),
+            },
+        )
+
+    def _install_states(self, new: Registry, old_checks: dict[str, CheckEntry]) -> None:
+        """The state machine's systems and canaries for ``new``: a check whose fingerprint did
+        not change keeps its status, a system keeps its announced state and history."""
         old_status = {k: c for s in self.state.systems.values() for k, c in s.checks.items()}
         old_status.update(self.state.canaries)
 
@@ -153,6 +172,10 @@ class Engine:
             systems.append(status)
         self.state.set_systems(systems, [status_for(c) for c in new.canaries])
 
+    def _install_jobs(
+        self, old_checks: dict[str, CheckEntry], new_checks: dict[str, CheckEntry]
+    ) -> None:
+        """Schedule the new and changed checks (a fresh probe and history), drop the removed."""
         for key, check in new_checks.items():
             previous = old_checks.get(key)
             if previous is not None and previous.fingerprint == check.fingerprint:
@@ -164,19 +187,6 @@ class Engine:
         for key in old_checks.keys() - new_checks.keys():
             self.scheduler.remove(key)
             self.history.pop(key, None)
-        removed_systems = list(old.systems.keys() - new.systems.keys())
-        self.registry = new
-        self._maintenance_seen = None  # new systems may lie inside a window
-        if removed_systems:
-            await self.store.forget(removed_systems)
-        log.info(
-            "registry applied",
-            extra={
-                "systems": len(new.systems),
-                "checks": len(new.checks),
-                "canaries": len(new.canaries),
-            },
-        )
 
     async def set_overrides(self, overrides: dict[str, Override]) -> None:
         """Announced changes took effect: rebuild the checks whose registered values changed
