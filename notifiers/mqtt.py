@@ -1,22 +1,18 @@
-"""The MQTT broker connection (portal inbox alerts, retained status topics), on aiomqtt 2.5.
+"""The MQTT broker connection, on aiomqtt 2.5: not a channel, but what the inbox channel
+(:mod:`notifiers.inbox`) pushes through, and what the daemon's status topics, heartbeats and
+announcements use.
 
 ``MqttPublisher`` keeps one connection to the broker for the daemon's whole life: a named
 background task connects, notices the connection drop, and reconnects after a capped, jittered
 backoff (``uniform(0, min(cap, base * 2**n))``). ``publish`` makes one attempt on the current
 connection and raises ``NotifyError(permanent=False)`` when there is none or the broker does not
 acknowledge in time: the daemon's outbox retries, the publisher never queues.
-
-``InboxNotifier`` is the ``inbox`` channel on top of it: one JSON message per alert on
-``{prefix}inbox/{account}``, QoS 1, not retained — a notification without content (its id, "new
-message", the links to the inbox): the message itself is stored in the daemon's database and
-read through the authenticated pages and API, never handed to whoever can read a topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import ssl
@@ -26,28 +22,16 @@ from typing import Self, TypeVar
 
 import aiomqtt
 
-from notifiers.base import ChannelName, Delivery, Message, NotifyError
+from notifiers.base import NotifyError
 from notifiers.settings import MqttSettings as Settings
-from notifiers.settings import site_base
 
-__all__ = ["InboxNotifier", "MqttPublisher", "Settings", "check_topic_level"]
+__all__ = ["MqttPublisher", "Settings"]
 
 log = logging.getLogger(__name__)
 
 RECONNECT_BASE = 0.5  # seconds: the first reconnect waits up to this, then 1, 2, 4... up to the cap
 
 T = TypeVar("T")
-
-
-def check_topic_level(value: str, what: str) -> str:
-    """Return ``value`` if it is one safe topic level: not empty, no ``+ # /`` or NUL."""
-    if not value or any(ch in value for ch in "+#/\x00"):
-        raise ValueError(f"{what} {value!r} is not a valid MQTT topic level")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} {value!r} is not valid UTF-8") from None
-    return value
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):
@@ -279,46 +263,3 @@ class MqttPublisher:
         if work.cancelled():
             raise aiomqtt.MqttError(f"connection lost before the broker acknowledged {topic}")
         return work.result()
-
-
-_NEW_MESSAGE = {"vi": "Bạn có thông báo mới", "en": "You have a new message"}
-
-
-class InboxNotifier:
-    """The ``inbox`` channel: that a portal account has a new message, as JSON on
-    ``inbox/{account}`` — without its subject or text (operations' digests name every agency's
-    failing systems and why; a topic is read by whoever the broker lets read it).
-
-    ``site`` is the portal's address (``alerting.status_page_url``: its scheme and host are
-    used) for the links; without it they are paths. The publisher is shared and owned by the
-    daemon: ``aclose`` leaves it open.
-    """
-
-    channel: ChannelName = "inbox"
-
-    def __init__(self, publisher: MqttPublisher, site: str | None = None) -> None:
-        self.publisher = publisher
-        self.base = site_base(site)
-
-    def payload(self, message: Message) -> bytes:
-        """The JSON document the portal reads: the id and where to read the message."""
-        document = {
-            "key": message.key,
-            "notification": _NEW_MESSAGE.get(message.language, _NEW_MESSAGE["vi"]),
-            "language": message.language,
-            "link": f"{self.base}/inbox",
-            "api": f"{self.base}/api/v1/inbox",
-        }
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-    async def send(self, message: Message) -> Delivery:
-        """Publish ``message`` once, QoS 1, not retained; the idempotency key is the id."""
-        try:
-            account = check_topic_level(message.to, "portal account")
-        except ValueError as exc:
-            raise NotifyError(f"inbox: {exc}", permanent=True) from None
-        await self.publisher.publish(f"inbox/{account}", self.payload(message), qos=1)
-        return Delivery(provider_id=message.key)
-
-    async def aclose(self) -> None:
-        """Nothing of its own to close."""

@@ -17,7 +17,8 @@ import pytest
 import trustme
 
 from notifiers.base import Message, NotifyError
-from notifiers.mqtt import InboxNotifier, MqttPublisher, Settings
+from notifiers.inbox import InboxNotifier
+from notifiers.mqtt import MqttPublisher, Settings
 from tests.peers import wait_until
 from tests.peers.mosquitto import Mosquitto, available
 

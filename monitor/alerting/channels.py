@@ -1,30 +1,33 @@
-"""Building the notifiers of the ``channels:`` section (:class:`ChannelSettings`), once, for the
-daemon."""
+"""The daemon's channels, built once from the ``channels:`` section (:class:`ChannelSettings`)
+through the registry :data:`notifiers.CHANNELS`, with the broker connection they share."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from notifiers.base import ChannelName, Delivery, Message, Notifier
+from notifiers import CHANNELS, ChannelEnv
+from notifiers.base import ChannelName, Notifier
+from notifiers.inbox import StoredInbox
 from notifiers.settings import ChannelSettings
 
 if TYPE_CHECKING:
     from notifiers.mqtt import MqttPublisher
 
+__all__ = ["Channels", "StoredInbox"]
 
-class StoredInbox:
-    """The inbox channel without a broker: the outbox already stored the notice."""
 
-    channel: ChannelName = "inbox"
+@runtime_checkable
+class _Measured(Protocol):
+    """A channel that knows whether a text goes out whole (the SMS channel: its segments)."""
 
-    async def send(self, message: Message) -> Delivery:
-        return Delivery(message.key)
+    def fits(self, text: str) -> bool: ...
 
-    async def aclose(self) -> None:
-        return None
+
+def _always_fits(_text: str) -> bool:
+    return True
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Channels:
     publisher: MqttPublisher | None = None
     # Whether a text goes out whole as one SMS of the configured segments (the outbox merges
     # what waits for a number only as far as it fits).
-    sms_fits: Callable[[str], bool] = field(default=lambda _text: True)
+    sms_fits: Callable[[str], bool] = field(default=_always_fits)
 
     @classmethod
     def build(
@@ -48,35 +51,21 @@ class Channels:
         """Create every configured channel; a missing secret raises ``ValueError`` now.
 
         ``site`` (``alerting.status_page_url``) is where the links of inbox pushes point."""
-        out = cls()
-        if settings.mqtt is not None and "client_id" not in settings.mqtt.model_fields_set:
-            # Two gateway hosts with one client id would knock each other off the broker.
-            settings = settings.model_copy(
-                update={
-                    "mqtt": settings.mqtt.model_copy(
-                        update={"client_id": f"npsp-monitor-{vantage}"}
-                    )
-                }
-            )
-        # A channel's module (and its provider's client library) is imported only when used.
-        if settings.sms is not None:
-            from notifiers.sms import SmsNotifier  # noqa: PLC0415
-
-            sms = SmsNotifier(settings.sms)
-            out.notifiers["sms"] = sms
-            out.sms_fits = sms.fits
-        if settings.email is not None:
-            from notifiers.email import EmailNotifier  # noqa: PLC0415
-
-            out.notifiers["email"] = EmailNotifier(settings.email)
+        settings = _own_client_id(settings, vantage)
+        publisher = None
         if settings.mqtt is not None:
-            from notifiers.mqtt import InboxNotifier, MqttPublisher  # noqa: PLC0415
+            from notifiers.mqtt import MqttPublisher  # noqa: PLC0415 - aiomqtt, only when used
 
-            out.publisher = MqttPublisher(settings.mqtt, will=will)
-            out.notifiers["inbox"] = InboxNotifier(out.publisher, site)
-        else:
-            out.notifiers["inbox"] = StoredInbox()
-        return out
+            publisher = MqttPublisher(settings.mqtt, will=will)
+        env = ChannelEnv(publisher=publisher, site=site)
+        notifiers = {
+            name: notifier
+            for name, build in CHANNELS.items()
+            if (notifier := build(settings, env)) is not None
+        }
+        sms = notifiers.get("sms")
+        fits = sms.fits if isinstance(sms, _Measured) else _always_fits
+        return cls(notifiers, publisher, fits)
 
     async def start(self) -> None:
         if self.publisher is not None:
@@ -89,3 +78,12 @@ class Channels:
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await self.publisher.aclose()
+
+
+def _own_client_id(settings: ChannelSettings, vantage: str) -> ChannelSettings:
+    """``mqtt.client_id`` defaults to ``npsp-monitor-<vantage>``: two gateway hosts with one
+    client id would knock each other off the broker."""
+    if settings.mqtt is None or "client_id" in settings.mqtt.model_fields_set:
+        return settings
+    mqtt = settings.mqtt.model_copy(update={"client_id": f"npsp-monitor-{vantage}"})
+    return settings.model_copy(update={"mqtt": mqtt})
