@@ -29,6 +29,9 @@ import aiomqtt
 import pytest
 import yaml
 
+from monitor.alerting.escalation import Acknowledgements
+from monitor.alerting.mute import Muter
+from monitor.alerting.notices import NoticeSender, RunningRouter
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
 from monitor.app import Daemon
@@ -139,14 +142,28 @@ def pipeline_config(**alerting: Any) -> Config:
 class World:
     """The alert pipeline and its outbox on an injected clock (as tests/test_alert_pipeline)."""
 
-    def __init__(self, store: Store, config: Config, now: float = MONDAY) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        now: float = MONDAY,
+        *,
+        outbox: Outbox | None = None,
+        muters: list[Muter] | None = None,
+        acks: Acknowledgements | None = None,
+    ) -> None:
         self.now = now
         self.store = store
-        self.outbox = Outbox(
+        self.outbox = outbox or Outbox(
             store, config.alerting.outbox, clock=lambda: self.now, jitter=lambda: 0.5
         )
         self.pipeline = AlertPipeline(
-            config.alerting, Registry.from_config(config), self.outbox, clock=lambda: self.now
+            config.alerting,
+            Registry.from_config(config),
+            self.outbox,
+            muters=muters,
+            acks=acks,
+            clock=lambda: self.now,
         )
         self.sent = Sent()
         self.workers = [
@@ -385,22 +402,25 @@ class Daemonless:
         self.store = store
         config = pipeline_config()
         self.registry = Registry.from_config(config)
-        self.world = World(store, config, now)
-        self.world.now = now
-        self.pipeline = self.world.pipeline
-        self.pipeline.clock = lambda: self.now
-        self.world.outbox.clock = lambda: self.now
+        # Built in dependency order, as monitor/build.py does: outbox, notices, desks, pipeline.
+        outbox = Outbox(store, config.alerting.outbox, clock=lambda: self.now, jitter=lambda: 0.5)
+        settings = lambda: config.alerting  # noqa: E731
+        notices = NoticeSender(outbox, RunningRouter(settings, lambda: self.registry), settings)
         self.ctx = RulesContext(
             store,
             WorkCalendar(config.calendar),
-            self.pipeline,
+            notices,
             lambda: self.registry,
             clock=lambda: self.now,
         )
         self.maintenance = MaintenanceDesk(self.ctx)
-        self.pipeline.muter.muters.append(self.maintenance)
         self.incidents = IncidentDesk(self.ctx, maintenance=self.maintenance.covering)
-        self.pipeline.acks = self.incidents
+        self.world = World(
+            store, config, now, outbox=outbox, muters=[self.maintenance], acks=self.incidents
+        )
+        self.world.now = now
+        self.pipeline = self.world.pipeline
+        self.pipeline.clock = lambda: self.now
         self.sm = StateMachine("gw", Thresholds())
         self.sm.set_systems(
             [

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from monitor.alerting.notices import NoticeSender, RunningRouter
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
 from monitor.config import Config
@@ -160,23 +161,28 @@ class World:
         self.outbox = Outbox(
             store, config.alerting.outbox, clock=lambda: self.now, jitter=lambda: 0.5
         )
-        self.pipeline = AlertPipeline(
-            config.alerting,
-            self.registry,
-            self.outbox,
-            clock=lambda: self.now,
+        # Built in dependency order, as monitor/build.py does: notices, desk, pipeline.
+        settings = lambda: config.alerting  # noqa: E731
+        notices = NoticeSender(
+            self.outbox, RunningRouter(settings, lambda: self.registry), settings
         )
         self.breaches = 0
         self.ctx = RulesContext(
             store=store,
             calendar=self.calendar,
-            notices=self.pipeline,
+            notices=notices,
             registry=lambda: self.registry,
             clock=lambda: self.now,
             counters={"incident_sla_breaches": self._breach},
         )
         self.desk = IncidentDesk(self.ctx)
-        self.pipeline.acks = self.desk
+        self.pipeline = AlertPipeline(
+            config.alerting,
+            self.registry,
+            self.outbox,
+            acks=self.desk,
+            clock=lambda: self.now,
+        )
         self.recorded: list[Event] = []  # events the engine has not saved yet
         self.sent = Sent()
         self.workers = [
