@@ -26,9 +26,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.cli import build_parser, main
+from monitor.cli.announce import cmd_announce
 from monitor.config import Config
 from monitor.registry import Registry
-from monitor.rules.announce_cli import cmd_announce
 from monitor.rules.announcements import (
     AnnouncementRejected,
     examine,

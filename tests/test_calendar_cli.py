@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.calendar_cli import add_calendar_commands
+from monitor.cli.calendar import add_calendar_commands
 from monitor.workdays import CalendarSettings, WorkCalendar
 
 LOADED: list[Path | None] = []

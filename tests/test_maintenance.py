@@ -20,6 +20,7 @@ import yaml
 from monitor.alerting.model import Alert
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
+from monitor.cli.maintenance import add_maintenance_commands
 from monitor.config import Config
 from monitor.registry import Registry
 from monitor.rules.desk import RulesContext
@@ -35,7 +36,6 @@ from monitor.rules.maintenance import (
     resolve_scope,
     schedule,
 )
-from monitor.rules.maintenance_cli import add_maintenance_commands
 from monitor.state import Event, State
 from monitor.store import Store
 from monitor.workdays import WorkCalendar

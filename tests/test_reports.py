@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from monitor.cli.report import add_report_commands
 from monitor.config import Config
 from monitor.registry import Registry
-from monitor.report_cli import add_report_commands
 from monitor.reports import (
     Figures,
     Report,

@@ -8,40 +8,32 @@ to ``PATH`` (UTF-8). ``--language`` chooses the HTML's language; CSV and JSON ca
 Vietnamese names (JSON the English ones too).
 
 Exit codes: 0 written; 1 the database cannot be read or the output cannot be written; 2 bad input
-(a malformed month, a month not begun), with a one-line message on stderr. An invalid config
-raises :class:`monitor.config.ConfigError`, which ``npsp-monitor``'s ``main`` reports (also 2).
+(a malformed month, a month not begun), with a one-line message on stderr; an invalid config
+also 2 (see :mod:`monitor.cli.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from .config import load_config
-from .registry import Registry
-from .reports import (
+from ..config import load_config
+from ..registry import Registry
+from ..reports import (
     Report,
-    ReportError,
     build_report,
     month_bounds,
     render_csv,
     render_html,
     render_json,
 )
-from .store import Store, StoreError, missing_database
+from ..store import missing_database, run_with_store
+from .common import Clock, WithConfig, fail
+from .errors import guarded
 
 __all__ = ["add_report_commands"]
-
-Clock = Callable[[], float]
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"npsp-monitor: {message}", file=sys.stderr)
-    return code
 
 
 def _render(report: Report, fmt: str, language: str) -> str:
@@ -53,29 +45,15 @@ def _render(report: Report, fmt: str, language: str) -> str:
 
 
 def _report(args: argparse.Namespace, clock: Clock) -> int:
-    try:
-        month_bounds(args.month)
-    except ReportError as exc:
-        return _fail(str(exc), 2)
+    month_bounds(args.month)  # a malformed month is refused before the config is read
     config = load_config(args.config)
     if not config.state_db.exists():
-        return _fail(missing_database(config.state_db, init=False), 1)
+        return fail(missing_database(config.state_db, init=False), 1)
     registry = Registry.from_config(config)
     now = clock()
-
-    async def build() -> Report:
-        store = await Store.open(config.state_db, create=False)
-        try:
-            return await build_report(store, registry, args.month, now=now)
-        finally:
-            await store.close()
-
-    try:
-        report = asyncio.run(build())
-    except ReportError as exc:
-        return _fail(str(exc), 2)
-    except StoreError as exc:
-        return _fail(str(exc), 1)
+    report = run_with_store(
+        config.state_db, lambda store: build_report(store, registry, args.month, now=now)
+    )
     text = _render(report, args.format, args.language)
     if args.output is None:
         sys.stdout.write(text)
@@ -83,14 +61,14 @@ def _report(args: argparse.Namespace, clock: Clock) -> int:
     try:
         args.output.write_text(text, encoding="utf-8", newline="")
     except OSError as exc:
-        return _fail(f"cannot write {args.output}: {exc.strerror or exc}", 1)
+        return fail(f"cannot write {args.output}: {exc.strerror or exc}", 1)
     print(f"report {args.month} ({args.format}) written to {args.output}")
     return 0
 
 
 def add_report_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    with_config: Callable[[argparse.ArgumentParser], None],
+    with_config: WithConfig,
     *,
     clock: Clock = time.time,
 ) -> None:
@@ -108,4 +86,4 @@ def add_report_commands(
         "--output", type=Path, default=None, metavar="PATH", help="write here (default: stdout)"
     )
     p.add_argument("--language", default="vi", choices=["vi", "en"], help="of the HTML report")
-    p.set_defaults(func=lambda args: _report(args, clock))
+    p.set_defaults(func=guarded(lambda args: _report(args, clock)))

@@ -1,7 +1,10 @@
-"""The ``npsp-monitor`` command: turns every error into a clear message and an exit code.
+"""The daemon's own commands: ``run``, ``check-config``, ``probe``, ``notify-test`` and ``demo``.
 
-Exit codes: 0 ok; 1 a probe failed / a runtime error; 2 invalid configuration or usage;
-130 interrupted.
+``npsp-monitor run -c FILE``             run the daemon (until SIGTERM)
+``npsp-monitor check-config -c FILE``    validate a config; exit 2 listing every error
+``npsp-monitor probe -c FILE A/S``       run one system's checks now (exit 1 if one fails)
+``npsp-monitor notify-test -c FILE …``   send one test message on a channel (exit 1 if not sent)
+``npsp-monitor demo``                    the daemon against a simulated fleet on loopback
 """
 
 from __future__ import annotations
@@ -9,35 +12,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import json
-import logging
 import os
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from npsp_common.types import ProbeResult
 from probes import PROBES, ProbeEnv
 
-from . import __version__
-from .accounts_cli import add_accounts_commands
-from .app import Daemon, StartupError
-from .calendar_cli import add_calendar_commands
-from .config import Config, ConfigError, check_config_file, load_config
-from .config_loader import LoaderFailed, load_config_isolated_sync
-from .logs import setup_logging
-from .registry import Registry
-from .report_cli import add_report_commands
-from .rules.announce_cli import add_announce_commands
-from .rules.incidents_cli import add_incident_commands
-from .rules.maintenance_cli import add_maintenance_commands
-from .store import StoreError
-from .workdays import CalendarSettings, WorkCalendar
+from ..app import Daemon, StartupError
+from ..config import Config, check_config_file, load_config
+from ..config_loader import LoaderFailed, load_config_isolated_sync
+from ..logs import setup_logging
+from ..registry import Registry
+from .common import parse_seconds, print_json, print_table, with_config
+from .errors import guarded
+
+__all__ = ["add_daemon_commands", "add_trial_commands", "run_async"]
 
 T = TypeVar("T")
-log = logging.getLogger("monitor")
+LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -58,15 +54,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
             # EBUSY. The command is done; that must not turn its outcome into an error.
             if exc.errno != errno.EBUSY:
                 raise
-
-
-def _load(path: Path) -> Config:
-    return load_config(path)
-
-
-def _load_calendar(path: Path | None) -> WorkCalendar:
-    """The working-day calendar of a config file, or the shipped default."""
-    return WorkCalendar(CalendarSettings() if path is None else load_config(path).calendar)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -127,48 +114,37 @@ async def _probe_system(config: Config, ref: str) -> list[tuple[str, str, ProbeR
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_config(args.config)
     results = run_async(_probe_system(config, args.system))
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "check": check,
-                        "kind": kind,
-                        "ok": r.ok,
-                        "reason": r.reason,
-                        "duration_seconds": round(r.duration, 6),
-                        "cert_not_after": r.cert_not_after,
-                        "status_code": r.status_code,
-                        "observed": dict(r.observed),
-                    }
-                    for check, kind, r in results
-                ],
-                ensure_ascii=False,
-                indent=1,
-            )
-        )
+        print_json([_probe_json(check, kind, r) for check, kind, r in results], indent=1)
     else:
         rows = [("CHECK", "KIND", "RESULT", "TIME", "REASON")]
         rows += [
             (c, k, "ok" if r.ok else "FAIL", f"{r.duration * 1000:.1f}ms", r.reason)
             for c, k, r in results
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        for row in rows:
-            print(
-                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
-                + "  "
-                + row[4]
-            )
+        print_table(rows)
     return 0 if all(r.ok for _, _, r in results) else 1
+
+
+def _probe_json(check: str, kind: str, r: ProbeResult) -> dict[str, Any]:
+    return {
+        "check": check,
+        "kind": kind,
+        "ok": r.ok,
+        "reason": r.reason,
+        "duration_seconds": round(r.duration, 6),
+        "cert_not_after": r.cert_not_after,
+        "status_code": r.status_code,
+        "observed": dict(r.observed),
+    }
 
 
 async def _notify_test(config: Config, channel: str, to: str, language: str) -> str:
     from notifiers.base import Message, NotifyError  # noqa: PLC0415
 
-    from .alerting.channels import Channels, StoredInbox  # noqa: PLC0415
+    from ..alerting.channels import Channels, StoredInbox  # noqa: PLC0415
 
     # Only the channel under test is built: testing SMS must not need the mail server's
     # password (the inbox pushes through MQTT, so it needs the broker and nothing else).
@@ -218,115 +194,52 @@ async def _notify_test(config: Config, channel: str, to: str, language: str) -> 
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = load_config(args.config)
     outcome = run_async(_notify_test(config, args.channel, args.to, args.language))
     print(f"{args.channel} to {args.to}: {outcome}")
     return 0 if outcome.startswith("sent") else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo  # noqa: PLC0415 - the demo pulls in certificate generation
+    from ..demo import run_demo  # noqa: PLC0415 - the demo pulls in certificate generation
 
     setup_logging(args.log_level)
     run_async(run_demo(port=args.port, state_dir=args.state_dir, duration=args.duration))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="npsp-monitor",
-        description="Connectivity monitor of the National Public Service Portal "
-        "(Cổng DVC quốc gia).",
-    )
-    parser.add_argument("--version", action="version", version=f"npsp-monitor {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def with_config(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--config", type=Path, required=True, help="the daemon's YAML config")
-
+def add_daemon_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``run``, ``check-config`` and ``probe`` on ``sub``."""
     p = sub.add_parser("run", help="run the daemon")
     with_config(p)
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.set_defaults(func=cmd_run)
+    p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    p.set_defaults(func=guarded(cmd_run))
 
     p = sub.add_parser("check-config", help="validate a config; exit 2 listing every error")
     with_config(p)
-    p.set_defaults(func=cmd_check_config)
+    p.set_defaults(func=guarded(cmd_check_config))
 
     p = sub.add_parser("probe", help="run one system's checks now and print the results")
     with_config(p)
     p.add_argument("system", metavar="AGENCY/SYSTEM")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=cmd_probe)
+    p.set_defaults(func=guarded(cmd_probe))
 
-    add_calendar_commands(sub, _load_calendar)
-    add_announce_commands(sub, with_config)
-    add_maintenance_commands(sub, with_config)
-    add_incident_commands(sub, with_config)
-    add_accounts_commands(sub, with_config)
-    add_report_commands(sub, with_config)
 
+def add_trial_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``notify-test`` and ``demo`` on ``sub``: trying a channel, trying the daemon."""
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)
     p.add_argument("--channel", required=True, choices=["sms", "email", "inbox"])
     p.add_argument("--to", required=True, help="phone (E.164), e-mail address or portal account")
     p.add_argument("--language", default="vi", choices=["vi", "en"])
-    p.set_defaults(func=cmd_notify_test)
+    p.set_defaults(func=guarded(cmd_notify_test))
 
     p = sub.add_parser("demo", help="the daemon against a simulated fleet on loopback")
     p.add_argument("--port", type=int, default=9477, help="HTTP port of the daemon (0 = any free)")
     p.add_argument("--state-dir", type=Path, default=None, help="keep the demo's state here")
-    p.add_argument("--duration", type=_positive, default=None, help="stop after this many seconds")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.set_defaults(func=cmd_demo)
-    return parser
-
-
-def _positive(text: str) -> float:
-    """A number of seconds above zero (``--duration -5`` would stop before starting)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except BrokenPipeError:
-        # The reader went away (``npsp-monitor … | head -1``): what it wanted was printed.
-        # Python would print "Broken pipe" while flushing at exit: point stdout at nothing.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(exc.summary(), file=sys.stderr)
-        return 2
-    except StartupError as exc:
-        print(f"npsp-monitor: cannot start: {exc}", file=sys.stderr)
-        return 2
-    except LookupError as exc:
-        print(f"npsp-monitor: {exc.args[0]}", file=sys.stderr)
-        return 2
-    except StoreError as exc:
-        print(f"npsp-monitor: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(
-            f"npsp-monitor: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}",
-            file=sys.stderr,
-        )
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    p.add_argument(
+        "--duration", type=parse_seconds, default=None, help="stop after this many seconds"
+    )
+    p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    p.set_defaults(func=guarded(cmd_demo))

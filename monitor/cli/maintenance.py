@@ -6,8 +6,8 @@
 ``npsp-monitor maintenance cancel -c FILE ID``      cancel a window that is not over
 
 They write the daemon's database; the running daemon notices within a second and tells the
-affected admins. Exit codes: 0 done, 2 invalid input (message on stderr); a broken config (2)
-or database (1) is reported by :func:`monitor.cli.main`.
+affected admins. Exit codes: 0 done, 2 invalid input or a broken config (message on stderr),
+1 the database cannot be used (see :mod:`monitor.cli.errors`).
 """
 
 from __future__ import annotations
@@ -15,29 +15,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
-import json
-import sys
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ..accounts import audited
-from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
-from ..store import INIT_HELP, run_with_store
+from ..rules.maintenance import Window, cancel, list_windows, schedule
 from ..workdays import WorkCalendar
-from .maintenance import MaintenanceError, Window, cancel, list_windows, schedule
+from .common import Clock, WithConfig, parse_moment, print_json, print_table, with_init, with_store
+from .errors import guarded
 
 __all__ = ["add_maintenance_commands"]
-
-T = TypeVar("T")
-Clock = Callable[[], float]
-
-
-def _fail(message: str) -> int:
-    print(f"npsp-monitor: {message}", file=sys.stderr)
-    return 2
 
 
 def _default_author() -> str:
@@ -101,36 +90,38 @@ def _schedule(args: argparse.Namespace, clock: Clock) -> int:
     registry = Registry.from_config(config)
     calendar = WorkCalendar(config.calendar)
     now = clock()
-    try:
-        window = run_with_store(
-            config.state_db,
-            lambda store: audited(
+    window = with_store(
+        args,
+        config,
+        lambda store: audited(
+            store,
+            schedule(
                 store,
-                schedule(
-                    store,
-                    calendar,
-                    registry,
-                    starts=args.start,
-                    ends=args.end,
-                    reason=args.reason,
-                    scope=args.scope,
-                    override_reason=args.override,
-                    author=args.author or _default_author(),
-                    now=now,
-                    announced_at=args.announced,
-                ),
-                actor=f"cli:{args.author or _default_author()}",
-                action="maintenance.create",
-                target=lambda w: str(w.id),
-                agency=lambda w: None,
+                calendar,
+                registry,
+                starts=args.start,
+                ends=args.end,
+                reason=args.reason,
+                scope=args.scope,
+                override_reason=args.override,
+                author=args.author or _default_author(),
+                now=now,
+                announced_at=args.announced,
             ),
-            create=args.init,
-        )
-    except MaintenanceError as exc:
-        return _fail(str(exc))
+            actor=f"cli:{args.author or _default_author()}",
+            action="maintenance.create",
+            target=lambda w: str(w.id),
+            agency=lambda w: None,
+        ),
+    )
     if args.json:
-        print(json.dumps(_as_json(window, calendar, now), ensure_ascii=False, indent=2))
+        print_json(_as_json(window, calendar, now))
         return 0
+    _print_scheduled(window, calendar, overridden=args.override is not None)
+    return 0
+
+
+def _print_scheduled(window: Window, calendar: WorkCalendar, *, overridden: bool) -> None:
     rule = calendar.settings.rules.maintenance_notice
     print(f"scheduled maintenance #{window.id}")
     print(
@@ -140,24 +131,20 @@ def _schedule(args: argparse.Namespace, clock: Clock) -> int:
     print(f"  scope   {_scope(window)}")
     print(f"  reason  {window.reason}")
     print(f"  notice  {_notice(window)} ({rule.source})")
-    if window.compliant and args.override is not None:
+    if window.compliant and overridden:
         print("  note    the notice is long enough: --override was not needed and is not kept")
     print("the daemon tells the affected admins and operations (within seconds when it runs)")
-    return 0
 
 
 def _list(args: argparse.Namespace, clock: Clock) -> int:
     config = load_config(args.config)
     calendar = WorkCalendar(config.calendar)
     now = clock()
-    windows = run_with_store(
-        config.state_db,
-        lambda store: list_windows(store, now=now, include_past=args.all),
-        create=args.init,
+    windows = with_store(
+        args, config, lambda store: list_windows(store, now=now, include_past=args.all)
     )
     if args.json:
-        rows = [_as_json(w, calendar, now) for w in windows]
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json([_as_json(w, calendar, now) for w in windows])
         return 0
     if not windows:
         print("no maintenance window" + ("" if args.all else " scheduled or in progress"))
@@ -175,12 +162,7 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
         )
         for w in windows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(6)]
-    for row in table:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), end=""
-        )
-        print(f"  {row[6]}")
+    print_table(table)
     return 0
 
 
@@ -188,23 +170,20 @@ def _cancel(args: argparse.Namespace, clock: Clock) -> int:
     config = load_config(args.config)
     calendar = WorkCalendar(config.calendar)
     now = clock()
-    try:
-        window = run_with_store(
-            config.state_db,
-            lambda store: audited(
-                store,
-                cancel(store, args.id, now=now, reason=args.reason),
-                actor=f"cli:{_default_author()}",
-                action="maintenance.cancel",
-                target=lambda w: str(w.id),
-                agency=lambda w: None,
-            ),
-            create=args.init,
-        )
-    except MaintenanceError as exc:
-        return _fail(str(exc))
+    window = with_store(
+        args,
+        config,
+        lambda store: audited(
+            store,
+            cancel(store, args.id, now=now, reason=args.reason),
+            actor=f"cli:{_default_author()}",
+            action="maintenance.cancel",
+            target=lambda w: str(w.id),
+            agency=lambda w: None,
+        ),
+    )
     if args.json:
-        print(json.dumps(_as_json(window, calendar, now), ensure_ascii=False, indent=2))
+        print_json(_as_json(window, calendar, now))
         return 0
     print(f"cancelled maintenance #{window.id}: {_scope(window)}")
     if window.notified_scheduled is not None:
@@ -214,7 +193,7 @@ def _cancel(args: argparse.Namespace, clock: Clock) -> int:
 
 def add_maintenance_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    with_config: Callable[[argparse.ArgumentParser], None],
+    with_config: WithConfig,
     *,
     clock: Clock = time.time,
 ) -> None:
@@ -224,7 +203,29 @@ def add_maintenance_commands(
     """
     m = sub.add_parser("maintenance", help="maintenance windows: schedule, list, cancel")
     m_sub = m.add_subparsers(dest="maintenance_command", required=True, metavar="SUBCOMMAND")
+    _add_schedule(m_sub, with_config, clock)
 
+    p = m_sub.add_parser("list", help="windows scheduled or in progress")
+    with_config(p)
+    p.add_argument("--all", action="store_true", help="also windows over or cancelled")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    with_init(p)
+    p.set_defaults(func=guarded(lambda args: _list(args, clock)))
+
+    p = m_sub.add_parser("cancel", help="cancel a window that is not over")
+    with_config(p)
+    p.add_argument("id", metavar="ID", type=int, help="the window's number (see `list`)")
+    p.add_argument("--reason", default=None, help="why it is cancelled")
+    p.add_argument("--json", action="store_true", help="print the cancelled window as JSON")
+    with_init(p)
+    p.set_defaults(func=guarded(lambda args: _cancel(args, clock)))
+
+
+def _add_schedule(
+    m_sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: WithConfig,
+    clock: Clock,
+) -> None:
     p = m_sub.add_parser(
         "schedule",
         help="schedule a window (notice checked against the working-day rule)",
@@ -257,20 +258,5 @@ def add_maintenance_commands(
     )
     p.add_argument("--author", default=None, help="who schedules it (default: the login name)")
     p.add_argument("--json", action="store_true", help="print the stored window as JSON")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
-    p.set_defaults(func=lambda args: _schedule(args, clock))
-
-    p = m_sub.add_parser("list", help="windows scheduled or in progress")
-    with_config(p)
-    p.add_argument("--all", action="store_true", help="also windows over or cancelled")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
-    p.set_defaults(func=lambda args: _list(args, clock))
-
-    p = m_sub.add_parser("cancel", help="cancel a window that is not over")
-    with_config(p)
-    p.add_argument("id", metavar="ID", type=int, help="the window's number (see `list`)")
-    p.add_argument("--reason", default=None, help="why it is cancelled")
-    p.add_argument("--json", action="store_true", help="print the cancelled window as JSON")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
-    p.set_defaults(func=lambda args: _cancel(args, clock))
+    with_init(p)
+    p.set_defaults(func=guarded(lambda args: _schedule(args, clock)))

@@ -7,29 +7,23 @@
 ``npsp-monitor catalog -c FILE``
     print the secure-server catalog as JSON.
 
-Exit codes: 0 done; 2 refused (the message says why).
+Exit codes: 0 done; 1 the database cannot be used; 2 refused (the message says why); see
+:mod:`monitor.cli.errors`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import json
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..accounts import audit, cli_actor
-from ..calendar_cli import parse_moment
 from ..config import load_config
 from ..registry import Registry
-from ..store import INIT_HELP, Store
-from ..workdays import WorkCalendar
-from .announcements import (
+from ..rules.announcements import (
+    Announcement,
     AnnouncementDesk,
     AnnouncementRejected,
     AnnouncementRequest,
@@ -39,22 +33,21 @@ from .announcements import (
     request_from,
     save,
 )
-from .catalog import build_catalog
-from .changewatch import ChangeWatch
-from .desk import RulesContext
+from ..rules.catalog import build_catalog
+from ..rules.changewatch import ChangeWatch
+from ..rules.desk import RulesContext
+from ..store import Store
+from ..workdays import WorkCalendar
+from .common import Clock, WithConfig, fail, parse_moment, print_json, with_init, with_store
+from .errors import guarded
 
-WithConfig = Callable[[argparse.ArgumentParser], None]
+__all__ = ["add_announce_commands", "cmd_announce"]
 
 
 class _NoNotices:
     async def send_notice(self, notice: object, audience: object) -> int:
         del notice, audience
         return 0
-
-
-def cli_author(claimed: str | None) -> str:
-    """Who announces from the command line (see :func:`monitor.accounts.cli_actor`)."""
-    return cli_actor(claimed)
 
 
 def _request(args: argparse.Namespace) -> AnnouncementRequest:
@@ -79,11 +72,11 @@ def _request(args: argparse.Namespace) -> AnnouncementRequest:
     return request_from({k: v for k, v in document.items() if v is not None}, args.agency)
 
 
-async def _announce(args: argparse.Namespace, clock: Callable[[], float]) -> dict[str, Any]:
+def _announce(args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
     config = load_config(args.config)
     calendar = WorkCalendar(config.calendar)
     registry = Registry.from_config(config)
-    author = cli_author(args.author)
+    author = cli_actor(args.author)  # who announces from the command line
     # Judged by the same function as MQTT and the API (examine → judge_times): a paper notice
     # recorded later keeps its real --announced date.
     announcement = replace(
@@ -97,8 +90,8 @@ async def _announce(args: argparse.Namespace, clock: Callable[[], float]) -> dic
         ),
         author=author,
     )
-    store = await Store.open(config.state_db, create=args.init)
-    try:
+
+    async def store_it(store: Store) -> tuple[Announcement, bool]:
         stored, new = await save(store, announcement)
         if new:
             await audit(
@@ -111,8 +104,9 @@ async def _announce(args: argparse.Namespace, clock: Callable[[], float]) -> dic
                 detail={"compliant": stored.compliant, "working_days": stored.working_days},
                 source="cli",
             )
-    finally:
-        await store.close()
+        return stored, new
+
+    stored, new = with_store(args, config, store_it)
     return {**stored.as_json(), "new": new, "rule_source": _rule_source(calendar)}
 
 
@@ -120,40 +114,40 @@ def _rule_source(calendar: WorkCalendar) -> str:
     return calendar.settings.rules.secure_server_change_notice.source
 
 
-def cmd_announce(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
+def cmd_announce(args: argparse.Namespace, clock: Clock = time.time) -> int:
     try:
-        result = asyncio.run(_announce(args, clock))
+        result = _announce(args, clock)
     except AnnouncementRejected as exc:
-        print(f"npsp-monitor: announcement refused: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"announcement refused: {exc}")
     if args.json:
-        print(json.dumps(result, ensure_ascii=False, indent=2))
+        print_json(result)
         return 0
-    if result["recorded_in_effect"]:
-        # Recorded after it took effect (a paper notice entered late): no late-notice alert.
-        verdict = (
-            "compliant" if result["compliant"] else f"LATE ({result['rule_source']}), counted"
-        ) + "; recorded after it took effect: in effect now, no late-notice alert"
-    elif result["compliant"]:
-        verdict = "compliant"
-    else:
-        verdict = (
-            "LATE — operations, the agency and its dependents will be alerted "
-            f"({result['rule_source']})"
-        )
     again = "" if result["new"] else " (already stored with this ref)"
     print(
         f"announcement #{result['id']}{again}: {result['agency']}/{result['system']} "
         f"announced {result['announced_at']}, effective {result['effective_at']}; notice "
-        f"{result['working_days']} working days of {result['required']} required: {verdict}"
+        f"{result['working_days']} working days of {result['required']} required: "
+        f"{_verdict(result)}"
     )
     return 0
 
 
-async def _announcements(args: argparse.Namespace) -> list[dict[str, Any]]:
-    config = load_config(args.config)
-    store = await Store.open(config.state_db, create=args.init)
-    try:
+def _verdict(result: dict[str, Any]) -> str:
+    if result["recorded_in_effect"]:
+        # Recorded after it took effect (a paper notice entered late): no late-notice alert.
+        return (
+            "compliant" if result["compliant"] else f"LATE ({result['rule_source']}), counted"
+        ) + "; recorded after it took effect: in effect now, no late-notice alert"
+    if result["compliant"]:
+        return "compliant"
+    return (
+        "LATE — operations, the agency and its dependents will be alerted "
+        f"({result['rule_source']})"
+    )
+
+
+def _announcements(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async def read(store: Store) -> list[dict[str, Any]]:
         if args.cancel is not None:
             return [(await cancel(store, args.cancel, time.time())).as_json()]
         now = time.time()
@@ -162,18 +156,14 @@ async def _announcements(args: argparse.Namespace) -> list[dict[str, Any]]:
             for a in await load_all(store)
             if args.all or (a.cancelled_at is None and a.effective_at > now)
         ]
-    finally:
-        await store.close()
+
+    return with_store(args, load_config(args.config), read)
 
 
 def cmd_announcements(args: argparse.Namespace) -> int:
-    try:
-        rows = asyncio.run(_announcements(args))
-    except AnnouncementRejected as exc:
-        print(f"npsp-monitor: {exc}", file=sys.stderr)
-        return 2
+    rows = _announcements(args)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json(rows)
         return 0
     if not rows:
         print("no announcements" + ("" if args.all else " to take effect"))
@@ -195,10 +185,10 @@ def cmd_announcements(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _catalog(config_path: Path, init: bool) -> dict[str, Any]:
-    config = load_config(config_path)
-    store = await Store.open(config.state_db, create=init)
-    try:
+def cmd_catalog(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+
+    async def build(store: Store) -> dict[str, Any]:
         registry = Registry.from_config(config)
         ctx = RulesContext(store, WorkCalendar(config.calendar), _NoNotices(), lambda: registry)
         desk = AnnouncementDesk(ctx)
@@ -208,12 +198,8 @@ async def _catalog(config_path: Path, init: bool) -> dict[str, Any]:
         watch = ChangeWatch(ctx, desk)
         await watch.load()
         return build_catalog(registry, desk, watch, now)
-    finally:
-        await store.close()
 
-
-def cmd_catalog(args: argparse.Namespace) -> int:
-    print(json.dumps(asyncio.run(_catalog(args.config, args.init)), ensure_ascii=False, indent=2))
+    print_json(with_store(args, config, build))
     return 0
 
 
@@ -249,18 +235,18 @@ def add_announce_commands(sub: Any, with_config: WithConfig) -> None:
         "--author", help="who announces (recorded after cli:<your OS account>, which is checked)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
-    p.set_defaults(func=cmd_announce)
+    with_init(p)
+    p.set_defaults(func=guarded(cmd_announce))
 
     p = sub.add_parser("announcements", help="list change announcements, or cancel one")
     with_config(p)
     p.add_argument("--all", action="store_true", help="include past and cancelled ones")
     p.add_argument("--cancel", type=int, metavar="ID", help="withdraw an upcoming announcement")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
-    p.set_defaults(func=cmd_announcements)
+    with_init(p)
+    p.set_defaults(func=guarded(cmd_announcements))
 
     p = sub.add_parser("catalog", help="print the secure-server catalog (JSON)")
     with_config(p)
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
-    p.set_defaults(func=cmd_catalog)
+    with_init(p)
+    p.set_defaults(func=guarded(cmd_catalog))
