@@ -27,120 +27,41 @@ is one message).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import html
-import json
 import logging
 import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
-from notifiers.base import ChannelName, Delivery, Message, Notifier, NotifyError
+from notifiers.base import Delivery, Notifier, NotifyError
 
 from ..aio import wait_event
 from ..store import Store
+from .outbox_items import (
+    COLUMNS,
+    MAX_MERGED,
+    SMS_JOINER,
+    Claimed,
+    OutboxItem,
+    fallback,
+    fitting,
+    item_of_row,
+    merged_sms,
+    row_values,
+)
 from .settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A notice for one person on one channel, with the texts every channel may need."""
-
-    key: str
-    channel: ChannelName
-    address: str
-    person: str
-    subject: str
-    text: str  # full text (e-mail, inbox)
-    short: str  # SMS text
-    html: str | None
-    thread_key: str | None
-    language: str
-    fallbacks: tuple[tuple[ChannelName, str], ...] = ()
-
-    def message(self) -> Message:
-        return Message(
-            key=self.key,
-            channel=self.channel,
-            to=self.address,
-            subject=self.subject,
-            text=self.short if self.channel == "sms" else self.text,
-            html=self.html if self.channel == "email" else None,
-            thread_key=self.thread_key,
-            language=self.language,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """What is being sent: one row, or for SMS every due row to one number merged into one
-    message (``item`` is then the merged text; ``rows`` keeps each row and its attempts)."""
-
-    item: OutboxItem
-    rows: tuple[tuple[int, OutboxItem, int], ...]  # (id, item, attempts including this one)
-
-    @property
-    def attempts(self) -> int:
-        return max(attempts for _, _, attempts in self.rows)
-
-    @property
-    def ids(self) -> list[int]:
-        return [row_id for row_id, _, _ in self.rows]
-
-
-# Separates the texts of several notices merged into one SMS (ASCII: survives the GSM fold).
-SMS_JOINER = "\n--\n"
-MAX_MERGED = 20  # rows in one merged SMS at most (they must also fit its segments)
-
-
-def merged_sms(items: list[OutboxItem]) -> OutboxItem:
-    """One SMS for several rows to one number (``items`` newest first)."""
-    if len(items) == 1:
-        return items[0]
-    return dataclasses.replace(items[0], short=SMS_JOINER.join(i.short for i in items))
-
-
-def _fitting(items: list[OutboxItem], fits: Callable[[str], bool]) -> list[OutboxItem]:
-    """The newest items whose merged text goes out whole (at least the newest one: alone, the
-    channel cuts it as it always did). What does not fit waits for the next SMS: a notice
-    marked sent must have been read in full."""
-    chosen = items[:1]
-    for item in items[1:MAX_MERGED]:
-        if not fits(SMS_JOINER.join(i.short for i in [*chosen, item])):
-            break
-        chosen.append(item)
-    return chosen
-
-
-_COLUMNS = (
-    "key, channel, address, person, subject, text, short, html, thread_key, language, fallbacks"
-)
-
-
-def _row_values(item: OutboxItem) -> tuple[object, ...]:
-    *fields, fallbacks = dataclasses.astuple(item)  # in _COLUMNS order
-    return (*fields, json.dumps(fallbacks))
-
-
-def _item(row: tuple[object, ...]) -> OutboxItem:
-    key, channel, address, person, subject, text, short, html, thread, language, fallbacks = row
-    return OutboxItem(
-        str(key),
-        channel,  # type: ignore[arg-type]
-        str(address),
-        str(person),
-        str(subject),
-        str(text),
-        str(short),
-        None if html is None else str(html),
-        None if thread is None else str(thread),
-        str(language),
-        tuple((c, a) for c, a in json.loads(str(fallbacks))),
-    )
+__all__ = [
+    "MAX_MERGED",
+    "SMS_JOINER",
+    "Claimed",
+    "Outbox",
+    "OutboxItem",
+    "OutboxWorker",
+    "merged_sms",
+]
 
 
 class Outbox:
@@ -236,7 +157,7 @@ class Outbox:
     @staticmethod
     def _take_one(db: sqlite3.Connection, channel: str, now: float) -> Claimed | None:
         row = db.execute(
-            f"SELECT id, attempts, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
+            f"SELECT id, attempts, {COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
             " WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at, id LIMIT 1",
             (channel, now),
@@ -244,7 +165,7 @@ class Outbox:
         if row is None:
             return None
         _mark_sending(db, [row[0]], now)
-        item = _item(row[2:])
+        item = item_of_row(row[2:])
         return Claimed(item, ((row[0], item, row[1] + 1),))
 
     def _take_sms(self, db: sqlite3.Connection, now: float) -> Claimed | None:
@@ -258,9 +179,9 @@ class Outbox:
                 return None
             address = head[0]
             due = [
-                (r[0], _item(r[3:]), r[1] + 1, r[2] is not None)
+                (r[0], item_of_row(r[3:]), r[1] + 1, r[2] is not None)
                 for r in db.execute(
-                    f"SELECT id, attempts, claimed_at, {_COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
+                    f"SELECT id, attempts, claimed_at, {COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
                     " WHERE channel = 'sms' AND address = ? AND status = 'pending'"
                     " AND next_attempt_at <= ? ORDER BY created_at DESC, id DESC",
                     (address, now),
@@ -282,7 +203,7 @@ class Outbox:
                         (opens, address, opens),
                     )
                     continue
-                chosen = {id(i) for i in _fitting([r[1] for r in due], self.sms_fits)}
+                chosen = {id(i) for i in fitting([r[1] for r in due], self.sms_fits)}
                 rows = [r for r in due if id(r[1]) in chosen]
             _mark_sending(db, [r[0] for r in rows], now)
             taken = tuple((row_id, item, attempts) for row_id, item, attempts, _ in rows)
@@ -345,7 +266,7 @@ class Outbox:
                 db.execute(sql, args)
                 outcomes.add(outcome)
                 if outcome == "fallback":
-                    fallbacks.append(_fallback(item, error))
+                    fallbacks.append(fallback(item, error))
             _insert(db, fallbacks, now)
             return outcomes, {f.channel for f in fallbacks}
 
@@ -430,10 +351,10 @@ def _insert(db: sqlite3.Connection, items: list[OutboxItem], now: float) -> int:
     added = 0
     for item in items:
         cur = db.execute(
-            f"INSERT INTO outbox ({_COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
+            f"INSERT INTO outbox ({COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
             " ON CONFLICT (key) DO NOTHING",
-            (*_row_values(item), now, now),
+            (*row_values(item), now, now),
         )
         added += cur.rowcount
         if cur.rowcount and item.channel == "inbox":
@@ -455,37 +376,6 @@ def _mark_sending(db: sqlite3.Connection, ids: list[int], now: float) -> None:
         " WHERE id = ?",
         [(now, row_id) for row_id in ids],
     )
-
-
-_FALLBACK_NOTE = {
-    "vi": "(Không gửi được qua {channel} tới {address}: {reason}. Nội dung được gửi lại qua "
-    "kênh này.)",
-    "en": "(Could not be delivered by {channel} to {address}: {reason}. Sent again on this "
-    "channel.)",
-}
-
-
-def _fallback(item: OutboxItem, error: NotifyError) -> OutboxItem:
-    """The same notice on the person's next channel, saying why it comes this way."""
-    (channel, address), rest = item.fallbacks[0], item.fallbacks[1:]
-    note = _FALLBACK_NOTE.get(item.language, _FALLBACK_NOTE["vi"]).format(
-        channel=item.channel, address=item.address, reason=error.reason[:200]
-    )
-    return dataclasses.replace(
-        item,
-        key=f"{item.key}>{channel}",
-        channel=channel,
-        address=address,
-        fallbacks=rest,
-        text=f"{note}\n\n{item.text}",
-        html=None if channel != "email" else _note_html(note, item),
-    )
-
-
-def _note_html(note: str, item: OutboxItem) -> str | None:
-    if item.html is None:
-        return None
-    return f"<p>{html.escape(note)}</p>{item.html}"
 
 
 class OutboxWorker:
