@@ -3,7 +3,7 @@ and channels, dependency cycles, timeouts shorter than intervals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,9 @@ from npsp_common.types import CheckCommon
 from ..yamlsource import LineDict, Mark, locate
 from .issues import ConfigIssue
 from .model import Config, Defaults
+
+Issue = Callable[[Iterable[int | str], str], None]
+"""Report a problem at a location of the config (``("agencies", 3, "id")``)."""
 
 
 def cross_check(
@@ -35,6 +38,21 @@ def cross_check(
             ("defaults", "timeout"),
             f"timeout ({dflt.timeout:g}s) must be shorter than the interval ({dflt.interval:g}s)",
         )
+    seen_agencies, systems = _agencies(config, issue, alone=alone)
+    for o, person in enumerate(config.alerting.operations):
+        for problem in _unconfigured(config, person.channels):
+            issue(("alerting", "operations", o, "channels"), problem)
+    if config.uplink is not None:
+        issues_for_checks(config.uplink.checks, ("uplink",), config.defaults, issue)
+    _dependencies(config, issue, seen_agencies, systems, alone=alone)
+    return issues
+
+
+def _agencies(
+    config: Config, issue: Issue, *, alone: bool
+) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Unique agency and system ids, contacts' addresses and channels, each system's checks;
+    returns the index of each agency id and of each ``agency/system``."""
     seen_agencies: dict[str, int] = {}
     systems: dict[str, tuple[int, int]] = {}
     for a, agency in enumerate(config.agencies):
@@ -55,12 +73,18 @@ def cross_check(
                 )
             systems.setdefault(key, (a, s))
             issues_for_checks(system.checks, ("agencies", a, "systems", s), config.defaults, issue)
-    for o, person in enumerate(config.alerting.operations):
-        for problem in _unconfigured(config, person.channels):
-            issue(("alerting", "operations", o, "channels"), problem)
-    if config.uplink is not None:
-        issues_for_checks(config.uplink.checks, ("uplink",), config.defaults, issue)
+    return seen_agencies, systems
 
+
+def _dependencies(
+    config: Config,
+    issue: Issue,
+    seen_agencies: dict[str, int],
+    systems: dict[str, tuple[int, int]],
+    *,
+    alone: bool,
+) -> None:
+    """Every ``depends_on`` names a known system other than itself, and no cycle."""
     graph: dict[str, list[str]] = {}
     for a, agency in enumerate(config.agencies):
         for s, system in enumerate(agency.systems):
@@ -85,7 +109,6 @@ def cross_check(
             ("agencies", a, "systems", s, "depends_on"),
             "dependency cycle: " + " -> ".join([*cycle, cycle[0]]),
         )
-    return issues
 
 
 def _unconfigured(config: Config, wanted: Iterable[str]) -> list[str]:
