@@ -1,7 +1,8 @@
 """Builds every part of one daemon, in dependency order, each through its constructor.
 
 What a part needs is built before it and handed to its constructor; nothing is appended or
-assigned afterwards. The order, and what breaks the two cycles of the running daemon:
+assigned afterwards (but for the broker connection, whose API takes a topic's handler by
+``subscribe``). The order, and what breaks the two cycles of the running daemon:
 
 1. the broker connection and channels, the engine (it depends on nothing built after it), the
    heartbeat receiver, the outbox and the metrics;
@@ -196,15 +197,7 @@ def parts(
         *page_routes(PagesContext(engine, c.store, rules, authenticator, rules.ctx.clock)),
     ]
     paths = {**paths, HEARTBEAT_PATH: HEARTBEAT_OPENAPI}
-    app = build_app(
-        engine,
-        c.metrics,
-        rules,
-        authenticator=authenticator,
-        extra_routes=routes,
-        extra_paths=paths,
-        max_body=now.http.max_body_bytes,
-    )
+    app = _app(now, c, authenticator, routes, paths)
     progressing = making_progress(engine.scheduler, lambda: config().scheduler.stall_after)
     deadman = DeadMansSwitch(
         now.deadman,
@@ -215,6 +208,25 @@ def parts(
     )
     return Parts(
         c, pipeline, status_topics, workers, authenticator, routes, paths, app, progressing, deadman
+    )
+
+
+def _app(
+    config: Config,
+    c: Core,
+    authenticator: Authenticator,
+    routes: list[web.RouteDef],
+    paths: dict[str, object],
+) -> web.Application:
+    """The one HTTP application: the API, and ``routes`` (heartbeats, pages) beside it."""
+    return build_app(
+        c.engine,
+        c.metrics,
+        c.rules,
+        authenticator=authenticator,
+        extra_routes=routes,
+        extra_paths=paths,
+        max_body=config.http.max_body_bytes,
     )
 
 
