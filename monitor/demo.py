@@ -18,18 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import logging
-import os
-import re
-import ssl
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from aiohttp import web
-from cryptography import x509
 
 from . import accounts
 from .app import Daemon, StartupError
@@ -42,8 +36,7 @@ from .workdays import WorkCalendar
 #: The packages of the ``demo`` extra (pyproject.toml): a production install goes without.
 DEMO_EXTRA = ("trustme", "aiosmtpd")
 try:
-    import trustme
-
+    from .demo_fleet import Fleet
     from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
 except ModuleNotFoundError as exc:
     if (exc.name or "").partition(".")[0] not in DEMO_EXTRA:
@@ -53,148 +46,9 @@ except ModuleNotFoundError as exc:
         " pip install 'npsp-monitor[demo]' (in a checkout, make run does)"
     ) from None
 
-log = logging.getLogger(__name__)
-
-DAY = 86400.0
-#: The expiring certificate lives 3 days and a half: the probe counts whole days left, so it
-#: says "3 days" for the first 12 hours; it is renewed when less than a day is left.
-EXPIRING_LIFETIME = 3.5 * DAY
 #: The system inside the maintenance window the demo records, and the window's length.
 MAINTAINED = "bo-y-te/one-stop"
 MAINTENANCE_LENGTH = 2 * 3600.0
-#: The flapping one-stop system answers this many seconds, then fails as long; probed every
-#: 2 s, it changes state about every FLAP_PHASE seconds and is FLAPPING after 4 changes.
-FLAP_PHASE = 6
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``, 0600 whatever the umask (a key, or a key with its chain)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _not_after(pem: bytes) -> float:
-    """Expiry (epoch seconds) of the first certificate in ``pem``."""
-    found = _PEM_CERT.search(pem)
-    if found is None:
-        raise ValueError("no certificate in the file")
-    return x509.load_pem_x509_certificate(found.group(0)).not_valid_after_utc.timestamp()
-
-
-class DemoCertificates:
-    """The demo CA and its servers' certificates, kept in the state folder across restarts:
-    a CA made anew at every start would make every secure server's certificate look changed."""
-
-    def __init__(self, folder: Path) -> None:
-        self.ca_file = folder / "demo-ca.pem"
-        key_file = folder / "demo-ca.key"
-        self.folder = folder / "certs"
-        self.folder.mkdir(mode=0o700, exist_ok=True)
-        self.ca: trustme.CA | None = None
-        if self.ca_file.exists() and key_file.exists():
-            try:
-                self.ca = trustme.CA.from_pem(self.ca_file.read_bytes(), key_file.read_bytes())
-            except ValueError:
-                log.warning("the demo CA in %s is unreadable: making a new one", folder)
-        if self.ca is None:
-            self.ca = trustme.CA(organization_name="NPSP demo CA")
-            _write_private(key_file, self.ca.private_key_pem.bytes())
-            self.ca.cert_pem.write_to_path(str(self.ca_file))
-            for old in self.folder.glob("*.pem"):  # issued by the CA that is gone
-                old.unlink()
-
-    def server(self, name: str, lifetime: float | None = None) -> tuple[ssl.SSLContext, float]:
-        """A server context with the certificate ``name`` (kept, or issued now) and its expiry.
-
-        ``lifetime``: the certificate lives that long and is renewed when less than a day is
-        left; without it, it is valid for centuries (trustme's default)."""
-        assert self.ca is not None
-        path = self.folder / f"{name}.pem"
-        pem = path.read_bytes() if path.exists() else None
-        try:
-            not_after = _not_after(pem) if pem is not None else 0.0
-        except ValueError:
-            pem, not_after = None, 0.0
-        if pem is None or (lifetime is not None and not_after - time.time() < DAY):
-            expiry = None
-            if lifetime is not None:
-                expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lifetime)
-            leaf = self.ca.issue_cert("localhost", "127.0.0.1", not_after=expiry)
-            pem = leaf.private_key_and_cert_chain_pem.bytes()
-            _write_private(path, pem)
-            not_after = _not_after(pem)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(path)
-        return ctx, not_after
-
-
-class Fleet:
-    """The simulated agencies' servers."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.certs = DemoCertificates(workdir)
-        self.ca_file = self.certs.ca_file
-        self.runners: list[web.AppRunner] = []
-        self.ports: dict[str, int] = {}
-        self.started = time.monotonic()
-        self.expiring_not_after = 0.0
-
-    def _ssl(self, name: str) -> ssl.SSLContext:
-        return self.certs.server(name)[0]
-
-    def expiring_days(self, now: float) -> int:
-        """Whole days the expiring certificate has left, counted as the tls probe counts."""
-        return int((self.expiring_not_after - now) // DAY)
-
-    async def _serve(self, name: str, handler: Any, tls: ssl.SSLContext | None = None) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls).start()
-        self.runners.append(runner)
-        self.ports[name] = port
-
-    async def start(self) -> None:
-        async def ok(_r: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
-        async def status_api(_r: web.Request) -> web.Response:
-            now = dt.datetime.now(dt.UTC).isoformat()
-            return web.json_response({"connected": True, "last_sync": now})
-
-        async def flapping(_r: web.Request) -> web.Response:
-            # FLAP_PHASE seconds up, as many down, over and over
-            phase = int((time.monotonic() - self.started) // FLAP_PHASE) % 2
-            return (
-                web.Response(text="ok")
-                if phase == 0
-                else web.Response(status=503, text="overloaded")
-            )
-
-        async def slow(_r: web.Request) -> web.Response:
-            await asyncio.sleep(1.5)
-            return web.Response(text="ok, eventually")
-
-        await self._serve("https", ok, self._ssl("https"))
-        await self._serve("status-api", status_api, self._ssl("status-api"))
-        await self._serve("http", ok)
-        await self._serve("flapping", flapping)
-        await self._serve("slow", slow)
-        expiring, self.expiring_not_after = self.certs.server("expiring", EXPIRING_LIFETIME)
-        await self._serve("expiring", ok, expiring)
-        self.ports["dead"] = free_port()  # nothing listens there
-
-    async def stop(self) -> None:
-        for runner in self.runners:
-            await runner.cleanup()
 
 
 def demo_config(
