@@ -28,10 +28,6 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import load_config
-
-# A module, not its function: the incident commands import monitor.cli.common, so this package
-# may be imported while that module is still being imported.
-from ..rules.incidents import cli as incident_cli
 from ..workdays import CalendarSettings, WorkCalendar
 from .accounts import add_accounts_commands
 from .announce import add_announce_commands
@@ -52,6 +48,10 @@ def _load_calendar(path: Path | None) -> WorkCalendar:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each command's ``func`` runs it and returns its exit code."""
+    # Imported here, not with this package: the incident commands import monitor.cli.common
+    # (through monitor.calendar_cli), so either may then be imported first.
+    from ..rules.incidents.cli import add_incident_commands  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(
         prog="npsp-monitor",
         description="Connectivity monitor of the National Public Service Portal "
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calendar_commands(sub, _load_calendar)
     add_announce_commands(sub, with_config)
     add_maintenance_commands(sub, with_config)
-    incident_cli.add_incident_commands(sub, with_config)
+    add_incident_commands(sub, with_config)
     add_accounts_commands(sub, with_config)
     add_report_commands(sub, with_config)
     add_trial_commands(sub)
