@@ -16,48 +16,49 @@ step of the escalation ladder taken.
 Exit codes: 0 done; 1 the database cannot be used (or is not there: ``--init`` creates it);
 2 bad input (unknown incident or agency, already resolved…), with a one-line message on stderr.
 An invalid config raises :class:`monitor.config.ConfigError`, which ``npsp-monitor``'s ``main``
-reports (also 2).
+reports (also 2; :mod:`monitor.cli.errors`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ...accounts import audited
-from ...calendar_cli import parse_moment
+from ...cli.common import (
+    Clock,
+    WithConfig,
+    fail,
+    parse_moment,
+    print_json,
+    print_table,
+    with_init,
+    with_store,
+)
 from ...config import Config, load_config
 from ...registry import Registry
-from ...store import INIT_HELP, StoreError, run_with_store
+from ...store import StoreError
 from ...workdays import WorkCalendar
 from .actions import acknowledge, list_incidents, mark_complex, open_incident, resolve
 from .model import NO_DUE, OUTAGE, Incident, IncidentError
 
 __all__ = ["add_incident_commands"]
 
-T = TypeVar("T")
-Clock = Callable[[], float]
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"npsp-monitor: {message}", file=sys.stderr)
-    return code
-
 
 def _run(args: argparse.Namespace, body: Callable[[Config], int]) -> int:
-    """Load the config, run ``body``; our errors become exit codes and one line on stderr."""
+    """Load the config, run ``body``; a refusal or a database error becomes its exit code and
+    one line on stderr, as :mod:`monitor.cli.errors` tells them (which the rules may not
+    import: it imports the daemon, and the daemon the web layer)."""
     config = load_config(args.config)
     try:
         return body(config)
     except IncidentError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except StoreError as exc:
-        return _fail(str(exc), 1)
+        return fail(str(exc), 1)
 
 
 def _moment(calendar: WorkCalendar, ts: float | None) -> str | None:
@@ -160,8 +161,9 @@ def _open(args: argparse.Namespace, clock: Clock) -> int:
         now = clock()
         received = _epoch(calendar, args.received)
         expected = _epoch(calendar, args.expected_completion)
-        incident = run_with_store(
-            config.state_db,
+        incident = with_store(
+            args,
+            config,
             lambda store: open_incident(
                 store,
                 registry,
@@ -174,10 +176,9 @@ def _open(args: argparse.Namespace, clock: Clock) -> int:
                 is_complex=args.complex,
                 expected_completion=expected,
             ),
-            create=args.init,
         )
         if args.json:
-            print(json.dumps(_as_json(calendar, incident, now), ensure_ascii=False, indent=2))
+            print_json(_as_json(calendar, incident, now))
             return 0
         rule = config.calendar.rules.incident_sla
         print(f"opened {incident.id} for {incident.key}: {incident.summary}")
@@ -198,8 +199,9 @@ def _complex(args: argparse.Namespace) -> int:
         calendar = WorkCalendar(config.calendar)
         expected = _epoch(calendar, args.expected_completion)
         assert expected is not None  # a required option
-        incident = run_with_store(
-            config.state_db,
+        incident = with_store(
+            args,
+            config,
             lambda store: audited(
                 store,
                 mark_complex(store, calendar, args.id, expected),
@@ -208,7 +210,6 @@ def _complex(args: argparse.Namespace) -> int:
                 target=lambda i: i.id,
                 agency=lambda i: i.agency,
             ),
-            create=args.init,
         )
         print(
             f"{incident.id} is complex; expected completion (its due time) "
@@ -222,8 +223,9 @@ def _complex(args: argparse.Namespace) -> int:
 def _ack(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         now = clock()
-        incident = run_with_store(
-            config.state_db,
+        incident = with_store(
+            args,
+            config,
             lambda store: audited(
                 store,
                 acknowledge(store, args.id, args.by, now),
@@ -232,7 +234,6 @@ def _ack(args: argparse.Namespace, clock: Clock) -> int:
                 target=lambda i: i.id,
                 agency=lambda i: i.agency,
             ),
-            create=args.init,
         )
         at = _moment(WorkCalendar(config.calendar), incident.acknowledged_at)
         print(f"{incident.id} acknowledged by {incident.acknowledged_by} at {at}")
@@ -244,8 +245,9 @@ def _ack(args: argparse.Namespace, clock: Clock) -> int:
 def _resolve(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         now = clock()
-        incident = run_with_store(
-            config.state_db,
+        incident = with_store(
+            args,
+            config,
             lambda store: audited(
                 store,
                 resolve(store, args.id, args.by, args.resolution, now),
@@ -254,7 +256,6 @@ def _resolve(args: argparse.Namespace, clock: Clock) -> int:
                 target=lambda i: i.id,
                 agency=lambda i: i.agency,
             ),
-            create=args.init,
         )
         calendar = WorkCalendar(config.calendar)
         late = " (after its due time)" if _late(incident, now) else ""
@@ -271,14 +272,13 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
     def body(config: Config) -> int:
         calendar = WorkCalendar(config.calendar)
         now = clock()
-        incidents = run_with_store(
-            config.state_db,
+        incidents = with_store(
+            args,
+            config,
             lambda store: list_incidents(store, open_only=not args.all),
-            create=args.init,
         )
         if args.json:
-            rows = [_as_json(calendar, i, now) for i in incidents]
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            print_json([_as_json(calendar, i, now) for i in incidents])
             return 0
         if not incidents:
             print("no open incidents" if not args.all else "no incidents")
@@ -297,10 +297,7 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
                     i.summary,
                 )
             )
-        widths = [max(len(row[c]) for row in table) for c in range(6)]
-        for row in table:
-            cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
-            print("  ".join([*cells, row[6]]))
+        print_table(table)
         return 0
 
     return _run(args, body)
@@ -308,7 +305,7 @@ def _list(args: argparse.Namespace, clock: Clock) -> int:
 
 def _add_open(
     inc_sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    with_config: Callable[[argparse.ArgumentParser], None],
+    with_config: WithConfig,
     clock: Clock,
 ) -> None:
     p = inc_sub.add_parser(
@@ -336,13 +333,13 @@ def _add_open(
         help="a complex request's published expected completion time (ISO); its due time",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
+    with_init(p)
     p.set_defaults(func=lambda args: _open(args, clock))
 
 
 def add_incident_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
-    with_config: Callable[[argparse.ArgumentParser], None],
+    with_config: WithConfig,
     *,
     clock: Clock = time.time,
 ) -> None:
@@ -367,14 +364,14 @@ def add_incident_commands(
         help="the expected completion time published for it (ISO); its new due time",
     )
     p.add_argument("--by", required=True, help="who decided it")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
+    with_init(p)
     p.set_defaults(func=_complex)
 
     p = inc_sub.add_parser("ack", help="take charge of an incident (stops its escalation)")
     with_config(p)
     p.add_argument("id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000")
     p.add_argument("--by", required=True, help="who takes charge")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
+    with_init(p)
     p.set_defaults(func=lambda args: _ack(args, clock))
 
     p = inc_sub.add_parser("resolve", help="close an incident (stops its SLA clock)")
@@ -382,7 +379,7 @@ def add_incident_commands(
     p.add_argument("id", metavar="ID", help="incident id")
     p.add_argument("--by", required=True, help="who resolved it")
     p.add_argument("--resolution", default="resolved", help="what was done (default: resolved)")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
+    with_init(p)
     p.set_defaults(func=lambda args: _resolve(args, clock))
 
     p = inc_sub.add_parser(
@@ -393,5 +390,5 @@ def add_incident_commands(
     with_config(p)
     p.add_argument("--all", action="store_true", help="resolved incidents too")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--init", action="store_true", help=INIT_HELP)
+    with_init(p)
     p.set_defaults(func=lambda args: _list(args, clock))
