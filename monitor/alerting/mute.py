@@ -5,7 +5,7 @@ One small interface serves every reason to stay quiet, as Alertmanager's ``Muter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from .model import Alert
@@ -19,13 +19,14 @@ class Muter(Protocol):
 
 
 class Silences:
-    """Silences from the config."""
+    """Silences from the config: ``silences`` returns those in effect (a reload changes
+    them)."""
 
-    def __init__(self, silences: Iterable[Silence]) -> None:
-        self.silences = list(silences)
+    def __init__(self, silences: Callable[[], Iterable[Silence]]) -> None:
+        self.silences = silences
 
     def mutes(self, alert: Alert, now: float) -> str | None:
-        for s in self.silences:
+        for s in self.silences():
             if s.agency != alert.agency or (s.system is not None and s.system != alert.system):
                 continue
             if (s.starts is None or s.starts <= now) and now < s.ends:

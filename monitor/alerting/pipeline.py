@@ -57,7 +57,7 @@ class AlertPipeline:
         self.registry = registry
         self.outbox = outbox
         self.clock = clock
-        self.muter = AnyMuter([Silences(settings.silences), *(muters or [])])
+        self.muter = AnyMuter([Silences(lambda: self.settings.silences), *(muters or [])])
         self.router = Router(settings, [e.agency for e in registry.systems.values()])
         self.grouper = Grouper(settings, self.muter)
         self.acks = acks or NoAcknowledgements()
@@ -70,7 +70,6 @@ class AlertPipeline:
         self.settings = settings
         self.registry = registry
         self.router = Router(settings, [e.agency for e in registry.systems.values()])
-        self.muter.muters[0] = Silences(settings.silences)
         self.grouper.settings = settings
         for alert in self.alerts.values():
             alert.escalate_at = None  # the next step is read from the new ladder
