@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from monitor.alerting.escalation import Acknowledgements
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
 from monitor.alerting.settings import AlertingSettings
@@ -111,14 +112,20 @@ class Sent:
 
 
 class World:
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(
+        self, store: Store, config: Config, *, acks: Acknowledgements | None = None
+    ) -> None:
         self.now = T0
         self.config = config
         self.outbox = Outbox(
             store, config.alerting.outbox, clock=lambda: self.now, jitter=lambda: 0.5
         )
         self.pipeline = AlertPipeline(
-            config.alerting, Registry.from_config(config), self.outbox, clock=lambda: self.now
+            config.alerting,
+            Registry.from_config(config),
+            self.outbox,
+            acks=acks,
+            clock=lambda: self.now,
         )
         self.sent = Sent()
         self.workers = [
@@ -318,8 +325,6 @@ async def test_escalation_up_the_ladder_on_wall_clock_time(store: Store) -> None
 
 async def test_acknowledged_incident_does_not_escalate(store: Store) -> None:
     cfg = make_config([agency("ha-noi", "Hà Nội", ["secure-server"])])
-    w = World(store, cfg)
-    w.now = 1_796_004_000.0
     steps: list[tuple[str, int, str, float]] = []
 
     class Acks:
@@ -332,7 +337,8 @@ async def test_acknowledged_incident_does_not_escalate(store: Store) -> None:
         def steps_taken(self, incident: str) -> tuple[int, float | None]:
             return 0, None
 
-    w.pipeline.acks = Acks()
+    w = World(store, cfg, acks=Acks())
+    w.now = 1_796_004_000.0
     w.event("ha-noi/secure-server", State.UP, State.DOWN)
     await w.advance(8 * 3600)
     assert w.sent.to("cc@ha-noi.dvc.example") == []
