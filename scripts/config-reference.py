@@ -486,6 +486,11 @@ def type_text(tp: Any, metadata: list[Any] | None = None) -> str:
         return f"mapping: {type_text(key)} → {type_text(value)}"
     if _is_model(inner):
         return "mapping"
+    return _scalar_text(inner, metadata)
+
+
+def _scalar_text(inner: Any, metadata: list[Any]) -> str:
+    """:func:`type_text` of a type that holds no other: a number, text, a path, a date..."""
     if inner is bool:
         return "boolean"
     if inner is int:
