@@ -48,8 +48,8 @@ def _load_calendar(path: Path | None) -> WorkCalendar:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each command's ``func`` runs it and returns its exit code."""
-    # Imported here, not with this package: the incident commands import monitor.cli.common
-    # (through monitor.calendar_cli), so either may then be imported first.
+    # Imported here, not with this package: the incident commands import monitor.cli.common,
+    # so either may then be imported first.
     from ..rules.incidents.cli import add_incident_commands  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
