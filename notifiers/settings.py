@@ -1,9 +1,9 @@
 """The channels' settings: light models the daemon's config embeds.
 
 They live apart from the channels themselves so that loading a config never imports a provider's
-client library (twilio alone costs ~16 MB): :mod:`monitor.alerting.channels` imports a channel's
-module only when that channel is configured. The daemon's config (:mod:`monitor.config`) embeds
-:class:`ChannelSettings` as its ``channels:`` section.
+client library (twilio alone costs ~16 MB): the registry :data:`notifiers.CHANNELS` imports a
+channel's module only when that channel is configured. The daemon's config
+(:mod:`monitor.config`) embeds :class:`ChannelSettings` as its ``channels:`` section.
 """
 
 from __future__ import annotations
