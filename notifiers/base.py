@@ -1,7 +1,8 @@
 """The one small interface every notification channel implements.
 
-A channel module exposes a ``Settings`` model (its part of the daemon config) and a class with
-``async send(message) -> Delivery`` and ``async aclose()``. ``send`` makes exactly one attempt:
+A channel module (``notifiers/<channel>.py``) exposes a class with ``async send(message) ->
+Delivery`` and ``async aclose()``, built by its line in :data:`notifiers.CHANNELS` from its part
+of the daemon config (in :mod:`notifiers.settings`). ``send`` makes exactly one attempt:
 on failure it raises :class:`NotifyError` saying whether the failure is permanent (do not retry:
 an invalid number, a refused recipient) or worth a retry (connection lost, 5xx, 429 with its
 ``Retry-After``). Retrying, backoff and falling back to another channel live in one place, the
