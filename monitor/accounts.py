@@ -1,4 +1,5 @@
-"""Accounts, roles and the audit log.
+"""Accounts and their roles (decided by :mod:`monitor.access`); the audit log they write to is
+:mod:`monitor.audit` (its functions are also here, as before).
 
 Roles, highest first: ``national-admin`` (the Government Office operations team: everything),
 ``agency-admin`` (the high-level account of one agency: grants and revokes its staff),
@@ -14,7 +15,7 @@ old mappings stay readable, but they no longer log anyone in. A fingerprint belo
 active account, and only a national-admin (or the command line on the gateway host) maps one,
 each change audited.
 
-A page login opens a server-side session (:func:`open_session`): the cookie holds a random
+A page login opens a server-side session (:mod:`monitor.sessions`): the cookie holds a random
 256-bit id, stored as its SHA-256, ending after an idle and an absolute lifetime, at logout and
 when the account is revoked. A revoked account is refused on its very next request: every
 request reads the account from the database.
@@ -23,25 +24,22 @@ request reads the account from the database.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pwd
 import re
 import secrets
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from . import access
 from .access import NATIONAL_ADMIN, Action, Principal, Role
+from .audit import audit, audit_log, audit_write, audited
 from .store import Store
 
-T = TypeVar("T")
 ROLES = access.ROLES  # the command line's choices
 ACCOUNT_ID = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
@@ -49,8 +47,6 @@ MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_ISSUER = 1000  # characters of an issuer DN
-SESSION_PREFIX = "npsps_"
-SESSION_TOUCH = 60.0  # seconds: last_seen is written at most this often per session
 
 
 class AccountError(ValueError):
@@ -208,6 +204,54 @@ def _check_role(role: str, agency: str | None, agencies: set[str]) -> None:
         raise AccountError(f"unknown agency {agency!r}", 404)
 
 
+def _check_creator(
+    actor: Account | None,
+    role: str,
+    agency: str | None,
+    cert: CertIdentity | None,
+    legacy_cert: bool,
+) -> None:
+    """Refuse an account ``actor`` may not create (None: the command line, which may)."""
+    if actor is not None and not access.may_manage(actor, role, agency):
+        raise AccountError(
+            f"{actor.id} may not create {_article(role)} {role} account for {agency}", 403
+        )
+    if (cert is not None or legacy_cert) and not access.may_map_certificates(actor):
+        raise AccountError("only a national-admin maps client certificates to accounts", 403)
+    if legacy_cert:
+        raise AccountError(
+            "client certificates are mapped by SHA-256 fingerprint and issuer, no longer by"
+            " subject or serial number"
+        )
+
+
+def _check_inbox(
+    actor: Account | None,
+    account_id: str,
+    role: str,
+    agency: str | None,
+    inbox: str,
+    owners: dict[str, str | None],
+) -> None:
+    """Refuse a portal inbox the new account may not hold."""
+    if (
+        inbox != account_id
+        and actor is not None
+        and not access.may_act(actor, None, Action.NAME_INBOX)
+    ):
+        raise AccountError("only a national-admin sets portal_account", 403)
+    # An inbox that belongs to a configured contact is readable only by that contact's agency
+    # (operations' inboxes: by national-admins): a new account named like another agency's
+    # contact must not read its alerts.
+    owner = owners.get(inbox)
+    if inbox in owners and not access.may_read_inbox(Principal(role, agency), owner):
+        raise AccountError(
+            f"portal account {inbox!r} belongs to {owner or 'the operations team'}: "
+            "choose another id or portal_account",
+            403,
+        )
+
+
 async def create(
     store: Store,
     *,
@@ -231,35 +275,8 @@ async def create(
     ``cert_subject`` and ``cert_serial`` are refused: they no longer identify a certificate.
     """
     _check_role(role, agency, agencies)
-    if actor is not None and not access.may_manage(actor, role, agency):
-        raise AccountError(
-            f"{actor.id} may not create {_article(role)} {role} account for {agency}", 403
-        )
-    if (cert is not None or cert_subject or cert_serial) and not access.may_map_certificates(actor):
-        raise AccountError("only a national-admin maps client certificates to accounts", 403)
-    if cert_subject or cert_serial:
-        raise AccountError(
-            "client certificates are mapped by SHA-256 fingerprint and issuer, no longer by"
-            " subject or serial number"
-        )
-    inbox = portal_account or account_id
-    if (
-        inbox != account_id
-        and actor is not None
-        and not access.may_act(actor, None, Action.NAME_INBOX)
-    ):
-        raise AccountError("only a national-admin sets portal_account", 403)
-    # An inbox that belongs to a configured contact is readable only by that contact's agency
-    # (operations' inboxes: by national-admins): a new account named like another agency's
-    # contact must not read its alerts.
-    owners = inboxes or {}
-    owner = owners.get(inbox)
-    if inbox in owners and not access.may_read_inbox(Principal(role, agency), owner):
-        raise AccountError(
-            f"portal account {inbox!r} belongs to {owner or 'the operations team'}: "
-            "choose another id or portal_account",
-            403,
-        )
+    _check_creator(actor, role, agency, cert, bool(cert_subject or cert_serial))
+    _check_inbox(actor, account_id, role, agency, portal_account or account_id, inboxes or {})
     token = new_token()
 
     def write(db: sqlite3.Connection) -> Account:
@@ -452,81 +469,6 @@ async def map_certificate(
     return await store.transact(write)
 
 
-# ----- page sessions ----------------------------------------------------------------------------
-
-
-def _session_hash(session_id: str) -> str | None:
-    if not (session_id.startswith(SESSION_PREFIX) and well_formed(session_id)):
-        return None
-    return hash_token(session_id)
-
-
-async def open_session(
-    store: Store, account: Account, *, now: float, idle: float, lifetime: float
-) -> str:
-    """A new session of ``account`` (its id, for the cookie; only the hash is stored).
-
-    It ends ``idle`` seconds after its last use, ``lifetime`` seconds after now at the latest.
-    Expired sessions of every account are cleared on the way.
-    """
-    session_id = SESSION_PREFIX + secrets.token_urlsafe(32)  # 256 bits
-
-    def write(db: sqlite3.Connection) -> None:
-        db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-        db.execute(
-            "INSERT INTO sessions (id_hash, account, created_at, last_seen, expires_at, idle)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (hash_token(session_id), account.id, now, now, now + lifetime, idle),
-        )
-
-    await store.transact(write)
-    return session_id
-
-
-async def by_session(store: Store, session_id: str, now: float) -> Account | None:
-    """The active account of a live session, or None (unknown, expired, ended, revoked).
-
-    A use moves its idle deadline (``last_seen`` written at most every :data:`SESSION_TOUCH`
-    seconds); an expired session is deleted when met.
-    """
-    digest = _session_hash(session_id)
-    if digest is None:
-        return None
-
-    def work(db: sqlite3.Connection) -> Account | None:
-        row = db.execute(
-            "SELECT account, last_seen, expires_at, idle FROM sessions WHERE id_hash = ?",
-            (digest,),
-        ).fetchone()
-        if row is None:
-            return None
-        account_id, last_seen, expires_at, idle = row
-        if now >= expires_at or now >= last_seen + idle:
-            db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,))
-            return None
-        account = get(db, account_id)
-        if account is None or not account.active:
-            db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,))
-            return None
-        if now - last_seen >= min(SESSION_TOUCH, idle / 10):
-            db.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, digest))
-        return account
-
-    return await store.transact(work)
-
-
-async def end_session(store: Store, session_id: str) -> bool:
-    """Delete a session (logout); whether there was one."""
-    digest = _session_hash(session_id)
-    if digest is None:
-        return False
-    return bool(
-        await store.transact(
-            lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,)).rowcount
-        )
-    )
-
-
 async def list_accounts(store: Store, agency: str | None = None) -> list[Account]:
     def read(db: sqlite3.Connection) -> list[Account]:
         if agency is None:
@@ -541,89 +483,31 @@ async def list_accounts(store: Store, agency: str | None = None) -> list[Account
     return await store.transact(read)
 
 
-# ----- audit ----------------------------------------------------------------------------------
-
-
-def audit_write(
-    db: sqlite3.Connection,
-    ts: float,
-    actor: str,
-    action: str,
-    target: str,
-    agency: str | None,
-    detail: dict[str, Any],
-    source: str,
-) -> None:
-    db.execute(
-        "INSERT INTO audit (ts, actor, action, target, agency, detail, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (ts, actor, action, target, agency, json.dumps(detail, ensure_ascii=False), source),
-    )
-
-
-async def audit(
-    store: Store,
-    *,
-    ts: float,
-    actor: str,
-    action: str,
-    target: str,
-    agency: str | None = None,
-    detail: dict[str, Any] | None = None,
-    source: str = "api",
-) -> None:
-    await store.transact(
-        lambda db: audit_write(db, ts, actor, action, target, agency, detail or {}, source)
-    )
-
-
-async def audited(
-    store: Store,
-    work: Awaitable[T],
-    *,
-    actor: str,
-    action: str,
-    target: Callable[[T], str],
-    agency: Callable[[T], str | None],
-    source: str = "cli",
-) -> T:
-    """Await ``work`` (an action on the store) and record it in the audit log."""
-    result = await work
-    await audit(
-        store,
-        ts=time.time(),
-        actor=actor,
-        action=action,
-        target=target(result),
-        agency=agency(result),
-        source=source,
-    )
-    return result
-
-
-async def audit_log(
-    store: Store, *, agency: str | None = None, limit: int = 200
-) -> list[dict[str, Any]]:
-    def read(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
-        sql = "SELECT id, ts, actor, action, target, agency, detail, source FROM audit"
-        args: list[Any] = []
-        if agency is not None:
-            sql += " WHERE agency = ?"
-            args.append(agency)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return db.execute(sql, args).fetchall()
-
-    return [
-        {
-            "id": i,
-            "ts": ts,
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "agency": agency_,
-            "detail": json.loads(detail),
-            "source": source,
-        }
-        for i, ts, actor, action, target, agency_, detail, source in await store.transact(read)
-    ]
+__all__ = [
+    "ACCOUNT_ID",
+    "MAX_ISSUER",
+    "MAX_TOKEN",
+    "ROLES",
+    "Account",
+    "AccountError",
+    "CertIdentity",
+    "audit",
+    "audit_log",
+    "audit_write",
+    "audited",
+    "by_certificate",
+    "by_token",
+    "certificate_identity",
+    "cli_actor",
+    "create",
+    "get",
+    "grant",
+    "hash_token",
+    "identity_from_file",
+    "list_accounts",
+    "map_certificate",
+    "new_token",
+    "parse_identity",
+    "revoke",
+    "well_formed",
+]

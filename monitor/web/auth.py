@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .. import accounts
+from .. import accounts, sessions
 from ..accounts import Account, CertIdentity
 from ..store import Store
 
@@ -193,7 +193,7 @@ class Authenticator:
 
     async def session_account(self, session: str) -> Account | None:
         """The account of a page session's cookie, or None (unknown, expired, ended)."""
-        return await accounts.by_session(self.store, session, self.clock())
+        return await sessions.by_session(self.store, session, self.clock())
 
     def client(self, request: web.Request) -> str:
         return client_address(request, self.trusted_proxies())

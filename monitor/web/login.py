@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import accounts
+from .. import accounts, sessions
 from . import auth
 from .auth import COOKIE
 from .browser import cross_site, html, language, redirect, safe_next
@@ -66,7 +66,7 @@ class Login(PageKit):
             source="web",
         )
         http = self.ctx.engine.config.http
-        session = await accounts.open_session(
+        session = await sessions.open_session(
             self.ctx.store,
             account,
             now=self.ctx.clock(),
@@ -95,7 +95,7 @@ class Login(PageKit):
             if not await self._form_ok(request, account, session):
                 return await self._message(request, 403, w["forbidden"], w["forged"])
             if session:
-                await accounts.end_session(self.ctx.store, session)  # dead server-side too
+                await sessions.end_session(self.ctx.store, session)  # dead server-side too
             await accounts.audit(
                 self.ctx.store,
                 ts=self.ctx.clock(),

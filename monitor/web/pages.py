@@ -17,7 +17,7 @@ and in English with ``?lang=en`` (kept in every link and form).
 
 **Who sees what.** A national-admin sees every agency; every other role only its own (403 for
 another agency's page). A private page without a login redirects to ``/login``. Logging in
-opens a server-side session (:func:`monitor.accounts.open_session`: ``http.session_idle``,
+opens a server-side session (:func:`monitor.sessions.open_session`: ``http.session_idle``,
 ``http.session_max``) whose random id, never the account's token, goes in an HttpOnly,
 ``SameSite=Strict`` cookie, ``Secure`` whenever the page was reached over HTTPS (the
 listener's TLS, or a ``http.trusted_proxies`` proxy's ``X-Forwarded-Proto: https``); the

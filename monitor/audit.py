@@ -1,0 +1,104 @@
+"""The audit log: who did what, to what, for which agency, from where (``api``, ``page``,
+``web``, ``cli``). Grants, revocations, certificate mappings, acknowledgements, announcements,
+maintenance, silences, logins and failed logins are written here; :func:`audit_write` inside a
+transaction that does the act, :func:`audit` and :func:`audited` on their own."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from .store import Store
+
+T = TypeVar("T")
+
+
+def audit_write(
+    db: sqlite3.Connection,
+    ts: float,
+    actor: str,
+    action: str,
+    target: str,
+    agency: str | None,
+    detail: dict[str, Any],
+    source: str,
+) -> None:
+    db.execute(
+        "INSERT INTO audit (ts, actor, action, target, agency, detail, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ts, actor, action, target, agency, json.dumps(detail, ensure_ascii=False), source),
+    )
+
+
+async def audit(
+    store: Store,
+    *,
+    ts: float,
+    actor: str,
+    action: str,
+    target: str,
+    agency: str | None = None,
+    detail: dict[str, Any] | None = None,
+    source: str = "api",
+) -> None:
+    await store.transact(
+        lambda db: audit_write(db, ts, actor, action, target, agency, detail or {}, source)
+    )
+
+
+async def audited(
+    store: Store,
+    work: Awaitable[T],
+    *,
+    actor: str,
+    action: str,
+    target: Callable[[T], str],
+    agency: Callable[[T], str | None],
+    source: str = "cli",
+) -> T:
+    """Await ``work`` (an action on the store) and record it in the audit log."""
+    result = await work
+    await audit(
+        store,
+        ts=time.time(),
+        actor=actor,
+        action=action,
+        target=target(result),
+        agency=agency(result),
+        source=source,
+    )
+    return result
+
+
+async def audit_log(
+    store: Store, *, agency: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    def read(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        sql = "SELECT id, ts, actor, action, target, agency, detail, source FROM audit"
+        args: list[Any] = []
+        if agency is not None:
+            sql += " WHERE agency = ?"
+            args.append(agency)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        return db.execute(sql, args).fetchall()
+
+    return [
+        {
+            "id": i,
+            "ts": ts,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "agency": agency_,
+            "detail": json.loads(detail),
+            "source": source,
+        }
+        for i, ts, actor, action, target, agency_, detail, source in await store.transact(read)
+    ]
+
+
+__all__ = ["audit", "audit_log", "audit_write", "audited"]
