@@ -24,6 +24,7 @@ import yaml
 from monitor.alerting.notices import NoticeSender, RunningRouter
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
+from monitor.cli.incidents import add_incident_commands
 from monitor.config import Config
 from monitor.registry import Registry
 from monitor.rules.desk import RulesContext
@@ -36,7 +37,6 @@ from monitor.rules.incidents import (
     open_incident,
     resolve,
 )
-from monitor.rules.incidents_cli import add_incident_commands
 from monitor.state import Event, State
 from monitor.store import Store
 from monitor.workdays import WorkCalendar

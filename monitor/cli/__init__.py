@@ -11,11 +11,12 @@ The package, one module per command group:
 ``maintenance``  ``maintenance schedule|list|cancel``
 ``accounts``     ``accounts create|map-cert|revoke|list``
 ``report``       ``report``
+``incidents``    ``incident open|complex|ack|resolve|list``
 ``errors``       the one map from an error to its message and exit code (:func:`guarded`)
 ``common``       what the groups share: ``fail``, ``with_config``, ``with_init``,
                  ``with_store``, ``print_json``, ``print_table``, the argument types
 
-The ``incident`` commands are registered from :mod:`monitor.rules.incidents.cli`. A new command
+A new command
 is a function ``(args) -> exit code`` in its group's module, registered by the group's
 ``add_…_commands``; an error it raises is told by :mod:`monitor.cli.errors`.
 """
@@ -35,6 +36,7 @@ from .calendar import add_calendar_commands
 from .common import with_config
 from .daemon import add_daemon_commands, add_trial_commands
 from .errors import guarded
+from .incidents import add_incident_commands
 from .maintenance import add_maintenance_commands
 from .report import add_report_commands
 
@@ -48,10 +50,6 @@ def _load_calendar(path: Path | None) -> WorkCalendar:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each command's ``func`` runs it and returns its exit code."""
-    # Imported here, not with this package: the incident commands import monitor.cli.common,
-    # so either may then be imported first.
-    from ..rules.incidents.cli import add_incident_commands  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(
         prog="npsp-monitor",
         description="Connectivity monitor of the National Public Service Portal "

@@ -42,7 +42,8 @@ Notices are sent before the row is marked, under keys derived from the incident
 The topic's rooms: :mod:`.model` (the incident, its rules and due-time arithmetic, no I/O),
 :mod:`.store` (every statement on the ``incidents`` table), :mod:`.actions` (what a person does:
 open, complex, acknowledge, resolve, list), :mod:`.desk` (:class:`IncidentDesk`, the daemon's
-part), :mod:`.notices` (the reminders' texts) and :mod:`.cli` (the ``incident`` commands).
+part), :mod:`.notices` (the reminders' texts). Its ``incident`` commands are in
+:mod:`monitor.cli.incidents`, with the other command groups.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ The topic's rooms: :mod:`.model` (the window, what it may be, its notice counted
 :mod:`.store` (every statement on the ``maintenance`` table), :mod:`.actions` (schedule, list,
 cancel), :mod:`.desk` (:class:`MaintenanceDesk`, the daemon's part) and :mod:`.notices` (the
 texts and who hears them). The ``maintenance`` commands are in
-:mod:`monitor.rules.maintenance_cli`.
+:mod:`monitor.cli.maintenance`.
 """
 
 from __future__ import annotations

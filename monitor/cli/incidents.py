@@ -14,9 +14,8 @@ default now); an outage has no due time: the list shows how long it has lasted a
 step of the escalation ladder taken.
 
 Exit codes: 0 done; 1 the database cannot be used (or is not there: ``--init`` creates it);
-2 bad input (unknown incident or agency, already resolved…), with a one-line message on stderr.
-An invalid config raises :class:`monitor.config.ConfigError`, which ``npsp-monitor``'s ``main``
-reports (also 2; :mod:`monitor.cli.errors`).
+2 bad input (unknown incident or agency, already resolved…) or an invalid config, with a
+one-line message on stderr (:mod:`monitor.cli.errors`).
 """
 
 from __future__ import annotations
@@ -24,41 +23,35 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
-from collections.abc import Callable
 from typing import Any
 
-from ...accounts import audited
-from ...cli.common import (
+from ..accounts import audited
+from ..config import load_config
+from ..registry import Registry
+from ..rules.incidents import (
+    NO_DUE,
+    OUTAGE,
+    Incident,
+    IncidentError,
+    acknowledge,
+    list_incidents,
+    mark_complex,
+    open_incident,
+    resolve,
+)
+from ..workdays import WorkCalendar
+from .common import (
     Clock,
     WithConfig,
-    fail,
     parse_moment,
     print_json,
     print_table,
     with_init,
     with_store,
 )
-from ...config import Config, load_config
-from ...registry import Registry
-from ...store import StoreError
-from ...workdays import WorkCalendar
-from .actions import acknowledge, list_incidents, mark_complex, open_incident, resolve
-from .model import NO_DUE, OUTAGE, Incident, IncidentError
+from .errors import guarded
 
 __all__ = ["add_incident_commands"]
-
-
-def _run(args: argparse.Namespace, body: Callable[[Config], int]) -> int:
-    """Load the config, run ``body``; a refusal or a database error becomes its exit code and
-    one line on stderr, as :mod:`monitor.cli.errors` tells them (which the rules may not
-    import: it imports the daemon, and the daemon the web layer)."""
-    config = load_config(args.config)
-    try:
-        return body(config)
-    except IncidentError as exc:
-        return fail(str(exc))
-    except StoreError as exc:
-        return fail(str(exc), 1)
 
 
 def _moment(calendar: WorkCalendar, ts: float | None) -> str | None:
@@ -155,152 +148,142 @@ def _clock_text(incident: Incident, left: float | None, lasted: float | None) ->
 
 
 def _open(args: argparse.Namespace, clock: Clock) -> int:
-    def body(config: Config) -> int:
-        calendar = WorkCalendar(config.calendar)
-        registry = Registry.from_config(config)
-        now = clock()
-        received = _epoch(calendar, args.received)
-        expected = _epoch(calendar, args.expected_completion)
-        incident = with_store(
-            args,
-            config,
-            lambda store: open_incident(
-                store,
-                registry,
-                calendar,
-                agency=args.agency,
-                system=args.system,
-                summary=args.summary,
-                now=now,
-                received_at=received,
-                is_complex=args.complex,
-                expected_completion=expected,
-            ),
-        )
-        if args.json:
-            print_json(_as_json(calendar, incident, now))
-            return 0
-        rule = config.calendar.rules.incident_sla
-        print(f"opened {incident.id} for {incident.key}: {incident.summary}")
-        if incident.received != incident.opened_at:
-            print(f"received {_moment(calendar, incident.received)}")
-        due = _moment(calendar, incident.due_at)
-        if incident.complex:
-            print(f"due    {due} (complex: the published expected completion time)")
-        else:
-            print(f"due    {due} ({rule.value} working hours, {rule.source})")
+    config = load_config(args.config)
+    calendar = WorkCalendar(config.calendar)
+    registry = Registry.from_config(config)
+    now = clock()
+    received = _epoch(calendar, args.received)
+    expected = _epoch(calendar, args.expected_completion)
+    incident = with_store(
+        args,
+        config,
+        lambda store: open_incident(
+            store,
+            registry,
+            calendar,
+            agency=args.agency,
+            system=args.system,
+            summary=args.summary,
+            now=now,
+            received_at=received,
+            is_complex=args.complex,
+            expected_completion=expected,
+        ),
+    )
+    if args.json:
+        print_json(_as_json(calendar, incident, now))
         return 0
-
-    return _run(args, body)
+    rule = config.calendar.rules.incident_sla
+    print(f"opened {incident.id} for {incident.key}: {incident.summary}")
+    if incident.received != incident.opened_at:
+        print(f"received {_moment(calendar, incident.received)}")
+    due = _moment(calendar, incident.due_at)
+    if incident.complex:
+        print(f"due    {due} (complex: the published expected completion time)")
+    else:
+        print(f"due    {due} ({rule.value} working hours, {rule.source})")
+    return 0
 
 
 def _complex(args: argparse.Namespace) -> int:
-    def body(config: Config) -> int:
-        calendar = WorkCalendar(config.calendar)
-        expected = _epoch(calendar, args.expected_completion)
-        assert expected is not None  # a required option
-        incident = with_store(
-            args,
-            config,
-            lambda store: audited(
-                store,
-                mark_complex(store, calendar, args.id, expected),
-                actor=f"cli:{args.by}",
-                action="incident.complex",
-                target=lambda i: i.id,
-                agency=lambda i: i.agency,
-            ),
-        )
-        print(
-            f"{incident.id} is complex; expected completion (its due time) "
-            f"{_moment(calendar, incident.expected_completion)}"
-        )
-        return 0
-
-    return _run(args, body)
+    config = load_config(args.config)
+    calendar = WorkCalendar(config.calendar)
+    expected = _epoch(calendar, args.expected_completion)
+    assert expected is not None  # a required option
+    incident = with_store(
+        args,
+        config,
+        lambda store: audited(
+            store,
+            mark_complex(store, calendar, args.id, expected),
+            actor=f"cli:{args.by}",
+            action="incident.complex",
+            target=lambda i: i.id,
+            agency=lambda i: i.agency,
+        ),
+    )
+    print(
+        f"{incident.id} is complex; expected completion (its due time) "
+        f"{_moment(calendar, incident.expected_completion)}"
+    )
+    return 0
 
 
 def _ack(args: argparse.Namespace, clock: Clock) -> int:
-    def body(config: Config) -> int:
-        now = clock()
-        incident = with_store(
-            args,
-            config,
-            lambda store: audited(
-                store,
-                acknowledge(store, args.id, args.by, now),
-                actor=f"cli:{args.by}",
-                action="incident.ack",
-                target=lambda i: i.id,
-                agency=lambda i: i.agency,
-            ),
-        )
-        at = _moment(WorkCalendar(config.calendar), incident.acknowledged_at)
-        print(f"{incident.id} acknowledged by {incident.acknowledged_by} at {at}")
-        return 0
-
-    return _run(args, body)
+    config = load_config(args.config)
+    now = clock()
+    incident = with_store(
+        args,
+        config,
+        lambda store: audited(
+            store,
+            acknowledge(store, args.id, args.by, now),
+            actor=f"cli:{args.by}",
+            action="incident.ack",
+            target=lambda i: i.id,
+            agency=lambda i: i.agency,
+        ),
+    )
+    at = _moment(WorkCalendar(config.calendar), incident.acknowledged_at)
+    print(f"{incident.id} acknowledged by {incident.acknowledged_by} at {at}")
+    return 0
 
 
 def _resolve(args: argparse.Namespace, clock: Clock) -> int:
-    def body(config: Config) -> int:
-        now = clock()
-        incident = with_store(
-            args,
-            config,
-            lambda store: audited(
-                store,
-                resolve(store, args.id, args.by, args.resolution, now),
-                actor=f"cli:{args.by}",
-                action="incident.resolve",
-                target=lambda i: i.id,
-                agency=lambda i: i.agency,
-            ),
-        )
-        calendar = WorkCalendar(config.calendar)
-        late = " (after its due time)" if _late(incident, now) else ""
-        print(
-            f"{incident.id} resolved by {incident.resolved_by} at "
-            f"{_moment(calendar, incident.resolved_at)}{late}: {incident.resolution}"
-        )
-        return 0
-
-    return _run(args, body)
+    config = load_config(args.config)
+    now = clock()
+    incident = with_store(
+        args,
+        config,
+        lambda store: audited(
+            store,
+            resolve(store, args.id, args.by, args.resolution, now),
+            actor=f"cli:{args.by}",
+            action="incident.resolve",
+            target=lambda i: i.id,
+            agency=lambda i: i.agency,
+        ),
+    )
+    calendar = WorkCalendar(config.calendar)
+    late = " (after its due time)" if _late(incident, now) else ""
+    print(
+        f"{incident.id} resolved by {incident.resolved_by} at "
+        f"{_moment(calendar, incident.resolved_at)}{late}: {incident.resolution}"
+    )
+    return 0
 
 
 def _list(args: argparse.Namespace, clock: Clock) -> int:
-    def body(config: Config) -> int:
-        calendar = WorkCalendar(config.calendar)
-        now = clock()
-        incidents = with_store(
-            args,
-            config,
-            lambda store: list_incidents(store, open_only=not args.all),
-        )
-        if args.json:
-            print_json([_as_json(calendar, i, now) for i in incidents])
-            return 0
-        if not incidents:
-            print("no open incidents" if not args.all else "no incidents")
-            return 0
-        table = [("ID", "CONCERNS", "SINCE", "DUE", "CLOCK", "STATUS", "SUMMARY")]
-        for i in incidents:
-            status = _status(i) + (", LATE" if _late(i, now) else "")
-            table.append(
-                (
-                    i.id,
-                    i.key,
-                    _moment(calendar, i.received) or "-",
-                    _moment(calendar, i.due_at) or "-",
-                    _clock_text(i, _remaining(calendar, i, now), _lasted(i, now)),
-                    status,
-                    i.summary,
-                )
-            )
-        print_table(table)
+    config = load_config(args.config)
+    calendar = WorkCalendar(config.calendar)
+    now = clock()
+    incidents = with_store(
+        args,
+        config,
+        lambda store: list_incidents(store, open_only=not args.all),
+    )
+    if args.json:
+        print_json([_as_json(calendar, i, now) for i in incidents])
         return 0
-
-    return _run(args, body)
+    if not incidents:
+        print("no open incidents" if not args.all else "no incidents")
+        return 0
+    table = [("ID", "CONCERNS", "SINCE", "DUE", "CLOCK", "STATUS", "SUMMARY")]
+    for i in incidents:
+        status = _status(i) + (", LATE" if _late(i, now) else "")
+        table.append(
+            (
+                i.id,
+                i.key,
+                _moment(calendar, i.received) or "-",
+                _moment(calendar, i.due_at) or "-",
+                _clock_text(i, _remaining(calendar, i, now), _lasted(i, now)),
+                status,
+                i.summary,
+            )
+        )
+    print_table(table)
+    return 0
 
 
 def _add_open(
@@ -309,11 +292,14 @@ def _add_open(
     clock: Clock,
 ) -> None:
     p = inc_sub.add_parser(
-        "open", help="open a support request (its SLA clock starts when it was received)"
+        "open",
+        help="open a support request (its SLA clock starts when it was received)",
     )
     with_config(p)
     p.add_argument("--agency", required=True, help="the agency id")
-    p.add_argument("--system", default=None, help="the system id, if one system is concerned")
+    p.add_argument(
+        "--system", default=None, help="the system id, if one system is concerned"
+    )
     p.add_argument("--summary", required=True, help="what is asked or broken")
     p.add_argument(
         "--received",
@@ -334,7 +320,7 @@ def _add_open(
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     with_init(p)
-    p.set_defaults(func=lambda args: _open(args, clock))
+    p.set_defaults(func=guarded(lambda args: _open(args, clock)))
 
 
 def add_incident_commands(
@@ -347,13 +333,18 @@ def add_incident_commands(
 
     ``with_config(parser)`` adds the ``-c/--config`` option; ``clock`` is for tests.
     """
-    inc = sub.add_parser("incident", help="incidents and their SLA clock (support requests)")
-    inc_sub = inc.add_subparsers(dest="incident_command", required=True, metavar="SUBCOMMAND")
+    inc = sub.add_parser(
+        "incident", help="incidents and their SLA clock (support requests)"
+    )
+    inc_sub = inc.add_subparsers(
+        dest="incident_command", required=True, metavar="SUBCOMMAND"
+    )
 
     _add_open(inc_sub, with_config, clock)
 
     p = inc_sub.add_parser(
-        "complex", help="mark a support request complex, with its expected completion time"
+        "complex",
+        help="mark a support request complex, with its expected completion time",
     )
     with_config(p)
     p.add_argument("id", metavar="ID", help="request id, e.g. req-3")
@@ -365,22 +356,28 @@ def add_incident_commands(
     )
     p.add_argument("--by", required=True, help="who decided it")
     with_init(p)
-    p.set_defaults(func=_complex)
+    p.set_defaults(func=guarded(_complex))
 
-    p = inc_sub.add_parser("ack", help="take charge of an incident (stops its escalation)")
+    p = inc_sub.add_parser(
+        "ack", help="take charge of an incident (stops its escalation)"
+    )
     with_config(p)
-    p.add_argument("id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000")
+    p.add_argument(
+        "id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000"
+    )
     p.add_argument("--by", required=True, help="who takes charge")
     with_init(p)
-    p.set_defaults(func=lambda args: _ack(args, clock))
+    p.set_defaults(func=guarded(lambda args: _ack(args, clock)))
 
     p = inc_sub.add_parser("resolve", help="close an incident (stops its SLA clock)")
     with_config(p)
     p.add_argument("id", metavar="ID", help="incident id")
     p.add_argument("--by", required=True, help="who resolved it")
-    p.add_argument("--resolution", default="resolved", help="what was done (default: resolved)")
+    p.add_argument(
+        "--resolution", default="resolved", help="what was done (default: resolved)"
+    )
     with_init(p)
-    p.set_defaults(func=lambda args: _resolve(args, clock))
+    p.set_defaults(func=guarded(lambda args: _resolve(args, clock)))
 
     p = inc_sub.add_parser(
         "list",
@@ -391,4 +388,4 @@ def add_incident_commands(
     p.add_argument("--all", action="store_true", help="resolved incidents too")
     p.add_argument("--json", action="store_true", help="print JSON")
     with_init(p)
-    p.set_defaults(func=lambda args: _list(args, clock))
+    p.set_defaults(func=guarded(lambda args: _list(args, clock)))
