@@ -44,7 +44,7 @@ def test_every_key_has_a_meaning(generator: dict[str, Any]) -> None:
     missing = generator["undescribed"]()
     assert not missing, (
         f"no description for {missing}: give the field a description= (or add it to "
-        f"DESCRIPTIONS in scripts/config-reference.py), then run {COMMAND}"
+        f"DESCRIPTIONS in scripts/configdoc/texts.py), then run {COMMAND}"
     )
 
 
