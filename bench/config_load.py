@@ -56,7 +56,8 @@ def rss_mb() -> float:
 
 
 def split(path: Path) -> str:
-    from monitor import config as c  # noqa: PLC0415
+    from monitor.config import Config, crosscheck  # noqa: PLC0415
+    from monitor.config import load as c  # noqa: PLC0415
     from monitor.yamlsource import DEFAULT_LIMITS, Mark  # noqa: PLC0415
 
     gc.disable()
@@ -65,9 +66,9 @@ def split(path: Path) -> str:
     raw = reader.read_mapping(path)
     c._merge_includes(raw, path, reader)
     t1 = time.perf_counter()
-    config = c.Config.model_validate(raw)
+    config = Config.model_validate(raw)
     t2 = time.perf_counter()
-    c._cross_check(config, raw, Mark(str(path), 1), path.parent)
+    crosscheck.cross_check(config, raw, Mark(str(path), 1), path.parent)
     t3 = time.perf_counter()
     gc.enable()
     return (

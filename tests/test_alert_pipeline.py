@@ -13,8 +13,8 @@ import pytest
 from monitor.alerting.escalation import Acknowledgements
 from monitor.alerting.outbox import Outbox, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
-from monitor.alerting.settings import AlertingSettings
 from monitor.config import Config
+from monitor.config.alerting import AlertingSettings
 from monitor.registry import Registry
 from monitor.state import Event, State
 from monitor.store import Store

@@ -22,8 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor import accounts
 from monitor.alerting.notices import Notice
-from monitor.alerting.settings import AlertingSettings
 from monitor.config import load_config
+from monitor.config.alerting import AlertingSettings
 from monitor.engine import Engine
 from monitor.state import Event, State
 from monitor.store import Store

@@ -28,8 +28,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from monitor.alerting.outbox import Outbox, OutboxItem
-from monitor.alerting.settings import OutboxSettings
 from monitor.config import load_config
+from monitor.config.alerting import OutboxSettings
 from monitor.engine import Engine
 from monitor.sdnotify import (
     Notifier,

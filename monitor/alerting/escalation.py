@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .settings import EscalationStep, Target
+from ..config.alerting import EscalationStep, Target
 
 
 class Acknowledgements(Protocol):

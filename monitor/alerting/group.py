@@ -13,9 +13,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..config.alerting import AlertingSettings
 from .model import Alert, Recipient
 from .mute import Muter
-from .settings import AlertingSettings
 
 DigestKind = Literal["firing", "repeat", "resolved", "escalation"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..config.alerting import Silence
 from .model import Alert
-from .settings import Silence
 
 
 class Muter(Protocol):

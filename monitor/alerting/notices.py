@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
+from ..config.alerting import AlertingSettings, Target
 from .messages import as_html
 from .outbox import Outbox, OutboxItem
 from .route import Router
-from .settings import AlertingSettings, Target
 
 if TYPE_CHECKING:
     from ..registry import Registry

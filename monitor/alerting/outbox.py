@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from notifiers.base import Delivery, Notifier, NotifyError
 
 from ..aio import wait_event
+from ..config.alerting import OutboxSettings
 from ..store import Store
 from .outbox_items import (
     COLUMNS,
@@ -49,7 +50,6 @@ from .outbox_items import (
     merged_sms,
     row_values,
 )
-from .settings import OutboxSettings
 
 log = logging.getLogger(__name__)
 

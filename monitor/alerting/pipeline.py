@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..aio import wait_event
+from ..config.alerting import AlertingSettings
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import StoredState
@@ -31,7 +32,6 @@ from .mute import AnyMuter, Muter, Silences
 from .notices import Audience, Notice, NoticeSender
 from .outbox import Outbox, OutboxItem
 from .route import Router
-from .settings import AlertingSettings
 
 log = logging.getLogger(__name__)
 

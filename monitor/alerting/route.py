@@ -8,9 +8,9 @@ from collections.abc import Iterable, Sequence
 from notifiers.base import ChannelName
 
 from ..config import Agency, Contact
+from ..config.alerting import AlertingSettings, OperationsContact, Route, Target
 from ..state import State
 from .model import Alert, Recipient
-from .settings import AlertingSettings, OperationsContact, Route, Target
 
 _ORDER: tuple[ChannelName, ...] = ("sms", "email", "inbox")
 

@@ -297,9 +297,7 @@ def _add_open(
     )
     with_config(p)
     p.add_argument("--agency", required=True, help="the agency id")
-    p.add_argument(
-        "--system", default=None, help="the system id, if one system is concerned"
-    )
+    p.add_argument("--system", default=None, help="the system id, if one system is concerned")
     p.add_argument("--summary", required=True, help="what is asked or broken")
     p.add_argument(
         "--received",
@@ -333,12 +331,8 @@ def add_incident_commands(
 
     ``with_config(parser)`` adds the ``-c/--config`` option; ``clock`` is for tests.
     """
-    inc = sub.add_parser(
-        "incident", help="incidents and their SLA clock (support requests)"
-    )
-    inc_sub = inc.add_subparsers(
-        dest="incident_command", required=True, metavar="SUBCOMMAND"
-    )
+    inc = sub.add_parser("incident", help="incidents and their SLA clock (support requests)")
+    inc_sub = inc.add_subparsers(dest="incident_command", required=True, metavar="SUBCOMMAND")
 
     _add_open(inc_sub, with_config, clock)
 
@@ -358,13 +352,9 @@ def add_incident_commands(
     with_init(p)
     p.set_defaults(func=guarded(_complex))
 
-    p = inc_sub.add_parser(
-        "ack", help="take charge of an incident (stops its escalation)"
-    )
+    p = inc_sub.add_parser("ack", help="take charge of an incident (stops its escalation)")
     with_config(p)
-    p.add_argument(
-        "id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000"
-    )
+    p.add_argument("id", metavar="ID", help="incident id, e.g. req-3 or ha-noi/portal@1796004000")
     p.add_argument("--by", required=True, help="who takes charge")
     with_init(p)
     p.set_defaults(func=guarded(lambda args: _ack(args, clock)))
@@ -373,9 +363,7 @@ def add_incident_commands(
     with_config(p)
     p.add_argument("id", metavar="ID", help="incident id")
     p.add_argument("--by", required=True, help="who resolved it")
-    p.add_argument(
-        "--resolution", default="resolved", help="what was done (default: resolved)"
-    )
+    p.add_argument("--resolution", default="resolved", help="what was done (default: resolved)")
     with_init(p)
     p.set_defaults(func=guarded(lambda args: _resolve(args, clock)))
 

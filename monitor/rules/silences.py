@@ -1,4 +1,4 @@
-"""Silences made through the API (stored; the config's own silences live in alerting.settings).
+"""Silences made through the API (stored; the config's own are in monitor.config.alerting).
 
 A Muter for the alert pipeline, answered from memory; re-read when the database changes.
 """
