@@ -1,8 +1,7 @@
 """Every statement of the portal inbox that the API and the pages run on the ``inbox`` table:
 one function per query, each taking the database handle of a transaction
 (:meth:`monitor.store.Store.transact` runs them). Dialect details come from
-:mod:`monitor.sqldialect`. A message's id is a whole number of at most :data:`MAX_ID_DIGITS`
-digits: :func:`message_id` reads one from a path.
+:mod:`monitor.sqldialect`.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from dataclasses import dataclass
 
 from .sqldialect import Handle, sql
 
-MAX_ID_DIGITS = 12
 _UNREAD = sql("SELECT COUNT(*) FROM inbox WHERE account = ? AND read_at IS NULL")
 _MESSAGES = sql(
     "SELECT id, key, subject, text, created_at, read_at FROM inbox WHERE account = ?"
@@ -30,13 +28,6 @@ class Stored:
     text: str
     created_at: float
     read_at: float | None
-
-
-def message_id(raw: str) -> int | None:
-    """The message id in a path segment, or None when it cannot be one."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_ID_DIGITS:
-        return None
-    return int(raw)
 
 
 def unread(db: Handle, account: str) -> int:
@@ -58,4 +49,4 @@ def mark_read(db: Handle, account: str, message: int, at: float) -> bool:
     return bool(db.execute(_MARK_READ, (at, message, account)).rowcount)
 
 
-__all__ = ["MAX_ID_DIGITS", "Stored", "mark_read", "message_id", "messages", "unread"]
+__all__ = ["Stored", "mark_read", "messages", "unread"]

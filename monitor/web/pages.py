@@ -66,6 +66,7 @@ from .bars import SEVERITY, WINDOW, timelines, window_start
 from .browser import cross_site, html, language, redirect
 from .kit import PageKit, PagesContext
 from .login import Login
+from .routes import path_number
 from .templates import render
 from .templates.render import PROBLEMS, Bar, Message, Problem, Row
 from .templates.words import WORDS, Lang
@@ -290,8 +291,7 @@ class Pages(PageKit):
             return redirect(render.link("/login", lang))
         if not await self._form_ok(request, account, session):
             return await self._message(request, 403, w["forbidden"], w["forged"])
-        raw = request.match_info["id"]
-        wanted = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else None
+        wanted = path_number(request.match_info["id"])
         found = next(iter(await self._announcements(lambda a: a.id == wanted)), None)
         if found is None or not may_read(account, found.agency):
             return await self._not_found(request, "announcements")
@@ -339,7 +339,7 @@ class Pages(PageKit):
             return redirect(render.link("/login", lang, [("next", "/inbox")]))
         if not await self._form_ok(request, account, session):
             return await self._message(request, 403, w["forbidden"], w["forged"])
-        message = inbox_store.message_id(request.match_info["id"])
+        message = path_number(request.match_info["id"])
         if message is None:
             return await self._not_found(request, "messages")
         now, portal = self.ctx.clock(), account.portal_account

@@ -34,6 +34,7 @@ ACTING: tuple[tuple[str, str], ...] = (
     ("409", "Conflict with the current state"),
 )
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+MAX_ID_DIGITS = 12  # a numeric id in a path: more digits cannot be one (nor overflow SQLite)
 
 
 class ApiError(Exception):
@@ -103,6 +104,13 @@ class Route:
         return op
 
 
+def path_number(raw: str) -> int | None:
+    """The numeric id in a path segment, or None when it cannot be one (then it is unknown)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_ID_DIGITS:
+        return None
+    return int(raw)
+
+
 def _guard(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
@@ -156,4 +164,5 @@ __all__ = [
     "Route",
     "aiohttp_routes",
     "openapi_document",
+    "path_number",
 ]

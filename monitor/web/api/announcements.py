@@ -7,7 +7,7 @@ from aiohttp import web
 from ... import access
 from ...rules.announcements import AnnouncementRejected, AnnouncementRequest
 from ...rules.announcements import cancel as cancel_announcement
-from ..routes import ApiError, Route
+from ..routes import ApiError, Route, path_number
 from .common import (
     API,
     Empty,
@@ -59,9 +59,10 @@ async def announcement_create(request: web.Request) -> web.Response:
 async def announcement_cancel(request: web.Request) -> web.Response:
     api = request.app[API]
     raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+    number = path_number(raw)
+    if number is None:
         raise ApiError(404, f"unknown announcement {raw!r}")
-    found = next((a for a in api.rules.announcements.items if a.id == int(raw)), None)
+    found = next((a for a in api.rules.announcements.items if a.id == number), None)
     if found is None:
         raise ApiError(404, f"unknown announcement {raw!r}")
     me = acting(request, found.agency)

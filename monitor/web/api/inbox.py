@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ... import inbox_store
-from ..routes import ApiError, Route
+from ..routes import ApiError, Route, path_number
 from .common import (
     API,
     Empty,
@@ -42,7 +42,7 @@ async def inbox_list(request: web.Request) -> web.Response:
 async def inbox_read(request: web.Request) -> web.Response:
     api, me = request.app[API], caller(request)
     raw = request.match_info["id"]
-    message = inbox_store.message_id(raw)
+    message = path_number(raw)
     if message is None:
         raise ApiError(404, f"unknown message {raw!r}")
     await body_of(request, Empty)

@@ -14,7 +14,7 @@ from ... import access
 from ...access import Action
 from ...alerting.messages import local_iso
 from ...rules import maintenance as mnt
-from ..routes import ApiError, Query, Route
+from ..routes import ApiError, Query, Route, path_number
 from .common import (
     API,
     Body,
@@ -127,11 +127,12 @@ async def maintenance_create(request: web.Request) -> web.Response:
 async def maintenance_cancel(request: web.Request) -> web.Response:
     api = request.app[API]
     raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+    number = path_number(raw)
+    if number is None:
         raise ApiError(404, f"unknown maintenance window {raw!r}")
     now = api.clock()
     windows = await mnt.list_windows(api.store, now=now, include_past=True)
-    found = next((w for w in windows if w.id == int(raw)), None)
+    found = next((w for w in windows if w.id == number), None)
     if found is None:
         raise ApiError(404, f"unknown maintenance window {raw!r}")
     me = caller(request)

@@ -10,7 +10,7 @@ from npsp_common.types import Moment
 
 from ... import access, accounts, silences_store
 from ...access import Action
-from ..routes import ApiError, Route
+from ..routes import ApiError, Route, path_number
 from .common import (
     API,
     Body,
@@ -104,9 +104,10 @@ async def silence_create(request: web.Request) -> web.Response:
 async def silence_cancel(request: web.Request) -> web.Response:
     api = request.app[API]
     raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+    number = path_number(raw)
+    if number is None:
         raise ApiError(404, f"unknown silence {raw!r}")
-    row = await api.store.transact(lambda db: silences_store.state(db, int(raw)))
+    row = await api.store.transact(lambda db: silences_store.state(db, number))
     if row is None:
         raise ApiError(404, f"unknown silence {raw!r}")
     me = acting(request, row[0])
@@ -116,12 +117,12 @@ async def silence_cancel(request: web.Request) -> web.Response:
     now = api.clock()
 
     def write(db: sqlite3.Connection) -> None:
-        silences_store.cancel(db, int(raw), now)
+        silences_store.cancel(db, number, now)
         accounts.audit_write(db, now, me.id, "silence.cancel", raw, row[0], {}, "api")
 
     await api.store.transact(write)
     await api.rules.silences.refresh()
-    return web.json_response({"id": int(raw), "cancelled_at": now})
+    return web.json_response({"id": number, "cancelled_at": now})
 
 
 ROUTES: tuple[Route, ...] = (
