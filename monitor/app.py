@@ -25,7 +25,7 @@ from .engine import Engine
 from .lifecycle import Lifecycle, listener_tls
 from .metrics import DaemonMetrics
 from .rules.service import RulesService
-from .sdnotify import Notifier
+from .sdnotify import SystemdNotifier
 from .state import State
 from .web.auth import Authenticator
 from .workdays import WorkCalendar
@@ -50,13 +50,17 @@ class Daemon:
     """One running npsp-monitor."""
 
     def __init__(
-        self, config_path: Path | None, config: Config, *, notifier: Notifier | None = None
+        self,
+        config_path: Path | None,
+        config: Config,
+        *,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
         # systemd's $NOTIFY_SOCKET (READY, STATUS, WATCHDOG, RELOADING, STOPPING); a no-op
         # outside systemd.
-        self.notifier = Notifier.from_env() if notifier is None else notifier
+        self.notifier = SystemdNotifier.from_env() if notifier is None else notifier
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
         # More routes to serve and their OpenAPI paths, added before ``run``; once running,

@@ -32,7 +32,7 @@ from .alerting.outbox import Outbox
 from .config import Config, HttpSettings
 from .metrics import DaemonMetrics
 from .rules.desk import run_desks
-from .sdnotify import Notifier, status_loop, watchdog_loop
+from .sdnotify import SystemdNotifier, status_loop, watchdog_loop
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Host(Protocol):
     @property
     def config(self) -> Config: ...
 
-    notifier: Notifier
+    notifier: SystemdNotifier
     stop_requested: asyncio.Event
 
     def request_stop(self) -> None: ...

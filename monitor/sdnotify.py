@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 __all__ = [
-    "Notifier",
     "Progress",
+    "SystemdNotifier",
     "making_progress",
     "status_loop",
     "watchdog_interval",
@@ -45,7 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class Notifier:
+class SystemdNotifier:
     """Sends notifications to the service manager; a no-op without an address.
 
     ``address`` is the value of ``$NOTIFY_SOCKET``: an absolute path, or ``@name`` for the
@@ -72,7 +72,7 @@ class Notifier:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SystemdNotifier:
         """The notifier systemd asked for (``$NOTIFY_SOCKET``), or a no-op one."""
         env = os.environ if environ is None else environ
         return cls(env.get("NOTIFY_SOCKET"))
@@ -184,7 +184,7 @@ def making_progress(scheduler: Progress, limit: Callable[[], float]) -> Callable
 
 
 async def watchdog_loop(
-    notifier: Notifier,
+    notifier: SystemdNotifier,
     is_progressing: Callable[[], bool],
     interval: float | None = None,
 ) -> None:
@@ -216,7 +216,9 @@ async def watchdog_loop(
         await asyncio.sleep(period)
 
 
-async def status_loop(notifier: Notifier, describe: Callable[[], str], every: float = 10.0) -> None:
+async def status_loop(
+    notifier: SystemdNotifier, describe: Callable[[], str], every: float = 10.0
+) -> None:
     """Send ``STATUS=describe()`` every ``every`` seconds until cancelled (parks when there is no
     service manager to tell)."""
     if not notifier.enabled:

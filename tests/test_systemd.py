@@ -32,7 +32,7 @@ from monitor.config import load_config
 from monitor.config.alerting import OutboxSettings
 from monitor.engine import Engine
 from monitor.sdnotify import (
-    Notifier,
+    SystemdNotifier,
     making_progress,
     status_loop,
     watchdog_interval,
@@ -139,7 +139,7 @@ def abstract_socket() -> Iterator[NotifySocket]:
 
 
 async def test_every_message_arrives_on_a_real_socket(notify_socket: NotifySocket) -> None:
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     assert notifier.enabled
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert notifier.status("starting: opening the state database")
@@ -166,7 +166,7 @@ async def test_every_message_arrives_on_a_real_socket(notify_socket: NotifySocke
 
 
 async def test_abstract_namespace_socket(abstract_socket: NotifySocket) -> None:
-    notifier = Notifier.from_env({"NOTIFY_SOCKET": abstract_socket.address})
+    notifier = SystemdNotifier.from_env({"NOTIFY_SOCKET": abstract_socket.address})
     assert notifier.ready()
     _, fields = await abstract_socket.next(lambda f: "READY" in f, 0, 5, "READY")
     assert fields == {"READY": "1"}
@@ -174,7 +174,7 @@ async def test_abstract_namespace_socket(abstract_socket: NotifySocket) -> None:
 
 
 def test_outside_systemd_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> None:
-    notifier = Notifier.from_env({})
+    notifier = SystemdNotifier.from_env({})
     assert not notifier.enabled
     assert not notifier.ready() and not notifier.watchdog() and not notifier.stopping()
     assert notifier.sent == notifier.errors == 0
@@ -182,7 +182,7 @@ def test_outside_systemd_nothing_is_sent(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_an_address_of_another_kind_disables_it(caplog: pytest.LogCaptureFixture) -> None:
-    notifier = Notifier("vsock:2:1234")
+    notifier = SystemdNotifier("vsock:2:1234")
     assert not notifier.enabled and not notifier.ready()
     assert "neither a path nor an abstract name" in caplog.text
 
@@ -190,7 +190,7 @@ def test_an_address_of_another_kind_disables_it(caplog: pytest.LogCaptureFixture
 def test_a_missing_manager_never_raises_and_is_logged_once(
     short_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    notifier = Notifier(str(short_dir / "nobody-listens"))
+    notifier = SystemdNotifier(str(short_dir / "nobody-listens"))
     with caplog.at_level(logging.WARNING, logger="monitor.sdnotify"):
         for _ in range(5):
             assert notifier.watchdog() is False
@@ -207,7 +207,7 @@ def test_a_manager_that_does_not_read_never_blocks(
     deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     deaf.bind(str(short_dir / "deaf"))
     try:
-        notifier = Notifier(str(short_dir / "deaf"))
+        notifier = SystemdNotifier(str(short_dir / "deaf"))
         start = time.monotonic()
         results = [notifier.status(f"line {i}") for i in range(2000)]
         assert time.monotonic() - start < 2.0  # the queue fills up: EAGAIN, not a wait
@@ -247,7 +247,7 @@ async def test_watchdog_is_fed_only_while_progressing(
 ) -> None:
     caplog.set_level(logging.INFO, logger="monitor.sdnotify")
     progressing = [True]
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     task = asyncio.create_task(watchdog_loop(notifier, lambda: progressing[0], interval=0.05))
     try:
         await eventually(lambda: notify_socket.count("WATCHDOG") >= 3)
@@ -272,7 +272,7 @@ async def test_a_failing_progress_check_counts_as_no_progress(
     def broken() -> bool:
         raise RuntimeError("bug")
 
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     task = asyncio.create_task(watchdog_loop(notifier, broken, interval=0.05))
     await asyncio.sleep(0.3)
     task.cancel()
@@ -285,7 +285,7 @@ async def test_without_a_watchdog_the_loop_waits_until_cancelled(
     notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
-    for notifier in (Notifier(notify_socket.address), Notifier(None)):
+    for notifier in (SystemdNotifier(notify_socket.address), SystemdNotifier(None)):
         task = asyncio.create_task(watchdog_loop(notifier, lambda: True))
         await asyncio.sleep(0.1)
         assert not task.done()  # it may sit among the daemon's long-running tasks
@@ -306,7 +306,7 @@ async def test_status_loop_reports_and_survives_a_failing_description(
             raise RuntimeError("bug")
         return f"monitoring {calls[0]} checks"
 
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     task = asyncio.create_task(status_loop(notifier, describe, every=0.05))
     await eventually(lambda: notify_socket.count("STATUS") >= 3)
     task.cancel()
@@ -339,7 +339,7 @@ def progress_of(engine: Engine) -> Callable[[], bool]:
 async def test_watchdog_stops_when_the_dispatcher_stalls(
     engine: Engine, notify_socket: NotifySocket, caplog: pytest.LogCaptureFixture
 ) -> None:
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     dispatcher = asyncio.create_task(engine.scheduler.run())
     watchdog = asyncio.create_task(watchdog_loop(notifier, progress_of(engine), interval=0.05))
     try:
@@ -366,7 +366,7 @@ async def test_watchdog_stops_when_the_scheduler_clock_shows_no_progress(
     config = load_config(path)
     now = [1000.0]
     store = await Store.open(config.state_db)
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     try:
         engine = Engine(config, store, ProbeEnv(), monotonic=lambda: now[0])
         await engine.start()
@@ -386,7 +386,7 @@ async def test_watchdog_stops_when_the_scheduler_clock_shows_no_progress(
 async def test_a_blocked_event_loop_sends_no_watchdog(
     engine: Engine, notify_socket: NotifySocket
 ) -> None:
-    notifier = Notifier(notify_socket.address)
+    notifier = SystemdNotifier(notify_socket.address)
     dispatcher = asyncio.create_task(engine.scheduler.run())
     watchdog = asyncio.create_task(watchdog_loop(notifier, progress_of(engine), interval=0.05))
     try:
@@ -717,7 +717,7 @@ async def test_the_daemon_withholds_its_watchdog_pings_while_its_scheduler_stall
 
     from monitor.app import Daemon
     from monitor.config import load_config
-    from monitor.sdnotify import Notifier
+    from monitor.sdnotify import SystemdNotifier
 
     from .test_daemon import write_config
 
@@ -737,7 +737,7 @@ async def test_the_daemon_withholds_its_watchdog_pings_while_its_scheduler_stall
         },
     )
     ready = asyncio.Event()
-    daemon = Daemon(path, load_config(path), notifier=Notifier("@" + name))
+    daemon = Daemon(path, load_config(path), notifier=SystemdNotifier("@" + name))
     task = asyncio.create_task(daemon.run(on_ready=lambda _d: ready.set()))
 
     def pings() -> int:
