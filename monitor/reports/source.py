@@ -6,11 +6,12 @@ The queries take a :class:`monitor.sqldialect.Handle` and are written through it
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 
 from ..registry import Registry, SystemEntry
+from ..rules.incidents import store as incidents_store
+from ..rules.maintenance import store as maintenance_store
 from ..sqldialect import Handle, sql
 from ..state import State
 from ..store import Store
@@ -30,30 +31,12 @@ __all__ = ["build_report", "read"]
 
 
 def _maintenance(db: Handle, end: float) -> list[MaintenanceSpan]:
-    rows = db.execute(
-        sql(
-            "SELECT scope, starts, ends, cancelled_at, announced_at FROM maintenance"
-            " WHERE starts < ? ORDER BY starts, id"
-        ),
-        (end,),
-    ).fetchall()
-    spans = (
-        excluded(MaintenanceRow(tuple(json.loads(scope)), starts, ends, cancelled, announced))
-        for scope, starts, ends, cancelled, announced in rows
-    )
+    spans = (excluded(MaintenanceRow(*row)) for row in maintenance_store.starting_before(db, end))
     return [span for span in spans if span is not None]
 
 
 def _incidents(db: Handle, start: float, end: float) -> list[IncidentRow]:
-    rows = db.execute(
-        sql(
-            "SELECT agency, system, opened_at, due_at, resolved_at, breached_at FROM incidents"
-            " WHERE (opened_at >= ? AND opened_at < ?) OR (breached_at >= ? AND breached_at < ?)"
-            " OR (due_at >= ? AND due_at < ?)"
-        ),
-        (start, end, start, end, start, end),
-    ).fetchall()
-    return [IncidentRow(*row) for row in rows]
+    return [IncidentRow(*row) for row in incidents_store.touching(db, start, end)]
 
 
 def _state(value: str) -> State | None:

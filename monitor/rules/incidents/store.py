@@ -69,6 +69,11 @@ _MARK_BREACHED = sql(
     "UPDATE incidents SET reminded = 100, breached_at = ? WHERE id = ? AND breached_at IS NULL"
 )
 _MARK_REMINDED = sql("UPDATE incidents SET reminded = ? WHERE id = ? AND reminded < ?")
+_TOUCHING = sql(
+    "SELECT agency, system, opened_at, due_at, resolved_at, breached_at FROM incidents"
+    " WHERE (opened_at >= ? AND opened_at < ?) OR (breached_at >= ? AND breached_at < ?)"
+    " OR (due_at >= ? AND due_at < ?)"
+)
 _COMMENTS = sql("SELECT ts, author, text FROM incident_comments WHERE incident = ? ORDER BY id")
 _ADD_COMMENT = insert("incident_comments", ("incident", "ts", "author", "text"))
 
@@ -191,3 +196,11 @@ def comments(db: Handle, incident_id: str) -> list[tuple[float, str, str]]:
 
 def add_comment(db: Handle, incident_id: str, at: float, author: str, text: str) -> None:
     db.execute(_ADD_COMMENT, (incident_id, at, author, text))
+
+
+def touching(
+    db: Handle, start: float, end: float
+) -> list[tuple[str, str, float, float, float | None, float | None]]:
+    """For a report of ``[start, end)``: the incidents opened, breached or due in it, as
+    (agency, system, opened_at, due_at, resolved_at, breached_at)."""
+    return [tuple(row) for row in db.execute(_TOUCHING, (start, end, start, end, start, end))]

@@ -43,6 +43,10 @@ _INSERT = insert(
     ),
     returning="id",
 )
+_STARTING_BEFORE = sql(
+    "SELECT scope, starts, ends, cancelled_at, announced_at FROM maintenance"
+    " WHERE starts < ? ORDER BY starts, id"
+)
 _CANCEL = sql("UPDATE maintenance SET cancelled_at = ?, cancel_reason = ? WHERE id = ?")
 NotifiedColumn = Literal["notified_scheduled", "notified_started", "notified_ended"]
 _NOTIFIED: dict[str, str] = {
@@ -144,3 +148,14 @@ def set_cancelled(db: Handle, window_id: int, at: float, reason: str | None) -> 
 def mark_notified(db: Handle, window_id: int, column: NotifiedColumn, at: float) -> bool:
     """Record that a notice went out; False if it was recorded already (another process)."""
     return db.execute(_NOTIFIED[column], (at, window_id)).rowcount == 1
+
+
+def starting_before(
+    db: Handle, end: float
+) -> list[tuple[tuple[str, ...], float, float, float | None, float]]:
+    """For a report ending at ``end``: every window that began before it, cancelled or not, as
+    (scope, starts, ends, cancelled_at, announced_at), in order."""
+    return [
+        (tuple(json.loads(scope)), starts, ends, cancelled, announced)
+        for scope, starts, ends, cancelled, announced in db.execute(_STARTING_BEFORE, (end,))
+    ]
