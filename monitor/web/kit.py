@@ -21,7 +21,7 @@ from ..rules.service import RulesService
 from ..store import Store
 from . import auth
 from .auth import COOKIE, Authenticator
-from .browser import html, kept_query, language, redirect, session_of
+from .browser import cross_site, html, kept_query, language, redirect, session_of
 from .templates import render
 from .templates.render import Chrome
 from .templates.words import WORDS
@@ -100,6 +100,19 @@ class PageKit:
             # An expired session is not a guess (256-bit ids are not guessed): not throttled.
             return await self.ctx.authenticator.session_account(cookie), cookie
         return auth.current(request), ""  # a client certificate, or nobody
+
+    async def _form_account(self, request: web.Request, login: str) -> Account | web.Response:
+        """The account behind a form's POST, or the answer that refuses it: a cross-site or
+        forged form (403), nobody logged in (to ``login``, a link to the login page)."""
+        w = WORDS[language(request)]
+        if cross_site(request):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        account, session = await self._post_account(request)
+        if account is None:
+            return redirect(login)
+        if not await self._form_ok(request, account, session):
+            return await self._message(request, 403, w["forbidden"], w["forged"])
+        return account
 
     async def _form_ok(self, request: web.Request, account: Account, session: str | None) -> bool:
         if session is None:

@@ -63,7 +63,7 @@ from ..rules.incidents import OUTAGE, Incident, list_incidents
 from ..state import Event, State
 from . import auth
 from .bars import SEVERITY, WINDOW, timelines, window_start
-from .browser import cross_site, html, language, redirect
+from .browser import html, language, redirect
 from .kit import PageKit, PagesContext
 from .login import Login
 from .routes import path_number
@@ -284,13 +284,9 @@ class Pages(PageKit):
         rule as the API (an operator or above of the agency, or a national-admin), audited."""
         lang = language(request)
         w = WORDS[lang]
-        if cross_site(request):
-            return await self._message(request, 403, w["forbidden"], w["forged"])
-        account, session = await self._post_account(request)
-        if account is None:
-            return redirect(render.link("/login", lang))
-        if not await self._form_ok(request, account, session):
-            return await self._message(request, 403, w["forbidden"], w["forged"])
+        account = await self._form_account(request, render.link("/login", lang))
+        if not isinstance(account, Account):
+            return account
         wanted = path_number(request.match_info["id"])
         found = next(iter(await self._announcements(lambda a: a.id == wanted)), None)
         if found is None or not may_read(account, found.agency):
@@ -331,14 +327,11 @@ class Pages(PageKit):
 
     async def inbox_read(self, request: web.Request) -> web.StreamResponse:
         lang = language(request)
-        w = WORDS[lang]
-        if cross_site(request):
-            return await self._message(request, 403, w["forbidden"], w["forged"])
-        account, session = await self._post_account(request)
-        if account is None:
-            return redirect(render.link("/login", lang, [("next", "/inbox")]))
-        if not await self._form_ok(request, account, session):
-            return await self._message(request, 403, w["forbidden"], w["forged"])
+        account = await self._form_account(
+            request, render.link("/login", lang, [("next", "/inbox")])
+        )
+        if not isinstance(account, Account):
+            return account
         message = path_number(request.match_info["id"])
         if message is None:
             return await self._not_found(request, "messages")
