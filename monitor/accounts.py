@@ -192,6 +192,16 @@ def get(db: sqlite3.Connection, account_id: str) -> Account | None:
     return None if row is None else _account(row)
 
 
+def _active(db: sqlite3.Connection, account_id: str) -> Account:
+    """An account to change: it exists (else 404) and is not revoked (else 409)."""
+    target = get(db, account_id)
+    if target is None:
+        raise AccountError(f"no account {account_id!r}", 404)
+    if not target.active:
+        raise AccountError(f"account {account_id!r} is revoked", 409)
+    return target
+
+
 def _check_role(role: str, agency: str | None, agencies: set[str]) -> None:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
@@ -325,11 +335,7 @@ async def grant(
     """Give an account another role (in its agency)."""
 
     def write(db: sqlite3.Connection) -> Account:
-        target = get(db, account_id)
-        if target is None:
-            raise AccountError(f"no account {account_id!r}", 404)
-        if not target.active:
-            raise AccountError(f"account {account_id!r} is revoked", 409)
+        target = _active(db, account_id)
         _check_role(role, target.agency, agencies)
         # Both the role it has and the role it gets must be within the actor's reach.
         if not (
@@ -430,11 +436,7 @@ async def map_certificate(
         raise AccountError("only a national-admin maps client certificates to accounts", 403)
 
     def write(db: sqlite3.Connection) -> Account:
-        target = get(db, account_id)
-        if target is None:
-            raise AccountError(f"no account {account_id!r}", 404)
-        if not target.active:
-            raise AccountError(f"account {account_id!r} is revoked", 409)
+        target = _active(db, account_id)
         if cert is not None:
             _certificate_taken(db, cert, account_id)
         db.execute(
