@@ -28,6 +28,7 @@ from .rules.service import RulesService
 from .sdnotify import SystemdNotifier
 from .state import State
 from .web.auth import Authenticator
+from .web.routes import Route
 from .workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,7 @@ class Daemon:
         self.notifier = SystemdNotifier.from_env() if notifier is None else notifier
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        # More routes to serve and their OpenAPI paths, added before ``run``; once running,
-        # with the heartbeats' and the pages'.
-        self._routes: list[web.RouteDef] = []
-        self._paths: dict[str, object] = {}
-        self._life = Lifecycle(self, self._routes, self._paths)
+        self._life = Lifecycle(self)
 
     # ----- the running parts (None before they are built) ----------------------------------------
 
@@ -102,14 +99,16 @@ class Daemon:
         return None if parts is None else parts.authenticator
 
     @property
-    def extra_routes(self) -> list[web.RouteDef]:
+    def api_routes(self) -> list[Route]:
+        """The entries the daemon adds to the API's route table (the heartbeat's)."""
         parts = self._life.parts
-        return self._routes if parts is None else parts.routes
+        return [] if parts is None else parts.api_routes
 
     @property
-    def extra_paths(self) -> dict[str, object]:
+    def extra_routes(self) -> list[web.RouteDef]:
+        """The routes served beside the API (the pages)."""
         parts = self._life.parts
-        return self._paths if parts is None else parts.paths
+        return [] if parts is None else parts.routes
 
     @property
     def http_port(self) -> int | None:

@@ -39,19 +39,18 @@ from .alerting.pipeline import AlertPipeline
 from .config import Config
 from .deadman import DeadMansSwitch, last_will
 from .engine import Engine, EventSink, ResultObserver
-from .heartbeats import OPENAPI as HEARTBEAT_OPENAPI
-from .heartbeats import PATH as HEARTBEAT_PATH
 from .heartbeats import TOPIC_FILTER as HEARTBEAT_TOPICS
-from .heartbeats import HeartbeatReceiver, heartbeat_routes
-from .http_api import build_app
+from .heartbeats import HeartbeatReceiver, heartbeat_route
 from .metrics import DaemonMetrics, lag_histogram
 from .mqtt_status import StatusTopics
 from .rules.desk import RulesContext
 from .rules.service import RulesService
 from .sdnotify import making_progress
 from .store import Store
+from .web.app import build_app
 from .web.auth import Authenticator
 from .web.pages import PagesContext, page_routes
+from .web.routes import Route
 from .workdays import WorkCalendar
 
 if TYPE_CHECKING:
@@ -87,8 +86,8 @@ class Parts:
     status_topics: StatusTopics | None
     workers: list[OutboxWorker]
     authenticator: Authenticator
-    routes: list[web.RouteDef]  # besides the API: heartbeats, pages (and any given)
-    paths: dict[str, object]  # their OpenAPI paths
+    api_routes: list[Route]  # in the API's table besides its own: the heartbeat's
+    routes: list[web.RouteDef]  # beside the API, undocumented: the pages
     app: web.Application
     progressing: Callable[[], bool]  # whether the scheduler makes progress
     deadman: DeadMansSwitch
@@ -164,13 +163,9 @@ def parts(
     config: ConfigSource,
     c: Core,
     *,
-    routes: list[web.RouteDef],
-    paths: dict[str, object],
     count_notification: Callable[[str, str], None],
 ) -> Parts:
-    """Step 4, once loaded: the alert pipeline on the running registry and what serves.
-
-    ``routes`` and ``paths``: more routes (and their OpenAPI paths) to serve."""
+    """Step 4, once loaded: the alert pipeline on the running registry and what serves."""
     now = config()
     engine, rules = c.engine, c.rules
     pipeline = AlertPipeline(
@@ -191,13 +186,9 @@ def parts(
         max_failures=now.http.login_failures_per_minute,
         trusted_proxies=lambda: config().http.trusted_proxies,
     )
-    routes = [
-        *routes,
-        *heartbeat_routes(c.heartbeats, lambda: config().http.trusted_proxies),
-        *page_routes(PagesContext(engine, c.store, rules, authenticator, rules.ctx.clock)),
-    ]
-    paths = {**paths, HEARTBEAT_PATH: HEARTBEAT_OPENAPI}
-    app = _app(now, c, authenticator, routes, paths)
+    api_routes = [heartbeat_route(c.heartbeats, lambda: config().http.trusted_proxies)]
+    routes = page_routes(PagesContext(engine, c.store, rules, authenticator, rules.ctx.clock))
+    app = _app(now, c, authenticator, api_routes, routes)
     progressing = making_progress(engine.scheduler, lambda: config().scheduler.stall_after)
     deadman = DeadMansSwitch(
         now.deadman,
@@ -207,7 +198,16 @@ def parts(
         checks=lambda: len(engine.registry.checks),
     )
     return Parts(
-        c, pipeline, status_topics, workers, authenticator, routes, paths, app, progressing, deadman
+        c,
+        pipeline,
+        status_topics,
+        workers,
+        authenticator,
+        api_routes,
+        routes,
+        app,
+        progressing,
+        deadman,
     )
 
 
@@ -215,17 +215,18 @@ def _app(
     config: Config,
     c: Core,
     authenticator: Authenticator,
+    api_routes: list[Route],
     routes: list[web.RouteDef],
-    paths: dict[str, object],
 ) -> web.Application:
-    """The one HTTP application: the API, and ``routes`` (heartbeats, pages) beside it."""
+    """The one HTTP application: the API with ``api_routes`` (the heartbeat's) in its table, and
+    ``routes`` (the pages, not part of the API's document) beside it."""
     return build_app(
         c.engine,
         c.metrics,
         c.rules,
         authenticator=authenticator,
+        routes=api_routes,
         extra_routes=routes,
-        extra_paths=paths,
         max_body=config.http.max_body_bytes,
     )
 

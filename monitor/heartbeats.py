@@ -45,6 +45,7 @@ from .registry import Registry
 from .state import State
 from .store import StoredState
 from .web.auth import Network, client_address
+from .web.routes import Route
 
 __all__ = [
     "MAX_BODY",
@@ -52,7 +53,7 @@ __all__ = [
     "PATH",
     "TOPIC_FILTER",
     "HeartbeatReceiver",
-    "heartbeat_routes",
+    "heartbeat_route",
 ]
 
 log = logging.getLogger(__name__)
@@ -297,29 +298,6 @@ class HeartbeatReceiver:
         self.accept(agency, system, token, source="mqtt", via="mqtt")
 
 
-#: The OpenAPI path item of :func:`heartbeat_routes` (served beside the API, documented in it).
-OPENAPI = {
-    "post": {
-        "summary": "A push heartbeat from a system that reports instead of being probed; "
-        "authenticated by that system's own token (Bearer or X-Heartbeat-Token)",
-        "security": [],
-        "parameters": [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-            for n in ("agency", "system")
-        ],
-        "responses": {
-            "202": {"description": "Accepted"},
-            "400": {"description": "Malformed"},
-            "401": {"description": "Missing or wrong token"},
-            "404": {"description": "Unknown system, or no heartbeat check"},
-            "409": {"description": "Two systems share this token"},
-            "413": {"description": "Body over 1 KiB"},
-            "429": {"description": "Too many wrong tokens"},
-        },
-    }
-}
-
-
 def _token_of(payload: bytes) -> tuple[str | None, str | None]:
     """(token, None) from an MQTT heartbeat payload, or (None, why it is malformed)."""
     if len(payload) > MAX_PAYLOAD:
@@ -369,13 +347,26 @@ async def _body_too_large(request: web.Request) -> bool:
     return False
 
 
-def heartbeat_routes(
+#: What a heartbeat is answered (its OpenAPI ``responses``).
+ANSWERS = (
+    ("202", "Accepted"),
+    ("400", "Malformed"),
+    ("401", "Missing or wrong token"),
+    ("404", "Unknown system, or no heartbeat check"),
+    ("409", "Two systems share this token"),
+    ("413", "Body over 1 KiB"),
+    ("429", "Too many wrong tokens"),
+)
+
+
+def heartbeat_route(
     receiver: HeartbeatReceiver,
     trusted_proxies: Callable[[], Iterable[Network]] = lambda: (),
-) -> list[web.RouteDef]:
-    """The route of ``POST /api/v1/heartbeat/{agency}/{system}``, for ``app.add_routes``.
-    Senders are told apart by their address — behind a ``trusted_proxies`` proxy, the one it
-    forwards — so one sender's wrong tokens do not throttle another behind the same proxy."""
+) -> Route:
+    """``POST /api/v1/heartbeat/{agency}/{system}``, an entry of the API's route table (served
+    and documented with it; public: the system's own token authenticates it). Senders are told
+    apart by their address — behind a ``trusted_proxies`` proxy, the one it forwards — so one
+    sender's wrong tokens do not throttle another behind the same proxy."""
 
     async def heartbeat(request: web.Request) -> web.Response:
         if await _body_too_large(request):
@@ -398,4 +389,12 @@ def heartbeat_routes(
             headers = {"Retry-After": str(max(1, wait))}
         return _answer(status, reason, headers)
 
-    return [web.post(PATH, heartbeat)]
+    return Route(
+        "POST",
+        PATH,
+        heartbeat,
+        "A push heartbeat from a system that reports instead of being probed; "
+        "authenticated by that system's own token (Bearer or X-Heartbeat-Token)",
+        responses=ANSWERS,
+        security="public",
+    )

@@ -97,15 +97,8 @@ class Loops:
 class Lifecycle:
     """Runs one daemon once: :meth:`run`. ``core`` and ``parts`` are what is built so far."""
 
-    def __init__(
-        self,
-        host: Host,
-        routes: list[web.RouteDef],
-        paths: dict[str, object],
-    ) -> None:
+    def __init__(self, host: Host) -> None:
         self.host = host
-        self.routes = routes  # more routes to serve, and their OpenAPI paths
-        self.paths = paths
         self.core: build.Core | None = None
         self.parts: build.Parts | None = None
         self.http_port: int | None = None
@@ -138,8 +131,6 @@ class Lifecycle:
         parts = self.parts = build.parts(
             lambda: host.config,
             core,
-            routes=self.routes,
-            paths=self.paths,
             count_notification=core.metrics.count_notification,
         )
         await self._restore(parts)

@@ -522,8 +522,8 @@ async def test_openapi_document_matches_the_routes(world: World) -> None:
     runner = world.running.daemon
     assert runner.engine is not None
     # The real routes, from a fresh app built the way the daemon builds it.
-    from monitor.http_api import build_app
     from monitor.metrics import DaemonMetrics
+    from monitor.web.app import build_app
 
     assert runner.rules is not None
     app = build_app(
@@ -531,8 +531,8 @@ async def test_openapi_document_matches_the_routes(world: World) -> None:
         DaemonMetrics(),
         runner.rules,
         authenticator=runner.authenticator,
+        routes=runner.api_routes,
         extra_routes=runner.extra_routes,
-        extra_paths=runner.extra_paths,
     )
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}

@@ -19,10 +19,10 @@ from monitor import accounts
 from monitor.app import Daemon
 from monitor.config import load_config
 from monitor.engine import Engine
-from monitor.http_api import build_app
 from monitor.metrics import DaemonMetrics
 from monitor.state import State
 from monitor.store import Store
+from monitor.web.app import build_app
 from probes import ProbeEnv
 
 from .conftest import TcpTarget, eventually

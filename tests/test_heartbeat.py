@@ -19,12 +19,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.config import ConfigError, load_config
 from monitor.engine import Engine
-from monitor.heartbeats import MAX_BODY, TOPIC_FILTER, HeartbeatReceiver, heartbeat_routes
-from monitor.http_api import build_app
+from monitor.heartbeats import MAX_BODY, TOPIC_FILTER, HeartbeatReceiver, heartbeat_route
 from monitor.metrics import DaemonMetrics
 from monitor.registry import Registry
 from monitor.state import State
 from monitor.store import Store
+from monitor.web.app import build_app
+from monitor.web.routes import aiohttp_routes
 from notifiers.mqtt import MqttPublisher, Settings
 from npsp_common.types import ProbeResult
 from probes import PROBES, Probe, ProbeEnv
@@ -383,8 +384,8 @@ async def http(
 ) -> AsyncIterator[tuple[Fleet, TestClient[web.Request, web.Application]]]:
     fleet = Fleet(tmp_path, Clock())
     fleet.clock.now = T0 + 1000  # past the start-up grace of probes built at the start
-    app = web.Application(client_max_size=64 * 1024)  # as monitor.http_api.build_app
-    app.add_routes(heartbeat_routes(fleet.receiver))
+    app = web.Application(client_max_size=64 * 1024)  # as monitor.web.app.build_app
+    app.add_routes(aiohttp_routes([heartbeat_route(fleet.receiver)]))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield fleet, client
 
@@ -493,7 +494,9 @@ async def test_behind_a_trusted_proxy_senders_are_told_apart(tmp_path: Path) -> 
     fleet = Fleet(tmp_path, Clock())
     fleet.clock.now = T0 + 1000
     app = web.Application()
-    app.add_routes(heartbeat_routes(fleet.receiver, lambda: [ip_network("127.0.0.0/8")]))
+    app.add_routes(
+        aiohttp_routes([heartbeat_route(fleet.receiver, lambda: [ip_network("127.0.0.0/8")])])
+    )
     url = URL.format("sync-job")
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         for _ in range(12):  # an attacker behind the proxy
@@ -623,7 +626,7 @@ async def test_engine_marks_a_silent_system_down_after_period_plus_grace(tmp_pat
     engine = Engine(config, store, ProbeEnv(heartbeats=HeartbeatBoard(clock=clock)))
     receiver = HeartbeatReceiver(engine.probe_env.heartbeats, lambda: engine.registry)
     app = build_app(engine, DaemonMetrics())
-    app.add_routes(heartbeat_routes(receiver))
+    app.add_routes(aiohttp_routes([heartbeat_route(receiver)]))
     scheduler: asyncio.Task[None] | None = None
     key = "bo-noi-vu/sync-job"
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -122,7 +121,6 @@ def build_app(
     authenticator: Authenticator | None = None,
     routes: Iterable[Route] = (),
     extra_routes: Iterable[web.RouteDef] = (),
-    extra_paths: Mapping[str, Any] | None = None,
     max_body: int = 64 * 1024,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
@@ -131,8 +129,7 @@ def build_app(
 
     Its /api/v1 is :data:`CORE_ROUTES`, with ``rules`` the catalog and the acting
     :data:`~monitor.web.api.ROUTES`, and ``routes``; the OpenAPI document is generated from
-    them. ``extra_routes`` (the pages, which are not documented) and ``extra_paths`` (routes
-    served elsewhere with their OpenAPI paths, such as the heartbeat's) are added as given."""
+    them. ``extra_routes`` (the pages, which are not documented) are added as given."""
     middlewares = [json_errors]
     if authenticator is not None:
         middlewares.append(authenticator.middleware)
@@ -150,7 +147,7 @@ def build_app(
         app[API] = Api(engine, rules, clock)
         table += [CATALOG_ROUTE, *ROUTES]
     table += routes
-    app[OPENAPI_DOC] = openapi_document(table, extra_paths)
+    app[OPENAPI_DOC] = openapi_document(table)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/openapi.json", openapi)

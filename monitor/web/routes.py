@@ -11,7 +11,7 @@ status (the pages keep their own answers and are not in this table).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,15 +133,12 @@ def aiohttp_routes(routes: Iterable[Route]) -> list[web.RouteDef]:
     ]
 
 
-def openapi_document(
-    routes: Iterable[Route], extra_paths: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The OpenAPI document of ``routes`` (plus ``extra_paths``, already in OpenAPI form)."""
+def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
+    """The OpenAPI document of ``routes``."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for r in routes:
         paths.setdefault(r.documented_path, {})[r.method.lower()] = r.operation(schemas)
-    paths.update(extra_paths or {})
     return {
         "openapi": "3.1.0",
         "info": {"title": "npsp-monitor", "version": "1"},
