@@ -9,9 +9,10 @@ from aiohttp import web
 
 from npsp_common.types import Moment
 
-from ... import access, accounts, comments_store
+from ... import access, accounts
 from ...alerting.messages import local_iso
 from ...rules import incidents as inc
+from ...rules.incidents import store as incidents_store
 from ..routes import ApiError, Query, Route
 from .common import (
     API,
@@ -137,9 +138,9 @@ async def _incident_for(request: web.Request) -> tuple[Api, inc.Incident]:
 async def incident_get(request: web.Request) -> web.Response:
     api, found = await _incident_for(request)
     reading(request, found.agency)
-    comments = await api.store.transact(lambda db: comments_store.of_incident(db, found.id))
+    comments = await api.store.transact(lambda db: incidents_store.comments(db, found.id))
     view = _incident_json(found)
-    view["comments"] = [{"ts": c.ts, "author": c.author, "text": c.text} for c in comments]
+    view["comments"] = [{"ts": ts, "author": author, "text": text} for ts, author, text in comments]
     return web.json_response(view)
 
 
@@ -178,7 +179,7 @@ async def incident_comment(request: web.Request) -> web.Response:
     now = api.clock()
 
     def write(db: sqlite3.Connection) -> None:
-        comments_store.add(db, found.id, now, me.id, body.text)
+        incidents_store.add_comment(db, found.id, now, me.id, body.text)
         accounts.audit_write(db, now, me.id, "incident.comment", found.id, found.agency, {}, "api")
 
     await api.store.transact(write)

@@ -8,8 +8,9 @@ from aiohttp import web
 
 from npsp_common.types import Moment
 
-from ... import access, accounts, silences_store
+from ... import access, accounts
 from ...access import Action
+from ...rules.silences import store as silences_store
 from ..routes import ApiError, Route, path_number
 from .common import (
     API,

@@ -1,5 +1,5 @@
 """Every statement on the ``silences`` table (silences made through the API; the config's own
-live in :mod:`monitor.alerting.settings`): one function per query, each taking the database
+live in :mod:`monitor.config.alerting`): one function per query, each taking the database
 handle of a transaction (:meth:`monitor.store.Store.transact` runs them). Dialect details come
 from :mod:`monitor.sqldialect`.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .sqldialect import Handle, insert, sql
+from ...sqldialect import Handle, insert, sql
 
 _COLUMNS = ("agency", "system", "starts", "ends", "reason", "created_by", "created_at")
 _ACTIVE = sql(
