@@ -678,3 +678,21 @@ async def test_behind_a_trusted_proxy_one_guesser_does_not_lock_everyone_out(
     # appends the real one, and that is the one counted.
     spoofed = {"X-Forwarded-For": "198.51.100.8, 203.0.113.66"}
     assert (await site.call("GET", "/api/v1/whoami", token="npsp_x", headers=spoofed))[0] == 429
+
+
+async def test_behind_a_trusted_proxy_the_login_page_counts_the_forwarded_client(
+    make_site: SiteFactory,
+) -> None:
+    """The same for the login form (review of issue 12): it counted and audited the proxy's own
+    address, so one guesser behind the proxy locked every person out of the pages."""
+    site = await make_site(trusted_proxies=["127.0.0.0/8", "::1/128"], login_failures_per_minute=3)
+    token = await site.account("kt", "viewer", "bo-a")
+    guesser = {"X-Forwarded-For": "203.0.113.66"}
+    statuses = [
+        (await site.call("POST", "/login", form={"token": "npsp_wrong"}, headers=guesser))[0]
+        for _ in range(5)
+    ]
+    assert statuses[:3] == [401, 401, 401] and statuses[-1] == 429, statuses
+    await _login(site, token, headers={"X-Forwarded-For": "198.51.100.7"})  # not locked out
+    actors = await site.column("SELECT actor FROM audit WHERE action = 'login.failed'")
+    assert set(actors) == {"anonymous@203.0.113.66"}

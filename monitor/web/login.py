@@ -27,7 +27,8 @@ class Login(PageKit):
     async def login(self, request: web.Request) -> web.StreamResponse:
         lang = language(request)
         w = WORDS[lang]
-        who = request.remote or "?"
+        # Behind a trusted proxy, the client it forwards (as the API counts it), not the proxy.
+        who = self.ctx.authenticator.client(request)
         throttle = self.ctx.authenticator.throttle
         wait = throttle.blocked_for(who)
         if wait:
