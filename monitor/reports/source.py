@@ -1,18 +1,19 @@
 """What a report reads: every query of the reports, in one transaction on the store's thread,
 and :func:`build_report`, which hands the rows to the pure :mod:`monitor.reports.figures`.
 
-The queries take a :class:`monitor.sqldialect.Handle` and are written through its
-:func:`~monitor.sqldialect.sql`, like the topics' stores: plain SQL that PostgreSQL runs too."""
+The statements are the topics' stores' (:mod:`monitor.changes_store`, the incidents' and the
+maintenance's), each taking the :class:`monitor.sqldialect.Handle` of that one transaction."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
+from .. import changes_store
 from ..registry import Registry, SystemEntry
 from ..rules.incidents import store as incidents_store
 from ..rules.maintenance import store as maintenance_store
-from ..sqldialect import Handle, sql
+from ..sqldialect import Handle
 from ..state import State
 from ..store import Store
 from .figures import assemble, covered, excluded, history_since, month_bounds
@@ -47,22 +48,10 @@ def _state(value: str) -> State | None:
 
 
 def _history(db: Handle, agency: str, system: str, since: float, end: float) -> History:
-    before = db.execute(
-        sql(
-            "SELECT new_state FROM state_changes WHERE agency = ? AND system = ? AND ts < ?"
-            " ORDER BY ts DESC, id DESC LIMIT 1"
-        ),
-        (agency, system, since),
-    ).fetchone()
+    before = changes_store.state_before(db, agency, system, since)
     times: list[float] = [since]
-    states: list[State | None] = [None if before is None else _state(before[0])]
-    for ts, new_state in db.execute(
-        sql(
-            "SELECT ts, new_state FROM state_changes WHERE agency = ? AND system = ?"
-            " AND ts >= ? AND ts < ? ORDER BY ts, id"
-        ),
-        (agency, system, since, end),
-    ):
+    states: list[State | None] = [None if before is None else _state(before)]
+    for ts, new_state in changes_store.changes_between(db, agency, system, since, end):
         times.append(ts)
         states.append(_state(new_state))
     return History(times, states)

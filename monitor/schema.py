@@ -1,0 +1,257 @@
+"""The database's schema: every table as a list of forward migrations, for SQLite.
+
+Migration ``n`` (1-based) takes a database of ``PRAGMA user_version`` ``n - 1`` to ``n``;
+:meth:`monitor.store.Store.open` runs those a database has not had yet, each in one
+transaction, and refuses a database newer than :data:`MIGRATIONS`. A migration is never edited
+once released: a change of schema is one more migration at the end. A PostgreSQL backend
+mirrors this module (the same tables and columns, in its own types), nothing else.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "statements"]
+
+MIGRATIONS = [
+    """
+    CREATE TABLE state_changes (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        old_state TEXT NOT NULL,
+        new_state TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        vantage TEXT NOT NULL
+    );
+    CREATE INDEX state_changes_system ON state_changes (agency, system, ts);
+    CREATE INDEX state_changes_ts ON state_changes (ts);
+    CREATE TABLE system_state (
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since REAL NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (agency, system)
+    );
+    """,
+    """
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        person TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        short TEXT NOT NULL,
+        html TEXT,
+        thread_key TEXT,
+        language TEXT NOT NULL,
+        fallbacks TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        sent_at REAL,
+        provider_id TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (channel, status, next_attempt_at);
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        account TEXT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        read_at REAL
+    );
+    CREATE INDEX inbox_account ON inbox (account, created_at);
+    """,
+    """
+    CREATE TABLE alert_notices (
+        incident TEXT NOT NULL,
+        address_key TEXT NOT NULL,
+        PRIMARY KEY (incident, address_key)
+    );
+    """,
+    # The working-day rules: change announcements, what probes observed (for unannounced
+    # changes), maintenance windows and incidents. Times are epoch seconds (UTC).
+    """
+    CREATE TABLE announcements (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        ref TEXT,
+        announced_at REAL NOT NULL,
+        effective_at REAL NOT NULL,
+        changes TEXT NOT NULL,
+        source TEXT NOT NULL,
+        author TEXT NOT NULL,
+        working_days INTEGER NOT NULL,
+        required INTEGER NOT NULL,
+        compliant INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL,
+        handled_at REAL,
+        applied_at REAL,
+        UNIQUE (agency, ref)
+    );
+    CREATE INDEX announcements_system ON announcements (agency, system, effective_at);
+    CREATE TABLE observed_values (
+        check_key TEXT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (check_key, field)
+    );
+    CREATE TABLE unannounced_changes (
+        id INTEGER PRIMARY KEY,
+        check_key TEXT NOT NULL,
+        field TEXT NOT NULL,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        observed_at REAL NOT NULL
+    );
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL,
+        starts REAL NOT NULL,
+        ends REAL NOT NULL,
+        reason TEXT NOT NULL,
+        announced_at REAL NOT NULL,
+        working_days INTEGER NOT NULL,
+        required INTEGER NOT NULL,
+        compliant INTEGER NOT NULL,
+        override_reason TEXT,
+        author TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL,
+        cancel_reason TEXT,
+        notified_scheduled REAL,
+        notified_started REAL,
+        notified_ended REAL
+    );
+    CREATE INDEX maintenance_ends ON maintenance (ends);
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        agency TEXT NOT NULL,
+        system TEXT,
+        source TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        opened_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        acknowledged_at REAL,
+        acknowledged_by TEXT,
+        resolved_at REAL,
+        resolved_by TEXT,
+        resolution TEXT,
+        reminded INTEGER NOT NULL DEFAULT 0,
+        breached_at REAL
+    );
+    CREATE INDEX incidents_open ON incidents (resolved_at, opened_at);
+    """,
+    # Accounts, the audit log, incident comments and silences made through the API.
+    """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        agency TEXT,
+        token_hash TEXT UNIQUE,
+        cert_subject TEXT,
+        cert_serial TEXT,
+        portal_account TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at REAL,
+        revoked_by TEXT
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        agency TEXT,
+        detail TEXT NOT NULL,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX audit_ts ON audit (ts);
+    CREATE TABLE incident_comments (
+        id INTEGER PRIMARY KEY,
+        incident TEXT NOT NULL,
+        ts REAL NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX incident_comments_incident ON incident_comments (incident, ts);
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        system TEXT,
+        starts REAL NOT NULL,
+        ends REAL NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        cancelled_at REAL
+    );
+    """,
+    # The SMS budget counts from when a message was on the wire (claimed_at: kept when a crash
+    # interrupts the send, cleared when the attempt fails) or accepted (sent_at); a channel's
+    # time budget before falling back counts from the first failed attempt.
+    """
+    ALTER TABLE outbox ADD COLUMN claimed_at REAL;
+    ALTER TABLE outbox ADD COLUMN first_failed_at REAL;
+    CREATE INDEX outbox_address ON outbox (channel, address, status);
+    """,
+    # Client certificates are mapped by the SHA-256 of their DER together with their issuer's
+    # DN (RFC 4514); cert_subject and cert_serial stay readable but no longer log in. A
+    # fingerprint belongs to one active account. Page logins get server-side sessions (the
+    # cookie holds a random id, stored here as its SHA-256; idle: seconds unused allowed).
+    """
+    ALTER TABLE accounts ADD COLUMN cert_sha256 TEXT;
+    ALTER TABLE accounts ADD COLUMN cert_issuer TEXT;
+    CREATE UNIQUE INDEX accounts_cert_sha256 ON accounts (cert_sha256)
+        WHERE cert_sha256 IS NOT NULL AND revoked_at IS NULL;
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        idle REAL NOT NULL
+    );
+    CREATE INDEX sessions_account ON sessions (account);
+    CREATE INDEX sessions_expires ON sessions (expires_at);
+    """,
+    # Support requests (QĐ 31/2021, Chương VII, D.1): when a request was received (it may
+    # precede its entry; the SLA counts from it), whether it is complex, and the expected
+    # completion time published for a complex one. Outages escalate on wall-clock time and
+    # have no working-hours due time (9e999 is SQLite's infinity): each escalation step taken
+    # is recorded (escalation_step 1, 2…, to whom, when).
+    """
+    ALTER TABLE incidents ADD COLUMN received_at REAL;
+    ALTER TABLE incidents ADD COLUMN complex INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN expected_completion REAL;
+    ALTER TABLE incidents ADD COLUMN escalation_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN escalated_to TEXT;
+    ALTER TABLE incidents ADD COLUMN escalated_at REAL;
+    UPDATE incidents SET received_at = opened_at WHERE source = 'request';
+    UPDATE incidents SET due_at = 9e999
+        WHERE source = 'outage' AND resolved_at IS NULL AND breached_at IS NULL;
+    """,
+    # The reason as a code (JSON of npsp_common.types.Why), for the reader's language; NULL in
+    # rows written before it: those show their English text.
+    """
+    ALTER TABLE state_changes ADD COLUMN why TEXT;
+    ALTER TABLE system_state ADD COLUMN why TEXT;
+    """,
+]
+
+
+def statements(script: str) -> list[str]:
+    """The statements of one migration, in order (a migration holds no ``;`` but between
+    statements)."""
+    return [s for s in (s.strip() for s in script.split(";")) if s]
