@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 
@@ -37,19 +36,10 @@ from notifiers.base import Delivery, Notifier, NotifyError
 
 from ..aio import wait_event
 from ..config.alerting import OutboxSettings
+from ..sqldialect import Handle
 from ..store import Store
-from .outbox_items import (
-    COLUMNS,
-    MAX_MERGED,
-    SMS_JOINER,
-    Claimed,
-    OutboxItem,
-    fallback,
-    fitting,
-    item_of_row,
-    merged_sms,
-    row_values,
-)
+from . import outbox_store
+from .outbox_items import MAX_MERGED, SMS_JOINER, Claimed, OutboxItem, fallback, fitting, merged_sms
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +99,10 @@ class Outbox:
         told, forgotten = list(told), list(forgotten)
         now = self.clock()
 
-        def write(db: sqlite3.Connection) -> int:
-            db.executemany(
-                "INSERT INTO alert_notices (incident, address_key) VALUES (?, ?)"
-                " ON CONFLICT (incident, address_key) DO NOTHING",
-                told,
-            )
-            db.executemany(
-                "DELETE FROM alert_notices WHERE incident = ?", [(i,) for i in forgotten]
-            )
-            return _insert(db, batch, now)
+        def write(db: Handle) -> int:
+            outbox_store.add_told(db, told)
+            outbox_store.forget_told(db, forgotten)
+            return outbox_store.queue(db, batch, now)
 
         added = await self.store.transact(write) if batch or told or forgotten else 0
         for channel in {i.channel for i in batch}:
@@ -127,22 +111,13 @@ class Outbox:
 
     async def told(self) -> set[tuple[str, str]]:
         """Every (incident, address key) already told, for rebuilding the groups at start."""
-        rows = await self.store.transact(
-            lambda db: db.execute("SELECT incident, address_key FROM alert_notices").fetchall()
-        )
-        return {(incident, key) for incident, key in rows}
+        return await self.store.transact(outbox_store.told)
 
     async def recover(self) -> int:
         """After a crash: rows caught mid-send go back to pending and are sent again (at most
         one duplicate message per channel). They keep ``claimed_at``: an SMS that may have
         reached the phone still counts against that number's budget."""
-
-        def reset(db: sqlite3.Connection) -> int:
-            return db.execute(
-                "UPDATE outbox SET status = 'pending' WHERE status = 'sending'"
-            ).rowcount
-
-        count = await self.store.transact(reset)
+        count = await self.store.transact(outbox_store.recover)
         if count:
             log.warning("resending %d notifications interrupted by a crash", count)
         return count
@@ -155,37 +130,22 @@ class Outbox:
         return await self.store.transact(lambda db: self._take_one(db, channel, now))
 
     @staticmethod
-    def _take_one(db: sqlite3.Connection, channel: str, now: float) -> Claimed | None:
-        row = db.execute(
-            f"SELECT id, attempts, {COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
-            " WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, id LIMIT 1",
-            (channel, now),
-        ).fetchone()
-        if row is None:
+    def _take_one(db: Handle, channel: str, now: float) -> Claimed | None:
+        due = outbox_store.due_one(db, channel, now)
+        if due is None:
             return None
-        _mark_sending(db, [row[0]], now)
-        item = item_of_row(row[2:])
-        return Claimed(item, ((row[0], item, row[1] + 1),))
+        row_id, attempts, _, item = due
+        outbox_store.mark_sending(db, [row_id], now)
+        return Claimed(item, ((row_id, item, attempts + 1),))
 
-    def _take_sms(self, db: sqlite3.Connection, now: float) -> Claimed | None:
+    def _take_sms(self, db: Handle, now: float) -> Claimed | None:
         while True:
-            head = db.execute(
-                "SELECT address FROM outbox WHERE channel = 'sms' AND status = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
-                (now,),
-            ).fetchone()
-            if head is None:
+            address = outbox_store.next_sms_address(db, now)
+            if address is None:
                 return None
-            address = head[0]
             due = [
-                (r[0], item_of_row(r[3:]), r[1] + 1, r[2] is not None)
-                for r in db.execute(
-                    f"SELECT id, attempts, claimed_at, {COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
-                    " WHERE channel = 'sms' AND address = ? AND status = 'pending'"
-                    " AND next_attempt_at <= ? ORDER BY created_at DESC, id DESC",
-                    (address, now),
-                )
+                (row_id, item, attempts + 1, claimed_at is not None)
+                for row_id, attempts, claimed_at, item in outbox_store.due_sms(db, address, now)
             ]
             # A message that was on the wire (a crash, or no answer) goes again at once, as it
             # was: it may never have arrived. Its first attempt is what the budget counts from
@@ -196,50 +156,35 @@ class Outbox:
                 if opens is not None and opens > now:
                     # Not yet: everything queued for this number waits for the budget, then
                     # goes out as one SMS. (Each pass moves one number out of the way.)
-                    db.execute(
-                        "UPDATE outbox SET next_attempt_at = ? WHERE channel = 'sms'"
-                        " AND address = ? AND status = 'pending' AND next_attempt_at < ?"
-                        " AND claimed_at IS NULL",  # a retry of one on the wire keeps its time
-                        (opens, address, opens),
-                    )
+                    outbox_store.postpone_sms(db, address, opens)
                     continue
                 chosen = {id(i) for i in fitting([r[1] for r in due], self.sms_fits)}
                 rows = [r for r in due if id(r[1]) in chosen]
-            _mark_sending(db, [r[0] for r in rows], now)
+            outbox_store.mark_sending(db, [r[0] for r in rows], now)
             taken = tuple((row_id, item, attempts) for row_id, item, attempts, _ in rows)
             return Claimed(merged_sms([item for _, item, _ in taken]), taken)
 
-    def _sms_budget_opens(self, db: sqlite3.Connection, address: str, now: float) -> float | None:
+    def _sms_budget_opens(self, db: Handle, address: str, now: float) -> float | None:
         """When this number may get its next SMS: the budget counts from the last SMS the
         provider accepted, or one that may have reached the phone (on the wire at a crash, or
         unanswered). A last SMS "in the future" means the clock was stepped back: the budget
         is then open, rather than holding the number's SMS for the size of the step."""
         if self.sms_min_interval <= 0:
             return None
-        last = db.execute(
-            "SELECT MAX(CASE WHEN status = 'sent' THEN sent_at ELSE claimed_at END)"
-            " FROM outbox WHERE channel = 'sms' AND address = ?"
-            " AND (status = 'sent' OR claimed_at IS NOT NULL)",
-            (address,),
-        ).fetchone()[0]
-        if last is None or float(last) > now:
+        last = outbox_store.last_sms(db, address)
+        if last is None or last > now:
             return None  # none yet, or the clock was stepped back: the budget is open
-        return float(last) + self.sms_min_interval
+        return last + self.sms_min_interval
 
     async def sent(self, claimed: Claimed, delivery: Delivery) -> None:
         """Record the provider's acceptance (its time is what the SMS budget counts from)."""
         now = self.clock()
 
-        def write(db: sqlite3.Connection) -> None:
-            # Returns nothing: a cursor must not leave the store's thread (handed back, it
-            # kept its statement busy and SQLite answered the next use with "API misuse").
-            db.executemany(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, provider_id = ?, last_error = NULL"
-                " WHERE id = ?",
-                [(now, delivery.provider_id, row_id) for row_id in claimed.ids],
-            )
-
-        await self.store.transact(write)
+        # Returns nothing: a cursor must not leave the store's thread (handed back, it kept its
+        # statement busy and SQLite answered the next use with "API misuse").
+        await self.store.transact(
+            lambda db: outbox_store.mark_sent(db, claimed.ids, now, delivery.provider_id)
+        )
 
     async def failed(self, claimed: Claimed, error: NotifyError) -> str:
         """Record a failed attempt; return ``retry``, ``failed`` or ``fallback``.
@@ -248,26 +193,30 @@ class Outbox:
         must not leave a notice given up on one channel and never queued on the next."""
         now = self.clock()
 
-        def write(db: sqlite3.Connection) -> tuple[set[str], set[str]]:
-            ids = claimed.ids
-            first_failures = dict(
-                db.execute(
-                    f"SELECT id, first_failed_at FROM outbox WHERE id IN ({_marks(ids)})",  # noqa: S608 - placeholders only
-                    ids,
-                ).fetchall()
-            )
+        reason = error.reason[:500]
+
+        def write(db: Handle) -> tuple[set[str], set[str]]:
+            first_failures = outbox_store.first_failures(db, claimed.ids)
             outcomes: set[str] = set()
             fallbacks: list[OutboxItem] = []
             for row_id, item, attempts in claimed.rows:
                 first = first_failures.get(row_id) or now
-                outcome, (sql, args) = self._after_failure(
-                    row_id, item, attempts, first, error, now
-                )
-                db.execute(sql, args)
+                outcome, retry_at = self._after_failure(item, attempts, first, error, now)
+                if retry_at is not None:
+                    outbox_store.retry(
+                        db,
+                        row_id,
+                        retry_at,
+                        reason,
+                        maybe_delivered=error.maybe_delivered,
+                        first_failed_at=first,
+                    )
+                else:
+                    outbox_store.give_up(db, row_id, reason, first_failed_at=first)
                 outcomes.add(outcome)
                 if outcome == "fallback":
                     fallbacks.append(fallback(item, error))
-            _insert(db, fallbacks, now)
+            outbox_store.queue(db, fallbacks, now)
             return outcomes, {f.channel for f in fallbacks}
 
         outcomes, woken = await self.store.transact(write)
@@ -280,16 +229,15 @@ class Outbox:
 
     def _after_failure(
         self,
-        row_id: int,
         item: OutboxItem,
         attempts: int,
         first_failed_at: float,
         error: NotifyError,
         now: float,
-    ) -> tuple[str, tuple[str, tuple[object, ...]]]:
-        """What to do with one row after a failed attempt, and the UPDATE that records it."""
+    ) -> tuple[str, float | None]:
+        """What to do with one row after a failed attempt (``retry``, ``failed`` or
+        ``fallback``), and for a retry when."""
         s = self.settings
-        reason = error.reason[:500]
         # A channel that keeps failing gives way to the next one, but only if there is one.
         too_long = bool(item.fallbacks) and now - first_failed_at >= s.fallback_after
         if not (error.permanent or attempts >= s.max_attempts or too_long):
@@ -300,37 +248,15 @@ class Outbox:
             retry_at = now + delay
             if item.fallbacks:  # the next channel is tried when the time budget says, not later
                 retry_at = min(retry_at, max(now, first_failed_at + s.fallback_after))
-            # An attempt that may have reached the phone keeps counting against its budget.
-            return "retry", (
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-                " claimed_at = CASE WHEN ? = 1 THEN claimed_at END, first_failed_at = ?"
-                " WHERE id = ?",
-                (retry_at, reason, int(error.maybe_delivered), first_failed_at, row_id),
-            )
-        outcome = "fallback" if item.fallbacks else "failed"
-        return outcome, (
-            "UPDATE outbox SET status = 'failed', last_error = ?, claimed_at = NULL,"
-            " first_failed_at = ? WHERE id = ?",
-            (reason, first_failed_at, row_id),
-        )
+            return "retry", retry_at
+        return ("fallback" if item.fallbacks else "failed"), None
 
     async def next_due(self, channel: str) -> float | None:
-        return await self.store.transact(
-            lambda db: db.execute(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE channel = ? AND status = 'pending'",
-                (channel,),
-            ).fetchone()[0]
-        )
+        return await self.store.transact(lambda db: outbox_store.next_due(db, channel))
 
     async def pending(self) -> dict[str, tuple[int, float | None]]:
         """Per channel: pending rows and the creation time of the oldest."""
-        rows = await self.store.transact(
-            lambda db: db.execute(
-                "SELECT channel, COUNT(*), MIN(created_at) FROM outbox"
-                " WHERE status IN ('pending', 'sending') GROUP BY channel"
-            ).fetchall()
-        )
-        return {channel: (count, oldest) for channel, count, oldest in rows}
+        return await self.store.transact(outbox_store.pending)
 
 
 def _as_notify_error(exc: Exception, channel: str, send_timeout: float) -> NotifyError:
@@ -344,38 +270,6 @@ def _as_notify_error(exc: Exception, channel: str, send_timeout: float) -> Notif
         )
     log.error("the %s channel failed unexpectedly", channel, exc_info=exc)
     return NotifyError(f"{channel}: internal error ({type(exc).__name__})", permanent=False)
-
-
-def _insert(db: sqlite3.Connection, items: list[OutboxItem], now: float) -> int:
-    """Queue ``items`` (and the portal-inbox copies); a key already queued is ignored."""
-    added = 0
-    for item in items:
-        cur = db.execute(
-            f"INSERT INTO outbox ({COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
-            " ON CONFLICT (key) DO NOTHING",
-            (*row_values(item), now, now),
-        )
-        added += cur.rowcount
-        if cur.rowcount and item.channel == "inbox":
-            db.execute(
-                "INSERT INTO inbox (account, key, subject, text, created_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (item.address, item.key, item.subject, item.text, now),
-            )
-    return added
-
-
-def _marks(values: list[int]) -> str:
-    return ", ".join("?" for _ in values)
-
-
-def _mark_sending(db: sqlite3.Connection, ids: list[int], now: float) -> None:
-    db.executemany(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_at = ?"
-        " WHERE id = ?",
-        [(now, row_id) for row_id in ids],
-    )
 
 
 class OutboxWorker:

@@ -1,6 +1,7 @@
 """The outbox's rows: what one notification carries, its columns, SMS merging, fallbacks.
 
-Pure values and functions (no database access): :mod:`.outbox` stores and claims the rows.
+Pure values and functions (no database access): :mod:`.outbox` decides, :mod:`.outbox_store`
+holds the statements.
 """
 
 from __future__ import annotations
