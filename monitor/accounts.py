@@ -29,15 +29,19 @@ import pwd
 import re
 import secrets
 import sqlite3
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from . import access
-from .access import NATIONAL_ADMIN, Action, Principal, Role
+from .access import NATIONAL_ADMIN, Action, Principal
+from .accounts_model import Account, AccountError
 from .audit import audit, audit_log, audit_write, audited
+from .certificates import (
+    MAX_ISSUER,
+    CertIdentity,
+    certificate_identity,
+    identity_from_file,
+    parse_identity,
+)
 from .store import Store
 
 ROLES = access.ROLES  # the command line's choices
@@ -45,47 +49,6 @@ ACCOUNT_ID = r"^[A-Za-z0-9._-]{1,64}$"
 MAX_TOKEN = 256  # characters; a longer "token" is refused before hashing
 # What a bearer token can look like (RFC 6750 token68); ours are "npsp_" + URL-safe base64.
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-MAX_ISSUER = 1000  # characters of an issuer DN
-
-
-class AccountError(ValueError):
-    """A request about accounts that cannot be done; ``status`` is the HTTP answer."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """An account as stored (the token hash never leaves this module)."""
-
-    id: str
-    name: str
-    role: Role
-    agency: str | None
-    portal_account: str
-    cert_subject: str | None  # legacy mapping: readable, no longer logs in
-    cert_serial: str | None  # legacy mapping: readable, no longer logs in
-    created_at: float
-    created_by: str
-    revoked_at: float | None = None
-    revoked_by: str | None = None
-    cert_sha256: str | None = None  # SHA-256 of the client certificate's DER, lowercase hex
-    cert_issuer: str | None = None  # its issuer's DN, RFC 4514
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-    @property
-    def legacy_certificate(self) -> bool:
-        """Mapped to a certificate only by subject or serial: to be re-mapped by fingerprint."""
-        return self.cert_sha256 is None and bool(self.cert_subject or self.cert_serial)
-
-    def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "legacy_certificate": self.legacy_certificate}
 
 
 def _article(word: str) -> str:
@@ -120,58 +83,6 @@ _COLUMNS = (
     "id, name, role, agency, portal_account, cert_subject, cert_serial, created_at, created_by,"
     " revoked_at, revoked_by, cert_sha256, cert_issuer"
 )
-
-
-# ----- client certificates --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CertIdentity:
-    """What maps a client certificate to an account: the SHA-256 of its DER (lowercase hex)
-    and its issuer's DN in RFC 4514 form. Both must match."""
-
-    sha256: str
-    issuer: str
-
-
-def certificate_identity(der: bytes) -> CertIdentity:
-    """The identity of a certificate given as DER (as the TLS layer hands it over)."""
-    cert = x509.load_der_x509_certificate(der)
-    return CertIdentity(hashlib.sha256(der).hexdigest(), cert.issuer.rfc4514_string())
-
-
-def identity_from_file(data: bytes) -> CertIdentity:
-    """The identity of a certificate file (PEM or DER), for the command line."""
-    if b"-----BEGIN" in data:
-        try:
-            cert = x509.load_pem_x509_certificate(data)
-        except ValueError as exc:
-            raise AccountError(f"not a PEM certificate: {exc}") from None
-        return certificate_identity(cert.public_bytes(Encoding.DER))
-    try:
-        return certificate_identity(data)
-    except ValueError as exc:
-        raise AccountError(f"not a certificate (PEM or DER): {exc}") from None
-
-
-def parse_identity(sha256: str, issuer: str) -> CertIdentity:
-    """A fingerprint as typed (``AB:CD:…`` or hex, any case) and an issuer DN, checked."""
-    digest = sha256.strip().replace(":", "").lower()
-    if not _SHA256.fullmatch(digest):
-        raise AccountError("cert_sha256: the SHA-256 fingerprint, 64 hex digits")
-    issuer = issuer.strip()
-    if not issuer or len(issuer) > MAX_ISSUER or any(ord(c) < 0x20 for c in issuer):
-        raise AccountError("cert_issuer: the issuer's DN (RFC 4514), one line")
-    # The same form as a certificate's own (``certificate_identity``): a DN typed with other
-    # spacing or escapes would otherwise be stored, accepted, and never match at login.
-    try:
-        issuer = x509.Name.from_rfc4514_string(issuer).rfc4514_string()
-    except ValueError:
-        raise AccountError(
-            "cert_issuer: not an RFC 4514 DN (e.g. CN=Gov CA,O=Ban Cơ yếu Chính phủ,C=VN); "
-            "or give the certificate file instead"
-        ) from None
-    return CertIdentity(digest, issuer)
 
 
 def _certificate_taken(db: sqlite3.Connection, cert: CertIdentity, account_id: str) -> None:
