@@ -1,5 +1,7 @@
 """Accounts and their roles (decided by :mod:`monitor.access`); the audit log they write to is
-:mod:`monitor.audit` (its functions are also here, as before).
+:mod:`monitor.audit` (its functions are also here, as before). The account and its error are
+:mod:`monitor.accounts_model`'s, the statements :mod:`monitor.accounts_store`'s, a client
+certificate's identity :mod:`monitor.certificates`'; every name is importable from here.
 
 Roles, highest first: ``national-admin`` (the Government Office operations team: everything),
 ``agency-admin`` (the high-level account of one agency: grants and revokes its staff),
@@ -31,9 +33,10 @@ import secrets
 import sqlite3
 from typing import Any
 
-from . import access
+from . import access, accounts_store
 from .access import NATIONAL_ADMIN, Action, Principal
 from .accounts_model import Account, AccountError
+from .accounts_store import get
 from .audit import audit, audit_log, audit_write, audited
 from .certificates import (
     MAX_ISSUER,
@@ -42,6 +45,7 @@ from .certificates import (
     identity_from_file,
     parse_identity,
 )
+from .sqldialect import Handle
 from .store import Store
 
 ROLES = access.ROLES  # the command line's choices
@@ -79,31 +83,12 @@ def new_token() -> str:
     return "npsp_" + secrets.token_urlsafe(32)
 
 
-_COLUMNS = (
-    "id, name, role, agency, portal_account, cert_subject, cert_serial, created_at, created_by,"
-    " revoked_at, revoked_by, cert_sha256, cert_issuer"
-)
-
-
-def _certificate_taken(db: sqlite3.Connection, cert: CertIdentity, account_id: str) -> None:
-    row = db.execute(
-        "SELECT id FROM accounts WHERE cert_sha256 = ? AND revoked_at IS NULL AND id != ?",
-        (cert.sha256, account_id),
-    ).fetchone()
-    if row is not None:
+def _certificate_taken(db: Handle, cert: CertIdentity, account_id: str) -> None:
+    if accounts_store.certificate_holder(db, cert.sha256, account_id) is not None:
         raise AccountError("this certificate is already mapped to another active account", 409)
 
 
-def _account(row: tuple[Any, ...]) -> Account:
-    return Account(*row)
-
-
-def get(db: sqlite3.Connection, account_id: str) -> Account | None:
-    row = db.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = ?", (account_id,)).fetchone()  # noqa: S608 - constant columns
-    return None if row is None else _account(row)
-
-
-def _active(db: sqlite3.Connection, account_id: str) -> Account:
+def _active(db: Handle, account_id: str) -> Account:
     """An account to change: it exists (else 404) and is not revoked (else 409)."""
     target = get(db, account_id)
     if target is None:
@@ -206,21 +191,17 @@ async def create(
         if cert is not None:
             _certificate_taken(db, cert, account_id)
         creator = actor.id if actor is not None else "bootstrap"
-        db.execute(
-            "INSERT INTO accounts (id, name, role, agency, token_hash, cert_sha256, cert_issuer,"
-            " portal_account, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                name,
-                role,
-                agency,
-                hash_token(token),
-                None if cert is None else cert.sha256,
-                None if cert is None else cert.issuer,
-                portal_account or account_id,
-                now,
-                creator,
-            ),
+        accounts_store.add(
+            db,
+            account_id,
+            name=name,
+            role=role,
+            agency=agency,
+            token_hash=hash_token(token),
+            cert=cert,
+            portal_account=portal_account or account_id,
+            at=now,
+            by=creator,
         )
         detail: dict[str, Any] = {"role": role}
         if cert is not None:
@@ -254,7 +235,7 @@ async def grant(
             and access.may_manage(actor, role, target.agency)
         ):
             raise AccountError(f"{actor.id} may not grant {role} to {account_id}", 403)
-        db.execute("UPDATE accounts SET role = ? WHERE id = ?", (role, account_id))
+        accounts_store.set_role(db, account_id, role)
         audit_write(
             db,
             now,
@@ -286,11 +267,7 @@ async def revoke(
         if not target.active:
             raise AccountError(f"account {account_id!r} is already revoked", 409)
         who = actor.id if actor is not None else cli_actor()
-        db.execute(
-            "UPDATE accounts SET revoked_at = ?, revoked_by = ?, token_hash = NULL WHERE id = ?",
-            (now, who, account_id),
-        )
-        db.execute("DELETE FROM sessions WHERE account = ?", (account_id,))  # logged out at once
+        accounts_store.revoke(db, account_id, now, who)  # and logged out at once
         audit_write(db, now, who, "account.revoke", account_id, target.agency, {}, source)
         updated = get(db, account_id)
         assert updated is not None
@@ -305,28 +282,14 @@ async def by_token(store: Store, token: str) -> Account | None:
         return None
     digest = hash_token(token)
 
-    def read(db: sqlite3.Connection) -> Account | None:
-        row = db.execute(
-            f"SELECT {_COLUMNS} FROM accounts WHERE token_hash = ? AND revoked_at IS NULL",  # noqa: S608
-            (digest,),
-        ).fetchone()
-        return None if row is None else _account(row)
-
-    return await store.transact(read)
+    return await store.transact(lambda db: accounts_store.by_token_hash(db, digest))
 
 
 async def by_certificate(store: Store, cert: CertIdentity) -> Account | None:
     """The active account mapped to this certificate (fingerprint and issuer), or None."""
-
-    def read(db: sqlite3.Connection) -> Account | None:
-        row = db.execute(
-            f"SELECT {_COLUMNS} FROM accounts WHERE revoked_at IS NULL"  # noqa: S608
-            " AND cert_sha256 = ? AND cert_issuer = ?",
-            (cert.sha256, cert.issuer),
-        ).fetchone()
-        return None if row is None else _account(row)
-
-    return await store.transact(read)
+    return await store.transact(
+        lambda db: accounts_store.by_certificate(db, cert.sha256, cert.issuer)
+    )
 
 
 async def map_certificate(
@@ -350,14 +313,7 @@ async def map_certificate(
         target = _active(db, account_id)
         if cert is not None:
             _certificate_taken(db, cert, account_id)
-        db.execute(
-            "UPDATE accounts SET cert_sha256 = ?, cert_issuer = ? WHERE id = ?",
-            (
-                None if cert is None else cert.sha256,
-                None if cert is None else cert.issuer,
-                account_id,
-            ),
-        )
+        accounts_store.set_certificate(db, account_id, cert)
         old = (
             None
             if target.cert_sha256 is None
@@ -383,17 +339,8 @@ async def map_certificate(
 
 
 async def list_accounts(store: Store, agency: str | None = None) -> list[Account]:
-    def read(db: sqlite3.Connection) -> list[Account]:
-        if agency is None:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY id").fetchall()  # noqa: S608
-        else:
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM accounts WHERE agency = ? ORDER BY id",  # noqa: S608
-                (agency,),
-            ).fetchall()
-        return [_account(r) for r in rows]
-
-    return await store.transact(read)
+    """Every account (of ``agency``, if given), by id."""
+    return await store.transact(lambda db: accounts_store.listed(db, agency))
 
 
 __all__ = [
