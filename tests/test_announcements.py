@@ -27,9 +27,9 @@ from monitor.rules.announcements import (
     parse_request,
     save,
 )
-from monitor.rules.catalog import build_catalog
+from monitor.rules.announcements.catalog import build_catalog
+from monitor.rules.announcements.intake import MqttAnnouncements
 from monitor.rules.desk import RulesContext
-from monitor.rules.intake import MqttAnnouncements
 from monitor.store import Store
 from monitor.workdays import WorkCalendar
 from npsp_common.types import SecretSource

@@ -28,7 +28,7 @@ from monitor.app import Daemon
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.rules.announcements import AnnouncementDesk, load_all
-from monitor.rules.intake import MqttAnnouncements
+from monitor.rules.announcements.intake import MqttAnnouncements
 from monitor.store import Store
 from npsp_common.types import SecretSource
 from tests.peers import free_port, wait_until

@@ -17,8 +17,8 @@ import pytest
 from monitor.config import Config
 from monitor.registry import Registry
 from monitor.rules.announcements import AnnouncementDesk, parse_request
-from monitor.rules.catalog import build_catalog
-from monitor.rules.changewatch import ChangeWatch
+from monitor.rules.announcements.catalog import build_catalog
+from monitor.rules.announcements.changewatch import ChangeWatch
 from monitor.rules.desk import RulesContext
 from monitor.store import Store
 from monitor.workdays import WorkCalendar

@@ -33,8 +33,8 @@ from ..rules.announcements import (
     request_from,
     save,
 )
-from ..rules.catalog import build_catalog
-from ..rules.changewatch import ChangeWatch
+from ..rules.announcements.catalog import build_catalog
+from ..rules.announcements.changewatch import ChangeWatch
 from ..rules.desk import RulesContext
 from ..store import Store
 from ..workdays import WorkCalendar

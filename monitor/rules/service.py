@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from ..registry import Override
 from ..workdays import WorkCalendar
 from .announcements import AnnouncementDesk
-from .catalog import CatalogPublisher, build_catalog
-from .changewatch import ChangeWatch
+from .announcements.catalog import CatalogPublisher, build_catalog
+from .announcements.changewatch import ChangeWatch
+from .announcements.intake import TOPIC_FILTER, MqttAnnouncements
 from .desk import Desk, RulesContext
 from .incidents import IncidentDesk
-from .intake import TOPIC_FILTER, MqttAnnouncements
 from .maintenance import MaintenanceDesk
 from .silences import SilenceDesk
 

@@ -10,57 +10,32 @@ probe does not alert again, and a change *back* is a change of its own. A pinned
 expected until announced otherwise (the probe keeps failing meanwhile), but is told once.
 
 Observation runs inside the engine's result callback: it compares strings in memory; anything
-that needs the database or the outbox is queued for :meth:`ChangeWatch.tick`.
+that needs the database or the outbox is queued for :meth:`ChangeWatch.tick`. Its statements
+(``observed_values``, ``unannounced_changes``) are in :mod:`.store`, its notice in
+:mod:`.notices`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import sqlite3
-from dataclasses import dataclass
-from typing import Literal
 
 from npsp_common.types import ProbeResult
 
-from ..alerting.messages import local_time
-from ..alerting.notices import Notice, admins_and_operations
-from ..registry import CheckEntry
-from .announcements import AnnouncementDesk
-from .desk import RulesContext
+from ...alerting.notices import admins_and_operations
+from ...registry import CheckEntry
+from ...sqldialect import Handle
+from ..desk import RulesContext
+from . import store as rows
+from .desk import AnnouncementDesk
+from .model import FIELDS, Finding, WatchedField
+from .notices import unannounced_notice
 
-log = logging.getLogger(__name__)
+# The watch's logger keeps its name from before the topic became a folder (log lines print it).
+log = logging.getLogger("monitor.rules.changewatch")
 
-Field = Literal["fingerprint_sha256", "issuer", "addresses"]
-FIELDS: tuple[Field, ...] = ("fingerprint_sha256", "issuer", "addresses")
+Field = WatchedField  # the observed fields the watch compares
 WATCHED_KINDS = frozenset({"secure-server"})  # routine renewals elsewhere are not news
-_NAMES = {
-    "vi": {
-        "fingerprint_sha256": "dấu vân tay chứng chỉ",
-        "issuer": "đơn vị cấp chứng chỉ",
-        "addresses": "địa chỉ IP",
-    },
-    "en": {
-        "fingerprint_sha256": "certificate fingerprint",
-        "issuer": "certificate issuer",
-        "addresses": "IP addresses",
-    },
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One unannounced change, as observed."""
-
-    check_key: str
-    field: Field
-    old: str
-    new: str
-    time: float
-
-    @property
-    def system_key(self) -> str:
-        return self.check_key.rsplit("/", 1)[0]
 
 
 def _pinned(entry: CheckEntry, field: Field) -> str | None:
@@ -164,16 +139,9 @@ class ChangeWatch:
     async def load(self) -> None:
         """Read the accepted values and the changes already told (at start)."""
 
-        def read(
-            db: sqlite3.Connection,
-        ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
-            accepted = db.execute("SELECT check_key, field, value FROM observed_values").fetchall()
-            told = db.execute(
-                "SELECT check_key, field, new FROM unannounced_changes ORDER BY id"
-            ).fetchall()
-            return accepted, told
-
-        accepted, told = await self.ctx.store.transact(read)
+        accepted, told = await self.ctx.store.transact(
+            lambda db: (rows.accepted(db), rows.told(db))
+        )
         self.accepted = {(c, f): v for c, f, v in accepted}
         self.told = {(c, f): v for c, f, v in told}  # the latest per check and field
         for key, value in list(self.told.items()):
@@ -194,18 +162,9 @@ class ChangeWatch:
         if not unsaved and not findings:
             return
 
-        def write(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT INTO observed_values (check_key, field, value, since) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (check_key, field) DO UPDATE SET"
-                " value = excluded.value, since = excluded.since",
-                [(c, f, v, t) for (c, f), (v, t) in unsaved.items()],
-            )
-            db.executemany(
-                "INSERT INTO unannounced_changes (check_key, field, old, new, observed_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(x.check_key, x.field, x.old, x.new, x.time) for x in findings],
-            )
+        def write(db: Handle) -> None:
+            rows.accept(db, [(c, f, v, t) for (c, f), (v, t) in unsaved.items()])
+            rows.tell(db, findings)
 
         try:
             # Queued first (their keys are stable, so a second try queues nothing twice), then
@@ -213,7 +172,9 @@ class ChangeWatch:
             for group in _by_observation(findings):
                 agency = group[0].system_key.partition("/")[0]
                 audience = admins_and_operations(agency)
-                await self.ctx.notices.send_notice(self._notice(group), audience)
+                await self.ctx.notices.send_notice(
+                    unannounced_notice(group, self.ctx.registry()), audience
+                )
             await self.ctx.store.transact(write)
         except Exception:
             # Keep them for the next tick (newer observations win).
@@ -222,52 +183,6 @@ class ChangeWatch:
             raise
         for _ in findings:
             self.ctx.count("unannounced_changes")
-
-    def _notice(self, group: list[Finding]) -> Notice:
-        """One notice for everything one probe saw change at once (a new certificate is a new
-        fingerprint *and* often a new issuer: one message, not two)."""
-        f = group[0]
-        entry = self.ctx.registry().systems.get(f.system_key)
-        name = entry.system.name if entry else f.system_key
-        agency_vi = entry.agency.name_vi if entry else f.system_key
-        agency_en = entry.agency.name_en if entry else f.system_key
-        when = local_time(f.time)
-        vi = ", ".join(_NAMES["vi"][x.field] for x in group)
-        en = ", ".join(_NAMES["en"][x.field] for x in group)
-        before_vi = "".join(f"\n{_NAMES['vi'][x.field]}: trước {x.old}; nay {x.new}" for x in group)
-        before_en = "".join(
-            f"\n{_NAMES['en'][x.field]}: before {x.old}; now {x.new}" for x in group
-        )
-        # The key of a single-field finding is what it always was (a restart re-queues the
-        # same key, a no-op); several fields at once get all their names in it.
-        fields = "+".join(x.field for x in group)
-        news = "+".join(x.new for x in group)
-        return Notice(
-            key=f"unannounced/{f.check_key}/{fields}/{news}@{int(f.time)}",
-            subject={
-                "vi": f"[NPSP] Thay đổi chưa được thông báo: {vi} của {name} ({agency_vi})",
-                "en": f"[NPSP] Unannounced change: {en} of {name} ({agency_en})",
-            },
-            text={
-                "vi": (
-                    f"Lúc {when}, kiểm tra {f.check_key} thấy {vi} thay đổi mà không có thông "
-                    f"báo thay đổi nào tương ứng.{before_vi}\n"
-                    "Đây có thể là lỗi cấu hình hoặc dấu hiệu bị can thiệp (tấn công xen giữa). "
-                    "Đề nghị đơn vị xác minh; nếu là thay đổi hợp lệ, hãy đăng ký thông báo thay "
-                    "đổi."
-                ),
-                "en": (
-                    f"At {when}, check {f.check_key} observed a new {en} that no announcement "
-                    f"covers.{before_en}\n"
-                    "This may be a misconfiguration or an interception. Please verify; if the "
-                    "change is legitimate, announce it."
-                ),
-            },
-            sms={
-                "vi": f"NPSP: {f.system_key} doi {vi} khong thong bao luc {when}. Kiem tra ngay.",
-                "en": f"NPSP: {f.system_key} {en} changed unannounced at {when}. Please verify.",
-            },
-        )
 
 
 def _by_observation(findings: list[Finding]) -> list[list[Finding]]:

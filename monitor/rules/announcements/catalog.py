@@ -14,12 +14,13 @@ from typing import Any
 
 from notifiers.base import NotifyError
 
-from ..alerting.messages import local_iso
-from ..registry import CheckEntry, Registry
-from .announcements import AnnouncementDesk
+from ...alerting.messages import local_iso
+from ...registry import CheckEntry, Registry
 from .changewatch import ChangeWatch
+from .desk import AnnouncementDesk
 
-log = logging.getLogger(__name__)
+# The catalog's logger keeps its name from before the topic became a folder (log lines print it).
+log = logging.getLogger("monitor.rules.catalog")
 
 TOPIC = "catalog/secure-servers"
 

@@ -40,16 +40,11 @@ from notifiers.settings import AGENCY_ID
 from npsp_common.types import SecretSource
 from probes.heartbeat import MAX_TOKEN, read_token
 
-from .announcements import (
-    MAX_PAYLOAD,
-    AnnouncementDesk,
-    AnnouncementRejected,
-    load_document,
-    request_from,
-    valid_ref,
-)
+from .desk import AnnouncementDesk
+from .model import MAX_PAYLOAD, AnnouncementRejected, load_document, request_from, valid_ref
 
-log = logging.getLogger(__name__)
+# The intake's logger keeps its name from before the topic became a folder (log lines print it).
+log = logging.getLogger("monitor.rules.intake")
 
 TOPIC_FILTER = "announcements/+"
 QUEUE = 1000  # messages waiting to be handled; more are refused
