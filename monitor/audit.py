@@ -1,23 +1,28 @@
 """The audit log: who did what, to what, for which agency, from where (``api``, ``page``,
 ``web``, ``cli``). Grants, revocations, certificate mappings, acknowledgements, announcements,
 maintenance, silences, logins and failed logins are written here; :func:`audit_write` inside a
-transaction that does the act, :func:`audit` and :func:`audited` on their own."""
+transaction that does the act, :func:`audit` and :func:`audited` on their own. Its statements
+are written through :mod:`monitor.sqldialect`, like the topics' stores."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from .sqldialect import Handle, insert, sql
 from .store import Store
 
 T = TypeVar("T")
+_INSERT = insert("audit", ("ts", "actor", "action", "target", "agency", "detail", "source"))
+_SELECT = "SELECT id, ts, actor, action, target, agency, detail, source FROM audit"
+_ALL = sql(_SELECT + " ORDER BY id DESC LIMIT ?")
+_OF_AGENCY = sql(_SELECT + " WHERE agency = ? ORDER BY id DESC LIMIT ?")
 
 
 def audit_write(
-    db: sqlite3.Connection,
+    db: Handle,
     ts: float,
     actor: str,
     action: str,
@@ -27,8 +32,7 @@ def audit_write(
     source: str,
 ) -> None:
     db.execute(
-        "INSERT INTO audit (ts, actor, action, target, agency, detail, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        _INSERT,
         (ts, actor, action, target, agency, json.dumps(detail, ensure_ascii=False), source),
     )
 
@@ -76,15 +80,10 @@ async def audited(
 async def audit_log(
     store: Store, *, agency: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    def read(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
-        sql = "SELECT id, ts, actor, action, target, agency, detail, source FROM audit"
-        args: list[Any] = []
-        if agency is not None:
-            sql += " WHERE agency = ?"
-            args.append(agency)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return db.execute(sql, args).fetchall()
+    def read(db: Handle) -> list[tuple[Any, ...]]:
+        if agency is None:
+            return db.execute(_ALL, (limit,)).fetchall()
+        return db.execute(_OF_AGENCY, (agency, limit)).fetchall()
 
     return [
         {

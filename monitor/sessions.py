@@ -6,9 +6,10 @@ lifetime, at logout (:func:`end_session`) and when its account is revoked
 from __future__ import annotations
 
 import secrets
-import sqlite3
 
+from . import sessions_store
 from .accounts import Account, get, hash_token, well_formed
+from .sqldialect import Handle
 from .store import Store
 
 SESSION_PREFIX = "npsps_"
@@ -31,13 +32,9 @@ async def open_session(
     """
     session_id = SESSION_PREFIX + secrets.token_urlsafe(32)  # 256 bits
 
-    def write(db: sqlite3.Connection) -> None:
-        db.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-        db.execute(
-            "INSERT INTO sessions (id_hash, account, created_at, last_seen, expires_at, idle)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (hash_token(session_id), account.id, now, now, now + lifetime, idle),
-        )
+    def write(db: Handle) -> None:
+        sessions_store.delete_expired(db, now)
+        sessions_store.add(db, hash_token(session_id), account.id, now, now + lifetime, idle)
 
     await store.transact(write)
     return session_id
@@ -53,23 +50,20 @@ async def by_session(store: Store, session_id: str, now: float) -> Account | Non
     if digest is None:
         return None
 
-    def work(db: sqlite3.Connection) -> Account | None:
-        row = db.execute(
-            "SELECT account, last_seen, expires_at, idle FROM sessions WHERE id_hash = ?",
-            (digest,),
-        ).fetchone()
+    def work(db: Handle) -> Account | None:
+        row = sessions_store.get(db, digest)
         if row is None:
             return None
         account_id, last_seen, expires_at, idle = row
         if now >= expires_at or now >= last_seen + idle:
-            db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,))
+            sessions_store.delete(db, digest)
             return None
         account = get(db, account_id)
         if account is None or not account.active:
-            db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,))
+            sessions_store.delete(db, digest)
             return None
         if now - last_seen >= min(SESSION_TOUCH, idle / 10):
-            db.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, digest))
+            sessions_store.touch(db, digest, now)
         return account
 
     return await store.transact(work)
@@ -80,8 +74,4 @@ async def end_session(store: Store, session_id: str) -> bool:
     digest = _session_hash(session_id)
     if digest is None:
         return False
-    return bool(
-        await store.transact(
-            lambda db: db.execute("DELETE FROM sessions WHERE id_hash = ?", (digest,)).rowcount
-        )
-    )
+    return await store.transact(lambda db: sessions_store.delete(db, digest))
