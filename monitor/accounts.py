@@ -30,7 +30,6 @@ import os
 import pwd
 import re
 import secrets
-import sqlite3
 from typing import Any
 
 from . import access, accounts_store
@@ -185,7 +184,7 @@ async def create(
     _check_inbox(actor, account_id, role, agency, portal_account or account_id, inboxes or {})
     token = new_token()
 
-    def write(db: sqlite3.Connection) -> Account:
+    def write(db: Handle) -> Account:
         if get(db, account_id) is not None:
             raise AccountError(f"account {account_id!r} already exists", 409)
         if cert is not None:
@@ -226,7 +225,7 @@ async def grant(
 ) -> Account:
     """Give an account another role (in its agency)."""
 
-    def write(db: sqlite3.Connection) -> Account:
+    def write(db: Handle) -> Account:
         target = _active(db, account_id)
         _check_role(role, target.agency, agencies)
         # Both the role it has and the role it gets must be within the actor's reach.
@@ -258,7 +257,7 @@ async def revoke(
 ) -> Account:
     """Revoke an account: refused from its very next request."""
 
-    def write(db: sqlite3.Connection) -> Account:
+    def write(db: Handle) -> Account:
         target = get(db, account_id)
         if target is None:
             raise AccountError(f"no account {account_id!r}", 404)
@@ -309,7 +308,7 @@ async def map_certificate(
     if not access.may_map_certificates(actor):
         raise AccountError("only a national-admin maps client certificates to accounts", 403)
 
-    def write(db: sqlite3.Connection) -> Account:
+    def write(db: Handle) -> Account:
         target = _active(db, account_id)
         if cert is not None:
             _certificate_taken(db, cert, account_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from ... import access, accounts
 from ...alerting.messages import local_iso
 from ...rules import incidents as inc
 from ...rules.incidents import store as incidents_store
+from ...sqldialect import Handle
 from ..routes import ApiError, Query, Route
 from .common import (
     API,
@@ -178,7 +178,7 @@ async def incident_comment(request: web.Request) -> web.Response:
     body = await body_of(request, Comment)
     now = api.clock()
 
-    def write(db: sqlite3.Connection) -> None:
+    def write(db: Handle) -> None:
         incidents_store.add_comment(db, found.id, now, me.id, body.text)
         accounts.audit_write(db, now, me.id, "incident.comment", found.id, found.agency, {}, "api")
 

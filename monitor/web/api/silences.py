@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from aiohttp import web
 
 from npsp_common.types import Moment
@@ -11,6 +9,7 @@ from npsp_common.types import Moment
 from ... import access, accounts
 from ...access import Action
 from ...rules.silences import store as silences_store
+from ...sqldialect import Handle
 from ..routes import ApiError, Route, path_number
 from .common import (
     API,
@@ -64,7 +63,7 @@ async def silence_create(request: web.Request) -> web.Response:
     if ends - starts > 7 * 86400:
         raise ApiError(400, "a silence lasts at most 7 days (plan longer work as maintenance)")
 
-    def write(db: sqlite3.Connection) -> int:
+    def write(db: Handle) -> int:
         silence_id = silences_store.add(
             db,
             agency=body.agency,
@@ -117,7 +116,7 @@ async def silence_cancel(request: web.Request) -> web.Response:
         raise ApiError(409, f"silence {raw} is already cancelled")
     now = api.clock()
 
-    def write(db: sqlite3.Connection) -> None:
+    def write(db: Handle) -> None:
         silences_store.cancel(db, number, now)
         accounts.audit_write(db, now, me.id, "silence.cancel", raw, row[0], {}, "api")
 
