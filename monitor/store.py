@@ -23,6 +23,7 @@ from . import changes_store
 from .changes_store import StoredState
 from .schema import MIGRATIONS as _MIGRATIONS
 from .schema import statements
+from .sqldialect import Handle
 from .state import Event
 
 T = TypeVar("T")
@@ -158,7 +159,7 @@ class Store:
             raise StoreError("store is closed")
         return self._db
 
-    def _transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _transact(self, fn: Callable[[Handle], T]) -> T:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -174,14 +175,14 @@ class Store:
         db.execute("COMMIT")
         return result
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(self, fn: Callable[[Handle], T]) -> T:
         """Run ``fn(connection)``, which only reads, on the store's thread outside a transaction
         (it takes no write lock, as :meth:`transact` does)."""
         return await self._call(lambda: fn(self._conn()))
 
     # ----- async API --------------------------------------------------------------------------
 
-    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def transact(self, fn: Callable[[Handle], T]) -> T:
         """Run ``fn(connection)`` in one transaction on the store's thread (for other modules'
         tables, such as the outbox, so that they need not know how the store is run)."""
         return await self._call(self._transact, fn)

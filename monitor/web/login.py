@@ -27,8 +27,7 @@ class Login(PageKit):
     async def login(self, request: web.Request) -> web.StreamResponse:
         lang = language(request)
         w = WORDS[lang]
-        # Behind a trusted proxy, the client it forwards (as the API counts it), not the proxy.
-        who = self.ctx.authenticator.client(request)
+        who = self.ctx.authenticator.client(request)  # behind a trusted proxy, its client
         throttle = self.ctx.authenticator.throttle
         wait = throttle.blocked_for(who)
         if wait:

@@ -68,7 +68,7 @@ from .kit import PageKit, PagesContext
 from .login import Login
 from .routes import path_number
 from .templates import render
-from .templates.render import PROBLEMS, Bar, Message, Problem, Row
+from .templates.render import PROBLEMS, Bar, InboxItem, Problem, Row
 from .templates.words import WORDS, Lang
 
 MAX_MESSAGES = 200  # inbox messages on one page
@@ -322,7 +322,7 @@ class Pages(PageKit):
             lambda db: inbox_store.messages(db, portal, MAX_MESSAGES)
         )
         chrome = await self._chrome(request, account)
-        messages = [Message(m.id, m.subject, m.text, m.created_at, m.read_at) for m in rows]
+        messages = [InboxItem(m.id, m.subject, m.text, m.created_at, m.read_at) for m in rows]
         return html(render.inbox_page(chrome, messages, csrf=chrome.csrf))
 
     async def inbox_read(self, request: web.Request) -> web.StreamResponse:

@@ -1,5 +1,5 @@
 """The pages' frame and small pieces: what a handler hands over (:class:`Chrome`, :class:`Row`,
-:class:`Bar`, :class:`Problem`, :class:`Message`), the stylesheet and the Content-Security-Policy
+:class:`Bar`, :class:`Problem`, :class:`InboxItem`), the stylesheet and the Content-Security-Policy
 that allows it by its hash (:data:`CSP`), links, times, names, state badges, the 24-hour bar,
 a table, and :func:`layout`, the frame of every page. Every value from the config, the store or
 a probe is escaped here or in :mod:`.tables` and :mod:`.render`; nowhere else builds HTML.
@@ -71,7 +71,7 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class InboxItem:
     """One message of a portal inbox."""
 
     id: int

@@ -27,7 +27,7 @@ from .frame import (
     SLOTS,
     Bar,
     Chrome,
-    Message,
+    InboxItem,
     Problem,
     Row,
     Run,
@@ -286,7 +286,7 @@ def _recent_results(
     return body
 
 
-def inbox_page(chrome: Chrome, messages: Sequence[Message], *, csrf: str | None) -> str:
+def inbox_page(chrome: Chrome, messages: Sequence[InboxItem], *, csrf: str | None) -> str:
     """The account's messages, newest first; unread ones carry a "mark as read" form."""
     lang = chrome.lang
     w = WORDS[lang]
@@ -372,7 +372,7 @@ __all__ = [
     "SLOTS",
     "Bar",
     "Chrome",
-    "Message",
+    "InboxItem",
     "Problem",
     "Row",
     "Run",
