@@ -54,7 +54,7 @@ from .web.routes import Route
 from .workdays import WorkCalendar
 
 if TYPE_CHECKING:
-    from notifiers.mqtt import MqttPublisher
+    from .broker import MqttPublisher
 
 #: Where the daemon's config is read: the one running now (a reload replaces it).
 ConfigSource = Callable[[], Config]

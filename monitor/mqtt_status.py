@@ -24,7 +24,7 @@ from .engine import Engine
 from .state import Event
 
 if TYPE_CHECKING:
-    from notifiers.mqtt import MqttPublisher
+    from .broker import MqttPublisher
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 A new channel is one new module, its settings in :mod:`notifiers.settings` (a field of
 :class:`~notifiers.settings.ChannelSettings`) and one line in :data:`CHANNELS`. A channel's
 module, and its provider's client library, is imported only when the channel is configured
-(twilio alone costs ~16 MB). The broker connection (:mod:`notifiers.mqtt`) is not a channel:
+(twilio alone costs ~16 MB). The broker connection (:mod:`monitor.broker`) is not a channel:
 the inbox pushes through it, the daemon's status topics too.
 """
 

@@ -20,7 +20,7 @@ __all__ = ["InboxNotifier", "Publisher", "StoredInbox", "check_topic_level"]
 
 
 class Publisher(Protocol):
-    """What the push needs of the broker connection (:class:`notifiers.mqtt.MqttPublisher`)."""
+    """What the push needs of the broker connection (:class:`monitor.broker.MqttPublisher`)."""
 
     async def publish(
         self, topic_suffix: str, payload: bytes, *, qos: int = 1, retain: bool = False

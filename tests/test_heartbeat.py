@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from monitor.broker import MqttPublisher, Settings
 from monitor.config import ConfigError, load_config
 from monitor.engine import Engine
 from monitor.heartbeats import MAX_BODY, TOPIC_FILTER, HeartbeatReceiver, heartbeat_route
@@ -26,7 +27,6 @@ from monitor.state import State
 from monitor.store import Store
 from monitor.web.app import build_app
 from monitor.web.routes import aiohttp_routes
-from notifiers.mqtt import MqttPublisher, Settings
 from npsp_common.types import ProbeResult
 from probes import PROBES, Probe, ProbeEnv
 from probes.heartbeat import HeartbeatBoard, Spec

@@ -16,9 +16,9 @@ import pydantic
 import pytest
 import trustme
 
+from monitor.broker import MqttPublisher, Settings
 from notifiers.base import Message, NotifyError
 from notifiers.inbox import InboxNotifier
-from notifiers.mqtt import MqttPublisher, Settings
 from tests.peers import wait_until
 from tests.peers.mosquitto import Mosquitto, available
 

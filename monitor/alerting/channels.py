@@ -14,7 +14,7 @@ from notifiers.inbox import StoredInbox
 from notifiers.settings import ChannelSettings
 
 if TYPE_CHECKING:
-    from notifiers.mqtt import MqttPublisher
+    from ..broker import MqttPublisher
 
 __all__ = ["Channels", "StoredInbox"]
 
@@ -54,7 +54,7 @@ class Channels:
         settings = _own_client_id(settings, vantage)
         publisher = None
         if settings.mqtt is not None:
-            from notifiers.mqtt import MqttPublisher  # noqa: PLC0415 - aiomqtt, only when used
+            from ..broker import MqttPublisher  # noqa: PLC0415 - aiomqtt, only when used
 
             publisher = MqttPublisher(settings.mqtt, will=will)
         env = ChannelEnv(publisher=publisher, site=site)

@@ -17,7 +17,7 @@ from .maintenance import MaintenanceDesk
 from .silences import SilenceDesk
 
 if TYPE_CHECKING:
-    from notifiers.mqtt import MqttPublisher
+    from ..broker import MqttPublisher
 
 
 class RulesService:

@@ -27,7 +27,7 @@ from notifiers.settings import MqttSettings as Settings
 
 __all__ = ["MqttPublisher", "Settings"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("notifiers.mqtt")  # the name its log lines have always had
 
 RECONNECT_BASE = 0.5  # seconds: the first reconnect waits up to this, then 1, 2, 4... up to the cap
 
