@@ -35,7 +35,7 @@ from .rules.desk import run_desks
 from .sdnotify import SystemdNotifier, status_loop, watchdog_loop
 from .store import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor.app")  # the daemon's lines keep the name they always had
 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
