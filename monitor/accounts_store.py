@@ -104,7 +104,7 @@ def set_role(db: Handle, account_id: str, role: str) -> None:
 
 def revoke(db: Handle, account_id: str, at: float, by: str) -> None:
     """Revoke an account: its token goes, and its page sessions end at once (the one statement
-    on ``sessions`` outside :mod:`monitor.sessions`: it belongs to the revocation)."""
+    on ``sessions`` outside :mod:`monitor.sessions_store`: it belongs to the revocation)."""
     db.execute(_REVOKE, (at, by, account_id))
     db.execute(_END_SESSIONS, (account_id,))
 

@@ -22,7 +22,7 @@ from .build import Core, StartupError
 from .config import Config, ConfigError
 from .config_loader import load_config_isolated
 from .engine import Engine
-from .lifecycle import Lifecycle, listener_tls
+from .lifecycle import Lifecycle
 from .metrics import DaemonMetrics
 from .rules.service import RulesService
 from .sdnotify import SystemdNotifier
@@ -33,7 +33,7 @@ from .workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Daemon", "StartupError", "listener_tls"]
+__all__ = ["Daemon", "StartupError"]
 
 
 def _freeze_heap() -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from npsp_common.types import ProbeResult, Why, printable
@@ -48,9 +48,9 @@ class Engine:
     """Registry, scheduler, state machine and event log; built first by :mod:`monitor.build`.
 
     What listens to it is named where its loops start (:meth:`probe_forever`,
-    :meth:`persist_forever`, :meth:`flush`), since those listeners (the rules desks, the alert
-    pipeline) are built after it and on it; ``observers`` and ``subscribers`` given here hear
-    of every result and batch as well (tests, tools)."""
+    :meth:`persist_forever`), since those listeners (the rules desks, the alert pipeline) are
+    built after it and on it; the engine keeps them from then on, so that every
+    :meth:`flush` (the store-writer's, the shutdown's, a test's) delivers to the same ones."""
 
     def __init__(
         self,
@@ -61,8 +61,6 @@ class Engine:
         observe_lag: Callable[[float], None] = lambda _lag: None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
-        observers: Iterable[ResultObserver] = (),
-        subscribers: Iterable[EventSink] = (),
     ) -> None:
         self.config = config
         self.store = store
@@ -79,8 +77,7 @@ class Engine:
             clock=monotonic,
         )
         self.history: dict[str, deque[Sample]] = {}
-        self.subscribers: list[EventSink] = list(subscribers)
-        self.observers: list[ResultObserver] = list(observers)
+        self._subscribers: tuple[EventSink, ...] = ()  # set by persist_forever
         self._unsaved: list[Event] = []
         self._dirty = asyncio.Event()
         # One flush at a time, so that subscribers see the batches in the order they happened.
@@ -220,13 +217,10 @@ class Engine:
 
     async def probe_forever(self, observers: Sequence[ResultObserver] = ()) -> None:
         """Run the probes until the scheduler is stopped; ``observers`` hear of every result
-        that carries observed values, after those given when built."""
-        if not observers:
-            await self.scheduler.run()
-            return
-        everyone = [*self.observers, *observers]
+        that carries observed values."""
+        listening = tuple(observers)
         await self.scheduler.run(
-            lambda job, result, due: self._on_result(job, result, due, everyone)
+            lambda job, result, due: self._on_result(job, result, due, listening)
         )
 
     def _on_result(
@@ -234,10 +228,9 @@ class Engine:
         job: Job,
         result: ProbeResult,
         due: float,
-        observers: Sequence[ResultObserver] | None = None,
+        observers: Sequence[ResultObserver] = (),
     ) -> None:
         del due
-        observers = self.observers if observers is None else observers
         if not result.reason.isprintable():
             # Bytes from a probed server (a Location header, a reason phrase) may reach the
             # reason: its control characters must not travel on to messages, pages or logs.
@@ -277,15 +270,16 @@ class Engine:
         self._dirty.set()
 
     async def persist_forever(self, subscribers: Sequence[EventSink] = ()) -> None:
-        """Write events to the store in batches, then hand each committed batch to the
-        subscribers (those given when built, then ``subscribers``); on a store error keep
-        them, retry a second later."""
+        """Write events to the store in batches, then hand each committed batch to
+        ``subscribers`` (kept: every later :meth:`flush` delivers to them too); on a store
+        error keep them, retry a second later."""
+        self._subscribers = tuple(subscribers)
         while True:
             await self._dirty.wait()
-            if not await self.flush(subscribers):
+            if not await self.flush():
                 await asyncio.sleep(1.0)
 
-    async def flush(self, subscribers: Sequence[EventSink] = ()) -> bool:
+    async def flush(self) -> bool:
         """Save the events not saved yet, then deliver them; False when the store failed.
 
         Nothing reads an event before it is committed: an alert queued for a state change that
@@ -307,7 +301,7 @@ class Engine:
                 self._unsaved[:0] = batch
                 self._dirty.set()
                 return False
-            for sink in (*self.subscribers, *subscribers):
+            for sink in self._subscribers:
                 try:
                     sink(batch)
                 except Exception:

@@ -229,7 +229,7 @@ class Lifecycle:
         await _cancel([loops.stop, *loops.others])
         # A crash is not a clean stop: those watching must not read "stopped".
         await parts.deadman.stop("crashed" if crashed else "stopped")
-        await core.engine.flush(parts.subscribers)
+        await core.engine.flush()  # to the subscribers its store-writer ran with
         await core.rules.incidents.flush()
         await parts.pipeline.tick()  # whatever is due now is at least written to the outbox
         await self._drain_outbox(parts, loops.senders)

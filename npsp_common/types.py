@@ -1,7 +1,7 @@
 """Types shared by the daemon and its leaf packages (``probes/``, ``notifiers/``).
 
-This is the only module of ``monitor`` that the leaf packages import. It holds no logic beyond
-parsing of small value types, so that a probe or a channel stays a leaf.
+It imports none of them (an import-linter contract says so), and holds no logic beyond parsing
+of small value types, so that a probe or a channel stays a leaf.
 """
 
 from __future__ import annotations

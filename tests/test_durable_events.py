@@ -44,12 +44,11 @@ async def test_subscribers_see_only_committed_state_changes(tmp_path: Path) -> N
                 missing.append(e)
 
     engine = Engine(config, store, ProbeEnv())
-    engine.subscribers.append(sink)
     try:
         await engine.start()
         tasks = [
             asyncio.create_task(engine.scheduler.run()),
-            asyncio.create_task(engine.persist_forever()),
+            asyncio.create_task(engine.persist_forever([sink])),
         ]
         await eventually(lambda: len({e.system for e in seen}) == len(targets))
         for task in tasks:
@@ -70,7 +69,6 @@ async def test_a_failing_store_holds_events_back_until_they_are_saved(tmp_path: 
     store = await Store.open(config.state_db)
     seen: list[Event] = []
     engine = Engine(config, store, ProbeEnv())
-    engine.subscribers.append(seen.extend)
     blocker = sqlite3.connect(config.state_db, timeout=0)
     try:
         await engine.start()
@@ -79,7 +77,7 @@ async def test_a_failing_store_holds_events_back_until_they_are_saved(tmp_path: 
         blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
         tasks = [
             asyncio.create_task(engine.scheduler.run()),
-            asyncio.create_task(engine.persist_forever()),
+            asyncio.create_task(engine.persist_forever([seen.extend])),
         ]
         await eventually(lambda: engine.store_failures >= 1)
         assert seen == []
@@ -133,3 +131,31 @@ async def test_the_database_is_private_whatever_the_umask(tmp_path: Path) -> Non
         if path.exists():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+
+
+async def test_a_flush_from_outside_the_store_writer_reaches_its_subscribers(
+    tmp_path: Path,
+) -> None:
+    """Review of issue 12: the subscribers were named only to the store-writer's loop, so a
+    flush from elsewhere (the shutdown's, a test's) saved a batch and handed it to nobody: an
+    outage the pipeline never heard of. The engine keeps the subscribers its writer runs with."""
+    from npsp_common.types import Why
+
+    config = load_config(
+        write_config(tmp_path / "c.yaml", config_dict(tmp_path, {"secure-server": free_port()}))
+    )
+    store = await Store.open(config.state_db)
+    seen: list[Event] = []
+    engine = Engine(config, store, ProbeEnv())
+    try:
+        await engine.start()
+        writer = asyncio.create_task(engine.persist_forever([seen.extend]))
+        await asyncio.sleep(0)  # the writer starts, then waits for events
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        key = next(iter(engine.registry.systems))
+        engine.set_maintenance({key: Why("maintenance.window", {"id": 1})})
+        assert await engine.flush()
+    finally:
+        await store.close()
+    assert [(f"{e.agency}/{e.system}", e.new) for e in seen] == [(key, State.MAINTENANCE)]

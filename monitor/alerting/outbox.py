@@ -39,19 +39,11 @@ from ..config.alerting import OutboxSettings
 from ..sqldialect import Handle
 from ..store import Store
 from . import outbox_store
-from .outbox_items import MAX_MERGED, SMS_JOINER, Claimed, OutboxItem, fallback, fitting, merged_sms
+from .outbox_items import Claimed, OutboxItem, fallback, fitting, merged_sms
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "MAX_MERGED",
-    "SMS_JOINER",
-    "Claimed",
-    "Outbox",
-    "OutboxItem",
-    "OutboxWorker",
-    "merged_sms",
-]
+__all__ = ["Outbox", "OutboxItem", "OutboxWorker"]
 
 
 class Outbox:

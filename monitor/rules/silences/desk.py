@@ -19,7 +19,10 @@ class SilenceDesk:
 
     async def refresh(self) -> None:
         now = self.ctx.clock()
-        self.active = await self.ctx.store.transact(lambda db: store.active(db, now))
+        active = await self.ctx.store.transact(lambda db: store.active(db, now))
+        # In the order they were made: of two silences covering an alert, the older one is
+        # named in its reason (the API lists them by their end instead).
+        self.active = sorted(active, key=lambda s: s.id)
 
     async def tick(self, now: float) -> None:
         self.active = [s for s in self.active if s.ends > now]
