@@ -40,6 +40,7 @@ from monitor.rules.incidents import (
     mark_complex,
     open_incident,
 )
+from monitor.rules.incidents.model import check_received
 from monitor.state import State
 from monitor.store import Store
 from monitor.web.templates.render import incidents_table
@@ -227,6 +228,9 @@ async def test_request_refusals_are_sentences(store: Store, tmp_path: Path) -> N
     assert "cannot have been received in the future (10:01 04/12/2026)" in await refused(
         received_at=now + 60
     )
+    # Nor long before: a request received 31 days ago would open already breached.
+    assert "was received more than 30 days ago (" in await refused(received_at=now - 31 * 86400)
+    check_received(now - 29 * 86400, now)  # within the month: accepted
     assert await refused(
         is_complex=True,
         received_at=hanoi(2026, 12, 3, 16, 0),

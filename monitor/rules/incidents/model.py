@@ -114,11 +114,22 @@ def checked_text(value: str, what: str, *, lines: bool = True) -> str:
     return value
 
 
+#: How long before it is entered a request may have been received: older, it would be opened
+#: already breached and page people about a request nobody can still act on in time.
+MAX_RECEIVED_AGO = 30 * 86400.0
+
+
 def check_received(received: float, now: float) -> None:
     if received > now:
         raise IncidentError(
             f"the request cannot have been received in the future ({local_time(received)});"
             f" it is {local_time(now)} now"
+        )
+    if received < now - MAX_RECEIVED_AGO:
+        raise IncidentError(
+            f"the request was received more than {int(MAX_RECEIVED_AGO // 86400)} days ago"
+            f" ({local_time(received)}): enter it as received today, and say when it really"
+            " came in its summary"
         )
 
 
