@@ -36,7 +36,7 @@ from . import access, accounts_store
 from .access import NATIONAL_ADMIN, Action, Principal
 from .accounts_model import Account, AccountError
 from .accounts_store import get
-from .audit import audit, audit_log, audit_write, audited
+from .audit import audit_write
 from .certificates import (
     MAX_ISSUER,
     CertIdentity,
@@ -350,10 +350,6 @@ __all__ = [
     "Account",
     "AccountError",
     "CertIdentity",
-    "audit",
-    "audit_log",
-    "audit_write",
-    "audited",
     "by_certificate",
     "by_token",
     "certificate_identity",

@@ -27,7 +27,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor import store as store_module
 from monitor.config import ConfigError, load_config
 from monitor.rules.incidents import (
     NO_DUE,
@@ -41,6 +40,7 @@ from monitor.rules.incidents import (
     open_incident,
 )
 from monitor.rules.incidents.model import check_received
+from monitor.schema import MIGRATIONS
 from monitor.state import State
 from monitor.store import Store
 from monitor.web.templates.render import incidents_table
@@ -371,8 +371,8 @@ async def test_an_existing_database_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     db = sqlite3.connect(path, isolation_level=None)
     # The schema just before the migration that brought received_at (others came after it).
-    at = next(i for i, m in enumerate(store_module._MIGRATIONS) if "received_at" in m)
-    previous = store_module._MIGRATIONS[:at]
+    at = next(i for i, m in enumerate(MIGRATIONS) if "received_at" in m)
+    previous = MIGRATIONS[:at]
     for script in previous:
         for statement in filter(None, (s.strip() for s in script.split(";"))):
             db.execute(statement)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from monitor import accounts
+from monitor import accounts, audit
 from monitor.accounts import cli_actor
 from monitor.app import Daemon
 from monitor.config import load_config
@@ -348,7 +348,7 @@ async def test_an_agency_admin_cannot_take_over_a_certificate_login(
         site.store, actor=national, account_id="ops", cert=None, now=time.time()
     )
     assert await site.whoami(ops) is None
-    rows = await accounts.audit_log(site.store)
+    rows = await audit.audit_log(site.store)
     changes = [r for r in rows if r["action"] == "account.certificate"]
     assert [(r["actor"], r["target"]) for r in changes] == [("ops", "ops"), (cli_actor(), "ops")]
     assert changes[0]["detail"] == {

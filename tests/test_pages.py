@@ -27,7 +27,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from monitor import accounts
+from monitor import accounts, audit
 from monitor.config import load_config
 from monitor.engine import Engine
 from monitor.rules.announcements import Announcement, Changes, save
@@ -35,7 +35,8 @@ from monitor.rules.incidents import open_incident
 from monitor.state import GATEWAY_AGENCY, GATEWAY_SYSTEM, Event, State
 from monitor.store import Store
 from monitor.web.auth import COOKIE, Authenticator
-from monitor.web.pages import SEVERITY, PagesContext, page_routes, timelines, window_start
+from monitor.web.bars import SEVERITY, timelines, window_start
+from monitor.web.pages import PagesContext, page_routes
 from monitor.web.templates.render import SLOTS
 from monitor.web.templates.words import AGENCY_KINDS, STATE_NAMES, SYSTEM_KINDS, WORDS
 from monitor.workdays import WorkCalendar
@@ -538,7 +539,7 @@ async def test_an_announcement_is_cancelled_from_its_system_page(site: Site) -> 
     assert cancelled is not None
     _, page = await site.get(page_path)
     assert WORDS["vi"]["cancelled"] in page and "/cancel" not in page
-    rows = await accounts.audit_log(site.store)
+    rows = await audit.audit_log(site.store)
     assert any(r["action"] == "announcement.cancel" and r["actor"] == "vpcp" for r in rows)
 
 

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from notifiers import CHANNELS, ChannelEnv
 from notifiers.base import ChannelName, Notifier
-from notifiers.inbox import StoredInbox
 from notifiers.settings import ChannelSettings
 
 if TYPE_CHECKING:
     from ..broker import MqttPublisher
 
-__all__ = ["Channels", "StoredInbox"]
+__all__ = ["Channels"]
 
 
 @runtime_checkable

@@ -19,7 +19,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ..accounts import audit, cli_actor
+from ..accounts import cli_actor
+from ..audit import audit
 from ..config import load_config
 from ..registry import Registry
 from ..rules.announcements import (

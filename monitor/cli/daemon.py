@@ -143,8 +143,9 @@ def _probe_json(check: str, kind: str, r: ProbeResult) -> dict[str, Any]:
 
 async def _notify_test(config: Config, channel: str, to: str, language: str) -> str:
     from notifiers.base import Message, NotifyError  # noqa: PLC0415
+    from notifiers.inbox import StoredInbox  # noqa: PLC0415
 
-    from ..alerting.channels import Channels, StoredInbox  # noqa: PLC0415
+    from ..alerting.channels import Channels  # noqa: PLC0415
 
     # Only the channel under test is built: testing SMS must not need the mail server's
     # password (the inbox pushes through MQTT, so it needs the broker and nothing else).

@@ -25,7 +25,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from ..accounts import audited
+from ..audit import audited
 from ..config import load_config
 from ..registry import Registry
 from ..rules.incidents import (

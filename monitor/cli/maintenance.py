@@ -18,7 +18,7 @@ import getpass
 import time
 from typing import Any
 
-from ..accounts import audited
+from ..audit import audited
 from ..config import load_config
 from ..registry import Registry
 from ..rules.maintenance import Window, cancel, list_windows, schedule

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .. import accounts, sessions
+from .. import accounts, audit, sessions
 from ..accounts import Account, CertIdentity
 from ..store import Store
 
@@ -216,7 +216,7 @@ class Authenticator:
         # The path as sent (percent-encoded: printable ASCII), not decoded: a %00 stays text.
         path = request.raw_path[:MAX_LOGGED_PATH]
         log.warning("login failed", extra={"client": who, "path": path})
-        await accounts.audit(
+        await audit.audit(
             self.store,
             ts=self.clock(),
             actor=f"anonymous@{who}",

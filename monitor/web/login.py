@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import accounts, sessions
+from .. import accounts, audit, sessions
 from . import auth
 from .auth import COOKIE
 from .browser import cross_site, html, language, redirect, safe_next
@@ -45,7 +45,7 @@ class Login(PageKit):
         account = await accounts.by_token(self.ctx.store, token) if token else None
         if account is None:
             throttle.failed(who)
-            await accounts.audit(
+            await audit.audit(
                 self.ctx.store,
                 ts=self.ctx.clock(),
                 actor=f"anonymous@{who}",
@@ -56,7 +56,7 @@ class Login(PageKit):
             chrome = Chrome(lang, "/login")
             page = render.login_page(chrome, next_path=next_path, error=w["login_failed"])
             return html(page, 401, private=False)
-        await accounts.audit(
+        await audit.audit(
             self.ctx.store,
             ts=self.ctx.clock(),
             actor=account.id,
@@ -96,7 +96,7 @@ class Login(PageKit):
                 return await self._message(request, 403, w["forbidden"], w["forged"])
             if session:
                 await sessions.end_session(self.ctx.store, session)  # dead server-side too
-            await accounts.audit(
+            await audit.audit(
                 self.ctx.store,
                 ts=self.ctx.clock(),
                 actor=account.id,

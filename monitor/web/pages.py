@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from aiohttp import web
 
-from .. import accounts, changes_store, inbox_store
+from .. import audit, changes_store, inbox_store
 from ..access import Action, may_act, may_read, read_scope
 from ..accounts import Account
 from ..config import Agency
@@ -62,7 +62,7 @@ from ..rules.announcements import cancel as cancel_announcement
 from ..rules.incidents import OUTAGE, Incident, list_incidents
 from ..state import Event, State
 from . import auth
-from .bars import SEVERITY, WINDOW, timelines, window_start
+from .bars import timelines, window_start
 from .browser import html, language, redirect
 from .kit import PageKit, PagesContext
 from .login import Login
@@ -297,7 +297,7 @@ class Pages(PageKit):
             await cancel_announcement(self.ctx.store, found.id, self.ctx.clock())
         except AnnouncementRejected as exc:
             return await self._message(request, 409, w["forbidden"], str(exc))
-        await accounts.audit(
+        await audit.audit(
             self.ctx.store,
             ts=self.ctx.clock(),
             actor=account.id,
@@ -384,12 +384,4 @@ def page_routes(ctx: PagesContext) -> list[web.RouteDef]:
     ]
 
 
-__all__ = [
-    "SEVERITY",
-    "WINDOW",
-    "Pages",
-    "PagesContext",
-    "page_routes",
-    "timelines",
-    "window_start",
-]
+__all__ = ["Pages", "PagesContext", "page_routes"]

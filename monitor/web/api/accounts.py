@@ -10,7 +10,7 @@ from pydantic import Field
 
 from npsp_common.types import LINE
 
-from ... import access, accounts
+from ... import access, accounts, audit
 from ...access import Action
 from ...accounts import AccountError
 from ..routes import ApiError, Route
@@ -143,7 +143,7 @@ async def audit_list(request: web.Request) -> web.Response:
     api, me = request.app[API], caller(request)
     if not access.may_act(me, me.agency, Action.ADMINISTER):
         raise ApiError(403, f"{me.id} ({me.role}) may not read the audit log")
-    rows = await accounts.audit_log(api.store, agency=access.read_scope(me))
+    rows = await audit.audit_log(api.store, agency=access.read_scope(me))
     return web.json_response({"audit": rows})
 
 

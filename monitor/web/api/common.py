@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from npsp_common.types import LINE, TEXT, StrictModel, matching
 
-from ... import access, accounts
+from ... import access, accounts, audit
 from ...access import Action
 from ...accounts import Account
 from ...engine import Engine
@@ -141,7 +141,7 @@ def local_time(api: Api, moment: dt.datetime) -> float:
 async def record(
     api: Api, me: Account, action: str, target: str, agency: str | None, **detail: Any
 ) -> None:
-    await accounts.audit(
+    await audit.audit(
         api.store,
         ts=api.clock(),
         actor=me.id,

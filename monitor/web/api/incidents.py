@@ -8,7 +8,7 @@ from aiohttp import web
 
 from npsp_common.types import Moment
 
-from ... import access, accounts
+from ... import access, audit
 from ...alerting.messages import local_iso
 from ...rules import incidents as inc
 from ...rules.incidents import store as incidents_store
@@ -180,7 +180,7 @@ async def incident_comment(request: web.Request) -> web.Response:
 
     def write(db: Handle) -> None:
         incidents_store.add_comment(db, found.id, now, me.id, body.text)
-        accounts.audit_write(db, now, me.id, "incident.comment", found.id, found.agency, {}, "api")
+        audit.audit_write(db, now, me.id, "incident.comment", found.id, found.agency, {}, "api")
 
     await api.store.transact(write)
     return web.json_response({"incident": found.id, "ts": now, "author": me.id}, status=201)

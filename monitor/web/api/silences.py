@@ -6,7 +6,7 @@ from aiohttp import web
 
 from npsp_common.types import Moment
 
-from ... import access, accounts
+from ... import access, audit
 from ...access import Action
 from ...rules.silences import store as silences_store
 from ...sqldialect import Handle
@@ -74,7 +74,7 @@ async def silence_create(request: web.Request) -> web.Response:
             created_by=me.id,
             created_at=now,
         )
-        accounts.audit_write(
+        audit.audit_write(
             db,
             now,
             me.id,
@@ -118,7 +118,7 @@ async def silence_cancel(request: web.Request) -> web.Response:
 
     def write(db: Handle) -> None:
         silences_store.cancel(db, number, now)
-        accounts.audit_write(db, now, me.id, "silence.cancel", raw, row[0], {}, "api")
+        audit.audit_write(db, now, me.id, "silence.cancel", raw, row[0], {}, "api")
 
     await api.store.transact(write)
     await api.rules.silences.refresh()
