@@ -6,6 +6,9 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the pages tests render in headless Chromium
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)  # promtool: tests/test_prometheus.py
+# initdb + pg_ctl: monitor/pglocal.py starts a throwaway PostgreSQL (the package's own cluster
+# is not used by the tests)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root or install them)" >&2
