@@ -16,5 +16,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  if [[ " ${need[*]} " == *" postgresql "* ]]; then
+    # Debian's package would create and start a "main" cluster on port 5432; the tests start
+    # their own (monitor/pglocal.py), so tell postgresql-common not to, before installing.
+    apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
+    conf=/etc/postgresql-common/createcluster.conf
+    grep -qs '^create_main_cluster *= *false' "$conf" || echo 'create_main_cluster = false' >>"$conf"
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
