@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from notifiers.base import ChannelName
 
 from .engine import Engine
+from .registry import _label_value
 from .state import State
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,22 @@ class DaemonMetrics:
         self.reload_ok = 1
         self.reload_time = time.time()
         self.engine = engine
+        # Several gateway hosts on one PostgreSQL (issue 13); a single SQLite host keeps these
+        # defaults: it is the leader, its store answers, it never took over from anyone.
+        self.leader = 1
+        self.store_up = 1
+        self.takeovers = Counter(
+            "npsp_leader_takeovers",
+            "Times this host became the leader (ran the alert stream after another host).",
+            registry=self.registry,
+        )
+        # vantage -> votes now, as this host reads the shared store; None until set (a daemon
+        # with an engine then exports its own vantage, voting while its canaries pass).
+        self.voting: dict[str, bool] | None = None
+        # (agency, system) -> voting vantages that see it failing; None: cluster off, not
+        # exported. Label strings are built once per system and kept (see ``vote_labels``).
+        self.system_votes: Mapping[tuple[str, str], int] | None = None
+        self._vote_labels: dict[tuple[str, str], str] = {}
         self.registry.register(_EngineCollector(self))
 
     async def refresh(self) -> None:
@@ -139,6 +156,55 @@ class DaemonMetrics:
         self.reload_ok = 1 if ok else 0
         if ok:
             self.reload_time = time.time()
+
+    # -- the cluster (issue 13): set by whoever knows, read at every scrape --------------------
+
+    def set_leader(self, leader: bool) -> None:
+        """Whether this host runs the alert stream now (``npsp_leader``)."""
+        self.leader = 1 if leader else 0
+
+    def set_store_up(self, up: bool) -> None:
+        """Whether the state database answered the last operation or ping (``npsp_store_up``)."""
+        self.store_up = 1 if up else 0
+
+    def leader_took_over(self) -> None:
+        """This host just became the leader (``npsp_leader_takeovers_total``); also sets
+        ``npsp_leader`` to 1."""
+        self.takeovers.inc()
+        self.leader = 1
+
+    def set_voting(self, voting: Mapping[str, bool]) -> None:
+        """Every vantage known in the shared store -> whether it votes now (fresh liveness beat
+        and passing canaries), as this host reads it. Replaces the previous reading: a vantage
+        left out is no longer exported."""
+        self.voting = dict(voting)
+
+    def set_system_votes(self, votes: Mapping[tuple[str, str], int] | None) -> None:
+        """(agency, system) -> how many voting vantages see the system failing (down or
+        unreachable); None stops exporting ``npsp_system_votes_failing`` (cluster off). The
+        mapping is kept, not copied: a scrape reads a snapshot of its items."""
+        self.system_votes = votes
+        if votes is not None and len(self._vote_labels) > 2 * len(votes) + 1000:
+            self._vote_labels = {}  # systems removed since: forget their labels
+
+    def vote_labels(self, key: tuple[str, str]) -> str:
+        """The pre-rendered ``agency="…",system="…"`` of a system, built once."""
+        labels = self._vote_labels.get(key)
+        if labels is None:
+            agency, system = key
+            labels = f'agency="{_label_value(agency)}",system="{_label_value(system)}"'
+            self._vote_labels[key] = labels
+        return labels
+
+    def voting_now(self) -> dict[str, bool] | None:
+        """What ``npsp_vantage_voting`` shows: the last ``set_voting``, or else this daemon's
+        own vantage voting while its canaries pass (a single host), or nothing (no engine)."""
+        if self.voting is not None:
+            return self.voting
+        if self.engine is None:
+            return None
+        state = self.engine.state
+        return {state.vantage: not state.gateway_cut}
 
 
 class _EngineCollector(Collector):
@@ -174,6 +240,32 @@ class _EngineCollector(Collector):
             oldest.add_metric([channel], 0.0 if first is None else max(0.0, now - first))
         yield pending
         yield oldest
+        yield GaugeMetricFamily(
+            "npsp_leader",
+            "1 on the host that runs the alert stream now (always on a single host), 0 elsewhere.",
+            value=m.leader,
+        )
+        yield GaugeMetricFamily(
+            "npsp_store_up",
+            "1 while the state database answers (last operation or ping succeeded), 0 otherwise.",
+            value=m.store_up,
+        )
+        voting = m.voting_now()
+        if voting is not None:
+            per_vantage = GaugeMetricFamily(
+                "npsp_vantage_voting",
+                "1 while the vantage votes (fresh liveness beat, uplink canaries pass), 0 "
+                "otherwise; every vantage this host knows of.",
+                labels=["vantage"],
+            )
+            for vantage, votes in sorted(voting.items()):
+                per_vantage.add_metric([vantage], 1 if votes else 0)
+            yield per_vantage
+            yield GaugeMetricFamily(
+                "npsp_vantages_voting",
+                "Vantages voting now, as this host reads them.",
+                value=sum(1 for votes in voting.values() if votes),
+            )
         engine = m.engine
         if engine is None:
             return
@@ -265,4 +357,26 @@ async def render(engine: Engine, metrics: DaemonMetrics) -> AsyncIterator[str]:
     yield "".join(up)
     yield "".join(states)
     await asyncio.sleep(0)
+    if metrics.system_votes is not None:
+        async for chunk in _render_votes(metrics, list(metrics.system_votes.items())):
+            yield chunk
+        await asyncio.sleep(0)
     yield generate_latest(metrics.registry).decode()
+
+
+async def _render_votes(
+    metrics: DaemonMetrics, votes: list[tuple[tuple[str, str], int]]
+) -> AsyncIterator[str]:
+    """``npsp_system_votes_failing``, from a snapshot of the votes, in slices like the checks."""
+    parts = [
+        "# HELP npsp_system_votes_failing Voting vantages that see the system failing (down or"
+        " unreachable).\n"
+        "# TYPE npsp_system_votes_failing gauge\n"
+    ]
+    for index, (key, count) in enumerate(votes, 1):
+        parts.append(f"npsp_system_votes_failing{{{metrics.vote_labels(key)}}} {count}\n")
+        if index % SLICE == 0:
+            yield "".join(parts)
+            parts = []
+            await asyncio.sleep(0)
+    yield "".join(parts)
