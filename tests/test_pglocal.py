@@ -12,7 +12,8 @@ import pytest
 
 from monitor.pglocal import LocalPostgres, LocalPostgresError, find_bindir
 
-needs_postgres = pytest.mark.skipif(find_bindir() is None, reason="PostgreSQL is not installed")
+# The tests that start servers of their own: skipped or failed (on CI) as local_postgres is.
+needs_postgres = pytest.mark.usefixtures("local_postgres")
 
 
 def _password(local_postgres: LocalPostgres) -> str:
@@ -151,3 +152,12 @@ def test_without_postgresql_it_says_what_to_install(
     assert find_bindir() is None
     with pytest.raises(LocalPostgresError, match="apt-get install postgresql"):
         LocalPostgres()
+
+
+@needs_postgres
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root")
+def test_as_root_a_folder_the_server_user_cannot_reach_is_refused(tmp_path: Path) -> None:
+    # pytest's tmp_path lies under a 0700 folder of root's.
+    server = LocalPostgres(tmp_path / "pg")
+    with pytest.raises(LocalPostgresError, match="cannot reach"):
+        server.start_blocking()
