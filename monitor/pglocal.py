@@ -241,6 +241,19 @@ class LocalPostgres:
                 raise LocalPostgresError(f"kill: postmaster {pid} or its backends still running")
             time.sleep(0.02)
 
+    def is_running(self) -> bool:
+        """Whether the postmaster of :attr:`datadir` is alive (after kill, its pid file stays)."""
+        pid = self._postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def create_database_blocking(self, name: str) -> str:
         """A fresh empty database owned by ``npsp``; returns its URL."""
         if not _DB_NAME.fullmatch(name):
@@ -305,9 +318,14 @@ class LocalPostgres:
         if self._user is None:
             return command
         runuser = shutil.which("runuser")
-        if runuser is None:
-            raise LocalPostgresError("running as root needs runuser (util-linux) to drop to a user")
-        return [runuser, "-u", self._user, "--", *command]
+        if runuser is not None:
+            return [runuser, "-u", self._user, "--", *command]
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise LocalPostgresError("as root, runuser or setpriv (util-linux) must drop to a user")
+        entry = pwd.getpwnam(self._user)
+        ids = [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups"]
+        return [setpriv, *ids, "--", *command]
 
     def _run(self, tool: str, *args: str, log: Path | None = None) -> None:
         done = subprocess.run(  # noqa: S603 - fixed argv, our own folders

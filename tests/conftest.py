@@ -89,4 +89,6 @@ def pg_url(local_postgres: LocalPostgres, request: pytest.FixtureRequest) -> tup
     """``(url, password_file)`` of a fresh, empty database owned by ``npsp``, for this test only."""
     stem = re.sub(r"[^a-z0-9_]+", "_", request.node.name.lower())[:40].strip("_") or "t"
     name = f"t_{stem}_{secrets.token_hex(4)}"
+    if not local_postgres.is_running():  # an earlier test stopped or killed it and then failed
+        local_postgres.start_server_blocking()
     return local_postgres.create_database_blocking(name), local_postgres.password_file

@@ -102,12 +102,15 @@ async def test_data_survives_a_stop_and_a_crash() -> None:
             conn.execute("CREATE TABLE kept (x int)")
             conn.execute("INSERT INTO kept VALUES (42)")
         await server.stop_server()
+        assert not server.is_running()
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(server.url, password=password, connect_timeout=2).close()
         await server.start_server()
         with psycopg.connect(server.url, password=password) as conn:
             assert conn.execute("SELECT x FROM kept").fetchall() == [(42,)]
+        assert server.is_running()
         await server.kill()
+        assert not server.is_running()
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(server.url, password=password, connect_timeout=2).close()
         await server.start_server()
