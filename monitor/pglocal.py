@@ -31,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +71,18 @@ HBA = (
     "local all all trust\n"
     "host all all 127.0.0.1/32 scram-sha-256\n"
 )
+
+
+# The guard: a child process that outlives us only to clean up. It reads one end of a pipe whose
+# other end only we hold; a byte means "stopped properly, nothing to do", end of file means we
+# died (SIGKILL, a crash): it stops the server and removes the folder we made.
+_GUARD = """
+import os, shutil, subprocess, sys
+if not os.read(int(sys.argv[1]), 1):
+    subprocess.run(sys.argv[3:], capture_output=True, check=False, timeout=120)
+    if sys.argv[2]:
+        shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
 
 
 class LocalPostgresError(RuntimeError):
@@ -150,6 +163,8 @@ class LocalPostgres:
         self._user: str | None = None
         self._started = False
         self._base_made = False
+        self._guard: subprocess.Popen[bytes] | None = None
+        self._guard_pipe: int | None = None
 
     # --- where things are -----------------------------------------------------------------------
 
@@ -199,6 +214,7 @@ class LocalPostgres:
             self.port = _free_port()
         try:
             self._prepare_folders()
+            self._start_guard()
             self._initdb()
             self._configure()
             self._pg_ctl_start()
@@ -216,6 +232,37 @@ class LocalPostgres:
         if self._base_made:
             shutil.rmtree(self.base, ignore_errors=True)
             self._base_made = False
+        self._stop_guard()
+
+    def _start_guard(self) -> None:
+        """Stop the server and remove our folder even if this process dies without stop()."""
+        read_end, self._guard_pipe = os.pipe()
+        stop = self._command(
+            "pg_ctl", "stop", "-D", str(self.datadir), "-m", "immediate", "-w", "-t", "60"
+        )
+        remove = str(self.base) if self._base_made else ""
+        try:
+            self._guard = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+                [sys.executable, "-c", _GUARD, str(read_end), remove, *stop],
+                pass_fds=(read_end,),
+                cwd=self.base,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C for us does not reach it
+            )
+        finally:
+            os.close(read_end)
+
+    def _stop_guard(self) -> None:
+        if self._guard_pipe is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._guard_pipe, b"q")
+            os.close(self._guard_pipe)
+            self._guard_pipe = None
+        if self._guard is not None:
+            self._guard.wait(timeout=10)
+            self._guard = None
 
     def stop_server_blocking(self) -> None:
         """``pg_ctl stop -m fast``: sessions are ended, the data stays for :meth:`start_server`."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -164,3 +167,33 @@ def test_as_root_a_folder_the_server_user_cannot_reach_is_refused(tmp_path: Path
     server = LocalPostgres(tmp_path / "pg")
     with pytest.raises(LocalPostgresError, match="cannot reach"):
         server.start_blocking()
+
+
+@needs_postgres
+def test_a_killed_owner_leaves_no_server_behind() -> None:
+    # Its owner dies without stop() (SIGKILL, a CI timeout): its guard stops it and cleans up.
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from monitor.pglocal import LocalPostgres\n"
+            "pg = LocalPostgres()\n"
+            "pg.start_blocking()\n"
+            "print(pg.base, pg.port, flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    ) as owner:
+        try:
+            assert owner.stdout is not None
+            base, port = owner.stdout.readline().split()
+            assert _listening(int(port)) == ["127.0.0.1"]
+        finally:
+            owner.kill()
+    deadline = time.monotonic() + 20
+    while Path(base).exists() or _listening(int(port)):
+        assert time.monotonic() < deadline, "the server outlived its owner"
+        time.sleep(0.05)
