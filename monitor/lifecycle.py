@@ -33,7 +33,7 @@ from .config import Config, HttpSettings
 from .metrics import DaemonMetrics
 from .rules.desk import run_desks
 from .sdnotify import SystemdNotifier, status_loop, watchdog_loop
-from .store import Store
+from .store import open_configured
 
 log = logging.getLogger("monitor.app")  # the daemon's lines keep the name they always had
 
@@ -121,7 +121,7 @@ class Lifecycle:
     async def _startup(self, held: contextlib.AsyncExitStack) -> build.Parts:
         host = self.host
         host.notifier.status("starting: opening the state database")
-        store = await Store.open(host.config.state_db)
+        store = await open_configured(host.config)
         held.push_async_callback(store.close)
         channels = build.channels(host.config)
         held.push_async_callback(channels.aclose)

@@ -9,9 +9,13 @@ here:
 
 * the placeholders: statements are written with ``?``; :func:`sql` turns them into the
   backend's (SQLite's own, so it changes nothing here; PostgreSQL's are ``$1``, ``$2``…);
-* the shapes of an insert that keeps an existing row, of an upsert and of ``RETURNING``.
+* the shapes of an insert that keeps an existing row, of an upsert and of ``RETURNING``;
+* row locks: :data:`SKIP_LOCKED` after a ``SELECT`` claims its rows on PostgreSQL (``FOR
+  UPDATE SKIP LOCKED``: two hosts never claim the same row) and is a comment to SQLite, whose
+  ``BEGIN IMMEDIATE`` already lets one writer in at a time.
 
-A PostgreSQL backend is another module with the same names, nothing else.
+The PostgreSQL handle (:mod:`monitor.store_pg`) translates the placeholders and the marker when
+it runs a statement, so a statement is one string for both backends.
 """
 
 from __future__ import annotations
@@ -19,7 +23,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-__all__ = ["Cursor", "Handle", "insert", "insert_ignore", "placeholders", "sql", "upsert"]
+__all__ = [
+    "SKIP_LOCKED",
+    "Cursor",
+    "Handle",
+    "insert",
+    "insert_ignore",
+    "placeholders",
+    "sql",
+    "upsert",
+]
+
+
+#: Appended to a ``SELECT`` whose rows the transaction claims (see the module's docstring).
+SKIP_LOCKED = " /* FOR UPDATE SKIP LOCKED */"
 
 
 class Cursor(Protocol):

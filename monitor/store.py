@@ -1,6 +1,8 @@
-"""What must survive a restart, in SQLite (WAL): the database the daemon and the command line
-share, opened, migrated forward (:mod:`monitor.schema`) and run on one dedicated thread: SQLite
-connections are not shared across threads, and the event loop never waits on disk.
+"""What must survive a restart: the database the daemon and the command line share, in SQLite
+(WAL; one gateway host, the default) or PostgreSQL (several hosts, :mod:`monitor.store_pg`),
+opened, migrated forward (:mod:`monitor.schema`, :mod:`monitor.schema_pg`) and run on one
+dedicated thread: SQLite connections are not shared across threads, and the event loop never
+waits on disk or on the network.
 
 The statements live in each topic's store (``monitor/rules/<topic>/store.py``,
 :mod:`monitor.changes_store`, :mod:`monitor.inbox_store`…), run by :meth:`Store.transact`;
@@ -17,10 +19,13 @@ import stat
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from . import changes_store
+import psycopg
+
+from . import changes_store, store_pg
 from .changes_store import StoredState
+from .dblocation import DatabaseLocation, PostgresUrl, describe
 from .schema import MIGRATIONS as _MIGRATIONS
 from .schema import statements
 from .sqldialect import Handle
@@ -33,8 +38,10 @@ __all__ = [
     "MissingDatabase",
     "Store",
     "StoreError",
+    "StoreSettings",
     "StoredState",
     "missing_database",
+    "open_configured",
     "run_with_store",
 ]
 
@@ -94,43 +101,14 @@ class MissingDatabase(StoreError):
     """There is no database at the path and the caller did not ask to create one."""
 
 
-class Store:
-    """The daemon's durable memory. Create with :meth:`open`, finish with :meth:`close`."""
+class _Sqlite:
+    """The embedded backend: one file, one connection, WAL."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npsp-store")
-        self._db: sqlite3.Connection | None = None
+        self.db: sqlite3.Connection | None = None
 
-    @classmethod
-    async def open(cls, path: Path, *, create: bool = True) -> Store:
-        """Open the database at ``path``, migrating it forward. Without ``create`` a missing
-        database is :class:`MissingDatabase` (the command line never makes one by surprise);
-        the daemon creates it, 0600 in a 0700 folder, owned by whoever runs it."""
-        store = cls(path)
-        try:
-            await store._call(store._open, create)
-        except StoreError:
-            store._executor.shutdown(wait=False)
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            store._executor.shutdown(wait=False)
-            raise StoreError(f"cannot open state database {path}: {exc}") from None
-        return store
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._call(self._db.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
-
-    async def _call(self, fn: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    # ----- runs on the store thread ---------------------------------------------------------
-
-    def _open(self, create: bool) -> None:
+    def open(self, create: bool) -> None:
         if not create and not self.path.exists():
             raise MissingDatabase(missing_database(self.path))
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -142,6 +120,7 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(_MIGRATIONS):
+            db.close()
             raise StoreError(
                 f"{self.path} was written by a newer npsp-monitor (schema {version}); "
                 "refusing to touch it"
@@ -152,15 +131,15 @@ class Store:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={number}")
             db.execute("COMMIT")
-        self._db = db
+        self.db = db
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
+    def conn(self) -> sqlite3.Connection:
+        if self.db is None:
             raise StoreError("store is closed")
-        return self._db
+        return self.db
 
-    def _transact(self, fn: Callable[[Handle], T]) -> T:
-        db = self._conn()
+    def transact(self, fn: Callable[[Handle], T]) -> T:
+        db = self.conn()
         db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(db)
@@ -175,25 +154,152 @@ class Store:
         db.execute("COMMIT")
         return result
 
+    def read(self, fn: Callable[[Handle], T]) -> T:
+        return fn(self.conn())
+
+    def data_version(self) -> int:
+        return int(self.conn().execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+class _Postgres:
+    """The shared backend: one connection on the store's thread, opened again after it broke
+    (PostgreSQL restarted, the network came back); the failed call is the caller's to retry."""
+
+    def __init__(self, url: PostgresUrl, password: str | None) -> None:
+        self.url = url
+        self.password = password
+        self.db: Any = None
+
+    def open(self, create: bool) -> None:
+        conn = store_pg.connect(self.url, self.password)
+        try:
+            version = store_pg.schema_version(conn)
+            conn.rollback()
+            if version > len(store_pg.MIGRATIONS):
+                raise StoreError(
+                    f"{describe(self.url)} was written by a newer npsp-monitor (schema "
+                    f"{version}); refusing to touch it"
+                )
+            if version == 0 and not create:
+                raise MissingDatabase(
+                    f"no npsp-monitor schema in {describe(self.url)}: start the daemon once, "
+                    "or run npsp-monitor store migrate"
+                )
+            store_pg.migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self.db = conn
+
+    def conn(self) -> Any:
+        if self.db is None:
+            raise StoreError("store is closed")
+        if self.db.broken or self.db.closed:
+            self.db = store_pg.connect(self.url, self.password)
+        return self.db
+
+    def transact(self, fn: Callable[[Handle], T]) -> T:
+        conn = self.conn()
+        with conn.transaction():
+            return fn(store_pg.PgHandle(conn))
+
+    def read(self, fn: Callable[[Handle], T]) -> T:
+        conn = self.conn()
+        with conn.transaction():
+            return fn(store_pg.PgHandle(conn))
+
+    def data_version(self) -> int:
+        conn = self.conn()
+        with conn.transaction():
+            row = conn.execute("SELECT last_value, is_called FROM npsp_data_version").fetchone()
+        return int(row[0]) if row[1] else 0
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+
+_Backend = _Sqlite | _Postgres
+
+
+class Store:
+    """The daemon's durable memory. Create with :meth:`open`, finish with :meth:`close`."""
+
+    def __init__(self, location: DatabaseLocation, password: str | None = None) -> None:
+        self.location = location
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npsp-store")
+        self._backend: _Backend = (
+            _Postgres(location, password)
+            if isinstance(location, PostgresUrl)
+            else _Sqlite(location)
+        )
+
+    @property
+    def shared(self) -> bool:
+        """True on PostgreSQL: several gateway hosts may be writing to this database."""
+        return isinstance(self._backend, _Postgres)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (only for an embedded store)."""
+        if not isinstance(self.location, Path):
+            raise StoreError("this store is not a file")
+        return self.location
+
+    @classmethod
+    async def open(
+        cls, location: DatabaseLocation, *, create: bool = True, password: str | None = None
+    ) -> Store:
+        """Open the database at ``location`` (a SQLite path or a PostgreSQL URL; ``password``
+        for the latter), migrating it forward. Without ``create`` a missing database is
+        :class:`MissingDatabase` (the command line never makes one by surprise); the daemon
+        creates it (a file 0600 in a 0700 folder, owned by whoever runs it)."""
+        store = cls(location, password)
+        try:
+            await store._call(store._backend.open, create)
+        except StoreError:
+            store._executor.shutdown(wait=False)
+            raise
+        except (sqlite3.Error, OSError, psycopg.Error) as exc:
+            store._executor.shutdown(wait=False)
+            raise StoreError(f"cannot open state database {describe(location)}: {exc}") from None
+        return store
+
+    async def close(self) -> None:
+        await self._call(self._backend.close)
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"the state database failed: {exc}") from None
+
     async def _read(self, fn: Callable[[Handle], T]) -> T:
-        """Run ``fn(connection)``, which only reads, on the store's thread outside a transaction
-        (it takes no write lock, as :meth:`transact` does)."""
-        return await self._call(lambda: fn(self._conn()))
+        """Run ``fn(connection)``, which only reads, on the store's thread (SQLite: outside a
+        transaction, taking no write lock as :meth:`transact` does)."""
+        return await self._call(self._backend.read, fn)
 
     # ----- async API --------------------------------------------------------------------------
 
     async def transact(self, fn: Callable[[Handle], T]) -> T:
         """Run ``fn(connection)`` in one transaction on the store's thread (for other modules'
         tables, such as the outbox, so that they need not know how the store is run)."""
-        return await self._call(self._transact, fn)
+        return await self._call(self._backend.transact, fn)
 
     async def data_version(self) -> int:
-        """SQLite's ``data_version``: it changes when *another* connection (the command line)
-        commits, which is how the daemon notices announcements, maintenance and incident
+        """A number that changes when *another* connection (the command line; on PostgreSQL
+        another host, or this one) commits to what the desks read, which is how the daemon
+        notices announcements, maintenance and incident
         actions written while it runs."""
-        return await self._call(
-            lambda: int(self._conn().execute("PRAGMA data_version").fetchone()[0])
-        )
+        return await self._call(self._backend.data_version)
 
     async def record(self, events: Iterable[Event]) -> None:
         """Append state changes and update the systems' current state, in one transaction."""
@@ -217,12 +323,33 @@ class Store:
             await self.transact(lambda db: changes_store.forget(db, keys))
 
 
-def run_with_store(path: Path, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
-    """For the command line: open the store at ``path`` (an existing one unless ``create``),
+class StoreSettings(Protocol):
+    """Where the config says the database is (:class:`monitor.config.Config` is one)."""
+
+    @property
+    def state_db(self) -> DatabaseLocation: ...
+
+    def state_db_password(self) -> str | None: ...
+
+
+async def open_configured(settings: StoreSettings, *, create: bool = True) -> Store:
+    """:meth:`Store.open` on the config's database, with its password read from the
+    credential file (a file that cannot be read is a :class:`StoreError` naming it)."""
+    try:
+        password = settings.state_db_password()
+    except ValueError as exc:
+        raise StoreError(f"state_db_password_file: {exc}") from None
+    return await Store.open(settings.state_db, create=create, password=password)
+
+
+def run_with_store(
+    settings: StoreSettings, work: Callable[[Store], Awaitable[T]], *, create: bool = False
+) -> T:
+    """For the command line: open the config's store (an existing one unless ``create``),
     run ``work`` on it, close it."""
 
     async def run() -> T:
-        store = await Store.open(path, create=create)
+        store = await open_configured(settings, create=create)
         try:
             return await work(store)
         finally:

@@ -386,6 +386,7 @@ def test_the_command_line_maps_certificates_and_flags_old_mappings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from monitor.cli import main
+    from monitor.config import load_config
     from monitor.store import run_with_store
 
     ca = trustme.CA()
@@ -407,7 +408,7 @@ def test_the_command_line_maps_certificates_and_flags_old_mappings(
         db.execute("UPDATE accounts SET cert_serial = '5A3F' WHERE id = 'kt2'")
 
     assert main([*create, "--id", "kt2", "--name", "B"]) == 0
-    run_with_store(tmp_path / "state.db", lambda store: store.transact(legacy))
+    run_with_store(load_config(config), lambda store: store.transact(legacy))
     capsys.readouterr()
     assert main(["accounts", "list", *c]) == 0
     out = capsys.readouterr()

@@ -65,7 +65,7 @@ def with_store(
     A missing database is created only when the command was given ``--init``; otherwise it is
     :class:`~monitor.store.MissingDatabase` (exit code 1, see :mod:`monitor.cli.errors`).
     """
-    return run_with_store(config.state_db, work, create=args.init)
+    return run_with_store(config, work, create=args.init)
 
 
 def print_json(data: Any, *, indent: int = 2, ensure_ascii: bool = False) -> None:

@@ -47,12 +47,12 @@ def _render(report: Report, fmt: str, language: str) -> str:
 def _report(args: argparse.Namespace, clock: Clock) -> int:
     month_bounds(args.month)  # a malformed month is refused before the config is read
     config = load_config(args.config)
-    if not config.state_db.exists():
+    if isinstance(config.state_db, Path) and not config.state_db.exists():
         return fail(missing_database(config.state_db, init=False), 1)
     registry = Registry.from_config(config)
     now = clock()
     report = run_with_store(
-        config.state_db, lambda store: build_report(store, registry, args.month, now=now)
+        config, lambda store: build_report(store, registry, args.month, now=now)
     )
     text = _render(report, args.format, args.language)
     if args.output is None:

@@ -125,7 +125,7 @@ def _load_config(path: Path, limits: Limits, registry_alone: bool) -> tuple[Conf
     issues.extend(cross_check(config, raw, fallback, path.parent, alone=alone))
     if issues:
         raise ConfigError(issues)
-    if not config.state_db.is_absolute():
+    if isinstance(config.state_db, Path) and not config.state_db.is_absolute():
         config = config.model_copy(update={"state_db": path.parent / config.state_db})
     return config, alone
 

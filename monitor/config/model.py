@@ -8,15 +8,25 @@ import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from notifiers.settings import ChannelSettings
-from npsp_common.types import CheckCommon, Duration, StrictModel
+from npsp_common.types import CheckCommon, Duration, SecretSource, StrictModel
 from probes import PROBES
 
+from ..dblocation import DatabaseLocation, PostgresUrl, parse_location
 from ..deadman import DeadmanSettings
 from ..workdays import CalendarSettings
 from .alerting import AlertingSettings
+from .cluster import ClusterSettings
 
 if TYPE_CHECKING:
     AnyCheck = CheckCommon
@@ -190,7 +200,30 @@ class Config(StrictModel):
 
     vantage: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "gw-1"
     listen: Annotated[str, BeforeValidator(str)] = "127.0.0.1:9477"
-    state_db: Path = Path("state/npsp-monitor.db")
+    state_db: Annotated[
+        DatabaseLocation,
+        PlainValidator(parse_location),
+        PlainSerializer(str),
+        WithJsonSchema({"type": "string"}),
+    ] = Field(
+        Path("state/npsp-monitor.db"),
+        description=(
+            "The state database (state, outbox, announcements, incidents, accounts): a file "
+            "path (embedded SQLite in WAL mode, one gateway host; relative to the config "
+            "file) or "
+            "`postgresql://USER@HOST:PORT/DB` (several hosts; TLS options such as "
+            "`?sslmode=verify-full&sslrootcert=/etc/npsp-monitor/pg-ca.pem` in the URL, never "
+            "a password)."
+        ),
+    )
+    state_db_password_file: Path | None = Field(
+        None,
+        description=(
+            "The PostgreSQL password, in a credential file (a relative name is looked up in "
+            "$CREDENTIALS_DIRECTORY first)."
+        ),
+    )
+    cluster: ClusterSettings = ClusterSettings()
     scheduler: SchedulerConfig = SchedulerConfig()
     defaults: Defaults = Defaults()
     uplink: Uplink | None = None
@@ -204,3 +237,21 @@ class Config(StrictModel):
     security: SecuritySettings = SecuritySettings()
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
+
+    @model_validator(mode="after")
+    def _password_for_postgres(self) -> Config:
+        if self.state_db_password_file is not None and not self.shared_store:
+            raise ValueError("state_db_password_file is for a postgresql:// state_db")
+        return self
+
+    @property
+    def shared_store(self) -> bool:
+        """The state database is PostgreSQL: several gateway hosts may share it."""
+        return isinstance(self.state_db, PostgresUrl)
+
+    def state_db_password(self) -> str | None:
+        """The PostgreSQL password from its credential file (``ValueError`` naming the file,
+        never the value)."""
+        if self.state_db_password_file is None:
+            return None
+        return SecretSource(file=self.state_db_password_file).read().get_secret_value()

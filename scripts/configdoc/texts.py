@@ -15,8 +15,6 @@ DESCRIPTIONS: dict[str, str] = {
     "vantage": "Name of this gateway host; tags every probe result, event and message.",
     "listen": "The HTTP listener (`/metrics`, `/healthz`, `/api/v1`, the pages) as HOST:PORT; "
     "loopback by default; port 0 = any free port.",
-    "state_db": "The SQLite database (WAL): state, outbox, announcements, incidents, "
-    "accounts. A relative path is relative to the config file.",
     "scheduler": "Limits on probes in flight.",
     "defaults": "Values a check takes when it does not set its own.",
     "uplink": "Canary checks of the gateway's own uplink; when all fail, the gateway is cut "
@@ -30,6 +28,8 @@ DESCRIPTIONS: dict[str, str] = {
     "calendar": "Working days and hours, and the deadlines of the regulation.",
     "http": "The listener's TLS, client certificates, limits and sessions.",
     "deadman": "The dead man's switch: this daemon says it is alive.",
+    "cluster": "Several gateway hosts on one PostgreSQL state_db: how many vantages must see a "
+    "system failing, how fast a leader is replaced, when a vantage stops voting.",
     "security": "What targets that do not come from this config (announced hosts, redirects) "
     "may reach.",
     # --- scheduler, defaults
