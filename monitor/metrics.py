@@ -145,9 +145,12 @@ class DaemonMetrics:
             async with asyncio.timeout(REFRESH_WAIT):
                 self.outbox_pending = await self.outbox_source()
         except TimeoutError:
-            return
+            return  # busy, not down: npsp_store_up keeps its last value
         except Exception:  # a store error must not fail the scrape
+            self.set_store_up(False)
             log.warning("cannot read the outbox backlog for /metrics", exc_info=True)
+        else:
+            self.set_store_up(True)
 
     def count_notification(self, channel: str, outcome: str) -> None:
         self.notifications.labels(channel, outcome).inc()
