@@ -43,6 +43,7 @@ __all__ = [
     "missing_database",
     "open_configured",
     "run_with_store",
+    "schema_versions",
 ]
 
 
@@ -340,6 +341,36 @@ async def open_configured(settings: StoreSettings, *, create: bool = True) -> St
     except ValueError as exc:
         raise StoreError(f"state_db_password_file: {exc}") from None
     return await Store.open(settings.state_db, create=create, password=password)
+
+
+async def schema_versions(settings: StoreSettings) -> tuple[int, int]:
+    """(the schema version the config's database is at, the one this code writes), without
+    migrating anything; a missing SQLite file is at 0."""
+    try:
+        password = settings.state_db_password()
+    except ValueError as exc:
+        raise StoreError(f"state_db_password_file: {exc}") from None
+    location = settings.state_db
+
+    def read() -> tuple[int, int]:
+        if isinstance(location, PostgresUrl):
+            conn = store_pg.connect(location, password)
+            try:
+                return store_pg.schema_version(conn), len(store_pg.MIGRATIONS)
+            finally:
+                conn.close()
+        if not location.exists():
+            return 0, len(_MIGRATIONS)
+        db = sqlite3.connect(f"file:{location}?mode=ro", uri=True)
+        try:
+            return int(db.execute("PRAGMA user_version").fetchone()[0]), len(_MIGRATIONS)
+        finally:
+            db.close()
+
+    try:
+        return await asyncio.to_thread(read)
+    except (sqlite3.Error, psycopg.Error) as exc:
+        raise StoreError(f"cannot read state database {describe(location)}: {exc}") from None
 
 
 def run_with_store(

@@ -103,3 +103,64 @@ def test_a_password_file_needs_a_postgres_state_db(tmp_path: Path) -> None:
     path.write_text("listen: 127.0.0.1:0\nstate_db: s.db\nstate_db_password_file: pw\n")
     with pytest.raises(ConfigError, match="postgresql"):
         load_config(path)
+
+
+def _pg_config(tmp_path: Path, url: str, password_file: Path) -> Path:
+    path = tmp_path / "pg.yaml"
+    path.write_text(
+        f"listen: 127.0.0.1:0\nstate_db: {url}\nstate_db_password_file: {password_file}\n"
+    )
+    return path
+
+
+async def test_store_check_migrate_and_copy_from_sqlite(
+    pg_url: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from monitor.cli import main
+
+    url, password_file = pg_url
+    config = _pg_config(tmp_path, url, password_file)
+    sqlite_path = tmp_path / "old.db"
+    old = await Store.open(sqlite_path)
+    history = [
+        Event(1000.0 + i, "bo-a", f"s{i % 3}", State.UP, State.DOWN, "refused", "gw-1")
+        for i in range(2500)
+    ]
+    await old.record(history)
+    await old.close()
+
+    def cli(*argv: str) -> int:
+        return main(list(argv))
+
+    assert await asyncio.to_thread(cli, "store", "check", "-c", str(config)) == 1
+    assert "store migrate" in capsys.readouterr().out
+    assert await asyncio.to_thread(cli, "store", "migrate", "-c", str(config)) == 0
+    assert await asyncio.to_thread(cli, "store", "check", "-c", str(config)) == 0
+    assert "up to date" in capsys.readouterr().out
+    copy = ("store", "copy", "--from", str(sqlite_path), "-c", str(config))
+    assert await asyncio.to_thread(cli, *copy) == 0
+    assert "state_changes" in capsys.readouterr().out
+    assert await asyncio.to_thread(cli, *copy) == 1  # never into a database with rows
+    assert "not empty" in capsys.readouterr().err
+
+    password = password_file.read_text().strip()
+    new = await Store.open(PostgresUrl(url), create=False, password=password)
+    try:
+        assert len(await new.changes(limit=5000)) == 2500
+        assert set(await new.states()) == {"bo-a/s0", "bo-a/s1", "bo-a/s2"}
+        # the ids go on after the copied ones
+        await new.record([Event(9999.0, "bo-a", "s0", State.DOWN, State.UP, "ok", "gw-1")])
+        assert (await new.changes(limit=1))[0].time == 9999.0
+    finally:
+        await new.close()
+
+    sqlite_config = tmp_path / "s.yaml"
+    sqlite_config.write_text(f"listen: 127.0.0.1:0\nstate_db: {sqlite_path}\n")
+    assert (
+        await asyncio.to_thread(
+            cli, "store", "copy", "--from", str(sqlite_path), "-c", str(sqlite_config)
+        )
+        == 2
+    )

@@ -39,6 +39,7 @@ from .errors import guarded
 from .incidents import add_incident_commands
 from .maintenance import add_maintenance_commands
 from .report import add_report_commands
+from .store import add_store_commands
 
 __all__ = ["build_parser", "main"]
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_incident_commands(sub, with_config)
     add_accounts_commands(sub, with_config)
     add_report_commands(sub, with_config)
+    add_store_commands(sub, with_config)
     add_trial_commands(sub)
     return parser
 
