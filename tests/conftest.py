@@ -7,11 +7,14 @@ import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from monitor.dblocation import PostgresUrl
 from monitor.pglocal import LocalPostgres, find_bindir
+from monitor.store import Store
 from tests.peers import free_port
 
 
@@ -92,3 +95,24 @@ def pg_url(local_postgres: LocalPostgres, request: pytest.FixtureRequest) -> tup
     if not local_postgres.is_running():  # an earlier test stopped or killed it and then failed
         local_postgres.start_server_blocking()
     return local_postgres.create_database_blocking(name), local_postgres.password_file
+
+
+@dataclass(frozen=True)
+class StateLocation:
+    """Where a store-level test keeps its database, on one backend or the other."""
+
+    location: Path | PostgresUrl
+    password: str | None
+
+    async def open(self, *, create: bool = True) -> Store:
+        return await Store.open(self.location, create=create, password=self.password)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_location(request: pytest.FixtureRequest, tmp_path: Path) -> StateLocation:
+    """The store-level suites run on both backends: a SQLite file, and a fresh database of the
+    real PostgreSQL (``pg_url``; skipped without PostgreSQL, failed on CI)."""
+    if request.param == "sqlite":
+        return StateLocation(tmp_path / "state.db", None)
+    url, password_file = request.getfixturevalue("pg_url")
+    return StateLocation(PostgresUrl(url), Path(password_file).read_text().strip())

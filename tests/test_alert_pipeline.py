@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from monitor.registry import Registry
 from monitor.state import Event, State
 from monitor.store import Store
 from notifiers.base import Delivery, Message, NotifyError
+from tests.conftest import StateLocation
 
 T0 = 1_796_000_000.0  # Monday 2026-11-30 07:53 in Hanoi
 
@@ -158,8 +158,9 @@ class World:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "state.db")
+async def store(state_location: StateLocation) -> AsyncIterator[Store]:
+    """On both backends (tests/conftest.py)."""
+    s = await state_location.open()
     yield s
     await s.close()
 

@@ -33,6 +33,7 @@ from monitor.rules.desk import RulesContext
 from monitor.store import Store
 from monitor.workdays import WorkCalendar
 from npsp_common.types import SecretSource
+from tests.conftest import StateLocation
 
 from .test_alert_pipeline import World, agency
 
@@ -121,8 +122,9 @@ class Desk:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "state.db")
+async def store(state_location: StateLocation) -> AsyncIterator[Store]:
+    """On both backends (tests/conftest.py)."""
+    s = await state_location.open()
     yield s
     await s.close()
 

@@ -4,7 +4,6 @@ they are written with (:mod:`monitor.sqldialect`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -19,11 +18,13 @@ from monitor.rules.incidents.model import (
 )
 from monitor.sqldialect import Handle
 from monitor.store import Store
+from tests.conftest import StateLocation
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "state.db")
+async def store(state_location: StateLocation) -> AsyncIterator[Store]:
+    """On both backends (tests/conftest.py)."""
+    opened = await state_location.open()
     try:
         yield opened
     finally:

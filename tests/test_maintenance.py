@@ -40,6 +40,7 @@ from monitor.state import Event, State
 from monitor.store import Store
 from monitor.workdays import WorkCalendar
 from notifiers.textfold import fold_vietnamese, sms_segments
+from tests.conftest import StateLocation
 from tests.test_alert_pipeline import Sent, agency, make_config
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -174,8 +175,9 @@ class World:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "state.db")
+async def store(state_location: StateLocation) -> AsyncIterator[Store]:
+    """On both backends (tests/conftest.py)."""
+    s = await state_location.open()
     yield s
     await s.close()
 

@@ -8,7 +8,6 @@ tests/test_crash_recovery.py). The fake records *when* the provider accepted eac
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,13 +16,15 @@ from monitor.state import Event, State
 from monitor.store import Store
 from notifiers.base import NotifyError
 from notifiers.textfold import fold_vietnamese, sms_segments
+from tests.conftest import StateLocation
 
 from .test_alert_pipeline import PHONE_HA_NOI, World, agency, make_config
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "state.db")
+async def store(state_location: StateLocation) -> AsyncIterator[Store]:
+    """On both backends (tests/conftest.py)."""
+    s = await state_location.open()
     yield s
     await s.close()
 
