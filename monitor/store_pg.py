@@ -75,7 +75,9 @@ class PgHandle:
         self.conn = conn
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        return self.conn.execute(translate(sql), tuple(parameters) or None)
+        # Always a tuple, even empty: with None psycopg would send the ``%%`` of a literal
+        # ``%`` (LIKE 'a%') as it is.
+        return self.conn.execute(translate(sql), tuple(parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
         cursor = self.conn.cursor()

@@ -10,6 +10,7 @@ import pytest
 
 from monitor.config import ConfigError, load_config
 from monitor.dblocation import PostgresUrl, parse_location
+from monitor.sqldialect import Handle
 from monitor.state import Event, State
 from monitor.store import MissingDatabase, Store, StoreError
 
@@ -164,3 +165,18 @@ async def test_store_check_migrate_and_copy_from_sqlite(
         )
         == 2
     )
+
+
+async def test_statements_with_a_literal_percent_run_on_postgres(pg_url: tuple[str, Path]) -> None:
+    url, password_file = pg_url
+    store = await Store.open(PostgresUrl(url), password=password_file.read_text().strip())
+    try:
+
+        def run(db: Handle) -> list[object]:
+            without = db.execute("SELECT 'a%b' WHERE 'ab' LIKE 'a%'").fetchall()
+            with_one = db.execute("SELECT ? WHERE 'ab' LIKE 'a%'", ("x?",)).fetchall()
+            return [without, with_one]
+
+        assert await store.transact(run) == [[("a%b",)], [("x?",)]]
+    finally:
+        await store.close()
