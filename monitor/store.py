@@ -333,23 +333,24 @@ class StoreSettings(Protocol):
     def state_db_password(self) -> str | None: ...
 
 
+def _password(settings: StoreSettings) -> str | None:
+    try:
+        return settings.state_db_password()
+    except ValueError as exc:
+        raise StoreError(f"state_db_password_file: {exc}") from None
+
+
 async def open_configured(settings: StoreSettings, *, create: bool = True) -> Store:
     """:meth:`Store.open` on the config's database, with its password read from the
     credential file (a file that cannot be read is a :class:`StoreError` naming it)."""
-    try:
-        password = settings.state_db_password()
-    except ValueError as exc:
-        raise StoreError(f"state_db_password_file: {exc}") from None
+    password = _password(settings)
     return await Store.open(settings.state_db, create=create, password=password)
 
 
 async def schema_versions(settings: StoreSettings) -> tuple[int, int]:
     """(the schema version the config's database is at, the one this code writes), without
     migrating anything; a missing SQLite file is at 0."""
-    try:
-        password = settings.state_db_password()
-    except ValueError as exc:
-        raise StoreError(f"state_db_password_file: {exc}") from None
+    password = _password(settings)
     location = settings.state_db
 
     def read() -> tuple[int, int]:
