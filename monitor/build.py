@@ -36,6 +36,8 @@ from .alerting.channels import Channels
 from .alerting.notices import NoticeSender, RunningRouter
 from .alerting.outbox import Outbox, OutboxWorker
 from .alerting.pipeline import AlertPipeline
+from .cluster.lease import Leadership
+from .cluster.votes import VoteBoard
 from .config import Config
 from .deadman import DeadMansSwitch, last_will
 from .engine import Engine, EventSink, ResultObserver
@@ -65,6 +67,14 @@ class StartupError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """This host's part in several (a PostgreSQL store): its leadership and its votes."""
+
+    leadership: Leadership
+    votes: VoteBoard
+
+
+@dataclass(frozen=True, slots=True)
 class Core:
     """What is built before anything is loaded (steps 1 and 2)."""
 
@@ -75,6 +85,13 @@ class Core:
     outbox: Outbox
     metrics: DaemonMetrics
     rules: RulesService
+    cluster: Cluster | None
+
+    @property
+    def leading(self) -> bool:
+        """Whether this host runs the alert pipeline, the desks' timed work and the outbox
+        workers now (a single host always does)."""
+        return self.cluster is None or self.cluster.leadership.leading
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +139,19 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
     now = config()
     probe_env = ProbeEnv()  # one heartbeat board, shared by the probes and the receiver
     lag = lag_histogram()
-    engine = Engine(now, store, probe_env, observe_lag=lag.observe)
+    cluster = _cluster(now, store)
+    leader_store = store if cluster is None else store.fenced(cluster.leadership.fence)
+    engine = Engine(
+        now,
+        store,
+        probe_env,
+        observe_lag=lag.observe,
+        votes=None if cluster is None else cluster.votes,
+        # A follower's state changes are neither recorded nor alerted on: the leader's are.
+        # During a takeover (the lease held, the rebuild running) they are kept already.
+        leading=(lambda: True) if cluster is None else (lambda: cluster.leadership.holds),
+        record_store=leader_store,
+    )
     heartbeats = HeartbeatReceiver(probe_env.heartbeats, lambda: engine.registry)
     if chans.publisher is not None:
         chans.publisher.subscribe(HEARTBEAT_TOPICS, heartbeats.on_mqtt)
@@ -131,6 +160,7 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
         now.alerting.outbox,
         sms_min_interval=now.alerting.sms_min_interval,
         sms_fits=chans.sms_fits,
+        workers_store=leader_store,
     )
     metrics = DaemonMetrics(engine=engine, outbox_source=outbox.pending, lag=lag)
     settings = lambda: config().alerting  # noqa: E731
@@ -148,15 +178,26 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
         publisher=chans.publisher,
         status_page_url=now.alerting.status_page_url,
     )
-    return Core(store, chans, engine, heartbeats, outbox, metrics, rules)
+    return Core(store, chans, engine, heartbeats, outbox, metrics, rules, cluster)
+
+
+def _cluster(config: Config, store: Store) -> Cluster | None:
+    """On a shared (PostgreSQL) store, this host's leadership and votes; else None."""
+    if not store.shared:
+        return None
+    leadership = Leadership(store, config.cluster, config.vantage)
+    votes = VoteBoard(store, config.cluster, config.vantage, leadership.holder)
+    return Cluster(leadership, votes)
 
 
 async def load(c: Core) -> None:
     """Step 3: the desks read the store; the announced changes already in effect shape the
-    very first registry; the outbox takes back what a crash left half-sent."""
+    very first registry; the outbox takes back what a crash left half-sent (a single host: on
+    several, the host taking over as the leader does)."""
     overrides = await c.rules.load()
     await c.engine.start(overrides)
-    await c.outbox.recover()
+    if c.cluster is None:
+        await c.outbox.recover()  # on several hosts: the leader's, at its takeover
 
 
 def parts(

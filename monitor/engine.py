@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from npsp_common.types import ProbeResult, Why, printable
 from probes import PROBES, ProbeEnv
 
+from .changes_store import StoredState
+from .cluster.lease import Deposed
+from .cluster.votes import VoteBoard
 from .config import Config
 from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
-from .state import CheckStatus, Event, StateMachine, SystemStatus, Thresholds
+from .state import CheckStatus, Event, State, StateMachine, SystemStatus, Thresholds
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,17 @@ class Engine:
         observe_lag: Callable[[float], None] = lambda _lag: None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
+        votes: VoteBoard | None = None,
+        leading: Callable[[], bool] = lambda: True,
+        record_store: Store | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        # Several hosts: each result is decided with the other vantages' (the quorum), and only
+        # the leader records and hands on state changes, through its fenced store.
+        self.votes = votes
+        self.leading = leading
+        self.record_store = record_store or store
         self.probe_env = probe_env
         self.wall_clock = wall_clock
         self.registry = Registry(systems={}, checks={}, canaries=())
@@ -120,8 +131,10 @@ class Engine:
         self._install_jobs(old_checks, new_checks)
         removed_systems = list(old.systems.keys() - new.systems.keys())
         self.registry = new
+        if self.votes is not None:
+            self.votes.expect(new.checks)
         self._maintenance_seen = None  # new systems may lie inside a window
-        if removed_systems:
+        if removed_systems and self.leading():
             await self.store.forget(removed_systems)
         log.info(
             "registry applied",
@@ -245,6 +258,8 @@ class Engine:
                     observer(job.key, result, now)
                 except Exception:
                     log.exception("result observer failed")
+        if self.votes is not None and job.key in self.registry.checks:
+            result = self.votes.decide(job.key, result, now)  # canaries stay this host's own
         outcome = self.state.observe(job.key, result, now)
         if outcome.recheck:
             self.scheduler.recheck(job.key, self.config.defaults.recheck_delay)
@@ -266,8 +281,41 @@ class Engine:
                     "reason": event.reason,
                 },
             )
+        if self.leading():
+            self.inject(events)
+
+    def inject(self, events: list[Event]) -> None:
+        """Queue ``events`` for the store and the subscribers (a takeover's, which come before
+        this host leads)."""
         self._unsaved.extend(events)
         self._dirty.set()
+
+    def reconcile(self, stored: dict[str, StoredState], vantage: str) -> list[Event]:
+        """At a takeover: the changes between what the last leader recorded and what this
+        host's state machine says now (it followed the same votes, but the last leader may
+        have died before recording its last changes)."""
+        now = self.wall_clock()
+        events = []
+        for key, status in self.state.systems.items():
+            if status.announced is State.PENDING:
+                continue
+            was = stored.get(key)
+            old = State.PENDING if was is None else was.state
+            if was is not None and old is status.announced:
+                continue
+            events.append(
+                Event(
+                    now,
+                    status.agency,
+                    status.system,
+                    old,
+                    status.announced,
+                    status.reason,
+                    vantage,
+                    status.why,
+                )
+            )
+        return events
 
     async def persist_forever(self, subscribers: Sequence[EventSink] = ()) -> None:
         """Write events to the store in batches, then hand each committed batch to
@@ -294,7 +342,11 @@ class Engine:
             if not batch:
                 return True
             try:
-                await self.store.record(batch)
+                await self.record_store.record(batch)
+            except Deposed:
+                # No longer the leader: the new one decides and records from its own votes.
+                log.warning("not recording %d state changes: this host no longer leads", len(batch))
+                return True
             except Exception as exc:  # noqa: BLE001 - any store failure: keep the events, retry
                 self.store_failures += 1
                 log.error("cannot save %d state changes (will retry): %s", len(batch), exc)

@@ -40,6 +40,7 @@ log = logging.getLogger("monitor.app")  # the daemon's lines keep the name they 
 GRACE = 5.0  # seconds in-flight probes get to finish at shutdown
 OUTBOX_STATS_EVERY = 5.0
 STATUS_EVERY = 10.0  # seconds between two STATUS= lines to systemd
+VOTES_EVERY = 1.0  # seconds between two exchanges of the vantages' verdicts
 STOP_TASKS_TIMEOUT = 5.0  # seconds the daemon's tasks get to end once cancelled, at a stop
 QUIET_AT_STOP = ("npsp.reloader", "npsp.status", "npsp.deadman")
 
@@ -81,17 +82,19 @@ def listener_tls(http: HttpSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Loops:
     """The tasks of a serving daemon."""
 
     stop: asyncio.Task[Any]  # ends when a stop is requested
-    senders: list[asyncio.Task[Any]]  # the outbox workers, drained last
+    senders: list[asyncio.Task[Any]]  # the outbox workers, drained last (the leader's)
     others: list[asyncio.Task[Any]]
+    leading: list[asyncio.Task[Any]]  # on several hosts: the leader's alert pipeline
+    election: asyncio.Task[Any] | None = None  # on several hosts: ends last (frees the lease)
 
     @property
     def all(self) -> list[asyncio.Task[Any]]:
-        return [*self.others, *self.senders]
+        return [*self.others, *self.leading, *self.senders]
 
 
 class Lifecycle:
@@ -102,6 +105,7 @@ class Lifecycle:
         self.core: build.Core | None = None
         self.parts: build.Parts | None = None
         self.http_port: int | None = None
+        self.loops: Loops | None = None
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
         """Run until a stop is requested (a SIGTERM during start-up stops it once started)."""
@@ -146,6 +150,8 @@ class Lifecycle:
         core = parts.core
         states = await core.store.states()
         core.heartbeats.silent_since_before(states)
+        if core.cluster is not None:
+            return  # the alerts and incidents are the leader's, rebuilt at its takeover
         parts.pipeline.restore(states, await core.outbox.told())
         await core.rules.incidents.restore(states)
 
@@ -168,29 +174,84 @@ class Lifecycle:
     def _serve(self, parts: build.Parts) -> Loops:
         core = parts.core
         engine, rules, host = core.engine, core.rules, self.host
-
-        def task(coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[Any]:
-            return asyncio.create_task(coro, name=name)
-
-        senders = [task(w.run(), f"npsp.outbox.{w.channel}") for w in parts.workers]
+        ticking = lambda: core.leading  # noqa: E731
         others = [
-            task(engine.probe_forever(parts.observers), "npsp.scheduler"),
-            task(engine.persist_forever(parts.subscribers), "npsp.store-writer"),
-            task(engine.maintenance_forever(rules.maintenance.covered), "npsp.maintenance-states"),
-            task(host.reload_forever(), "npsp.reloader"),
-            task(parts.pipeline.run(), "npsp.alert-pipeline"),
-            task(outbox_stats(core.metrics, core.outbox), "npsp.outbox-stats"),
-            task(run_desks(core.store, rules.desks(), rules.ctx.clock), "npsp.rules"),
-            task(watchdog_loop(host.notifier, parts.progressing), "npsp.watchdog"),
-            task(status_loop(host.notifier, host.status_line, STATUS_EVERY), "npsp.status"),
+            _task(engine.probe_forever(parts.observers), "npsp.scheduler"),
+            _task(engine.persist_forever(parts.subscribers), "npsp.store-writer"),
+            _task(engine.maintenance_forever(rules.maintenance.covered), "npsp.maintenance-states"),
+            _task(host.reload_forever(), "npsp.reloader"),
+            _task(outbox_stats(core.metrics, core.outbox), "npsp.outbox-stats"),
+            _task(run_desks(core.store, rules.desks(), rules.ctx.clock, ticking), "npsp.rules"),
+            _task(watchdog_loop(host.notifier, parts.progressing), "npsp.watchdog"),
+            _task(status_loop(host.notifier, host.status_line, STATUS_EVERY), "npsp.status"),
         ]
         if parts.status_topics is not None:
-            others.append(task(parts.status_topics.run(), "npsp.mqtt-status"))
+            others.append(_task(parts.status_topics.run(), "npsp.mqtt-status"))
         if rules.mqtt is not None:
-            others.append(task(rules.mqtt.run(), "npsp.announcements"))
-        others.append(task(parts.deadman.run(), "npsp.deadman"))
-        stop = task(host.stop_requested.wait(), "npsp.stop")
-        return Loops(stop, senders, others)
+            others.append(_task(rules.mqtt.run(), "npsp.announcements"))
+        others.append(_task(parts.deadman.run(), "npsp.deadman"))
+        stop = _task(host.stop_requested.wait(), "npsp.stop")
+        loops = self.loops = Loops(stop, [], others, [])
+        cluster = core.cluster
+        if cluster is None:
+            self._start_leading(parts, loops)
+            return loops
+        others.append(_task(self._share_votes(core, cluster), "npsp.votes"))
+        loops.election = _task(
+            cluster.leadership.run(
+                lambda: self._take_over(parts, loops),
+                lambda: self._step_down(loops),
+                eligible=lambda: not engine.state.gateway_cut or not cluster.votes.voting_peers(),
+            ),
+            "npsp.election",
+        )
+        return loops
+
+    @staticmethod
+    def _start_leading(parts: build.Parts, loops: Loops) -> None:
+        """Start the alert pipeline and the outbox workers (the leader's work)."""
+        loops.senders[:] = [_task(w.run(), f"npsp.outbox.{w.channel}") for w in parts.workers]
+        loops.leading[:] = [_task(parts.pipeline.run(), "npsp.alert-pipeline")]
+
+    async def _take_over(self, parts: build.Parts, loops: Loops) -> None:
+        """This host now holds the lease: rebuild the alert pipeline and the incidents from
+        the store, hand on what changed since the last leader recorded, take back what it left
+        half-sent, then start the leader's work."""
+        core = parts.core
+        states = await core.store.states()
+        await core.outbox.recover()
+        told = await core.outbox.told()
+        # From here to inject, nothing awaits: no batch of events slips in between.
+        parts.pipeline.reset()
+        parts.pipeline.restore(states, told)
+        core.engine.inject(core.engine.reconcile(states, self.host.config.vantage))
+        await core.rules.incidents.restore(states)
+        core.metrics.leader_took_over()
+        self._start_leading(parts, loops)
+
+    async def _step_down(self, loops: Loops) -> None:
+        """Another host leads now (or this one cannot renew): stop sending at once. A message
+        on the wire is cut off; the next leader sends it again (at most one duplicate)."""
+        tasks = [*loops.leading, *loops.senders]
+        loops.leading.clear()
+        loops.senders.clear()
+        await _cancel(tasks)
+
+    async def _share_votes(self, core: build.Core, cluster: build.Cluster) -> None:
+        """Every second (or every beat, if shorter): this host's verdicts and beat out, the
+        others' in."""
+        engine, votes, metrics = core.engine, cluster.votes, core.metrics
+
+        def system_of(key: str) -> tuple[str, str] | None:
+            check = engine.registry.checks.get(key)
+            return None if check is None else (check.agency, check.system)
+
+        while True:
+            metrics.set_store_up(await votes.sync(canaries_ok=not engine.state.gateway_cut))
+            metrics.set_leader(cluster.leadership.leading)
+            metrics.set_voting(votes.voting_map())
+            metrics.set_system_votes(votes.failing_systems(system_of))
+            await asyncio.sleep(min(VOTES_EVERY, self.host.config.cluster.beat_interval))
 
     def _ready(self, parts: build.Parts, on_ready: Callable[[], None] | None) -> None:
         host, _, _ = self.host.config.listen.rpartition(":")
@@ -207,9 +268,12 @@ class Lifecycle:
 
     async def _until_stop(self, loops: Loops) -> list[asyncio.Task[Any]]:
         """Wait for a stop, or for a loop to end (a crash); return the loops that ended."""
-        done, _ = await asyncio.wait(
-            [loops.stop, *loops.others, *loops.senders], return_when=asyncio.FIRST_COMPLETED
-        )
+        watched = [loops.stop, *loops.others]
+        if loops.election is not None:
+            watched.append(loops.election)
+        else:
+            watched.extend(loops.senders)  # a single host's workers live as long as it does
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         return [t for t in done if t is not loops.stop]
 
     # ----- shutdown ------------------------------------------------------------------------------
@@ -226,13 +290,16 @@ class Lifecycle:
                 quiet.cancel()  # nothing may say "reloaded", "monitoring" or "alive" now
         core.engine.scheduler.stop()
         await core.engine.scheduler.drain(GRACE)
-        await _cancel([loops.stop, *loops.others])
+        await _cancel([loops.stop, *loops.others, *loops.leading])
         # A crash is not a clean stop: those watching must not read "stopped".
         await parts.deadman.stop("crashed" if crashed else "stopped")
         await core.engine.flush()  # to the subscribers its store-writer ran with
-        await core.rules.incidents.flush()
-        await parts.pipeline.tick()  # whatever is due now is at least written to the outbox
-        await self._drain_outbox(parts, loops.senders)
+        if core.leading:
+            await core.rules.incidents.flush()
+            await parts.pipeline.tick()  # whatever is due now is at least written to the outbox
+            await self._drain_outbox(parts, loops.senders)
+        if loops.election is not None:
+            await _cancel([loops.election])  # gives the lease up: another host takes over now
 
     async def _drain_outbox(self, parts: build.Parts, senders: list[asyncio.Task[Any]]) -> None:
         """At a stop: the workers send what is due (the send in flight first) for up to
@@ -279,9 +346,15 @@ class Lifecycle:
                 loop.remove_signal_handler(sig)
 
 
+def _task(coro: Coroutine[Any, Any, object], name: str) -> asyncio.Task[Any]:
+    return asyncio.create_task(coro, name=name)
+
+
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait for them, bounded: a task that ignored its cancellation must
     not hold the stop forever."""
+    if not tasks:
+        return
     for task in tasks:
         task.cancel()
     _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_TIMEOUT)

@@ -54,6 +54,21 @@ SYSTEM: dict[str, tuple[str, str]] = {
         "maintenance window over; waiting for a verdict",
         "hết thời gian bảo trì; đang chờ kết quả kiểm tra",
     ),
+    # several gateway hosts: how many of the voting vantages see it (monitor.cluster.votes)
+    "cluster.seen": (
+        "{why:why} (seen from {count:n}/{voting:n} vantages)",
+        "{why:why} (thấy từ {count:n}/{voting:n} điểm đo)",
+    ),
+    "cluster.alone": (
+        "{why:why} (seen from {vantage} only: the only vantage voting)",
+        "{why:why} (chỉ thấy từ {vantage}: điểm đo duy nhất đang hoạt động)",
+    ),
+    "cluster.path": (
+        "{check} unreachable from {vantages} only ({count:n}/{voting:n} vantages); the others"
+        " reach it: a network path problem, not the agency's ({why:why})",
+        "{check} không kết nối được chỉ từ {vantages} ({count:n}/{voting:n} điểm đo); các điểm"
+        " đo khác vẫn kết nối được: sự cố đường truyền, không phải của cơ quan ({why:why})",
+    ),
     "gateway.cut": (
         "gateway cut off ({canaries:whys})", "cổng kết nối mất đường truyền ({canaries:whys})"
     ),

@@ -13,6 +13,7 @@ the daemon's own calls on :mod:`monitor.changes_store`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import sqlite3
 import stat
@@ -240,6 +241,7 @@ class Store:
             if isinstance(location, PostgresUrl)
             else _Sqlite(location)
         )
+        self._fence: Callable[[Handle], None] | None = None
 
     @property
     def shared(self) -> bool:
@@ -293,7 +295,23 @@ class Store:
     async def transact(self, fn: Callable[[Handle], T]) -> T:
         """Run ``fn(connection)`` in one transaction on the store's thread (for other modules'
         tables, such as the outbox, so that they need not know how the store is run)."""
-        return await self._call(self._backend.transact, fn)
+        fence = self._fence
+        if fence is None:
+            return await self._call(self._backend.transact, fn)
+
+        def fenced(db: Handle) -> T:
+            fence(db)
+            return fn(db)
+
+        return await self._call(self._backend.transact, fenced)
+
+    def fenced(self, fence: Callable[[Handle], None]) -> Store:
+        """This store (the same connection and thread), each of whose transactions first runs
+        ``fence`` and is rolled back when it raises: the leader's work is written through one
+        (:mod:`monitor.cluster.lease`). Closing it closes this store."""
+        view = copy.copy(self)
+        view._fence = fence
+        return view
 
     async def data_version(self) -> int:
         """A number that changes when *another* connection (the command line; on PostgreSQL

@@ -116,3 +116,22 @@ def state_location(request: pytest.FixtureRequest, tmp_path: Path) -> StateLocat
         return StateLocation(tmp_path / "state.db", None)
     url, password_file = request.getfixturevalue("pg_url")
     return StateLocation(PostgresUrl(url), Path(password_file).read_text().strip())
+
+
+@pytest.fixture
+async def pg_store(pg_url: tuple[str, Path]) -> AsyncIterator[Store]:
+    """A store open on a fresh database of the real PostgreSQL (the cluster's tables in it)."""
+    url, password_file = pg_url
+    opened = await Store.open(PostgresUrl(url), password=password_file.read_text().strip())
+    yield opened
+    await opened.close()
+
+
+class ManualClock:
+    """A monotonic or wall clock that moves only when a test moves it."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

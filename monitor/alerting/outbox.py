@@ -58,8 +58,12 @@ class Outbox:
         sms_fits: Callable[[str], bool] = lambda _text: True,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
+        workers_store: Store | None = None,
     ) -> None:
         self.store = store
+        # What the workers claim and mark through (on several hosts, the leader's fenced store:
+        # a deposed leader claims nothing); queueing goes through ``store`` from any host.
+        self.workers_store = workers_store or store
         self.settings = settings
         self.sms_min_interval = sms_min_interval
         self.sms_fits = sms_fits  # whether a text goes out whole as one SMS (the channel knows)
@@ -109,7 +113,7 @@ class Outbox:
         """After a crash: rows caught mid-send go back to pending and are sent again (at most
         one duplicate message per channel). They keep ``claimed_at``: an SMS that may have
         reached the phone still counts against that number's budget."""
-        count = await self.store.transact(outbox_store.recover)
+        count = await self.workers_store.transact(outbox_store.recover)
         if count:
             log.warning("resending %d notifications interrupted by a crash", count)
         return count
@@ -118,8 +122,8 @@ class Outbox:
         """Take the oldest due row of a channel (for SMS: every due row to that number, once
         its budget allows) and mark it ``sending``."""
         if channel == "sms":
-            return await self.store.transact(lambda db: self._take_sms(db, now))
-        return await self.store.transact(lambda db: self._take_one(db, channel, now))
+            return await self.workers_store.transact(lambda db: self._take_sms(db, now))
+        return await self.workers_store.transact(lambda db: self._take_one(db, channel, now))
 
     @staticmethod
     def _take_one(db: Handle, channel: str, now: float) -> Claimed | None:
@@ -174,7 +178,7 @@ class Outbox:
 
         # Returns nothing: a cursor must not leave the store's thread (handed back, it kept its
         # statement busy and SQLite answered the next use with "API misuse").
-        await self.store.transact(
+        await self.workers_store.transact(
             lambda db: outbox_store.mark_sent(db, claimed.ids, now, delivery.provider_id)
         )
 
@@ -211,7 +215,7 @@ class Outbox:
             outbox_store.queue(db, fallbacks, now)
             return outcomes, {f.channel for f in fallbacks}
 
-        outcomes, woken = await self.store.transact(write)
+        outcomes, woken = await self.workers_store.transact(write)
         for channel in woken:
             self.wakeup(channel).set()
         for outcome in ("fallback", "failed", "retry"):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import inbox_store
-from ..sqldialect import Handle, insert_ignore, placeholders, sql
+from ..sqldialect import SKIP_LOCKED, Handle, insert_ignore, placeholders, sql
 from .outbox_items import COLUMNS, OutboxItem, item_of_row, row_values
 
 Due = tuple[int, int, float | None, OutboxItem]  # id, attempts so far, claimed_at, the notice
@@ -31,7 +31,7 @@ _QUEUE = sql(
 _DUE_ONE = sql(
     f"SELECT id, attempts, claimed_at, {COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
     " WHERE channel = ? AND status = 'pending' AND next_attempt_at <= ?"
-    " ORDER BY next_attempt_at, id LIMIT 1"
+    " ORDER BY next_attempt_at, id LIMIT 1" + SKIP_LOCKED
 )
 _NEXT_SMS_ADDRESS = sql(
     "SELECT address FROM outbox WHERE channel = 'sms' AND status = 'pending'"
@@ -40,7 +40,7 @@ _NEXT_SMS_ADDRESS = sql(
 _DUE_SMS = sql(
     f"SELECT id, attempts, claimed_at, {COLUMNS} FROM outbox"  # noqa: S608 - constant columns; values are bound
     " WHERE channel = 'sms' AND address = ? AND status = 'pending'"
-    " AND next_attempt_at <= ? ORDER BY created_at DESC, id DESC"
+    " AND next_attempt_at <= ? ORDER BY created_at DESC, id DESC" + SKIP_LOCKED
 )
 _POSTPONE_SMS = sql(
     "UPDATE outbox SET next_attempt_at = ? WHERE channel = 'sms'"

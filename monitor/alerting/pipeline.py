@@ -228,6 +228,12 @@ class AlertPipeline:
         forgotten = sorted({a.incident for d in digests for a in d.resolved})
         return await self.outbox.enqueue(items, told, forgotten), digests
 
+    def reset(self) -> None:
+        """Forget every alert and group (a host taking over as the leader rebuilds them from
+        the store with :meth:`restore`)."""
+        self.alerts = {}
+        self.grouper = Grouper(self.settings, self.muter)
+
     def restore(self, states: dict[str, StoredState], told: set[tuple[str, str]]) -> None:
         """After a (re)start: rebuild the alerts of systems still failing.
 

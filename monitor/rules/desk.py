@@ -51,8 +51,15 @@ class RulesContext:
             counter()
 
 
-async def run_desks(store: Store, desks: Sequence[Desk], clock: Callable[[], float]) -> None:
-    """Forever: refresh every desk when the database changed under us, then tick them all."""
+async def run_desks(
+    store: Store,
+    desks: Sequence[Desk],
+    clock: Callable[[], float],
+    ticking: Callable[[], bool] = lambda: True,
+) -> None:
+    """Forever: refresh every desk when the database changed under us, then tick them all
+    while ``ticking()`` (on several hosts, only the leader does the desks' timed work; every
+    host keeps them fresh for its pages and API)."""
     version: int | None = None
     while True:
         try:
@@ -71,6 +78,8 @@ async def run_desks(store: Store, desks: Sequence[Desk], clock: Callable[[], flo
             except Exception:
                 refreshed = False  # look again next time round
                 log.exception("%s could not refresh; retrying", type(desk).__name__)
+            if not ticking():
+                continue
             try:
                 await desk.tick(now)
             except Exception:

@@ -1,0 +1,209 @@
+"""Three gateway hosts as real daemons on one real PostgreSQL (issue 13): one alert stream, the
+quorum in the messages, and a leader killed with kill -9 replaced without a lost message."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.cluster_hosts import Host, Mailbox, hosts, leaders, until
+from tests.conftest import TcpTarget
+from tests.peers import free_port
+
+OPS = "ops@vpcp.dvc.example"
+
+
+def agencies(count: int, systems: int, port: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"ag-{a:02d}",
+            "kind": "province",
+            "name_vi": f"Tỉnh {a}",
+            "name_en": f"Province {a}",
+            "code": f"{a:02d}",
+            "contacts": [
+                {
+                    "name": f"KT {a}",
+                    "role": "technical-admin",
+                    "email": f"kt@ag-{a:02d}.dvc.example",
+                    "channels": ["email"],
+                }
+            ],
+            "systems": [
+                {
+                    "id": f"s{s}",
+                    "kind": "other",
+                    "name": f"Hệ thống {s}",
+                    "checks": [{"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": port}],
+                }
+                for s in range(systems)
+            ],
+        }
+        for a in range(count)
+    ]
+
+
+class Cluster:
+    def __init__(self, group: list[Host], mailbox: Mailbox) -> None:
+        self.hosts = group
+        self.mailbox = mailbox
+
+    async def start(self) -> None:
+        await asyncio.gather(*(h.start() for h in self.hosts))
+
+    async def voting(self, count: int) -> None:
+        async def all_see() -> bool:
+            values = await asyncio.gather(
+                *(h.metric("npsp_vantages_voting") for h in self.hosts if h.running)
+            )
+            return all(v == count for v in values)
+
+        await until(all_see, 30, f"{count} vantages voting")
+
+    async def leader(self, timeout: float = 15.0) -> Host:
+        found: list[Host] = await until(
+            lambda: leaders([h for h in self.hosts if h.running]), timeout, "a leader"
+        )
+        assert len(found) == 1, [h.vantage for h in found]
+        return found[0]
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {h.vantage}\n{h.log.read_text()[-4000:]}" for h in self.hosts if h.log.exists()
+        )
+
+
+@pytest.fixture
+async def mail() -> AsyncIterator[Callable[[float], Awaitable[tuple[Mailbox, int]]]]:
+    controllers: list[Controller] = []
+
+    async def make(delay: float = 0.0) -> tuple[Mailbox, int]:
+        box = Mailbox(delay)
+        controller = Controller(box, hostname="127.0.0.1", port=free_port())
+        await asyncio.to_thread(controller.start)
+        controllers.append(controller)
+        return box, controller.port
+
+    yield make
+    for controller in controllers:
+        await asyncio.to_thread(controller.stop)
+
+
+def email_channel(port: int) -> dict[str, Any]:
+    return {
+        "email": {
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "from_addr": "giamsat@npsp.dvc.example",
+        }
+    }
+
+
+async def three_hosts(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    mailbox_port: int,
+    target: int,
+    *,
+    count: int = 3,
+    systems: int = 2,
+) -> list[Host]:
+    url, password_file = pg_url
+    return hosts(
+        tmp_path,
+        ["gw-1", "gw-2", "gw-3"],
+        url=url,
+        password_file=password_file,
+        agencies=agencies(count, systems, target),
+        channels=email_channel(mailbox_port),
+        operations=[{"name": "VPCP", "email": OPS, "channels": ["email"]}],
+    )
+
+
+async def test_down_for_everyone_is_one_digest_per_recipient_seen_from_3_of_3(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    tcp_target: Callable[[], Awaitable[TcpTarget]],
+    mail: Callable[[float], Awaitable[tuple[Mailbox, int]]],
+) -> None:
+    target = await tcp_target()
+    mailbox, port = await mail(0.0)
+    cluster = Cluster(await three_hosts(tmp_path, pg_url, port, target.port), mailbox)
+    try:
+        await cluster.start()
+        await cluster.voting(3)
+        leader = await cluster.leader()
+        await target.down()  # the province's server goes away: every vantage sees it
+        expected = {f"kt@ag-{a:02d}.dvc.example" for a in range(3)} | {OPS}
+        await until(lambda: _true(mailbox.recipients() >= expected), 30, "every recipient")
+        await asyncio.sleep(2.0)  # a second alert stream would have sent its copies by now
+        assert await leaders(cluster.hosts) == [leader], "the leader stayed the only one"
+    finally:
+        codes = await asyncio.gather(*(h.stop() for h in cluster.hosts))
+    per_recipient = Counter(to for to, _, _ in mailbox.received)
+    assert per_recipient == Counter(dict.fromkeys(expected, 1)), (per_recipient, cluster.logs())
+    for to, _, text in mailbox.received:
+        assert "thấy từ 3/3 điểm đo" in text or "seen from 3/3 vantages" in text, (to, text)
+    assert codes == [0, 0, 0], cluster.logs()
+    assert "Traceback" not in cluster.logs()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_killed_leader_is_replaced_and_nothing_is_lost(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    tcp_target: Callable[[], Awaitable[TcpTarget]],
+    mail: Callable[[float], Awaitable[tuple[Mailbox, int]]],
+) -> None:
+    """kill -9 of the leader twice while it is sending (a slow mail server): another host
+    takes over within failover_after, sends what was pending; at most one duplicate per
+    kill; the killed hosts, restarted, do not send again."""
+    target = await tcp_target()
+    mailbox, port = await mail(0.3)
+    agencies_count = 12
+    group = await three_hosts(tmp_path, pg_url, port, target.port, count=agencies_count)
+    cluster = Cluster(group, mailbox)
+    expected = {f"kt@ag-{a:02d}.dvc.example" for a in range(agencies_count)} | {OPS}
+    failovers: list[float] = []
+    try:
+        await cluster.start()
+        await cluster.voting(3)
+        await target.down()
+        for _kill in range(2):
+            leader = await cluster.leader()
+            before = len(mailbox.received)
+            await until(
+                lambda b=before: _true(len(mailbox.received) > b + 1), 30, "the leader sending"
+            )
+            leader.kill()
+            killed_at = time.monotonic()
+            await leader.wait()
+            successor = await cluster.leader(timeout=15)
+            failovers.append(time.monotonic() - killed_at)
+            assert successor is not leader
+            await leader.start()  # back, as a follower: its epoch is over
+        await until(lambda: _true(mailbox.recipients() >= expected), 60, "every recipient")
+        await asyncio.sleep(2.0)
+    finally:
+        await asyncio.gather(*(h.stop() for h in cluster.hosts))
+    assert all(f < 3.0 + 2.0 for f in failovers), failovers  # failover_after, plus a scrape
+    per_message = Counter(mid for _, mid, _ in mailbox.received)
+    duplicates = sum(n - 1 for n in per_message.values())
+    assert duplicates <= 2, (per_message, cluster.logs())
+    assert mailbox.recipients() == expected
+    # A first digest and at most one follow-up (systems confirmed down after the first went
+    # out), as on a single host: never one copy per host.
+    distinct = Counter(to for to, _ in {(to, mid) for to, mid, _ in mailbox.received})
+    assert max(distinct.values()) <= 2, distinct
+    assert "Traceback" not in cluster.logs()

@@ -1,0 +1,197 @@
+"""The vantages' votes (monitor/cluster/votes.py): the quorum rule on its own, then three
+vote boards sharing a real PostgreSQL, as three gateway hosts would."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.cluster.votes import DEGRADED, FAIL, PASS, Verdict, VoteBoard, combine, needed
+from monitor.config.cluster import ClusterSettings
+from monitor.reasons import say
+from monitor.store import Store
+from npsp_common.types import ProbeResult, Why
+from tests.conftest import ManualClock
+
+REFUSED = ProbeResult(
+    False, "connect: refused", 0.01, why=Why("text", {"text": "connect: refused"})
+)
+OK = ProbeResult(True, "", 0.01)
+SLOW = ProbeResult(True, "slow: 3.2s", 3.2, degraded=True)
+KEY = "ha-noi/secure-server/tcp"
+
+
+def v(level: int, reason: str = "connect: timeout") -> Verdict:
+    return Verdict(level, reason, None)
+
+
+@pytest.mark.parametrize(
+    ("quorum", "voting", "need"),
+    [
+        ("majority", 1, 1),
+        ("majority", 2, 2),
+        ("majority", 3, 2),
+        ("majority", 4, 3),
+        ("majority", 5, 3),
+        (1, 3, 1),
+        (2, 3, 2),
+        (5, 3, 3),
+        (2, 1, 1),
+    ],
+)
+def test_how_many_must_agree(quorum: str | int, voting: int, need: int) -> None:
+    assert needed(quorum, voting) == need
+
+
+def test_down_from_a_majority_says_how_many_saw_it() -> None:
+    result, tally = combine(OK, "gw-1", [("gw-2", v(FAIL)), ("gw-3", v(FAIL))], "majority")
+    assert not result.ok
+    assert result.reason == "connect: timeout (seen from 2/3 vantages)"
+    assert say(result.why, "vi", "") == "connect: timeout (thấy từ 2/3 điểm đo)"
+    assert tally.failing == ("gw-2", "gw-3") and tally.need == 2
+
+    result, _ = combine(REFUSED, "gw-1", [("gw-2", v(FAIL)), ("gw-3", v(FAIL))], "majority")
+    assert result.reason == "connect: refused (seen from 3/3 vantages)", "own reason first"
+
+
+def test_a_minority_failing_is_not_down() -> None:
+    result, tally = combine(REFUSED, "gw-1", [("gw-2", v(PASS)), ("gw-3", v(PASS))], "majority")
+    assert result.ok and not result.degraded
+    assert tally.failing == ("gw-1",)
+    # ...but a quorum of one makes any vantage's failure count.
+    result, _ = combine(OK, "gw-1", [("gw-2", v(FAIL)), ("gw-3", v(PASS))], 1)
+    assert not result.ok and "1/3" in result.reason
+
+
+def test_degraded_when_enough_see_it_degraded_or_failing() -> None:
+    result, _ = combine(SLOW, "gw-1", [("gw-2", v(FAIL)), ("gw-3", v(PASS))], "majority")
+    assert result.ok and result.degraded
+    assert result.reason == "slow: 3.2s (seen from 2/3 vantages)"
+    result, _ = combine(SLOW, "gw-1", [("gw-2", v(PASS)), ("gw-3", v(PASS))], "majority")
+    assert result.ok and not result.degraded
+
+
+def test_the_last_vantage_voting_decides_alone_and_says_so() -> None:
+    result, _ = combine(REFUSED, "gw-2", [], "majority")
+    assert not result.ok
+    assert result.reason == "connect: refused (seen from the only vantage voting, gw-2)"
+    assert "điểm đo duy nhất" in say(result.why, "vi", "")
+    # A host that does not vote (canaries cut) takes the others' word.
+    result, _ = combine(REFUSED, None, [("gw-1", v(PASS)), ("gw-3", v(PASS))], "majority")
+    assert result.ok
+
+
+# ----- three boards on one PostgreSQL ------------------------------------------------------------
+
+
+@pytest.fixture
+def store(pg_store: Store) -> Store:
+    return pg_store
+
+
+SETTINGS = ClusterSettings()
+
+
+def board(store: Store, name: str, clock: ManualClock | None = None) -> VoteBoard:
+    b = VoteBoard(store, SETTINGS, name, f"{name}:1", monotonic=clock or ManualClock())
+    b.expect([KEY, "other/portal/http"])
+    return b
+
+
+async def ready(*boards: VoteBoard) -> None:
+    """Each has probed every check once and shared it; all see each other voting."""
+    for b in boards:
+        b.decide(KEY, OK, 1.0)
+        b.decide("other/portal/http", OK, 1.0)
+        assert b.ready
+    for _ in range(2):
+        for b in boards:
+            assert await b.sync()
+
+
+async def test_three_vantages_see_each_others_flips(store: Store) -> None:
+    gw1, gw2, gw3 = (board(store, f"gw-{i}") for i in (1, 2, 3))
+    await ready(gw1, gw2, gw3)
+    assert gw1.voting and gw1.voting_peers() == ["gw-2", "gw-3"]
+
+    # gw-2 and gw-3 lose the target; gw-1 still reaches it.
+    assert gw2.decide(KEY, REFUSED, 2.0).ok, "gw-2 alone of three: up"
+    gw3.decide(KEY, REFUSED, 2.0)
+    await gw2.sync()
+    await gw3.sync()
+    await gw1.sync()
+    decided = gw1.decide(KEY, OK, 3.0)
+    assert not decided.ok
+    assert decided.reason == "connect: refused (seen from 2/3 vantages)"
+    assert gw1.tally(KEY) == (["gw-2", "gw-3"], [], ["gw-1"])
+    assert gw1.failing_systems(lambda k: ("ha-noi", "secure-server") if k == KEY else None) == {
+        ("ha-noi", "secure-server"): 2
+    }
+
+    # gw-2 gets it back: a minority (gw-3) now, a path problem.
+    gw2.decide(KEY, OK, 4.0)
+    await gw2.sync()
+    await gw1.sync()
+    assert gw1.decide(KEY, OK, 5.0).ok
+    minority = gw1.minorities[KEY]
+    assert minority.vantages == ("gw-3",) and minority.since == 5.0
+    assert minority.reason == "connect: refused"
+    # All pass again: no more path problem, and only flips were written.
+    gw3.decide(KEY, OK, 6.0)
+    await gw3.sync()
+    await gw1.sync()
+    assert gw1.decide(KEY, OK, 7.0).ok and KEY not in gw1.minorities
+    assert gw3.writes == 2, "passing is what no row means: the failure and the recovery only"
+
+
+async def test_a_vantage_with_cut_canaries_or_a_stale_beat_does_not_vote(store: Store) -> None:
+    clock = ManualClock()
+    gw1, gw2 = board(store, "gw-1"), board(store, "gw-2", clock)
+    gw3 = board(store, "gw-3")
+    await ready(gw1, gw2, gw3)
+    gw3.decide(KEY, REFUSED, 2.0)
+    gw2.decide(KEY, REFUSED, 2.0)
+    await gw3.sync(canaries_ok=False)  # gw-3's own uplink is cut: its failure means nothing
+    await gw2.sync()
+    await gw1.sync()
+    assert gw1.voting_peers() == ["gw-2"]
+    # Two voting (gw-1, gw-2): a majority is 2, and only gw-2 fails: up.
+    assert gw1.decide(KEY, OK, 3.0).ok
+    assert gw1.voting_map() == {"gw-1": True, "gw-2": True, "gw-3": False}
+
+    # gw-2 loses the database for longer than vote_stale_after: it stops trusting what it read
+    # and decides alone, and says so.
+    clock.now += SETTINGS.vote_stale_after + 1
+    alone = gw2.decide(KEY, REFUSED, 4.0)
+    assert not alone.ok and "only vantage voting, gw-2" in alone.reason
+
+
+async def test_a_restarted_vantage_starts_clean_and_the_others_forget_its_old_verdicts(
+    store: Store,
+) -> None:
+    gw1, gw2 = board(store, "gw-1"), board(store, "gw-2")
+    await ready(gw1, gw2)
+    gw2.decide(KEY, REFUSED, 2.0)
+    await gw2.sync()
+    await gw1.sync()
+    assert gw1.peers["gw-2"].verdicts[KEY].level == FAIL
+
+    again = VoteBoard(store, SETTINGS, "gw-2", "gw-2:2")  # the host restarted
+    again.started_at += 5.0
+    again.expect([KEY, "other/portal/http"])
+    assert await again.sync()
+    await gw1.sync()
+    assert KEY not in gw1.peers["gw-2"].verdicts, "its rows from before the restart are gone"
+    assert gw1.voting_peers() == [], "not ready yet: it has not probed every check"
+    assert gw1.decide(KEY, OK, 3.0).ok
+
+
+async def test_degraded_votes_travel(store: Store) -> None:
+    gw1, gw2, gw3 = (board(store, f"gw-{i}") for i in (1, 2, 3))
+    await ready(gw1, gw2, gw3)
+    gw2.decide(KEY, SLOW, 2.0)
+    gw3.decide(KEY, SLOW, 2.0)
+    for b in (gw2, gw3, gw1):
+        await b.sync()
+    assert gw1.peers["gw-2"].verdicts[KEY].level == DEGRADED
+    decided = gw1.decide(KEY, OK, 3.0)
+    assert decided.ok and decided.degraded and "2/3" in decided.reason
