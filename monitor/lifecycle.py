@@ -29,6 +29,7 @@ from aiohttp import web
 
 from . import build
 from .alerting.outbox import Outbox
+from .cluster.paths import tell_path_problems
 from .config import Config, HttpSettings
 from .metrics import DaemonMetrics
 from .rules.desk import run_desks
@@ -251,6 +252,10 @@ class Lifecycle:
             metrics.set_leader(cluster.leadership.leading)
             metrics.set_voting(votes.voting_map())
             metrics.set_system_votes(votes.failing_systems(system_of))
+            if cluster.leadership.leading:
+                await tell_path_problems(
+                    votes, self.host.config.cluster, core.rules.ctx.notices, engine.wall_clock()
+                )
             await asyncio.sleep(min(VOTES_EVERY, self.host.config.cluster.beat_interval))
 
     def _ready(self, parts: build.Parts, on_ready: Callable[[], None] | None) -> None:

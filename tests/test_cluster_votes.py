@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.alerting.notices import NoticeSender, RunningRouter
+from monitor.alerting.outbox import Outbox
+from monitor.cluster.paths import tell_path_problems
 from monitor.cluster.votes import DEGRADED, FAIL, PASS, Verdict, VoteBoard, combine, needed
 from monitor.config.cluster import ClusterSettings
 from monitor.reasons import say
+from monitor.registry import Registry
 from monitor.store import Store
 from npsp_common.types import ProbeResult, Why
 from tests.conftest import ManualClock
+from tests.test_alert_pipeline import agency, make_config
 
 REFUSED = ProbeResult(
     False, "connect: refused", 0.01, why=Why("text", {"text": "connect: refused"})
@@ -195,3 +200,29 @@ async def test_degraded_votes_travel(store: Store) -> None:
     assert gw1.peers["gw-2"].verdicts[KEY].level == DEGRADED
     decided = gw1.decide(KEY, OK, 3.0)
     assert decided.ok and decided.degraded and "2/3" in decided.reason
+
+
+async def test_a_path_problem_is_told_to_operations_once_and_never_to_the_agency(
+    store: Store,
+) -> None:
+    config = make_config([agency("ha-noi", "Hà Nội", ["secure-server"])])
+    registry = Registry.from_config(config)
+    outbox = Outbox(store, config.alerting.outbox)
+    settings = lambda: config.alerting  # noqa: E731
+    notices = NoticeSender(outbox, RunningRouter(settings, lambda: registry), settings)
+    gw1, gw2, gw3 = (board(store, f"gw-{i}") for i in (1, 2, 3))
+    await ready(gw1, gw2, gw3)
+    gw2.decide(KEY, REFUSED, 2.0)  # gw-2's route to Hà Nội is cut; gw-1 and gw-3 reach it
+    await gw2.sync()
+    await gw1.sync()
+    assert gw1.decide(KEY, OK, 100.0).ok
+    after = SETTINGS.path_notice_after
+    assert await tell_path_problems(gw1, SETTINGS, notices, 100.0 + after - 1) == 0, "not yet"
+    assert await tell_path_problems(gw1, SETTINGS, notices, 100.0 + after) == 1
+    assert await tell_path_problems(gw1, SETTINGS, notices, 100.0 + after + 60) == 0, "once"
+    rows = await store.transact(
+        lambda db: db.execute("SELECT address, subject, text FROM outbox").fetchall()
+    )
+    assert [r[0] for r in rows] == ["ops@vpcp.dvc.example"], "operations only, not the agency"
+    assert rows[0][1] == f"Sự cố đường truyền: {KEY} không kết nối được chỉ từ gw-2"
+    assert "1/3 điểm đo" in rows[0][2] and "connect: refused" in rows[0][2]
