@@ -258,8 +258,9 @@ class Engine:
                     observer(job.key, result, now)
                 except Exception:
                     log.exception("result observer failed")
-        if self.votes is not None and job.key in self.registry.checks:
-            result = self.votes.decide(job.key, result, now)  # canaries stay this host's own
+        check = self.registry.checks.get(job.key)
+        if self.votes is not None and check is not None:  # canaries stay this host's own
+            result = self.votes.decide(job.key, result, now, push=check.kind == "heartbeat")
         outcome = self.state.observe(job.key, result, now)
         if outcome.recheck:
             self.scheduler.recheck(job.key, self.config.defaults.recheck_delay)

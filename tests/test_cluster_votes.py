@@ -226,3 +226,13 @@ async def test_a_path_problem_is_told_to_operations_once_and_never_to_the_agency
     assert [r[0] for r in rows] == ["ops@vpcp.dvc.example"], "operations only, not the agency"
     assert rows[0][1] == f"Sự cố đường truyền: {KEY} không kết nối được chỉ từ gw-2"
     assert "1/3 điểm đo" in rows[0][2] and "connect: refused" in rows[0][2]
+
+
+def test_a_heartbeat_received_by_one_host_is_enough() -> None:
+    """Pushed over HTTP to one gateway host, a heartbeat is fresh there only: the others'
+    "stale" must not outvote it."""
+    stale = v(FAIL, "no heartbeat for 10m")
+    result, _ = combine(OK, "gw-1", [("gw-2", stale), ("gw-3", stale)], "majority", push=True)
+    assert result.ok
+    result, _ = combine(REFUSED, "gw-1", [("gw-2", stale), ("gw-3", stale)], "majority", push=True)
+    assert not result.ok and "3/3" in result.reason

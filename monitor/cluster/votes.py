@@ -14,6 +14,8 @@ latest verdicts for that check (:func:`combine`) before the state machine sees i
   half of those voting; a number is capped at the number voting), and the reason says so:
   "… (seen from 2/3 vantages)";
 * else it is degraded when that many see it failing or degraded;
+* a heartbeat (pushed to one host, over HTTP, or to all over MQTT) fails only when every voting
+  vantage sees it fail: one host that received it is enough;
 * else it passes; a check failing from a minority while the others see it pass is a **path**
   problem (:attr:`VoteBoard.minorities`), for the operations team only.
 
@@ -92,6 +94,8 @@ def combine(
     own_vantage: str | None,
     peers: Iterable[tuple[str, Verdict]],
     quorum: str | int,
+    *,
+    push: bool = False,
 ) -> tuple[ProbeResult, Tally]:
     """The check's result as the quorum sees it. ``own_vantage`` is this host's name while it
     votes (None: its canaries fail, or it is not ready); ``peers`` are the other *voting*
@@ -101,7 +105,8 @@ def combine(
         votes.insert(0, (own_vantage, verdict_of(own)))
     if not votes:
         return own, Tally((), (), 0, 1)
-    need = needed(quorum, len(votes))
+    # A push (a heartbeat) reaches one host, not each: it fails only when no vantage got it.
+    need = len(votes) if push else needed(quorum, len(votes))
     failing = tuple(n for n, v in votes if v.level == FAIL)
     degraded = tuple(n for n, v in votes if v.level == DEGRADED)
     tally = Tally(failing, degraded, len(votes), need)
@@ -266,8 +271,11 @@ class VoteBoard:
         """Whether this host votes now (as the others see it)."""
         return self.trusted and self._self_voting and self.ready and self.canaries_ok
 
-    def decide(self, key: str, result: ProbeResult, now: float) -> ProbeResult:
-        """Note this host's verdict on ``key`` and give back the quorum's."""
+    def decide(
+        self, key: str, result: ProbeResult, now: float, *, push: bool = False
+    ) -> ProbeResult:
+        """Note this host's verdict on ``key`` and give back the quorum's (``push``: a
+        heartbeat, received by one host: it fails only when every voting vantage says so)."""
         verdict = verdict_of(result)
         last = self.own.get(key, _PASSING)
         if verdict.level != last.level or _code(verdict.why) != _code(last.why):
@@ -280,14 +288,20 @@ class VoteBoard:
             (name, self.peers[name].verdicts.get(key, _PASSING)) for name in self.voting_peers()
         ]
         own_name = self.vantage if self.voting or not peers else None
-        combined, tally = combine(result, own_name, peers, self.settings.quorum)
-        self._follow_minority(key, tally, combined, result, now)
+        combined, tally = combine(result, own_name, peers, self.settings.quorum, push=push)
+        self._follow_minority(key, tally, combined, result, now, push)
         return combined
 
     def _follow_minority(
-        self, key: str, tally: Tally, combined: ProbeResult, own: ProbeResult, now: float
+        self,
+        key: str,
+        tally: Tally,
+        combined: ProbeResult,
+        own: ProbeResult,
+        now: float,
+        push: bool,
     ) -> None:
-        if tally.voting < 2 or not tally.failing or not combined.ok:
+        if tally.voting < 2 or not tally.failing or not combined.ok or push:
             self.minorities.pop(key, None)
             return
         seen = self.minorities.get(key)
