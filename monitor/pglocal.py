@@ -15,6 +15,11 @@ which is thrown away anyway) and find half-open sessions within about 25 s (TCP 
 10/5/3, ``tcp_user_timeout``, ``client_connection_check_interval``), as a leader's session lock
 must not outlive its holder for hours.
 
+``extra_listen`` adds addresses to listen on besides 127.0.0.1, each in interface notation
+(``10.213.5.1/24``: listen on 10.213.5.1, accept password logins from 10.213.5.0/24): the
+cluster tests reach it from a network namespace of their own through a veth pair. The address
+must exist on the machine before the server starts.
+
 The work is blocking (subprocesses, a synchronous psycopg connection); each ``…_blocking``
 method has an ``async`` twin that runs it in a thread, for asyncio code.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import pwd
 import re
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -147,7 +154,12 @@ class LocalPostgres:
     """
 
     def __init__(
-        self, base: Path | None = None, *, bindir: Path | None = None, port: int | None = None
+        self,
+        base: Path | None = None,
+        *,
+        bindir: Path | None = None,
+        port: int | None = None,
+        extra_listen: Sequence[str] = (),
     ) -> None:
         found = bindir or find_bindir()
         if found is None:
@@ -156,6 +168,7 @@ class LocalPostgres:
                 f"and no ${BINDIR_ENV} (Debian: apt-get install postgresql)"
             )
         self.bindir = found
+        self.extra_listen = [ipaddress.ip_interface(a) for a in extra_listen]
         self._given_base = base
         self.base = base or Path("/nonexistent")
         self.port = port or 0
@@ -407,12 +420,18 @@ class LocalPostgres:
         )
 
     def _configure(self) -> None:
-        lines = [f"{key} = {value}" for key, value in SETTINGS.items()]
+        settings = dict(SETTINGS)
+        hba = HBA
+        if self.extra_listen:
+            addresses = ["127.0.0.1", *(str(a.ip) for a in self.extra_listen)]
+            settings["listen_addresses"] = "'" + ",".join(addresses) + "'"
+            hba += "".join(f"host all all {a.network} scram-sha-256\n" for a in self.extra_listen)
+        lines = [f"{key} = {value}" for key, value in settings.items()]
         lines.append(f"port = {self.port}")
         lines.append(f"unix_socket_directories = '{self.socket_dir}'")
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write("\n# monitor/pglocal.py\n" + "\n".join(lines) + "\n")
-        (self.datadir / "pg_hba.conf").write_text(HBA)
+        (self.datadir / "pg_hba.conf").write_text(hba)
 
     def _run_pg_ctl(self, action: str, *args: str, check: bool = True) -> None:
         try:

@@ -61,6 +61,8 @@ class Host:
     log: Path
     process: asyncio.subprocess.Process | None = None
     env: dict[str, str] = field(default_factory=dict)
+    address: str = "127.0.0.1"  # where its HTTP listener (/metrics) is reached
+    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", NAME]
 
     @property
     def running(self) -> bool:
@@ -69,6 +71,7 @@ class Host:
     async def start(self, timeout: float = 30.0) -> None:
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "monitor",
@@ -115,7 +118,7 @@ class Host:
             async with (
                 aiohttp.ClientSession() as session,
                 session.get(
-                    f"http://127.0.0.1:{self.port}/metrics",
+                    f"http://{self.address}:{self.port}/metrics",
                     timeout=aiohttp.ClientTimeout(total=5),
                 ) as response,
             ):
@@ -148,10 +151,11 @@ def cluster_config(
     defaults: dict[str, Any] | None = None,
     alerting: dict[str, Any] | None = None,
     canaries: list[dict[str, Any]] | None = None,
+    listen_host: str = "127.0.0.1",
 ) -> Path:
     data: dict[str, Any] = {
         "vantage": vantage,
-        "listen": f"127.0.0.1:{port}",
+        "listen": f"{listen_host}:{port}",
         "state_db": url,
         "state_db_password_file": str(password_file),
         "cluster": cluster
@@ -173,7 +177,7 @@ def cluster_config(
         "agencies": agencies,
     }
     if canaries is not None:
-        data["canaries"] = canaries
+        data["uplink"] = {"checks": canaries}
     path = folder / f"{vantage}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
