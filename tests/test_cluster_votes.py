@@ -13,6 +13,7 @@ from monitor.config.cluster import ClusterSettings
 from monitor.reasons import say
 from monitor.registry import Registry
 from monitor.store import Store
+from monitor.web.templates.tables import checks_table
 from npsp_common.types import ProbeResult, Why
 from tests.conftest import ManualClock
 from tests.test_alert_pipeline import agency, make_config
@@ -236,3 +237,18 @@ def test_a_heartbeat_received_by_one_host_is_enough() -> None:
     assert result.ok
     result, _ = combine(REFUSED, "gw-1", [("gw-2", stale), ("gw-3", stale)], "majority", push=True)
     assert not result.ok and "3/3" in result.reason
+
+
+async def test_the_system_page_shows_how_each_vantage_sees_a_check(store: Store) -> None:
+    config = make_config([agency("ha-noi", "Hà Nội", ["secure-server"])])
+    entry = Registry.from_config(config).systems["ha-noi/secure-server"].checks[0]
+    gw1, gw2, gw3 = (board(store, f"gw-{i}") for i in (1, 2, 3))
+    await ready(gw1, gw2, gw3)
+    gw2.decide(entry.key, REFUSED, 2.0)
+    await gw2.sync()
+    await gw1.sync()
+    gw1.decide(entry.key, OK, 3.0)
+    html = checks_table([(entry, None, ())], "vi", {entry.key: gw1.tally(entry.key)})
+    assert "<th>Điểm đo</th>" in html
+    assert '<span class="down">gw-2 ✗</span> · <span class="up">gw-3, gw-1 ✓</span>' in html
+    assert "Điểm đo" not in checks_table([(entry, None, ())], "vi"), "one host: no column"

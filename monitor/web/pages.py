@@ -274,6 +274,11 @@ class Pages(PageKit):
             announcements=await self._announcements(lambda a: a.key == key),
             gateway_since=self._gateway_since(),
             cancel_csrf=chrome.csrf if may_act(account, agency_id, Action.OPERATE) else None,
+            views=(
+                None
+                if engine.votes is None
+                else {c.key: engine.votes.tally(c.key) for c in entry.checks}
+            ),
         )
         return html(text)
 

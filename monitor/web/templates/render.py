@@ -47,6 +47,7 @@ from .frame import (
     when,
 )
 from .tables import (
+    VantageViews,
     announcements_table,
     changes_table,
     check_verdict,
@@ -199,6 +200,7 @@ def system_page(
     announcements: Sequence[Announcement],
     gateway_since: float | None,
     cancel_csrf: str | None = None,
+    views: VantageViews | None = None,
 ) -> str:
     lang = chrome.lang
     w = WORDS[lang]
@@ -207,7 +209,7 @@ def system_page(
         gateway_note(gateway_since, lang),
         _facts(row, reason, parents, lang),
         f"<h2>{escape(w['checks'])}</h2>",
-        checks_table(checks, lang),
+        checks_table(checks, lang, views),
         f"<h2>{escape(w['recent_results'])}</h2>",
         *_recent_results(checks, lang),
     ]

@@ -132,25 +132,44 @@ def check_verdict(status: CheckStatus | None, lang: Lang) -> tuple[str, str]:
     return "ok", w["healthy"]
 
 
+#: Per check, on several gateway hosts: the voting vantages that see it failing, degraded and
+#: passing (:meth:`monitor.cluster.votes.VoteBoard.tally`).
+VantageViews = Mapping[str, tuple[list[str], list[str], list[str]]]
+
+
 def checks_table(
-    checks: Sequence[tuple[CheckEntry, CheckStatus | None, Sequence[Sample]]], lang: Lang
+    checks: Sequence[tuple[CheckEntry, CheckStatus | None, Sequence[Sample]]],
+    lang: Lang,
+    views: VantageViews | None = None,
 ) -> str:
     w = WORDS[lang]
     rows = []
     for check, status, _samples in checks:
         verdict, words = check_verdict(status, lang)
         last = status.last if status is not None else None
+        seen = "" if views is None else f"<td>{_vantage_view(views.get(check.key), lang)}</td>"
         rows.append(
             f'<tr class="check" data-verdict="{verdict}">'
             f"<td>{escape(check.check_id)}</td><td>{escape(check.kind)}</td>"
             f"<td>{escape(words)}</td>"
             f"<td>{escape(say(last.why, lang, last.reason)) if last else w['none']}</td>"
             f"<td>{ms(last.duration) if last else w['none']}</td>"
-            f"<td>{when(status.last_time, seconds=True) if status else w['none']}</td></tr>"
+            f"<td>{when(status.last_time, seconds=True) if status else w['none']}</td>{seen}</tr>"
         )
-    return table(
-        [w["check"], w["kind"], w["state"], w["last_result"], w["duration"], w["time"]], rows
-    )
+    heads = [w["check"], w["kind"], w["state"], w["last_result"], w["duration"], w["time"]]
+    return table(heads if views is None else [*heads, w["vantage"]], rows)
+
+
+def _vantage_view(view: tuple[list[str], list[str], list[str]] | None, lang: Lang) -> str:
+    """ "gw-2 ✗ · gw-1, gw-3 ✓": who sees the check how (the failing first)."""
+    if view is None or not any(view):
+        return escape(WORDS[lang]["none"])
+    parts = [
+        f'<span class="{cls}">{escape(", ".join(names))} {mark}</span>'
+        for names, mark, cls in zip(view, ("✗", "~", "✓"), ("down", "degraded", "up"), strict=True)
+        if names
+    ]
+    return " · ".join(parts)
 
 
 def changes_table(changes: Sequence[Event], lang: Lang, names: Mapping[str, str]) -> str:
