@@ -34,7 +34,7 @@ from .config import Config, HttpSettings
 from .metrics import DaemonMetrics
 from .rules.desk import run_desks
 from .sdnotify import SystemdNotifier, status_loop, watchdog_loop
-from .store import open_configured
+from .store import StoreError, open_configured
 
 log = logging.getLogger("monitor.app")  # the daemon's lines keep the name they always had
 
@@ -373,6 +373,8 @@ async def outbox_stats(metrics: DaemonMetrics, outbox: Outbox) -> None:
     while True:
         try:
             metrics.outbox_pending = await outbox.pending()
+        except StoreError as exc:  # the database is away (metrics' npsp_store_up says so)
+            log.warning("cannot read outbox statistics: %s", exc)
         except Exception:
             log.exception("cannot read outbox statistics")
         await asyncio.sleep(OUTBOX_STATS_EVERY)

@@ -28,6 +28,7 @@ from notifiers.base import ChannelName
 from .engine import Engine
 from .registry import _label_value
 from .state import State
+from .store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,9 @@ class DaemonMetrics:
                 self.outbox_pending = await self.outbox_source()
         except TimeoutError:
             return  # busy, not down: npsp_store_up keeps its last value
+        except StoreError as exc:  # the database is away: said, not a bug
+            self.set_store_up(False)
+            log.warning("cannot read the outbox backlog for /metrics: %s", exc)
         except Exception:  # a store error must not fail the scrape
             self.set_store_up(False)
             log.warning("cannot read the outbox backlog for /metrics", exc_info=True)

@@ -4,6 +4,7 @@ quorum in the messages, and a leader killed with kill -9 replaced without a lost
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -156,6 +157,36 @@ async def test_down_for_everyone_is_one_digest_per_recipient_seen_from_3_of_3(
     assert "Traceback" not in cluster.logs()
 
 
+STORM_AGENCIES = 12
+
+
+async def storm_cluster(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    target: TcpTarget,
+    mail: Callable[[float], Awaitable[tuple[Mailbox, int]]],
+) -> tuple[Cluster, set[str]]:
+    """Three hosts (not started) probing 24 systems of 12 agencies, and a slow mail server
+    (0.3 s a message: the leader is always mid-send); the recipients a storm must reach."""
+    mailbox, port = await mail(0.3)
+    group = await three_hosts(tmp_path, pg_url, port, target.port, count=STORM_AGENCIES)
+    expected = {f"kt@ag-{a:02d}.dvc.example" for a in range(STORM_AGENCIES)} | {OPS}
+    return Cluster(group, mailbox), expected
+
+
+def assert_one_stream(cluster: Cluster, duplicates: int) -> None:
+    """At most ``duplicates`` messages sent twice (one in flight per leader change); per
+    recipient a first digest and at most one follow-up (systems confirmed down after the first
+    went out), as on a single host: never one copy per host; no traceback in any log."""
+    received = cluster.mailbox.received
+    per_message = Counter(mid for _, mid, _ in received)
+    twice = sum(n - 1 for n in per_message.values())
+    assert twice <= duplicates, (per_message, cluster.logs())
+    distinct = Counter(to for to, _ in {(to, mid) for to, mid, _ in received})
+    assert max(distinct.values()) <= 2, distinct
+    assert "Traceback" not in cluster.logs()
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -170,11 +201,8 @@ async def test_a_killed_leader_is_replaced_and_nothing_is_lost(
     takes over within failover_after, sends what was pending; at most one duplicate per
     kill; the killed hosts, restarted, do not send again."""
     target = await tcp_target()
-    mailbox, port = await mail(0.3)
-    agencies_count = 12
-    group = await three_hosts(tmp_path, pg_url, port, target.port, count=agencies_count)
-    cluster = Cluster(group, mailbox)
-    expected = {f"kt@ag-{a:02d}.dvc.example" for a in range(agencies_count)} | {OPS}
+    cluster, expected = await storm_cluster(tmp_path, pg_url, target, mail)
+    mailbox = cluster.mailbox
     failovers: list[float] = []
     try:
         await cluster.start()
@@ -198,12 +226,90 @@ async def test_a_killed_leader_is_replaced_and_nothing_is_lost(
     finally:
         await asyncio.gather(*(h.stop() for h in cluster.hosts))
     assert all(f < 3.0 + 2.0 for f in failovers), failovers  # failover_after, plus a scrape
-    per_message = Counter(mid for _, mid, _ in mailbox.received)
-    duplicates = sum(n - 1 for n in per_message.values())
-    assert duplicates <= 2, (per_message, cluster.logs())
     assert mailbox.recipients() == expected
-    # A first digest and at most one follow-up (systems confirmed down after the first went
-    # out), as on a single host: never one copy per host.
-    distinct = Counter(to for to, _ in {(to, mid) for to, mid, _ in mailbox.received})
-    assert max(distinct.values()) <= 2, distinct
+    assert_one_stream(cluster, duplicates=2)
+
+
+async def test_a_postgresql_outage_mid_storm_stops_sending_not_probing(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    local_postgres: Any,
+    tcp_target: Callable[[], Awaitable[TcpTarget]],
+    mail: Callable[[float], Awaitable[tuple[Mailbox, int]]],
+) -> None:
+    """PostgreSQL stopped for 30 s while the leader sends a storm: the probes go on (every
+    host's probe count keeps rising), nothing is sent that could not be claimed, and once it is
+    back every recipient is told, with at most one duplicate per leader change."""
+    target = await tcp_target()
+    cluster, expected = await storm_cluster(tmp_path, pg_url, target, mail)
+    mailbox = cluster.mailbox
+    probes = "npsp_scheduler_lag_seconds_count"
+    try:
+        await cluster.start()
+        await cluster.voting(3)
+        await target.down()
+        await until(lambda: _true(len(mailbox.received) >= 2), 30, "the storm being sent")
+        await local_postgres.stop_server()
+        stopped_at = time.monotonic()
+        before = [await h.metric(probes) for h in cluster.hosts]
+        await asyncio.sleep(8.0)  # past the lease: nobody may send now
+        sent_without_db = len(mailbox.received)
+        await asyncio.sleep(30.0 - (time.monotonic() - stopped_at))
+        after = [await h.metric(probes) for h in cluster.hosts]
+        assert len(mailbox.received) == sent_without_db, "sent while nothing could be claimed"
+        await local_postgres.start_server()
+        await until(lambda: _true(mailbox.recipients() >= expected), 60, "every recipient")
+        await asyncio.sleep(2.0)
+        assert len(await leaders(cluster.hosts)) == 1
+    finally:
+        if not local_postgres.is_running():
+            await local_postgres.start_server()
+        await asyncio.gather(*(h.stop() for h in cluster.hosts))
+    for host, b, a in zip(cluster.hosts, before, after, strict=True):
+        assert b is not None and a is not None and a > b + 20, (host.vantage, b, a)
+    assert mailbox.recipients() == expected
+    assert_one_stream(cluster, duplicates=2)
+
+
+async def test_a_write_on_a_follower_takes_effect_on_the_leader_within_2_s(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    tcp_target: Callable[[], Awaitable[TcpTarget]],
+    mail: Callable[[float], Awaitable[tuple[Mailbox, int]]],
+) -> None:
+    """A maintenance window scheduled with a follower's config (the command line writes to the
+    shared database) puts the system in maintenance on the leader within 2 s."""
+    target = await tcp_target()
+    mailbox, port = await mail(0.0)
+    cluster = Cluster(await three_hosts(tmp_path, pg_url, port, target.port), mailbox)
+
+    async def in_maintenance(host: Host) -> bool:
+        wanted = ("npsp_system_state{", 'agency="ag-01"', 'system="s0"', 'state="maintenance"')
+        return any(
+            all(w in k for w in wanted) and v == 1 for k, v in (await host.metrics()).items()
+        )
+
+    try:
+        await cluster.start()
+        await cluster.voting(3)
+        leader = await cluster.leader()
+        follower = next(h for h in cluster.hosts if h is not leader)
+        assert not await in_maintenance(leader), "in maintenance before the window was written"
+        start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 60))
+        end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 3600))
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", "maintenance", "schedule",
+            "-c", str(follower.config), "--start", start, "--end", end,
+            "--reason", "thay thiết bị", "--scope", "ag-01/s0", "--override", "khẩn cấp",
+            "--author", "test",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await cli.communicate()
+        written = time.monotonic()
+        assert cli.returncode == 0, out.decode()
+        await until(lambda: in_maintenance(leader), 10, "the leader seeing the window")
+        took = time.monotonic() - written
+    finally:
+        await asyncio.gather(*(h.stop() for h in cluster.hosts))
+    assert took < 2.0, took
     assert "Traceback" not in cluster.logs()

@@ -131,6 +131,7 @@ class Leadership:
         self._gained = False  # the takeover for this epoch is done
         self._active = False  # on_gain ran and on_loss has not yet
         self.takeovers = 0
+        self._failing = False
 
     @property
     def holds(self) -> bool:
@@ -163,8 +164,11 @@ class Leadership:
                 lambda db: take(db, self.holder, self.vantage, settings.lease_ttl)
             )
         except StoreError as exc:
-            log.warning("cannot renew the leader's lease: %s", exc)
+            if not self._failing:  # once per outage
+                log.warning("cannot take or renew the leader's lease: %s", exc)
+            self._failing = True
             return self.leading
+        self._failing = False
         if epoch is None:
             self.epoch = None
             return False

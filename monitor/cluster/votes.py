@@ -235,6 +235,7 @@ class VoteBoard:
         self._synced_at: float | None = None  # monotonic time of the last good sync
         self._self_voting = False  # as the database saw this host's last beat
         self._started = False
+        self._failing = False  # the last exchange failed (logged once per outage)
         self.minorities: dict[str, Minority] = {}
         self.writes = 0  # verdict rows written (the bench reads it)
 
@@ -366,8 +367,13 @@ class VoteBoard:
         except StoreError as exc:
             for k, v in batch.items():
                 self._unwritten.setdefault(k, v)
-            log.warning("cannot share this vantage's verdicts (will retry): %s", exc)
+            if not self._failing:  # once per outage, not four times a second
+                log.warning("cannot share this vantage's verdicts (will retry): %s", exc)
+            self._failing = True
             return False
+        if self._failing:
+            log.warning("sharing this vantage's verdicts again")
+        self._failing = False
         self._started = True
         self.writes += len(batch)
         self._apply(read)

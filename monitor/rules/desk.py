@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ..alerting.notices import NoticeSink
 from ..registry import Registry
-from ..store import Store
+from ..store import Store, StoreError
 from ..workdays import Rules, WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,9 @@ async def run_desks(
     while True:
         try:
             current: int | None = await store.data_version()
+        except StoreError as exc:  # the database is away: said once a second, not a bug
+            log.warning("cannot read the database's version (will retry): %s", exc)
+            current = version
         except Exception:
             log.exception("cannot read the database's version; retrying")
             current = version
