@@ -37,7 +37,7 @@ from notifiers.base import Delivery, Notifier, NotifyError
 from ..aio import wait_event
 from ..config.alerting import OutboxSettings
 from ..sqldialect import Handle
-from ..store import Store
+from ..store import Store, StoreError
 from . import outbox_store
 from .outbox_items import Claimed, OutboxItem, fallback, fitting, merged_sms
 
@@ -335,6 +335,10 @@ class OutboxWorker:
             try:
                 while await self.run_once():
                     pass
+            except StoreError as exc:  # the database is away, or this host no longer leads
+                log.warning("outbox worker %s: %s; retrying in 5 s", self.channel, exc)
+                await asyncio.sleep(5)
+                continue
             except Exception:  # a store or channel bug must not end the worker
                 log.exception("outbox worker %s failed; retrying in 5 s", self.channel)
                 await asyncio.sleep(5)
