@@ -330,52 +330,44 @@ Stop with Ctrl-C; {restart}.
     )
 
 
-async def _record_maintenance(state_db: Path, config: Config) -> None:
+async def record_maintenance(store: Store, config: Config) -> None:
     """A maintenance window over ``MAINTAINED`` from now, unless one covers it already (a
     restart records no second one). It is late, and says so: the demo records it at start."""
     agency, system = MAINTAINED.split("/")
     now = time.time()
-    store = await Store.open(state_db)
-    try:
-        windows = await list_windows(store, now=now)
-        if any(w.covers(agency, system) and w.mutes_at(now) for w in windows):
-            return
-        calendar = WorkCalendar(config.calendar)
-        start = dt.datetime.fromtimestamp(now, calendar.tz)
-        await schedule(
-            store,
-            calendar,
-            Registry.from_config(config),
-            starts=start,
-            ends=start + dt.timedelta(seconds=MAINTENANCE_LENGTH),
-            reason="Nâng cấp hệ thống một cửa điện tử (bản demo)",
-            scope=[MAINTAINED],
-            override_reason="bản demo: cửa sổ ghi lúc khởi động, để thấy trạng thái bảo trì",
-            author="demo",
-            now=now,
-        )
-    finally:
-        await store.close()
+    windows = await list_windows(store, now=now)
+    if any(w.covers(agency, system) and w.mutes_at(now) for w in windows):
+        return
+    calendar = WorkCalendar(config.calendar)
+    start = dt.datetime.fromtimestamp(now, calendar.tz)
+    await schedule(
+        store,
+        calendar,
+        Registry.from_config(config),
+        starts=start,
+        ends=start + dt.timedelta(seconds=MAINTENANCE_LENGTH),
+        reason="Nâng cấp hệ thống một cửa điện tử (bản demo)",
+        scope=[MAINTAINED],
+        override_reason="bản demo: cửa sổ ghi lúc khởi động, để thấy trạng thái bảo trì",
+        author="demo",
+        now=now,
+    )
 
 
-async def _demo_account(state_db: Path) -> str:
+async def demo_account(store: Store) -> str:
     """A national-admin for the demo, reading da-nang's technical admin's inbox; its token."""
-    store = await Store.open(state_db)
-    try:
-        _, token = await accounts.create(
-            store,
-            actor=None,
-            account_id=f"demo-{int(time.time())}",
-            name="Demo",
-            role="national-admin",
-            agency=None,
-            agencies=set(),
-            now=time.time(),
-            portal_account="qtkt.da-nang",
-            source="demo",
-        )
-    finally:
-        await store.close()
+    _, token = await accounts.create(
+        store,
+        actor=None,
+        account_id=f"demo-{int(time.time())}",
+        name="Demo",
+        role="national-admin",
+        agency=None,
+        agencies=set(),
+        now=time.time(),
+        portal_account="qtkt.da-nang",
+        source="demo",
+    )
     return token
 
 
@@ -408,9 +400,13 @@ async def run_demo(
             config_path.write_text(
                 yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
-            token = await _demo_account(state_db)
             loaded = load_config(config_path)
-            await _record_maintenance(state_db, loaded)
+            store = await Store.open(state_db)
+            try:
+                token = await demo_account(store)
+                await record_maintenance(store, loaded)
+            finally:
+                await store.close()
             daemon = Daemon(config_path, loaded)
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, daemon.request_stop)

@@ -198,3 +198,24 @@ def test_without_the_demo_extra_the_demo_says_how_to_install_it(package: str) ->
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1, done.stderr  # one sentence, no traceback
     assert "pip install 'npsp-monitor[demo]'" in done.stderr
+
+
+def test_the_cluster_demo_shows_a_leader_killed_and_replaced(
+    local_postgres: object,  # PostgreSQL must be installed (skipped without, failed on CI)
+) -> None:
+    """``demo --vantages 3``: three hosts on a local PostgreSQL; the leader killed with SIGKILL
+    is replaced and restarts as a follower; the demo stops cleanly at its duration."""
+    port = free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "demo", "--vantages", "3", "--port", str(port),
+         "--duration", "30", "--kill-leader-after", "12"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "3 gateway hosts on one local PostgreSQL" in out
+    killed = re.search(r"killed the leader (gw-\d)", out)
+    took = re.search(r"(gw-\d) took over after ([\d.]+) s", out)
+    assert killed and took and took.group(1) != killed.group(1), out[-3000:]
+    assert float(took.group(2)) < 6.0 + 2.0, "within failover_after (6 s), plus polling"
+    assert "state change" in out and "Traceback" not in out

@@ -205,6 +205,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import run_demo  # noqa: PLC0415 - the demo pulls in certificate generation
 
     setup_logging(args.log_level)
+    if args.vantages > 1:
+        from ..demo_cluster import run_demo_cluster  # noqa: PLC0415 - as above
+
+        kill = None if args.kill_leader_after <= 0 else args.kill_leader_after
+        run_async(run_demo_cluster(args.vantages, args.port or 9477, args.duration, kill))
+        return 0
     run_async(run_demo(port=args.port, state_dir=args.state_dir, duration=args.duration))
     return 0
 
@@ -241,6 +247,20 @@ def add_trial_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--state-dir", type=Path, default=None, help="keep the demo's state here")
     p.add_argument(
         "--duration", type=parse_seconds, default=None, help="stop after this many seconds"
+    )
+    p.add_argument(
+        "--vantages",
+        type=int,
+        choices=range(1, 6),
+        default=1,
+        metavar="N",
+        help="N gateway hosts (2-5) on a local PostgreSQL, ports PORT.. PORT+N-1",
+    )
+    p.add_argument(
+        "--kill-leader-after",
+        type=parse_seconds,
+        default=90.0,
+        help="with --vantages: kill the leader (SIGKILL) after this long; 0: never",
     )
     p.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     p.set_defaults(func=guarded(cmd_demo))
