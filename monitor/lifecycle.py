@@ -248,14 +248,17 @@ class Lifecycle:
             return None if check is None else (check.agency, check.system)
 
         while True:
-            metrics.set_store_up(await votes.sync(canaries_ok=not engine.state.gateway_cut))
-            metrics.set_leader(cluster.leadership.leading)
-            metrics.set_voting(votes.voting_map())
-            metrics.set_system_votes(votes.failing_systems(system_of))
-            if cluster.leadership.leading:
-                await tell_path_problems(
-                    votes, self.host.config.cluster, core.rules.ctx.notices, engine.wall_clock()
-                )
+            try:
+                metrics.set_store_up(await votes.sync(canaries_ok=not engine.state.gateway_cut))
+                metrics.set_leader(cluster.leadership.leading)
+                metrics.set_voting(votes.voting_map())
+                metrics.set_system_votes(votes.failing_systems(system_of))
+                if cluster.leadership.leading:
+                    await tell_path_problems(
+                        votes, self.host.config.cluster, core.rules.ctx.notices, engine.wall_clock()
+                    )
+            except Exception:  # a bug or an unexpected database answer must not stop probing
+                log.exception("cannot exchange the vantages' votes; retrying")
             await asyncio.sleep(min(VOTES_EVERY, self.host.config.cluster.beat_interval))
 
     def _ready(self, parts: build.Parts, on_ready: Callable[[], None] | None) -> None:

@@ -194,7 +194,12 @@ class Leadership:
         self.eligible = eligible
         try:
             while True:
-                holds = await self.step()
+                try:
+                    holds = await self.step()
+                except Exception:  # an unexpected database answer: not leading, try again
+                    log.exception("the election failed; retrying")
+                    holds = False
+                    self.epoch = None
                 if holds and not self._gained:
                     if self._active:
                         await self._lose(on_loss)
