@@ -1,0 +1,345 @@
+"""Cluster failover benchmark (issue 13): kill -9 of the leader K times during an alert storm.
+
+Three gateway hosts (real daemons, ``python -m monitor run``) on one throwaway local PostgreSQL
+(monitor/pglocal.py), probing AGENCIES x SYSTEMS systems (one tcp check each, all against one
+local TCP port); every agency has one e-mail contact, operations one e-mail; the mail server
+(aiosmtpd) takes 0.1-0.3 s per message, so the leader is always mid-send. Once every system is
+up the target goes away (a storm: every system down), and while the storm is sent the leader
+is killed with SIGKILL ``--kills`` times, the killed host restarted at once. Per kill the
+failover time is measured: from the kill until a host's /metrics shows ``npsp_leader 1``
+(polled every 50 ms). Usually that is another host; sometimes it is the killed one itself:
+restarted at once, it is a new holder and may claim the expired lease before a follower's next
+attempt (counted apart). At the end it waits until every recipient got mail and prints the
+kills, the failover times, messages received, recipients expected vs reached, duplicates (the
+same Message-ID twice), the most distinct digests one recipient got, agency digests that name
+no system not already named to that agency, and the wall time. Exit status 1 when a recipient
+was never reached (or the run failed).
+
+Run: .venv/bin/python bench/cluster_failover.py [--kills 5] [--agencies 25] [--systems 20]
+Needs PostgreSQL installed (/usr/lib/postgresql/*/bin, or $PG_BINDIR), as the tests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from monitor.pglocal import LocalPostgres
+from tests.cluster_hosts import Host, Mailbox, hosts
+from tests.peers import free_port
+
+OPS = "ops@vpcp.dvc.example"
+POLL = 0.05  # the failover poll: every 50 ms
+
+
+class SlowMailbox(Mailbox):
+    """The tests' mailbox, each message taking a random 0.1-0.3 s."""
+
+    def __init__(self, low: float, high: float) -> None:
+        super().__init__(0.0)
+        self.low, self.high = low, high
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(random.uniform(self.low, self.high))
+        return await super().handle_DATA(server, session, envelope)
+
+
+class Target:
+    """A loopback TCP server every check probes; taken down, its port is closed."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+
+    async def up(self) -> None:
+        async def handle(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            w.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", self.port, reuse_address=True)
+
+    async def down(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+
+
+def agencies(count: int, systems: int, port: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"ag-{a:02d}",
+            "kind": "province",
+            "name_vi": f"Tỉnh {a}",
+            "name_en": f"Province {a}",
+            "code": f"{a:02d}",
+            "contacts": [
+                {
+                    "name": f"KT {a}",
+                    "role": "technical-admin",
+                    "email": f"kt@ag-{a:02d}.dvc.example",
+                    "channels": ["email"],
+                }
+            ],
+            "systems": [
+                {
+                    "id": f"s{s}",
+                    "kind": "other",
+                    "name": f"Hệ thống {s}",
+                    "checks": [{"id": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": port}],
+                }
+                for s in range(systems)
+            ],
+        }
+        for a in range(count)
+    ]
+
+
+async def wait_for(what: str, within: float, condition: Any, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out ({within:.0f} s) waiting for {what}")
+        await asyncio.sleep(every)
+
+
+async def leaders(group: list[Host]) -> list[Host]:
+    values = await asyncio.gather(*(h.metric("npsp_leader") for h in group))
+    return [h for h, v in zip(group, values, strict=True) if v == 1.0]
+
+
+async def systems_up(host: Host) -> float:
+    return sum(v for k, v in (await host.metrics()).items() if k.startswith("npsp_system_up{"))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> dict[str, Any]:
+    url = pg.create_database_blocking("bench_failover")
+    mailbox = SlowMailbox(args.mail_min, args.mail_max)
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    await asyncio.to_thread(controller.start)
+    target = Target()
+    await target.up()
+    total = args.agencies * args.systems
+    group = hosts(
+        folder,
+        ["gw-1", "gw-2", "gw-3"],
+        url=url,
+        password_file=pg.password_file,
+        agencies=agencies(args.agencies, args.systems, target.port),
+        channels={
+            "email": {
+                "host": "127.0.0.1",
+                "port": controller.port,
+                "security": "none",
+                "from_addr": "giamsat@npsp.dvc.example",
+            }
+        },
+        operations=[{"name": "VPCP", "email": OPS, "channels": ["email"]}],
+        defaults={
+            "interval": args.interval,
+            "timeout": "1s",
+            "failure_threshold": 2,
+            "recheck_delay": "100ms",
+        },
+    )
+    expected = {f"kt@ag-{a:02d}.dvc.example" for a in range(args.agencies)} | {OPS}
+    failovers: list[float] = []
+    mid_send: list[bool] = []
+    by_restarted: list[bool] = []
+    started = time.monotonic()
+    storm_at = started
+    try:
+        await asyncio.gather(*(h.start(timeout=60) for h in group))
+        print(f"{len(group)} hosts up, {total} systems", flush=True)
+
+        async def voting() -> bool:
+            values = await asyncio.gather(*(h.metric("npsp_vantages_voting") for h in group))
+            return all(v == len(group) for v in values)
+
+        await wait_for("3 vantages voting", 60, voting)
+        leader = (await wait_for("a leader", 30, lambda: leaders(group)))[0]
+        await wait_for(f"{total} systems up", 120, lambda: _ge(systems_up(leader), total))
+        print(f"every system up on {leader.vantage}; the target goes down", flush=True)
+        await target.down()
+        storm_at = time.monotonic()
+        for kill in range(args.kills):
+            found = await wait_for("a leader", 30, lambda: leaders([h for h in group if h.running]))
+            leader = found[0]
+            # kill while it is sending: after it sent a message (bounded, the storm may be over)
+            before = len(mailbox.received)
+            try:
+                await wait_for(
+                    "the leader sending",
+                    args.send_wait,
+                    lambda b=before: _true(len(mailbox.received) > b),
+                    0.02,
+                )
+                sending = True
+            except TimeoutError:
+                sending = False
+            leader.kill()
+            killed_at = time.monotonic()
+            await leader.wait()
+            restart = asyncio.create_task(leader.start(timeout=60))
+            # every host, the killed one too: restarted (a new holder, a new epoch) it may claim
+            # the expired lease before a follower's next attempt does
+            while not (successor := await leaders(group)):
+                if time.monotonic() - killed_at > 60:
+                    raise TimeoutError("no host took over within 60 s")
+                await asyncio.sleep(POLL)
+            failovers.append(time.monotonic() - killed_at)
+            mid_send.append(sending)
+            by_restarted.append(successor[0] is leader)
+            print(
+                f"kill {kill + 1}: {leader.vantage} killed"
+                f" ({'mid-send' if sending else 'idle: the storm was sent'}),"
+                f" {successor[0].vantage} leads after {failovers[-1]:.2f} s"
+                + (" (the killed host, restarted)" if by_restarted[-1] else ""),
+                flush=True,
+            )
+            await restart
+        try:
+            await wait_for(
+                "every recipient", args.timeout, lambda: _true(mailbox.recipients() >= expected)
+            )
+        except TimeoutError as e:
+            print(e, flush=True)
+        await asyncio.sleep(2.0)  # a late copy would have been sent by now
+    finally:
+        await asyncio.gather(*(h.stop() for h in group))
+        await target.down()
+        await asyncio.to_thread(controller.stop)
+    wall = time.monotonic() - started
+    received = mailbox.received
+    if args.dump:
+        args.dump.write_text(json.dumps(received, ensure_ascii=False, indent=1), encoding="utf-8")
+    per_message = Counter(mid for _, mid, _ in received)
+    distinct = Counter(to for to, _ in {(to, mid) for to, mid, _ in received})
+    reached = mailbox.recipients() & expected
+    logs = "\n".join(h.log.read_text(errors="replace") for h in group if h.log.exists())
+    return {
+        "hosts": len(group),
+        "systems": total,
+        "agencies": args.agencies,
+        "kills": len(failovers),
+        "kills_mid_send": sum(mid_send),
+        "taken_over_by_the_restarted_host": sum(by_restarted),
+        "failover_s": [round(f, 3) for f in failovers],
+        "failover_p50_s": round(statistics.median(failovers), 3) if failovers else None,
+        "failover_max_s": round(max(failovers), 3) if failovers else None,
+        "messages_received": len(received),
+        "recipients_expected": len(expected),
+        "recipients_reached": len(reached),
+        "lost": len(expected - reached),
+        "duplicates": sum(n - 1 for n in per_message.values()),
+        "distinct_digests_per_recipient_max": max(distinct.values()) if distinct else 0,
+        "agency_repeats": repeats(received),
+        "distinct_digests_ops": distinct[OPS],
+        "distinct_digests_agency_max": max(
+            (n for to, n in distinct.items() if to != OPS), default=0
+        ),
+        "storm_to_end_s": round(time.monotonic() - storm_at, 1),
+        "wall_s": round(wall, 1),
+        "tracebacks_in_logs": logs.count("Traceback"),
+    }
+
+
+def repeats(received: list[tuple[str, str, str]]) -> int:
+    """Messages to an agency's contact that name no system not already named to it before (a
+    digest sent again under a new Message-ID; an agency's digest lists all its 20 systems, the
+    operations digest is cut at 200 and is left out)."""
+    seen: dict[str, set[str]] = {}
+    count = 0
+    for to, _, text in received:
+        if to == OPS:
+            continue
+        named = set(re.findall(r"\((ag-\d+/s\d+)\)", text))
+        if named and named <= seen.setdefault(to, set()):
+            count += 1
+        seen[to] |= named
+    return count
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _ge(value: Any, bound: float) -> bool:
+    return bool(await value >= bound)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--agencies", type=int, default=25)
+    parser.add_argument("--systems", type=int, default=20, help="systems per agency")
+    parser.add_argument("--interval", default="2s", help="probe interval (default 2s)")
+    parser.add_argument("--mail-min", type=float, default=0.1)
+    parser.add_argument("--mail-max", type=float, default=0.3)
+    parser.add_argument(
+        "--send-wait", type=float, default=10.0, help="s to wait for the leader to send a message"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="s to wait for every recipient"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the configs and logs")
+    parser.add_argument("--dump", type=Path, help="write every message received (JSON) there")
+    args = parser.parse_args()
+    pg = LocalPostgres()
+    pg.start_blocking()
+    folder = Path(tempfile.mkdtemp(prefix="npsp-failover-"))
+    ok = False
+    try:
+        result = asyncio.run(bench(args, pg, folder))
+        ok = result["lost"] == 0
+    finally:
+        pg.stop_blocking()
+        if ok and not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"configs and logs: {folder}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    f = result["failover_s"]
+    print(
+        f"\n{result['hosts']} hosts, {result['systems']} systems, {result['kills']} kills"
+        f" ({result['kills_mid_send']} mid-send,"
+        f" {result['taken_over_by_the_restarted_host']} won back by the restarted host):"
+        f" failover {f} s,"
+        f" p50 {result['failover_p50_s']} s, max {result['failover_max_s']} s;"
+        f" {result['messages_received']} messages, recipients {result['recipients_reached']}"
+        f"/{result['recipients_expected']} (lost {result['lost']}),"
+        f" duplicates {result['duplicates']},"
+        f" distinct digests per recipient max {result['distinct_digests_per_recipient_max']}"
+        f" (operations {result['distinct_digests_ops']},"
+        f" an agency at most {result['distinct_digests_agency_max']}),"
+        f" agency digests naming nothing new {result['agency_repeats']};"
+        f" wall {result['wall_s']} s"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
