@@ -136,7 +136,9 @@ async def run_demo_cluster(
                 path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
                 hosts.append(_Host(vantage, port + i, path))
             loaded = load_config(hosts[0].config)
-            store = await Store.open(PostgresUrl(url), password=server.password_file.read_text().strip())
+            store = await Store.open(
+                PostgresUrl(url), password=server.password_file.read_text().strip()
+            )
             try:
                 token = await demo_account(store)
                 await record_maintenance(store, loaded)
