@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -233,6 +234,8 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
         await target.down()
         await asyncio.to_thread(controller.stop)
     wall = time.monotonic() - started
+    if args.keep:
+        await asyncio.to_thread(keep_tables, url, pg.password_file, folder)
     received = mailbox.received
     if args.dump:
         args.dump.write_text(json.dumps(received, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -267,15 +270,36 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
     }
 
 
+def keep_tables(url: str, password_file: Path, folder: Path) -> None:
+    """With --keep: the outbox, who was told, the states and their changes, as JSON files, to
+    see which leader queued what."""
+    password = password_file.read_text().strip()
+    with psycopg.connect(url, password=password) as conn:
+        for table in ("outbox", "alert_notices", "system_state", "state_changes"):
+            try:
+                cur = conn.execute(f"SELECT * FROM {table}")
+            except psycopg.Error:
+                conn.rollback()
+                continue
+            names = [c.name for c in cur.description or ()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            (folder / f"{table}.json").write_text(
+                json.dumps(rows, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
+            )
+
+
 def repeats(received: list[tuple[str, str, str]]) -> int:
-    """Messages to an agency's contact that name no system not already named to it before (a
-    digest sent again under a new Message-ID; an agency's digest lists all its 20 systems, the
-    operations digest is cut at 200 and is left out)."""
+    """Messages to an agency's contact that name no system not already named to it before, under
+    a new Message-ID (a digest queued again; the same Message-ID again is a duplicate). An
+    agency's digest lists all its 20 systems; the operations digest is cut at 200 and is left
+    out."""
     seen: dict[str, set[str]] = {}
+    ids: set[tuple[str, str]] = set()
     count = 0
-    for to, _, text in received:
-        if to == OPS:
-            continue
+    for to, mid, text in received:
+        if to == OPS or (to, mid) in ids:
+            continue  # the same message again is counted under "duplicates"
+        ids.add((to, mid))
         named = set(re.findall(r"\((ag-\d+/s\d+)\)", text))
         if named and named <= seen.setdefault(to, set()):
             count += 1

@@ -147,8 +147,8 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
         probe_env,
         observe_lag=lag.observe,
         votes=None if cluster is None else cluster.votes,
-        # A follower's state changes are neither recorded nor alerted on: the leader's are.
-        # During a takeover (the lease held, the rebuild running) they are kept already.
+        # A follower's state changes are neither recorded nor alerted on: the leader's are,
+        # from its takeover's reconcile (Engine.take_over) while it holds the lease.
         leading=(lambda: True) if cluster is None else (lambda: cluster.leadership.holds),
         record_store=leader_store,
     )

@@ -75,6 +75,10 @@ class Engine:
         self.votes = votes
         self.leading = leading
         self.record_store = record_store or store
+        # On several hosts, from the takeover's reconcile (:meth:`take_over`) until this host
+        # steps down: a change its state machine announces while the takeover is still reading
+        # the store rests on a view older than what the store holds, and is left to reconcile.
+        self._recording = votes is None
         self.probe_env = probe_env
         self.wall_clock = wall_clock
         self.registry = Registry(systems={}, checks={}, canaries=())
@@ -134,7 +138,7 @@ class Engine:
         if self.votes is not None:
             self.votes.expect(new.checks)
         self._maintenance_seen = None  # new systems may lie inside a window
-        if removed_systems and self.leading():
+        if removed_systems and self._records():
             await self.store.forget(removed_systems)
         log.info(
             "registry applied",
@@ -282,31 +286,53 @@ class Engine:
                     "reason": event.reason,
                 },
             )
-        if self.leading():
+        if self._records():
             self.inject(events)
 
+    def _records(self) -> bool:
+        """Whether this host records state changes and hands them on (it leads)."""
+        return self._recording and self.leading()
+
     def inject(self, events: list[Event]) -> None:
-        """Queue ``events`` for the store and the subscribers (a takeover's, which come before
-        this host leads)."""
+        """Queue ``events`` for the store and the subscribers."""
         self._unsaved.extend(events)
         self._dirty.set()
 
+    def take_over(self, stored: dict[str, StoredState], vantage: str) -> None:
+        """This host now leads: the changes the last leader did not record are queued (see
+        :meth:`reconcile`), and from now on this host records its own."""
+        self.inject(self.reconcile(stored, vantage))
+        self._recording = True
+
+    def step_down(self) -> None:
+        """Another host leads: this one stops recording (its queued changes are dropped by the
+        fence when they are written)."""
+        self._recording = False
+
     def reconcile(self, stored: dict[str, StoredState], vantage: str) -> list[Event]:
-        """At a takeover: the changes between what the last leader recorded and what this
-        host's state machine says now (it followed the same votes, but the last leader may
-        have died before recording its last changes)."""
-        now = self.wall_clock()
+        """At a takeover: bring this host's state machine and the store together.
+
+        Where this host announced a change later than what the last leader recorded (that
+        leader died before recording it), the change is returned, dated when this host saw it
+        (so its incident is the one any earlier leader would have named). Where the store is
+        newer (this host restarted since, or its probes lag behind the others'), this host
+        takes the stored state: a stale view must not resolve, or re-open, an outage that
+        everyone was told about."""
         events = []
         for key, status in self.state.systems.items():
+            was = stored.get(key)
+            if was is not None and was.state is status.announced:
+                status.since = was.since  # one outage, one start (this host may have seen it later)
+                continue
+            if was is not None and (status.announced is State.PENDING or was.since >= status.since):
+                self.state.adopt(key, was.state, was.since, was.reason, was.why)
+                continue
             if status.announced is State.PENDING:
                 continue
-            was = stored.get(key)
             old = State.PENDING if was is None else was.state
-            if was is not None and old is status.announced:
-                continue
             events.append(
                 Event(
-                    now,
+                    status.since,
                     status.agency,
                     status.system,
                     old,

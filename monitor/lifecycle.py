@@ -201,7 +201,7 @@ class Lifecycle:
         loops.election = _task(
             cluster.leadership.run(
                 lambda: self._take_over(parts, loops),
-                lambda: self._step_down(loops),
+                lambda: self._step_down(parts, loops),
                 eligible=lambda: not engine.state.gateway_cut or not cluster.votes.voting_peers(),
             ),
             "npsp.election",
@@ -225,14 +225,16 @@ class Lifecycle:
         # From here to inject, nothing awaits: no batch of events slips in between.
         parts.pipeline.reset()
         parts.pipeline.restore(states, told)
-        core.engine.inject(core.engine.reconcile(states, self.host.config.vantage))
+        core.engine.take_over(states, self.host.config.vantage)
         await core.rules.incidents.restore(states)
         core.metrics.leader_took_over()
         self._start_leading(parts, loops)
 
-    async def _step_down(self, loops: Loops) -> None:
-        """Another host leads now (or this one cannot renew): stop sending at once. A message
-        on the wire is cut off; the next leader sends it again (at most one duplicate)."""
+    async def _step_down(self, parts: build.Parts, loops: Loops) -> None:
+        """Another host leads now (or this one cannot renew): stop recording and sending at
+        once. A message on the wire is cut off; the next leader sends it again (at most one
+        duplicate)."""
+        parts.core.engine.step_down()
         tasks = [*loops.leading, *loops.senders]
         loops.leading.clear()
         loops.senders.clear()

@@ -187,6 +187,24 @@ class StateMachine:
                 for check in status.checks.values():
                     check.warning = True
 
+    def adopt(
+        self, key: str, state: State, since: float, reason: str, why: Why | None = None
+    ) -> None:
+        """At a takeover: take the state the last leader recorded when it is newer than this
+        host's own (this host was restarted since, or its probes have not caught up). Its checks
+        then count afresh, as after a restart: the next change it announces rests on results
+        that came after the recorded one, never on older counts (a check still "healthy" from
+        before the outage must not resolve an outage the other vantages saw)."""
+        status = self.systems.get(key)
+        if status is None:
+            return
+        self.restore(key, state, since, reason, why)
+        for check in status.checks.values():
+            check.healthy = None
+            check.failures = check.successes = 0
+            check.awaiting_recheck = False
+            check.fail_since = float("inf")
+
     def set_maintenance(self, covered: dict[str, Why], now: float) -> list[Event]:
         """The systems inside a maintenance window now (key → why): those entering one are
         announced MAINTENANCE; those leaving one get their verdict of this moment announced
