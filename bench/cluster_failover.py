@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import shutil
 import statistics
 import sys
@@ -259,7 +258,7 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
         "lost": len(expected - reached),
         "duplicates": sum(n - 1 for n in per_message.values()),
         "distinct_digests_per_recipient_max": max(distinct.values()) if distinct else 0,
-        "agency_repeats": repeats(received),
+        "agency_repeats": len(mailbox.repeats(skip=OPS)),
         "distinct_digests_ops": distinct[OPS],
         "distinct_digests_agency_max": max(
             (n for to, n in distinct.items() if to != OPS), default=0
@@ -286,25 +285,6 @@ def keep_tables(url: str, password_file: Path, folder: Path) -> None:
             (folder / f"{table}.json").write_text(
                 json.dumps(rows, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
             )
-
-
-def repeats(received: list[tuple[str, str, str]]) -> int:
-    """Messages to an agency's contact that name no system not already named to it before, under
-    a new Message-ID (a digest queued again; the same Message-ID again is a duplicate). An
-    agency's digest lists all its 20 systems; the operations digest is cut at 200 and is left
-    out."""
-    seen: dict[str, set[str]] = {}
-    ids: set[tuple[str, str]] = set()
-    count = 0
-    for to, mid, text in received:
-        if to == OPS or (to, mid) in ids:
-            continue  # the same message again is counted under "duplicates"
-        ids.add((to, mid))
-        named = set(re.findall(r"\((ag-\d+/s\d+)\)", text))
-        if named and named <= seen.setdefault(to, set()):
-            count += 1
-        seen[to] |= named
-    return count
 
 
 async def _true(value: bool) -> bool:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import email
 import os
+import re
 import signal
 import sys
 import time
@@ -40,6 +41,24 @@ class Mailbox:
 
     def recipients(self) -> set[str]:
         return {to for to, _, _ in self.received}
+
+    def repeats(self, skip: str = "") -> list[tuple[str, str]]:
+        """(recipient, Message-ID) of each message that names no system not already named to
+        that recipient, under a new Message-ID: a digest queued again (the same Message-ID
+        again is an in-flight duplicate, counted apart). ``skip``: a recipient left out (the
+        operations team, whose digest is cut at 200 systems)."""
+        seen: dict[str, set[str]] = {}
+        ids: set[tuple[str, str]] = set()
+        out = []
+        for to, mid, text in self.received:
+            if to == skip or (to, mid) in ids:
+                continue
+            ids.add((to, mid))
+            named = set(re.findall(r"\(([\w-]+/[\w-]+)\)", text))
+            if named and named <= seen.setdefault(to, set()):
+                out.append((to, mid))
+            seen[to] |= named
+        return out
 
 
 def _text(message: Message) -> str:

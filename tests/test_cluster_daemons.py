@@ -184,6 +184,10 @@ def assert_one_stream(cluster: Cluster, duplicates: int) -> None:
     assert twice <= duplicates, (per_message, cluster.logs())
     distinct = Counter(to for to, _ in {(to, mid) for to, mid, _ in received})
     assert max(distinct.values()) <= 2, distinct
+    # A takeover must not tell anyone again what they were told (the new leader's older view
+    # resolving and re-opening outages), nor say a system that never came back is back.
+    assert cluster.mailbox.repeats() == [], received
+    assert not [text for _, _, text in received if "KẾT NỐI LẠI" in text], received
     assert "Traceback" not in cluster.logs()
 
 
