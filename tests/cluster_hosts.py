@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,16 @@ class Mailbox:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.received: list[tuple[str, str, str]] = []  # to, Message-ID, text
+        self.subjects: dict[str, str] = {}  # Message-ID → subject (decoded)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         del server, session
         if self.delay:
             await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.original_content or b"")
-        self.received.append((envelope.rcpt_tos[0], message.get("Message-ID", ""), _text(message)))
+        mid = message.get("Message-ID", "")
+        self.received.append((envelope.rcpt_tos[0], mid, _text(message)))
+        self.subjects[mid] = str(make_header(decode_header(message.get("Subject", ""))))
         return "250 OK"
 
     def recipients(self) -> set[str]:
