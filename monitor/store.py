@@ -88,6 +88,11 @@ class StoreError(Exception):
     """The database cannot be opened or written."""
 
 
+class Deposed(StoreError):
+    """Leader's work refused: this host no longer holds the leader's lease with the epoch it
+    led with (see :mod:`monitor.cluster.lease`); nothing was written."""
+
+
 #: The ``--init`` option of the commands that write or read the daemon's database.
 INIT_HELP = "create the state database if there is none yet (0600, owned by whoever runs this)"
 

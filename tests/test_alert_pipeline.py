@@ -4,7 +4,7 @@ storm. A real SQLite outbox; channels are function fakes here (real channels: te
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,8 +15,9 @@ from monitor.alerting.pipeline import AlertPipeline
 from monitor.config import Config
 from monitor.config.alerting import AlertingSettings
 from monitor.registry import Registry
+from monitor.sqldialect import Handle
 from monitor.state import Event, State
-from monitor.store import Store
+from monitor.store import Deposed, Store, StoreError
 from notifiers.base import Delivery, Message, NotifyError
 from tests.conftest import StateLocation
 
@@ -113,12 +114,21 @@ class Sent:
 
 class World:
     def __init__(
-        self, store: Store, config: Config, *, acks: Acknowledgements | None = None
+        self,
+        store: Store,
+        config: Config,
+        *,
+        acks: Acknowledgements | None = None,
+        fence: Callable[[Handle], None] | None = None,
     ) -> None:
         self.now = T0
         self.config = config
         self.outbox = Outbox(
-            store, config.alerting.outbox, clock=lambda: self.now, jitter=lambda: 0.5
+            store,
+            config.alerting.outbox,
+            clock=lambda: self.now,
+            jitter=lambda: 0.5,
+            workers_store=None if fence is None else store.fenced(fence),
         )
         self.pipeline = AlertPipeline(
             config.alerting,
@@ -499,3 +509,42 @@ async def test_a_child_already_paged_down_that_becomes_unreachable_is_not_paged_
     last = w.sent.to("kt@ha-noi.dvc.example")[-1]
     assert "ha-noi/one-stop" in last.text and "ha-noi/secure-server" in last.text
     assert "đã kết nối lại" in last.subject
+
+
+async def test_digests_the_database_refused_go_out_later_and_a_deposed_leader_drops_them(
+    store: Store,
+) -> None:
+    """The outbox is away when a digest falls due: it is written, as it was, at the next tick
+    (not lost with its group's "told"). On several hosts, a leader deposed in the meantime
+    writes nothing: the next leader tells whoever the store does not say was told."""
+    refuse: list[StoreError] = []
+
+    def fence(db: Handle) -> None:
+        del db
+        if refuse:
+            raise refuse[0]
+
+    w = World(store, make_config([agency("ha-noi", "Hà Nội", ["secure-server"])]), fence=fence)
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    refuse.append(StoreError("the database is away"))
+    w.now += 31
+    with pytest.raises(StoreError):
+        await w.pipeline.tick()
+    with pytest.raises(StoreError):
+        await w.pipeline.tick()  # still away: still waiting, nothing else taken
+    refuse.clear()
+    await w.advance(1)
+    (msg,) = w.sent.to("kt@ha-noi.dvc.example")
+    assert "ha-noi/secure-server" in msg.text
+    assert {incident for incident, _ in await w.outbox.told()} == {
+        f"ha-noi/secure-server@{int(T0)}"
+    }
+
+    w.event("ha-noi/secure-server", State.DOWN, State.UP, "all checks pass")
+    refuse.append(Deposed("this host no longer leads"))
+    w.now = max(w.now, w.pipeline.grouper.next_due() or w.now)  # the recovery notice is due
+    with pytest.raises(Deposed):
+        await w.pipeline.tick()
+    refuse.clear()
+    await w.advance(60)
+    assert len(w.sent.to("kt@ha-noi.dvc.example")) == 1, "a deposed leader's digest was queued"

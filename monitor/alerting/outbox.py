@@ -61,8 +61,9 @@ class Outbox:
         workers_store: Store | None = None,
     ) -> None:
         self.store = store
-        # What the workers claim and mark through (on several hosts, the leader's fenced store:
-        # a deposed leader claims nothing); queueing goes through ``store`` from any host.
+        # What the workers claim and mark through, and the alert pipeline queues its digests
+        # through (on several hosts, the leader's fenced store: a deposed leader claims and
+        # queues nothing); other notices are queued through ``store`` from any host.
         self.workers_store = workers_store or store
         self.settings = settings
         self.sms_min_interval = sms_min_interval
@@ -84,12 +85,15 @@ class Outbox:
         items: Iterable[OutboxItem],
         told: Iterable[tuple[str, str]] = (),
         forgotten: Iterable[str] = (),
+        *,
+        fenced: bool = False,
     ) -> int:
         """Write notices (and the portal-inbox copies); a key already queued is ignored.
 
         ``told`` (incident, address key) pairs are recorded in the same transaction, and the
         ``forgotten`` incidents (resolved) dropped: after a restart the pipeline knows who was
-        already told about an outage that is still going on.
+        already told about an outage that is still going on. ``fenced``: leader's work (the
+        alert pipeline's digests), written only while this host still leads.
         """
         batch = list(items)
         told, forgotten = list(told), list(forgotten)
@@ -100,7 +104,8 @@ class Outbox:
             outbox_store.forget_told(db, forgotten)
             return outbox_store.queue(db, batch, now)
 
-        added = await self.store.transact(write) if batch or told or forgotten else 0
+        store = self.workers_store if fenced else self.store
+        added = await store.transact(write) if batch or told or forgotten else 0
         for channel in {i.channel for i in batch}:
             self.wakeup(channel).set()
         return added

@@ -23,7 +23,7 @@ from ..aio import wait_event
 from ..config.alerting import AlertingSettings
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
-from ..store import StoredState
+from ..store import Deposed, StoredState, StoreError
 from .escalation import Acknowledgements, NoAcknowledgements, due_at
 from .group import Digest, Grouper, escalation_digest
 from .messages import as_html, body, page_link, sms_text, subject
@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 
 _FIRING = (State.DOWN, State.FLAPPING)
 _CRITICAL_KINDS = ("secure-server", "public-service-portal")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Rows:
+    """One batch of digests as outbox rows, with who they tell and the incidents they end."""
+
+    items: list[OutboxItem]
+    told: list[tuple[str, str]]
+    forgotten: list[str]
 
 
 class AlertPipeline:
@@ -64,6 +73,9 @@ class AlertPipeline:
         self.notices = NoticeSender(outbox, lambda: self.router, lambda: self.settings)
         self.alerts: dict[str, Alert] = {}
         self.wake = asyncio.Event()
+        # Digests taken from their groups whose rows the database refused (it was away): they
+        # are written, as they were, before anything new.
+        self._unqueued: _Rows | None = None
 
     def update_registry(self, settings: AlertingSettings, registry: Registry) -> None:
         """A config reload: new routes, contacts and silences; alerts and groups are kept."""
@@ -214,10 +226,11 @@ class AlertPipeline:
 
     async def flush_due(self) -> tuple[int, list[Digest]]:
         """Write the digests due now to the outbox; return the rows added and the digests."""
+        earlier = 0 if self._unqueued is None else await self._queue(self._unqueued)
         now = self.clock()
         digests = self.grouper.due(now) + self._escalations(now)
         if not digests:
-            return 0, []
+            return earlier, []
         # Who hears of which alerts in this batch, computed once (for "who else was told").
         hears: dict[str, tuple[str, set[str]]] = {}
         for d in digests:
@@ -226,13 +239,27 @@ class AlertPipeline:
         items = [self._item(d, hears) for d in digests]
         told = [(a.incident, d.recipient.group_key) for d in digests for a in d.firing]
         forgotten = sorted({a.incident for d in digests for a in d.resolved})
-        return await self.outbox.enqueue(items, told, forgotten), digests
+        return earlier + await self._queue(_Rows(items, told, forgotten)), digests
+
+    async def _queue(self, rows: _Rows) -> int:
+        """Write ``rows`` (fenced: only while this host leads); kept for the next tick if the
+        database refuses them, dropped if this host no longer leads (the next leader tells
+        whoever the store does not say was told)."""
+        self._unqueued = rows
+        try:
+            added = await self.outbox.enqueue(rows.items, rows.told, rows.forgotten, fenced=True)
+        except Deposed:
+            self._unqueued = None
+            raise
+        self._unqueued = None
+        return added
 
     def reset(self) -> None:
         """Forget every alert and group (a host taking over as the leader rebuilds them from
         the store with :meth:`restore`)."""
         self.alerts = {}
         self.grouper = Grouper(self.settings, self.muter)
+        self._unqueued = None
 
     def restore(self, states: dict[str, StoredState], told: set[tuple[str, str]]) -> None:
         """After a (re)start: rebuild the alerts of systems still failing.
@@ -363,6 +390,10 @@ class AlertPipeline:
             self.wake.clear()
             try:
                 await self.tick()
+            except Deposed:
+                log.warning("not queuing alerts: this host no longer leads")
+            except StoreError as exc:  # the database is away: the rows wait, said each try
+                log.warning("cannot queue the alerts (will retry): %s", exc)
             except Exception:
                 log.exception("alert pipeline tick failed; retrying")
             due = self.grouper.next_due()

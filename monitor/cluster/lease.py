@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from ..config.cluster import ClusterSettings
 from ..sqldialect import Handle
-from ..store import Store, StoreError
+from ..store import Deposed, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,6 @@ _CURRENT = (
     "SELECT holder, vantage, epoch, EXTRACT(EPOCH FROM expires_at - now())"
     " FROM leader_lease WHERE name = ?"
 )
-
-
-class Deposed(StoreError):
-    """This host no longer holds the lease with the epoch it led with: nothing was written."""
 
 
 def take(db: Handle, holder: str, vantage: str, ttl: float) -> int | None:
