@@ -49,15 +49,42 @@ POLL = 0.05  # the failover poll: every 50 ms
 
 
 class SlowMailbox(Mailbox):
-    """The tests' mailbox, each message taking a random 0.1-0.3 s."""
+    """The tests' mailbox, each message taking a random 0.1-0.3 s; a share ``faults`` of the
+    messages is refused with a temporary error (451), to be sent again later."""
 
-    def __init__(self, low: float, high: float) -> None:
+    def __init__(self, low: float, high: float, faults: float = 0.0) -> None:
         super().__init__(0.0)
-        self.low, self.high = low, high
+        self.low, self.high, self.faults = low, high, faults
+        self.refused = 0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         await asyncio.sleep(random.uniform(self.low, self.high))
+        if random.random() < self.faults:
+            self.refused += 1
+            return "451 4.3.0 try again later"
         return await super().handle_DATA(server, session, envelope)
+
+
+def sent_while_not_leading(log: str) -> int:
+    """Messages a host's log says it sent while that process was not the leader (each start of
+    the process begins as a follower; "taking over" makes it lead, "no longer the leader"
+    ends it): a killed leader, restarted, must not send unless it leads again."""
+    leading, count = False, 0
+    for line in log.splitlines():
+        if any(
+            m in line
+            for m in (
+                'msg="registry applied"',
+                'msg="no longer the leader"',
+                'msg="takeover failed',
+            )
+        ):
+            leading = False
+        elif 'msg="taking over as the leader"' in line:
+            leading = True
+        elif 'msg="notification sent"' in line and not leading:
+            count += 1
+    return count
 
 
 class Target:
@@ -137,7 +164,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> dict[str, Any]:
     url = pg.create_database_blocking("bench_failover")
-    mailbox = SlowMailbox(args.mail_min, args.mail_max)
+    mailbox = SlowMailbox(args.mail_min, args.mail_max, args.mail_faults)
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     await asyncio.to_thread(controller.start)
     target = Target()
@@ -241,7 +268,8 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
     per_message = Counter(mid for _, mid, _ in received)
     distinct = Counter(to for to, _ in {(to, mid) for to, mid, _ in received})
     reached = mailbox.recipients() & expected
-    logs = "\n".join(h.log.read_text(errors="replace") for h in group if h.log.exists())
+    texts = [h.log.read_text(errors="replace") for h in group if h.log.exists()]
+    logs = "\n".join(texts)
     return {
         "hosts": len(group),
         "systems": total,
@@ -259,6 +287,10 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
         "duplicates": sum(n - 1 for n in per_message.values()),
         "distinct_digests_per_recipient_max": max(distinct.values()) if distinct else 0,
         "agency_repeats": len(mailbox.repeats(skip=OPS)),
+        # The target never comes back: any "connected again" is false.
+        "recoveries_told": sum("KẾT NỐI LẠI" in text for _, _, text in received),
+        "refused_by_the_mail_server": mailbox.refused,
+        "sent_while_not_leading": sum(sent_while_not_leading(t) for t in texts),
         "distinct_digests_ops": distinct[OPS],
         "distinct_digests_agency_max": max(
             (n for to, n in distinct.items() if to != OPS), default=0
@@ -311,6 +343,10 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the configs and logs")
     parser.add_argument("--dump", type=Path, help="write every message received (JSON) there")
+    parser.add_argument(
+        "--mail-faults", type=float, default=0.0, help="share of messages refused with a 451"
+    )
+    parser.add_argument("--json", type=Path, help="also write the result (JSON) there")
     args = parser.parse_args()
     pg = LocalPostgres()
     pg.start_blocking()
@@ -326,6 +362,8 @@ def main() -> int:
         else:
             print(f"configs and logs: {folder}", file=sys.stderr)
     print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result), encoding="utf-8")
     f = result["failover_s"]
     print(
         f"\n{result['hosts']} hosts, {result['systems']} systems, {result['kills']} kills"
@@ -339,7 +377,10 @@ def main() -> int:
         f" distinct digests per recipient max {result['distinct_digests_per_recipient_max']}"
         f" (operations {result['distinct_digests_ops']},"
         f" an agency at most {result['distinct_digests_agency_max']}),"
-        f" agency digests naming nothing new {result['agency_repeats']};"
+        f" agency digests sent again (same systems, new Message-ID) {result['agency_repeats']},"
+        f" false recoveries {result['recoveries_told']},"
+        f" sent while not leading {result['sent_while_not_leading']},"
+        f" refused by the mail server {result['refused_by_the_mail_server']};"
         f" wall {result['wall_s']} s"
     )
     return 0 if ok else 1

@@ -47,21 +47,22 @@ class Mailbox:
         return {to for to, _, _ in self.received}
 
     def repeats(self, skip: str = "") -> list[tuple[str, str]]:
-        """(recipient, Message-ID) of each message that names no system not already named to
-        that recipient, under a new Message-ID: a digest queued again (the same Message-ID
-        again is an in-flight duplicate, counted apart). ``skip``: a recipient left out (the
-        operations team, whose digest is cut at 200 systems)."""
-        seen: dict[str, set[str]] = {}
+        """(recipient, Message-ID) of each message naming exactly the systems an earlier one to
+        that recipient named, under a new Message-ID: a digest queued again (the same
+        Message-ID again is an in-flight duplicate, counted apart; an older digest retried after
+        a newer one names fewer). ``skip``: a recipient left out (the operations team, whose
+        digest is cut at 200 systems)."""
+        seen: dict[str, list[frozenset[str]]] = {}
         ids: set[tuple[str, str]] = set()
         out = []
         for to, mid, text in self.received:
             if to == skip or (to, mid) in ids:
                 continue
             ids.add((to, mid))
-            named = set(re.findall(r"\(([\w-]+/[\w-]+)\)", text))
-            if named and named <= seen.setdefault(to, set()):
+            named = frozenset(re.findall(r"\(([\w-]+/[\w-]+)\)", text))
+            if named and named in seen.setdefault(to, []):
                 out.append((to, mid))
-            seen[to] |= named
+            seen[to].append(named)
         return out
 
 
