@@ -6,14 +6,20 @@ temporary folder, 127.0.0.1 only), writes one config per host (``gw-1``… on co
 runs each daemon as a child process with its log lines prefixed by its vantage, and after
 ``kill_leader_after`` seconds kills the leader with SIGKILL: another host takes over within
 ``cluster.failover_after`` and sends what was pending; the killed host is started again as a
-follower. Nothing leaves 127.0.0.1. (A path cut seen by one vantage needs a network namespace,
-which needs root: ``tests/test_cluster_paths.py`` shows it.)
+follower. Nothing leaves 127.0.0.1.
+
+A path cut seen by one vantage is simulated: ``gw-2``'s copy of the registry aims one healthy
+system's checks at a port where nothing listens, which is how a cut route looks from there.
+The others still reach it, so it is a path problem: after ``path_notice_after`` the leader tells
+the operations team once ("… chỉ từ điểm đo gw-2"), and the agency hears nothing. (A real cut,
+in a network namespace, needs root: ``tests/test_cluster_paths.py`` shows it.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -38,7 +44,7 @@ CLUSTER = {
     "failover_after": "6s",
     "beat_interval": "500ms",
     "vote_stale_after": "3s",
-    "path_notice_after": "30s",
+    "path_notice_after": "10s",
 }
 
 
@@ -113,6 +119,7 @@ async def run_demo_cluster(
         fleet = Fleet(state_dir)
         mail, sms = MailSink(state_dir), SmsSink(state_dir)
         hosts: list[_Host] = []
+        cut: str | None = None
         try:
             await fleet.start()
             mail.start()
@@ -126,6 +133,8 @@ async def run_demo_cluster(
                 config: dict[str, Any] = demo_config(
                     fleet, port + i, state_dir / "unused", mail, sms, token_file
                 )
+                if vantage == "gw-2":
+                    cut = cut_path(config, fleet)
                 config.update(
                     vantage=vantage,
                     state_db=url,
@@ -146,7 +155,7 @@ async def run_demo_cluster(
                 await store.close()
             for host in hosts:
                 await host.start()
-            await _run(hosts, state_dir, token, duration, kill_leader_after)
+            await _run(hosts, state_dir, token, duration, kill_leader_after, cut)
         finally:
             await asyncio.gather(*(h.stop() for h in hosts))
             await sms.stop()
@@ -161,6 +170,7 @@ async def _run(
     token: str,
     duration: float | None,
     kill_leader_after: float | None,
+    cut: str | None,
 ) -> None:
     began = time.monotonic()
     async with aiohttp.ClientSession() as session:
@@ -179,6 +189,13 @@ fleet on 127.0.0.1.
   e-mails sent       {state_dir}/mail/*.eml   SMS sent {state_dir}/sms.jsonl
 Every host probes every system; a system is DOWN when a majority of the voting hosts see it
 fail, and the messages say "thấy từ 3/3 điểm đo". Only the leader sends. """
+            + (
+                f"gw-2's path to {cut} is cut (simulated): the others still reach it, so in"
+                f" {CLUSTER['path_notice_after']} the operations team gets one path notice and"
+                " the agency nothing. "
+                if cut is not None
+                else ""
+            )
             + (
                 f"In {kill_leader_after:g} s the leader is killed (kill -9): watch another host"
                 " take over and send what was pending."
@@ -209,3 +226,31 @@ fail, and the messages say "thấy từ 3/3 điểm đo". Only the leader sends.
                 loop.add_signal_handler(sig, stop.set)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), left)
+
+
+def cut_path(config: dict[str, Any], fleet: Fleet) -> str | None:
+    """Aim the checks of the first system whose every check reaches a healthy demo server at
+    the port where nothing listens (this host's path to it is cut); its key, or None."""
+    healthy = {fleet.ports[n] for n in ("https", "http", "status-api")}
+    dead = fleet.ports["dead"]
+    for agency in config["agencies"]:
+        for system in agency["systems"]:
+            checks = system["checks"]
+            ports = [_port(c) for c in checks]
+            if checks and all(p in healthy for p in ports):
+                text = json.dumps(checks)
+                for port in set(ports):
+                    text = text.replace(f"127.0.0.1:{port}/", f"127.0.0.1:{dead}/")
+                system["checks"] = [
+                    {**c, "port": dead} if "port" in c else c for c in json.loads(text)
+                ]
+                return f"{agency['id']}/{system['id']}"
+    return None
+
+
+def _port(check: dict[str, Any]) -> int | None:
+    if "port" in check:
+        return int(check["port"])
+    url = str(check.get("url", ""))
+    rest = url.partition("://127.0.0.1:")[2]
+    return int(rest.partition("/")[0]) if rest else None

@@ -204,11 +204,12 @@ def test_the_cluster_demo_shows_a_leader_killed_and_replaced(
     local_postgres: object,  # PostgreSQL must be installed (skipped without, failed on CI)
 ) -> None:
     """``demo --vantages 3``: three hosts on a local PostgreSQL; the leader killed with SIGKILL
-    is replaced and restarts as a follower; the demo stops cleanly at its duration."""
+    is replaced and restarts as a follower; gw-2's simulated path cut to one system becomes a
+    path notice (the leader names gw-2 alone); the demo stops cleanly at its duration."""
     port = free_port()
     done = subprocess.run(
         [sys.executable, "-m", "monitor", "demo", "--vantages", "3", "--port", str(port),
-         "--duration", "30", "--kill-leader-after", "12"],
+         "--duration", "50", "--kill-leader-after", "12"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     out = done.stdout + done.stderr
@@ -219,3 +220,8 @@ def test_the_cluster_demo_shows_a_leader_killed_and_replaced(
     assert killed and took and took.group(1) != killed.group(1), out[-3000:]
     assert float(took.group(2)) < 6.0 + 2.0, "within failover_after (6 s), plus polling"
     assert "state change" in out and "Traceback" not in out
+    cut = re.search(r"gw-2's path to (\S+) is cut", out)
+    assert cut, out[-3000:]
+    notices = re.findall(r'msg="path problem" check=(\S+) vantages=(\S+)', out)
+    assert notices, "no path notice within the demo"
+    assert {(check.rpartition("/")[0], who) for check, who in notices} == {(cut.group(1), "gw-2")}
