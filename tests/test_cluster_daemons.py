@@ -147,6 +147,14 @@ async def test_down_for_everyone_is_one_digest_per_recipient_seen_from_3_of_3(
         await until(lambda: _true(mailbox.recipients() >= expected), 30, "every recipient")
         await asyncio.sleep(2.0)  # a second alert stream would have sent its copies by now
         assert await leaders(cluster.hosts) == [leader], "the leader stayed the only one"
+        # Every host's /metrics: each system seen failing by the 3 voting vantages.
+        for host in cluster.hosts:
+            votes = {
+                k: v
+                for k, v in (await host.metrics()).items()
+                if k.startswith("npsp_system_votes_failing{")
+            }
+            assert len(votes) == 6 and set(votes.values()) == {3.0}, (host.vantage, votes)
     finally:
         codes = await asyncio.gather(*(h.stop() for h in cluster.hosts))
     per_recipient = Counter(to for to, _, _ in mailbox.received)

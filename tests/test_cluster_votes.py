@@ -3,6 +3,9 @@ vote boards sharing a real PostgreSQL, as three gateway hosts would."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from monitor.alerting.notices import NoticeSender, RunningRouter
@@ -252,3 +255,27 @@ async def test_the_system_page_shows_how_each_vantage_sees_a_check(store: Store)
     assert "<th>Điểm đo</th>" in html
     assert '<span class="down">gw-2 ✗</span> · <span class="up">gw-3, gw-1 ✓</span>' in html
     assert "Điểm đo" not in checks_table([(entry, None, ())], "vi"), "one host: no column"
+
+
+async def test_a_beat_says_ready_only_with_the_verdicts_that_made_it_ready(store: Store) -> None:
+    """The exchange runs in the database's thread while probes go on deciding. A host that
+    becomes ready during it must not beat "ready" without the failure that completed it: the
+    others would count the missing failure as a pass (found in a storm with leader kills: a
+    freshly restarted host, deciding on its peers' votes alone, resolved an outage falsely)."""
+    slow = store.fenced(lambda _db: time.sleep(0.3))  # the transaction takes its time
+    gw1 = VoteBoard(slow, SETTINGS, "gw-1", "gw-1:1", monotonic=ManualClock())
+    gw1.expect([KEY, "other/portal/http"])
+    gw1.decide("other/portal/http", REFUSED, 1.0)
+    exchange = asyncio.create_task(gw1.sync())
+    await asyncio.sleep(0.1)  # the exchange is in the database's thread now
+    gw1.decide(KEY, REFUSED, 1.1)
+    assert gw1.ready, "both checks have a verdict"
+    assert await exchange
+    gw2 = board(store, "gw-2")
+    await gw2.sync()
+    if "gw-1" in gw2.voting_peers():
+        assert gw2.peers["gw-1"].verdicts.get(KEY) is not None, "voting without its failure"
+    assert await gw1.sync()  # the next exchange carries it
+    await gw2.sync()
+    assert gw2.voting_peers() == ["gw-1"]
+    assert gw2.peers["gw-1"].verdicts[KEY].level == FAIL

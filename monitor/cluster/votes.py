@@ -360,10 +360,14 @@ class VoteBoard:
         read the others'; False on a store failure (the verdicts stay queued, the newest per
         check)."""
         self.canaries_ok = canaries_ok
-        batch = dict(self._unwritten)
+        # The batch and "ready" are taken together, here on the event loop: the transaction
+        # runs in the database's thread while probes go on deciding, and a beat saying "ready"
+        # must never go out without the verdicts that made this host ready (the others would
+        # count its missing failures as passes, and could resolve an outage falsely).
+        batch, ready = dict(self._unwritten), self.ready
         self._unwritten.clear()
         try:
-            read = await self.store.transact(lambda db: self._exchange(db, batch))
+            read = await self.store.transact(lambda db: self._exchange(db, batch, ready))
         except StoreError as exc:
             for k, v in batch.items():
                 self._unwritten.setdefault(k, v)
@@ -380,7 +384,7 @@ class VoteBoard:
         self._synced_at = self.monotonic()
         return True
 
-    def _exchange(self, db: Handle, batch: dict[str, Verdict]) -> _Read:
+    def _exchange(self, db: Handle, batch: dict[str, Verdict], ready: bool) -> _Read:
         """One transaction: this host's rows and beat out, the others' news in. Each vantage
         writes on one connection, one transaction after another, so its rows' sequence numbers
         commit in order: reading each vantage past the last number seen of it misses nothing."""
@@ -392,7 +396,7 @@ class VoteBoard:
         ]
         if rows:
             db.executemany(_WRITE, rows)
-        beat = (self.vantage, self.holder, self.started_at, self.canaries_ok, self.ready)
+        beat = (self.vantage, self.holder, self.started_at, self.canaries_ok, ready)
         db.execute(_BEAT, beat)
         read = _Read()
         for row in db.execute(_VANTAGES, (self.settings.vote_stale_after,)):
