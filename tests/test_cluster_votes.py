@@ -142,7 +142,8 @@ async def test_three_vantages_see_each_others_flips(store: Store) -> None:
     await gw1.sync()
     assert gw1.decide(KEY, OK, 5.0).ok
     minority = gw1.minorities[KEY]
-    assert minority.vantages == ("gw-3",) and minority.since == 5.0
+    # Dated from the store: gw-2's recovery at 4.0 made gw-3 a minority (not gw-1's look at 5.0).
+    assert minority.vantages == ("gw-3",) and minority.since == 4.0
     assert minority.reason == "connect: refused"
     # All pass again: no more path problem, and only flips were written.
     gw3.decide(KEY, OK, 6.0)
@@ -221,9 +222,16 @@ async def test_a_path_problem_is_told_to_operations_once_and_never_to_the_agency
     await gw1.sync()
     assert gw1.decide(KEY, OK, 100.0).ok
     after = SETTINGS.path_notice_after
-    assert await tell_path_problems(gw1, SETTINGS, notices, 100.0 + after - 1) == 0, "not yet"
-    assert await tell_path_problems(gw1, SETTINGS, notices, 100.0 + after) == 1
-    assert await tell_path_problems(gw1, SETTINGS, notices, 100.0 + after + 60) == 0, "once"
+    # The episode began with gw-2's failure at 2.0, as the store says, whoever looks when.
+    assert await tell_path_problems(gw1, SETTINGS, notices, 2.0 + after - 1) == 0, "not yet"
+    assert await tell_path_problems(gw1, SETTINGS, notices, 2.0 + after) == 1
+    assert await tell_path_problems(gw1, SETTINGS, notices, 2.0 + after + 60) == 0, "once"
+    # gw-1 dies; gw-3 leads now and looks at another time: the same episode, the same notice,
+    # which the outbox already holds.
+    await gw3.sync()
+    assert gw3.decide(KEY, OK, 150.0).ok
+    assert gw3.minorities[KEY].since == 2.0
+    await tell_path_problems(gw3, SETTINGS, notices, 150.0 + after)
     rows = await store.transact(
         lambda db: db.execute("SELECT address, subject, text FROM outbox").fetchall()
     )

@@ -23,8 +23,8 @@ def path_notice(check: str, minority: Minority) -> Notice:
     share = f"{len(minority.vantages)}/{minority.voting}"
     reason = minority.reason or "?"
     return Notice(
-        # The same episode seen by another leader after a failover starts at its own time:
-        # at most one more notice then.
+        # Every host dates the episode from the store (the vantages' last flip on the check):
+        # the leader after a failover names the same one, and the outbox drops it.
         key=f"path/{check}/{who}/{int(minority.since)}",
         subject={
             "vi": f"Sự cố đường truyền: {check} không kết nối được chỉ từ {who}",

@@ -55,6 +55,7 @@ class Verdict:
     level: int
     reason: str
     why: Why | None
+    ts: float = 0.0  # when the vantage's verdict became this (its flip), by its clock
 
 
 _PASSING = Verdict(PASS, "", None)
@@ -165,6 +166,7 @@ class _Peer:
     started_at: float
     voting: bool
     verdicts: dict[str, Verdict] = field(default_factory=dict)  # its failing and degraded
+    passed_at: dict[str, float] = field(default_factory=dict)  # when a check last passed again
     last_seq: int = -1
 
 
@@ -188,7 +190,7 @@ _WRITE = (
     " seq = nextval('verdicts_seq')"
 )
 _NEWER = (
-    "SELECT check_key, level, reason, why, seq FROM verdicts"
+    "SELECT check_key, level, reason, why, seq, ts FROM verdicts"
     " WHERE vantage = ? AND seq > ? ORDER BY seq"
 )
 _FORGET_OWN = "DELETE FROM verdicts WHERE vantage = ?"
@@ -280,6 +282,7 @@ class VoteBoard:
         verdict = verdict_of(result)
         last = self.own.get(key, _PASSING)
         if verdict.level != last.level or _code(verdict.why) != _code(last.why):
+            verdict = dataclasses.replace(verdict, ts=now)
             self.own[key] = verdict
             self._unwritten[key] = verdict
         if not self.ready:
@@ -308,7 +311,19 @@ class VoteBoard:
         seen = self.minorities.get(key)
         if seen is None or seen.vantages != tally.failing:
             reason = own.reason if not own.ok else self._peer_reason(key, tally.failing)
-            self.minorities[key] = Minority(now, tally.failing, tally.voting, reason)
+            since = self._last_flip(key) or now
+            self.minorities[key] = Minority(since, tally.failing, tally.voting, reason)
+
+    def _last_flip(self, key: str) -> float:
+        """When the voting vantages' verdicts on ``key`` last changed (0: never, as far as is
+        known): the start of a path problem as every host reads it from the store, so that the
+        leader after a failover names the same episode (one notice, not one per leader)."""
+        times = [self.own.get(key, _PASSING).ts] if self.voting else []
+        for name in self.voting_peers():
+            peer = self.peers[name]
+            verdict = peer.verdicts.get(key)
+            times.append(verdict.ts if verdict is not None else peer.passed_at.get(key, 0.0))
+        return max(times, default=0.0)
 
     def _peer_reason(self, key: str, names: tuple[str, ...]) -> str:
         for name in names:
@@ -392,7 +407,8 @@ class VoteBoard:
             db.execute(_FORGET_OWN, (self.vantage,))
         now = self.wall_clock()
         rows = [
-            (self.vantage, k, v.level, v.reason, _why_text(v.why), now) for k, v in batch.items()
+            (self.vantage, k, v.level, v.reason, _why_text(v.why), v.ts or now)
+            for k, v in batch.items()
         ]
         if rows:
             db.executemany(_WRITE, rows)
@@ -420,12 +436,14 @@ class VoteBoard:
             if peer is None or peer.started_at != began:
                 peer = self.peers[name] = _Peer(began, voting)  # restarted: read whole
             peer.voting = voting
-            for key, level, reason, why, seq in read.rows.get(name, ()):
+            for key, level, reason, why, seq, ts in read.rows.get(name, ()):
                 peer.last_seq = max(peer.last_seq, int(seq))
                 if int(level) == PASS:
                     peer.verdicts.pop(str(key), None)
+                    peer.passed_at[str(key)] = float(ts)
                 else:
-                    peer.verdicts[str(key)] = Verdict(int(level), str(reason), _why_of(why))
+                    verdict = Verdict(int(level), str(reason), _why_of(why), float(ts))
+                    peer.verdicts[str(key)] = verdict
         for gone in self.peers.keys() - present:
             del self.peers[gone]
 
