@@ -37,12 +37,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from monitor.pglocal import LocalPostgres
 from tests.cluster_hosts import Host, Mailbox, hosts
 from tests.peers import free_port
+from tests.peers.twilio_api import FakeTwilio, Reply
 
 OPS = "ops@vpcp.dvc.example"
 POLL = 0.05  # the failover poll: every 50 ms
@@ -63,6 +65,28 @@ class SlowMailbox(Mailbox):
             self.refused += 1
             return "451 4.3.0 try again later"
         return await super().handle_DATA(server, session, envelope)
+
+
+class FaultyTwilio(FakeTwilio):
+    """The tests' Twilio API, each request taking 0.05-0.15 s; a share ``faults`` of them
+    answered with a server error (the channel retries it later)."""
+
+    def __init__(self, faults: float) -> None:
+        super().__init__()
+        self.faults = faults
+        self.refused = 0
+
+    async def _create_message(self, request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(random.uniform(0.05, 0.15))
+        if random.random() < self.faults:
+            self.refused += 1
+            error = Reply.server_error()
+            return web.json_response(error.body, status=error.status)
+        return await super()._create_message(request)
+
+
+def phone(agency: int) -> str:
+    return f"+840000{agency:05d}"  # not a real number: the local Twilio peer
 
 
 def sent_while_not_leading(log: str) -> int:
@@ -120,7 +144,8 @@ def agencies(count: int, systems: int, port: int) -> list[dict[str, Any]]:
                     "name": f"KT {a}",
                     "role": "technical-admin",
                     "email": f"kt@ag-{a:02d}.dvc.example",
-                    "channels": ["email"],
+                    "phone": phone(a),
+                    "channels": ["sms", "email"],
                 }
             ],
             "systems": [
@@ -167,6 +192,11 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
     mailbox = SlowMailbox(args.mail_min, args.mail_max, args.mail_faults)
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     await asyncio.to_thread(controller.start)
+    twilio = FaultyTwilio(args.sms_faults)
+    await twilio.__aenter__()
+    token_file = folder / "twilio-token"
+    token_file.write_text(twilio.auth_token)
+    token_file.chmod(0o600)
     target = Target()
     await target.up()
     total = args.agencies * args.systems
@@ -182,7 +212,13 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
                 "port": controller.port,
                 "security": "none",
                 "from_addr": "giamsat@npsp.dvc.example",
-            }
+            },
+            "sms": {
+                "account_sid": twilio.account_sid,
+                "auth_token": {"file": str(token_file)},
+                "from_number": "+84000000000",
+                "api_base_url": twilio.base_url,
+            },
         },
         operations=[{"name": "VPCP", "email": OPS, "channels": ["email"]}],
         defaults={
@@ -259,6 +295,7 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
         await asyncio.gather(*(h.stop() for h in group))
         await target.down()
         await asyncio.to_thread(controller.stop)
+        await twilio.__aexit__(None, None, None)
     wall = time.monotonic() - started
     if args.keep:
         await asyncio.to_thread(keep_tables, url, pg.password_file, folder)
@@ -288,7 +325,13 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
         "distinct_digests_per_recipient_max": max(distinct.values()) if distinct else 0,
         "agency_repeats": len(mailbox.repeats(skip=OPS)),
         # The target never comes back: any "connected again" is false.
-        "recoveries_told": sum("KẾT NỐI LẠI" in text for _, _, text in received),
+        "recoveries_told": sum("KẾT NỐI LẠI" in text for _, _, text in received)
+        + sum("KẾT NỐI LẠI" in sms.body for sms in twilio.sent),
+        "sms_received": len(twilio.sent),
+        "sms_lost": len({phone(a) for a in range(args.agencies)} - {m.to for m in twilio.sent}),
+        # The same text to the same number twice (an SMS has no Message-ID)
+        "sms_duplicates": len(twilio.sent) - len({(m.to, m.body) for m in twilio.sent}),
+        "sms_refused": twilio.refused,
         "refused_by_the_mail_server": mailbox.refused,
         "sent_while_not_leading": sum(sent_while_not_leading(t) for t in texts),
         "distinct_digests_ops": distinct[OPS],
@@ -346,6 +389,9 @@ def main() -> int:
     parser.add_argument(
         "--mail-faults", type=float, default=0.0, help="share of messages refused with a 451"
     )
+    parser.add_argument(
+        "--sms-faults", type=float, default=0.0, help="share of SMS answered with a 500"
+    )
     parser.add_argument("--json", type=Path, help="also write the result (JSON) there")
     args = parser.parse_args()
     pg = LocalPostgres()
@@ -354,7 +400,7 @@ def main() -> int:
     ok = False
     try:
         result = asyncio.run(bench(args, pg, folder))
-        ok = result["lost"] == 0
+        ok = result["lost"] == 0 and result["sms_lost"] == 0
     finally:
         pg.stop_blocking()
         if ok and not args.keep:
@@ -381,6 +427,8 @@ def main() -> int:
         f" false recoveries {result['recoveries_told']},"
         f" sent while not leading {result['sent_while_not_leading']},"
         f" refused by the mail server {result['refused_by_the_mail_server']};"
+        f" SMS {result['sms_received']} (lost {result['sms_lost']}, the same text twice"
+        f" {result['sms_duplicates']}, refused {result['sms_refused']});"
         f" wall {result['wall_s']} s"
     )
     return 0 if ok else 1
