@@ -40,10 +40,12 @@ class Host:
         self.recorded: list[Event] = []
 
     def see(self, result: ProbeResult, times: int = 1) -> None:
+        """Results of the check, one a second, down the path the scheduler's callback takes
+        (the vote board, the state machine, recording when this host leads)."""
+        job = self.engine.scheduler.jobs()[CHECK]
         for _ in range(times):
             self.clock.now += 1.0
-            decided = self.engine.votes.decide(CHECK, result, self.clock.now)  # type: ignore[union-attr]
-            self.engine._emit(self.engine.state.observe(CHECK, decided, self.clock.now).events)
+            self.engine._on_result(job, result, self.clock.now)
 
     async def flush(self) -> list[Event]:
         await self.engine.flush()
@@ -63,7 +65,7 @@ async def host(tmp_path: Path) -> tuple[Host, Store]:
     engine = Engine(config, store, ProbeEnv(), wall_clock=clock, votes=votes)
     await engine.start()
     h = Host(engine, clock)
-    engine._subscribers = (h.recorded.extend,)
+    engine._subscribers = (h.recorded.extend,)  # what persist_forever would set, without its loop
     return h, store
 
 
