@@ -285,8 +285,13 @@ async def bench(args: argparse.Namespace, pg: LocalPostgres, folder: Path) -> di
             )
             await restart
         try:
+            phones = {phone(a) for a in range(args.agencies)}
             await wait_for(
-                "every recipient", args.timeout, lambda: _true(mailbox.recipients() >= expected)
+                "every recipient, by e-mail and SMS",
+                args.timeout,
+                lambda: _true(
+                    mailbox.recipients() >= expected and {m.to for m in twilio.sent} >= phones
+                ),
             )
         except TimeoutError as e:
             print(e, flush=True)
