@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from npsp_common.types import ProbeResult, Why, printable
 from probes import PROBES, ProbeEnv
 
+from . import changes_store
 from .changes_store import StoredState
-from .cluster.lease import Deposed
 from .cluster.votes import VoteBoard
 from .config import Config
 from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
+from .sqldialect import Handle
 from .state import CheckStatus, Event, State, StateMachine, SystemStatus, Thresholds
-from .store import Store
+from .store import Deposed, Store
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,10 @@ class Engine:
         # steps down: a change its state machine announces while the takeover is still reading
         # the store rests on a view older than what the store holds, and is left to reconcile.
         self._recording = votes is None
+        # Bumped at each takeover and step-down: changes queued (or being written) under an
+        # earlier leadership are never recorded under a later one (a lease lost during a
+        # database outage and taken back would otherwise write a stale batch).
+        self._generation = 0
         self.probe_env = probe_env
         self.wall_clock = wall_clock
         self.registry = Registry(systems={}, checks={}, canaries=())
@@ -301,13 +306,18 @@ class Engine:
     def take_over(self, stored: dict[str, StoredState], vantage: str) -> None:
         """This host now leads: the changes the last leader did not record are queued (see
         :meth:`reconcile`), and from now on this host records its own."""
+        self._generation += 1
+        self._unsaved = []
+        self._maintenance_seen = None  # the windows are re-read against the adopted states
         self.inject(self.reconcile(stored, vantage))
         self._recording = True
 
     def step_down(self) -> None:
-        """Another host leads: this one stops recording (its queued changes are dropped by the
-        fence when they are written)."""
+        """Another host leads (or this one's takeover failed): stop recording; what was queued
+        is dropped, and a batch being written is refused (the next takeover reconciles)."""
         self._recording = False
+        self._generation += 1
+        self._unsaved = []
 
     def reconcile(self, stored: dict[str, StoredState], vantage: str) -> list[Event]:
         """At a takeover: bring this host's state machine and the store together.
@@ -322,7 +332,6 @@ class Engine:
         for key, status in self.state.systems.items():
             was = stored.get(key)
             if was is not None and was.state is status.announced:
-                status.since = was.since  # one outage, one start (this host may have seen it later)
                 continue
             if was is not None and (status.announced is State.PENDING or was.since >= status.since):
                 self.state.adopt(key, was.state, was.since, was.reason, was.why)
@@ -368,8 +377,15 @@ class Engine:
             batch, self._unsaved = self._unsaved, []
             if not batch:
                 return True
+            generation = self._generation
+
+            def record(db: Handle) -> None:
+                if generation != self._generation:
+                    raise Deposed("seen before this host last stepped down or took over")
+                changes_store.record(db, batch)
+
             try:
-                await self.record_store.record(batch)
+                await self.record_store.transact(record)
             except Deposed:
                 # No longer the leader: the new one decides and records from its own votes.
                 log.warning("not recording %d state changes: this host no longer leads", len(batch))
@@ -377,8 +393,9 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - any store failure: keep the events, retry
                 self.store_failures += 1
                 log.error("cannot save %d state changes (will retry): %s", len(batch), exc)
-                self._unsaved[:0] = batch
-                self._dirty.set()
+                if generation == self._generation:
+                    self._unsaved[:0] = batch
+                    self._dirty.set()
                 return False
             for sink in self._subscribers:
                 try:

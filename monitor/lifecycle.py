@@ -215,18 +215,19 @@ class Lifecycle:
         loops.leading[:] = [_task(parts.pipeline.run(), "npsp.alert-pipeline")]
 
     async def _take_over(self, parts: build.Parts, loops: Loops) -> None:
-        """This host now holds the lease: rebuild the alert pipeline and the incidents from
+        """This host now holds the lease: rebuild the incidents and the alert pipeline from
         the store, hand on what changed since the last leader recorded, take back what it left
-        half-sent, then start the leader's work."""
+        half-sent, then start the leader's work. Everything that can fail (the database) comes
+        before the engine starts recording: a takeover that fails leaves nothing half-on."""
         core = parts.core
         states = await core.store.states()
         await core.outbox.recover()
         told = await core.outbox.told()
-        # From here to inject, nothing awaits: no batch of events slips in between.
+        await core.rules.incidents.restore(states)
+        # From here on nothing awaits: no batch of events slips in between.
         parts.pipeline.reset()
         parts.pipeline.restore(states, told)
         core.engine.take_over(states, self.host.config.vantage)
-        await core.rules.incidents.restore(states)
         core.metrics.leader_took_over()
         self._start_leading(parts, loops)
 

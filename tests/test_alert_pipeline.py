@@ -548,3 +548,79 @@ async def test_digests_the_database_refused_go_out_later_and_a_deposed_leader_dr
     refuse.clear()
     await w.advance(60)
     assert len(w.sent.to("kt@ha-noi.dvc.example")) == 1, "a deposed leader's digest was queued"
+
+
+async def test_an_escalation_step_is_recorded_only_with_its_page(store: Store) -> None:
+    """The step's page is refused (the database away, then this host deposed): the step is
+    not recorded, or the next leader, which takes no recorded step again, would never page."""
+    steps: list[tuple[str, int, str, float]] = []
+
+    class Acks:
+        def acknowledged(self, incident: str) -> bool:
+            return False
+
+        def escalated(self, incident: str, step: int, target: str, at: float) -> None:
+            steps.append((incident, step, target, at))
+
+        def steps_taken(self, incident: str) -> tuple[int, float | None]:
+            return 0, None
+
+    refuse: list[StoreError] = []
+
+    def fence(db: Handle) -> None:
+        del db
+        if refuse:
+            raise refuse[0]
+
+    cfg = make_config(
+        [agency("ha-noi", "Hà Nội", ["secure-server"])],
+        escalation=[{"after": "10m", "to": "operations"}],
+        repeat_interval="24h",
+    )
+    w = World(store, cfg, acks=Acks(), fence=fence)
+    w.now = 1_796_004_000.0
+    w.event("ha-noi/secure-server", State.UP, State.DOWN)
+    await w.advance(31)
+    refuse.append(StoreError("the database is away"))
+    w.now += 10 * 60
+    with pytest.raises(StoreError):
+        await w.pipeline.tick()
+    assert steps == [], "recorded although its page was not queued"
+    refuse[0] = Deposed("this host no longer leads")
+    with pytest.raises(Deposed):
+        await w.pipeline.tick()
+    assert steps == []
+    refuse.clear()
+    await w.advance(1)
+    assert steps == [], "the deposed batch is dropped whole: the next leader takes the step"
+
+
+async def test_a_recovery_recorded_but_never_told_is_told_after_a_restart(store: Store) -> None:
+    """The leader recorded the recovery and died before queuing its notice (or was deposed and
+    its batch dropped): whoever was told of the outage hears of the recovery from the next
+    one, and nobody else does."""
+    cfg = make_config(
+        [agency("ha-noi", "Hà Nội", ["secure-server"]), agency("hue", "Huế", ["secure-server"])]
+    )
+    w = World(store, cfg)
+    down = Event(w.now, "ha-noi", "secure-server", State.UP, State.DOWN, "connect: refused", "gw")
+    await store.record([down])
+    w.pipeline.on_events([down])
+    await w.advance(31)
+    assert len(w.sent.to("kt@ha-noi.dvc.example")) == 1
+    up = Event(w.now + 60, "ha-noi", "secure-server", State.DOWN, State.UP, "all pass", "gw")
+    await store.record([up])  # ...and the process dies here
+
+    after = World(store, cfg)
+    after.now = w.now + 120
+    after.pipeline.restore(await store.states(), await after.outbox.told())
+    await after.advance(301)
+    (resolved,) = after.sent.to("kt@ha-noi.dvc.example")
+    assert "đã kết nối lại" in resolved.subject
+    assert after.sent.to("kt@hue.dvc.example") == [], "only those told of it"
+    assert await after.outbox.told() == set(), "told rows of the ended outage are dropped"
+    again = World(store, cfg)  # one more restart: nothing owed any more
+    again.now = after.now + 600
+    again.pipeline.restore(await store.states(), await again.outbox.told())
+    await again.advance(301)
+    assert again.sent.to("kt@ha-noi.dvc.example") == []

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ..aio import wait_event
-from ..config.alerting import AlertingSettings
+from ..config.alerting import AlertingSettings, Target
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import Deposed, StoredState, StoreError
@@ -47,6 +47,10 @@ class _Rows:
     items: list[OutboxItem]
     told: list[tuple[str, str]]
     forgotten: list[str]
+    # The escalation steps these rows take (incident, step, target, when), told to the
+    # incident desk once the rows are written: a step recorded without its page would never
+    # be paged (the next leader takes no step twice).
+    steps: list[tuple[str, int, Target, float]] = dataclasses.field(default_factory=list)
 
 
 class AlertPipeline:
@@ -228,7 +232,8 @@ class AlertPipeline:
         """Write the digests due now to the outbox; return the rows added and the digests."""
         earlier = 0 if self._unqueued is None else await self._queue(self._unqueued)
         now = self.clock()
-        digests = self.grouper.due(now) + self._escalations(now)
+        steps: list[tuple[str, int, Target, float]] = []
+        digests = self.grouper.due(now) + self._escalations(now, steps)
         if not digests:
             return earlier, []
         # Who hears of which alerts in this batch, computed once (for "who else was told").
@@ -239,7 +244,7 @@ class AlertPipeline:
         items = [self._item(d, hears) for d in digests]
         told = [(a.incident, d.recipient.group_key) for d in digests for a in d.firing]
         forgotten = sorted({a.incident for d in digests for a in d.resolved})
-        return earlier + await self._queue(_Rows(items, told, forgotten)), digests
+        return earlier + await self._queue(_Rows(items, told, forgotten, steps)), digests
 
     async def _queue(self, rows: _Rows) -> int:
         """Write ``rows`` (fenced: only while this host leads); kept for the next tick if the
@@ -252,6 +257,11 @@ class AlertPipeline:
             self._unqueued = None
             raise
         self._unqueued = None
+        for incident, step, target, at in rows.steps:
+            try:
+                self.acks.escalated(incident, step, target, at)
+            except Exception:
+                log.exception("cannot record the escalation of %s", incident)
         return added
 
     def reset(self) -> None:
@@ -266,8 +276,11 @@ class AlertPipeline:
 
         People already told about an outage are not told again (a restart must not page
         anyone); those who were not (the daemon died before their digest was written) are.
+        Those told about an outage that ended meanwhile (the last leader recorded the recovery
+        and died before queuing its notice) hear of the recovery.
         """
         now = self.clock()
+        self._owed_recoveries(states, told, now)
         for key, stored in states.items():
             agency, _, system = key.partition("/")
             event = Event(
@@ -308,10 +321,35 @@ class AlertPipeline:
                     if alert is not None and entry and entry.system.name not in alert.affected:
                         alert.affected.append(entry.system.name)
 
-    def _escalations(self, now: float) -> list[Digest]:
+    def _owed_recoveries(
+        self, states: dict[str, StoredState], told: set[tuple[str, str]], now: float
+    ) -> None:
+        """Told outages whose system is no longer failing: a resolved notice to those told.
+        Before the failing alerts are rebuilt, so that a system now degraded gets its own
+        alert beside the recovery of the outage (the group closes the old one)."""
+        for incident in sorted({i for i, _ in told}):
+            key, _, began = incident.rpartition("@")
+            stored = states.get(key)
+            if not began.isdigit() or (
+                stored is not None and stored.state in (*_FIRING, State.MAINTENANCE)
+            ):
+                continue  # still failing (its start may have moved), or held by a window
+            agency, _, system = key.partition("/")
+            event = Event(float(began), agency, system, State.PENDING, State.DOWN, "", "")
+            alert = self._new_alert(key, event)
+            if alert is None or alert.incident != incident:
+                continue
+            for recipient in self.router.recipients(alert):
+                if (incident, recipient.group_key) in told:
+                    self.grouper.remember(recipient, alert, now)
+            alert.resolved_at = now if stored is None else stored.since
+            self._offer(alert)
+
+    def _escalations(self, now: float, steps: list[tuple[str, int, Target, float]]) -> list[Digest]:
         """The ladder's steps due now (wall-clock, from the outage's start or the end of the
-        mute that held it), for outages nobody acknowledged; each step taken is told to the
-        incident desk (``acks.escalated``), which records it on the incident."""
+        mute that held it), for outages nobody acknowledged; each step taken is added to
+        ``steps``, told to the incident desk (``acks.escalated``, which records it on the
+        incident) once its messages are queued."""
         out = []
         ladder = self.settings.escalation
         for alert in self.alerts.values():
@@ -339,10 +377,7 @@ class AlertPipeline:
             target = ladder[level].to
             for recipient in self.router.people(alert.agency, target):
                 out.append(escalation_digest(recipient, alert, level + 1))
-            try:
-                self.acks.escalated(alert.incident, level + 1, target, now)
-            except Exception:
-                log.exception("cannot record the escalation of %s", alert.incident)
+            steps.append((alert.incident, level + 1, target, now))
         return out
 
     def _item(self, digest: Digest, hears: dict[str, tuple[str, set[str]]]) -> OutboxItem:
