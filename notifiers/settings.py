@@ -109,7 +109,8 @@ class MqttSettings(StrictModel):
     password: SecretSource | None = None
     client_id: Annotated[str, Field(min_length=1, max_length=128)] = Field(
         default="npsp-monitor",
-        description="Unique per host: the broker disconnects an older client with the same id.",
+        description="Unique per host: the broker disconnects an older client with the same id"
+        " (unset: npsp-monitor-<vantage>).",
     )
     topic_prefix: Annotated[str, Field(pattern=r"^[^+#\x00]*$")] = "npsp/"
     keepalive: Annotated[int, Field(ge=5, le=65535)] = 30

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -21,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiomqtt
+import pytest
 
 from tests.cluster_hosts import Host, Mailbox, hosts, until
 from tests.conftest import TcpTarget
+from tests.peers.mosquitto import Mosquitto
+from tests.peers.mosquitto import available as mosquitto_available
 
 from .test_cluster_daemons import OPS, Cluster, agencies, email_channel, mail  # noqa: F401
 
@@ -37,12 +42,12 @@ async def started(
 ) -> tuple[Cluster, Host, Host]:
     """Three voting hosts; the leader and one follower."""
     url, password_file = pg_url
+    config.setdefault("channels", email_channel(port))
     group = hosts(
         tmp_path,
         ["gw-1", "gw-2", "gw-3"],
         url=url,
         password_file=password_file,
-        channels=email_channel(port),
         operations=[{"name": "VPCP", "email": OPS, "channels": ["email"]}],
         **config,
     )
@@ -205,6 +210,54 @@ async def test_a_heartbeat_pushed_to_a_follower_counts_on_the_leader(
     finally:
         await asyncio.gather(*(h.stop() for h in cluster.hosts))
     assert took < 2.0, took
+    assert "Traceback" not in cluster.logs()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto is not installed")
+async def test_heartbeats_over_mqtt_reach_every_host_each_on_its_own_client_id(
+    tmp_path: Path,
+    pg_url: tuple[str, Path],
+    mail: Callable[[float], Awaitable[tuple[Mailbox, int]]],  # noqa: F811
+) -> None:
+    """Three hosts on one broker, the config's client id left unset: each connects once under
+    its own (npsp-monitor-<vantage>; one id would have the broker drop one for the other, over
+    and over); a heartbeat published to the broker keeps the system up on the leader, and the
+    page comes once they stop."""
+    mailbox, port = await mail(0.0)
+    token_file = tmp_path / "hb.token"
+    token_file.write_text(HB_TOKEN)
+    token_file.chmod(0o600)
+    (tmp_path / "mq").mkdir()
+    async with Mosquitto(tmp_path / "mq") as broker:
+        cluster, leader, _ = await started(
+            tmp_path,
+            pg_url,
+            mailbox,
+            port,
+            agencies=heartbeat_agency(token_file),
+            channels={
+                **email_channel(port),
+                "mqtt": {"host": "127.0.0.1", "port": broker.port, "reconnect_max": "200ms"},
+            },
+        )
+        agency_mail = "kt@ag-00.dvc.example"
+        try:
+            payload = json.dumps({"token": HB_TOKEN}).encode()
+            seen = []
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier="agency-00") as agency:
+                end = time.monotonic() + 6.0  # three deadlines (period 1 s + grace 1 s)
+                while time.monotonic() < end:
+                    await agency.publish("npsp/heartbeat/ag-00/sync", payload, qos=1)
+                    seen.append(await system_up(leader, "ag-00", "sync"))
+                    await asyncio.sleep(0.3)
+            assert set(seen) == {1.0}, seen
+            assert agency_mail not in mailbox.recipients()
+            await until(lambda: _true(agency_mail in mailbox.recipients()), 20, "the page")
+        finally:
+            await asyncio.gather(*(h.stop() for h in cluster.hosts))
+    for host in cluster.hosts:
+        connected = re.findall(r"mqtt: connected to \S+ as ([\w.-]+)", host.log.read_text())
+        assert connected == [f"npsp-monitor-{host.vantage}"], (host.vantage, connected)
     assert "Traceback" not in cluster.logs()
 
 
