@@ -253,6 +253,8 @@ class Lifecycle:
         while True:
             try:
                 metrics.set_store_up(await votes.sync(canaries_ok=not engine.state.gateway_cut))
+                for key in votes.joined():  # the others now see what this host saw first
+                    engine.scheduler.recheck(key, 0.0)
                 metrics.set_leader(cluster.leadership.leading)
                 metrics.set_voting(votes.voting_map())
                 metrics.set_system_votes(votes.failing_systems(system_of))

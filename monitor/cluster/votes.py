@@ -325,6 +325,24 @@ class VoteBoard:
             times.append(verdict.ts if verdict is not None else peer.passed_at.get(key, 0.0))
         return max(times, default=0.0)
 
+    def joined(self) -> list[str]:
+        """Checks this host saw failing while the others did not yet (its failure was
+        overruled, and counted as a pass) that enough voting vantages now see failing too.
+        Probed again at once, the state machine counts the outage from when the quorum formed,
+        not from this host's next turn a whole interval later."""
+        out = []
+        peers = self.voting_peers()
+        need = needed(self.settings.quorum, len(peers) + 1)
+        for key, minority in self.minorities.items():
+            if self.vantage not in minority.vantages or self.own.get(key, _PASSING).level == PASS:
+                continue
+            failing = 1 + sum(
+                self.peers[name].verdicts.get(key, _PASSING).level != PASS for name in peers
+            )
+            if failing >= need:
+                out.append(key)
+        return out
+
     def _peer_reason(self, key: str, names: tuple[str, ...]) -> str:
         for name in names:
             peer = self.peers.get(name)
