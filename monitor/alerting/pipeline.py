@@ -331,9 +331,14 @@ class AlertPipeline:
             key, _, began = incident.rpartition("@")
             stored = states.get(key)
             if not began.isdigit() or (
-                stored is not None and stored.state in (*_FIRING, State.MAINTENANCE)
+                stored is not None
+                and (
+                    stored.state in (*_FIRING, State.MAINTENANCE)
+                    or (stored.state is State.DEGRADED and int(stored.since) == int(began))
+                )
             ):
-                continue  # still failing (its start may have moved), or held by a window
+                continue  # still failing (its start may have moved), held by a window, or the
+                # degraded alert itself (restored below)
             agency, _, system = key.partition("/")
             event = Event(float(began), agency, system, State.PENDING, State.DOWN, "", "")
             alert = self._new_alert(key, event)
