@@ -1,5 +1,5 @@
 """Notification channels: one module each, named after the channel (:mod:`.sms`, :mod:`.email`,
-:mod:`.inbox`), behind the interface in :mod:`notifiers.base`.
+:mod:`.inbox`, :mod:`.webhook`), behind the interface in :mod:`notifiers.base`.
 
 A new channel is one new module, its settings in :mod:`notifiers.settings` (a field of
 :class:`~notifiers.settings.ChannelSettings`) and one line in :data:`CHANNELS`. A channel's
@@ -26,7 +26,8 @@ class ChannelEnv:
 
     # The broker connection, when ``channels.mqtt`` is set (owned by the daemon).
     publisher: Publisher | None = None
-    # ``alerting.status_page_url``: where the links of inbox pushes point.
+    # ``alerting.status_page_url``: where the links of inbox pushes point (and a webhook
+    # body's ``status_page_url``).
     site: str | None = None
 
 
@@ -58,9 +59,18 @@ def _inbox(settings: ChannelSettings, env: ChannelEnv) -> Notifier:
     return StoredInbox() if env.publisher is None else InboxNotifier(env.publisher, env.site)
 
 
+def _webhook(settings: ChannelSettings, env: ChannelEnv) -> Notifier | None:
+    if settings.webhook is None:
+        return None
+    from .webhook import WebhookNotifier  # noqa: PLC0415 - like the others
+
+    return WebhookNotifier(settings.webhook, status_page_url=env.site)
+
+
 #: Every channel by name: the daemon builds those its config sets up, in this order.
 CHANNELS: dict[ChannelName, ChannelBuilder] = {
     "sms": _sms,
     "email": _email,
     "inbox": _inbox,
+    "webhook": _webhook,
 }

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from npsp_common.types import Duration, SecretSource, StrictModel
 
@@ -25,6 +25,8 @@ __all__ = [
     "EmailSettings",
     "MqttSettings",
     "SmsSettings",
+    "WebhookEndpoint",
+    "WebhookSettings",
     "site_base",
 ]
 
@@ -140,8 +142,114 @@ class MqttSettings(StrictModel):
         return self
 
 
+_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"  # an RFC 9110 token
+# Headers the webhook channel writes itself, and those that carry credentials (a secret
+# belongs in ``authorization``, read from a file, never in the config).
+_WEBHOOK_OWN_HEADERS = frozenset(
+    {
+        "authorization",
+        "connection",
+        "content-length",
+        "content-type",
+        "cookie",
+        "host",
+        "idempotency-key",
+        "proxy-authorization",
+        "transfer-encoding",
+        "user-agent",
+    }
+)
+
+
+class WebhookEndpoint(StrictModel):
+    """One receiver of the ``webhook`` channel: a contact names it (``webhook: <name>``)."""
+
+    url: Annotated[str, Field(min_length=8, max_length=2048)] = Field(
+        description="Where each message is POSTed: http:// or https://, no user:password@,"
+        " no #fragment. Redirects are not followed: give the final URL."
+    )
+    secret: SecretSource | None = Field(
+        default=None,
+        description="HMAC-SHA256 key (a credential file, or env): each request then carries"
+        " X-NPSP-Timestamp and X-NPSP-Signature: sha256=<hex> over '<timestamp>.<body>'"
+        " (docs/webhook.md).",
+    )
+    authorization: SecretSource | None = Field(
+        default=None,
+        description="Sent as the Authorization header, verbatim (e.g. a file holding"
+        " 'Bearer <token>'); https only.",
+    )
+    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME)], str] = Field(
+        default={},
+        description="Extra request headers (not secret: no Authorization or Cookie here, and"
+        " none of the headers the channel sets itself).",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle to verify an https receiver with; default: system store.",
+    )
+    timeout: Duration = Field(
+        default=10.0, description="Bound on one attempt: connecting, sending, the answer."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the url must be http:// or https:// with a host, not {url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("the url must not carry user:password@ (use authorization)")
+        if parts.fragment or any(c.isspace() for c in url):
+            raise ValueError("the url must have no #fragment and no spaces")
+        return url
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, timeout: float) -> float:
+        if not 0 < timeout <= 30:
+            # The outbox's worker gives one attempt 60 s; a receiver slower than 30 s is down.
+            raise ValueError("timeout must be more than 0s and at most 30s")
+        return timeout
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if name.lower() in _WEBHOOK_OWN_HEADERS or name.lower().startswith("x-npsp-"):
+                raise ValueError(f"{name} is set by the channel itself or is a credential")
+            if any(c in value for c in "\r\n\x00"):
+                raise ValueError(f"the value of {name} has a line break")
+        return headers
+
+    @model_validator(mode="after")
+    def _https_only(self) -> WebhookEndpoint:
+        if urlsplit(self.url).scheme == "https":
+            return self
+        if self.ca_file is not None:
+            raise ValueError("ca_file is set but the url is not https")
+        if self.authorization is not None:
+            raise ValueError("authorization would cross the network in clear: use an https url")
+        return self
+
+
+class WebhookSettings(StrictModel):
+    """The ``webhook`` channel: the receivers contacts may name, by name."""
+
+    endpoints: Annotated[
+        dict[Annotated[str, Field(pattern=AGENCY_ID)], WebhookEndpoint], Field(min_length=1)
+    ] = Field(
+        description="Receivers by name (lower-case letters, digits, '-'); a contact's"
+        " `webhook:` names one. URLs and keys live here, never in the registry. Each has"
+        " `url` (http:// or https://; redirects are not followed), optional `secret` (the"
+        " HMAC-SHA256 key, `{file: ...}` or `{env: ...}`), `authorization` (the Authorization"
+        " header's value, read the same way; https only), `headers` (extra, not secret),"
+        " `ca_file` (https only) and `timeout` (default 10s, at most 30s): see docs/webhook.md."
+    )
+
+
 class ChannelSettings(StrictModel):
-    """How to reach the SMS provider, the mail server and the MQTT broker.
+    """How to reach the SMS provider, the mail server, the MQTT broker and webhook receivers.
 
     The portal inbox needs nothing: every inbox notice is stored in the daemon's database;
     with ``mqtt`` set, that a new one is there (not what it says) is pushed on
@@ -151,3 +259,8 @@ class ChannelSettings(StrictModel):
     sms: SmsSettings | None = None
     email: EmailSettings | None = None
     mqtt: MqttSettings | None = None
+    webhook: WebhookSettings | None = Field(
+        default=None,
+        description="Receivers of the webhook channel (a JSON POST per message, optionally"
+        " signed; docs/webhook.md); a contact names one with `webhook:`.",
+    )

@@ -12,11 +12,16 @@ from ..config.alerting import AlertingSettings, OperationsContact, Route, Target
 from ..state import State
 from .model import Alert, Recipient
 
-_ORDER: tuple[ChannelName, ...] = ("sms", "email", "inbox")
+_ORDER: tuple[ChannelName, ...] = ("sms", "email", "inbox", "webhook")
 
 
 def _address(person: Contact | OperationsContact, channel: ChannelName) -> str | None:
-    return {"sms": person.phone, "email": person.email, "inbox": person.portal_account}[channel]
+    return {
+        "sms": person.phone,
+        "email": person.email,
+        "inbox": person.portal_account,
+        "webhook": person.webhook,
+    }[channel]
 
 
 def recipients_of(person_id: str, person: Contact | OperationsContact) -> list[Recipient]:

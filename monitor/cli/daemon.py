@@ -151,7 +151,7 @@ async def _notify_test(config: Config, channel: str, to: str, language: str) -> 
     # password (the inbox pushes through MQTT, so it needs the broker and nothing else).
     needed = "mqtt" if channel == "inbox" else channel
     only = config.channels.model_copy(
-        update={name: None for name in ("sms", "email", "mqtt") if name != needed}
+        update={name: None for name in ("sms", "email", "mqtt", "webhook") if name != needed}
     )
     try:
         # Its own MQTT client id, and no last will: sharing the daemon's would knock the
@@ -237,8 +237,12 @@ def add_trial_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     """Register ``notify-test`` and ``demo`` on ``sub``: trying a channel, trying the daemon."""
     p = sub.add_parser("notify-test", help="send one test message on a channel (check credentials)")
     with_config(p)
-    p.add_argument("--channel", required=True, choices=["sms", "email", "inbox"])
-    p.add_argument("--to", required=True, help="phone (E.164), e-mail address or portal account")
+    p.add_argument("--channel", required=True, choices=["sms", "email", "inbox", "webhook"])
+    p.add_argument(
+        "--to",
+        required=True,
+        help="phone (E.164), e-mail address, portal account or webhook endpoint name",
+    )
     p.add_argument("--language", default="vi", choices=["vi", "en"])
     p.set_defaults(func=guarded(cmd_notify_test))
 

@@ -40,7 +40,10 @@ class OperationsContact(StrictModel):
     phone: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")] | None = None
     email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
     portal_account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
-    channels: Annotated[list[Literal["sms", "email", "inbox"]], Field(min_length=1)] = [
+    webhook: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] | None = Field(
+        default=None, description="The name of a receiver in channels.webhook.endpoints."
+    )
+    channels: Annotated[list[Literal["sms", "email", "inbox", "webhook"]], Field(min_length=1)] = [
         "email",
         "inbox",
     ]
@@ -147,7 +150,7 @@ class AlertingSettings(StrictModel):
         " `[]` turns escalation off. Acknowledging the incident stops it.",
     )
     degraded_channels: Annotated[
-        list[Literal["sms", "email", "inbox"]], Field(min_length=1, max_length=3)
+        list[Literal["sms", "email", "inbox", "webhook"]], Field(min_length=1, max_length=4)
     ] = Field(
         default=["email", "inbox"],
         description="The channels a DEGRADED system (reachable, with a warning: slow, a"

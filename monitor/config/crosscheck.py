@@ -42,6 +42,8 @@ def cross_check(
     for o, person in enumerate(config.alerting.operations):
         for problem in _unconfigured(config, person.channels):
             issue(("alerting", "operations", o, "channels"), problem)
+        if (unknown := _unknown_endpoint(config, person.webhook)) is not None:
+            issue(("alerting", "operations", o, "webhook"), unknown)
     if config.uplink is not None:
         issues_for_checks(config.uplink.checks, ("uplink",), config.defaults, issue)
     _dependencies(config, issue, seen_agencies, systems, alone=alone)
@@ -64,6 +66,8 @@ def _agencies(
                 issue(("agencies", a, "contacts", c, "channels"), problem)
             for problem in [] if alone else _unconfigured(config, contact.channels):
                 issue(("agencies", a, "contacts", c, "channels"), problem)
+            if not alone and (unknown := _unknown_endpoint(config, contact.webhook)) is not None:
+                issue(("agencies", a, "contacts", c, "webhook"), unknown)
         for s, system in enumerate(agency.systems):
             key = f"{agency.id}/{system.id}"
             if key in systems:
@@ -116,8 +120,22 @@ def _unconfigured(config: Config, wanted: Iterable[str]) -> list[str]:
     return [
         f"channel {c} is not configured (add channels.{c})"
         for c in wanted
-        if c in ("sms", "email") and getattr(config.channels, c) is None
+        if c in ("sms", "email", "webhook") and getattr(config.channels, c) is None
     ]
+
+
+def _unknown_endpoint(config: Config, name: str | None) -> str | None:
+    """A contact's ``webhook`` must name a configured receiver: its URL and keys are in the
+    daemon config, and a name nobody configured would drop that contact's alerts."""
+    if name is None:
+        return None
+    hooks = config.channels.webhook
+    if hooks is None:
+        return f"webhook {name!r} is not configured (add channels.webhook.endpoints.{name})"
+    if name not in hooks.endpoints:
+        known = ", ".join(sorted(hooks.endpoints))
+        return f"unknown webhook endpoint {name!r} (channels.webhook.endpoints has: {known})"
+    return None
 
 
 def issues_for_checks(
