@@ -5,7 +5,7 @@ A new kind is one new module plus one line in :data:`PROBES`.
 
 from __future__ import annotations
 
-from . import dns, heartbeat, http, tcp, tls
+from . import api, dns, heartbeat, http, tcp, tls
 from .base import Probe, ProbeEnv, ProbeKind
 
 PROBES: dict[str, ProbeKind] = {
@@ -14,6 +14,7 @@ PROBES: dict[str, ProbeKind] = {
     "http": ProbeKind(http.Spec, http.build),
     "dns": ProbeKind(dns.Spec, dns.build),
     "heartbeat": ProbeKind(heartbeat.Spec, heartbeat.build),
+    "api": ProbeKind(api.Spec, api.build),
 }
 
 __all__ = ["PROBES", "Probe", "ProbeEnv", "ProbeKind"]

@@ -14,6 +14,7 @@ amount of data, and never raise: every failure becomes a :class:`ProbeResult` wi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -43,6 +44,9 @@ class ProbeEnv:
     user_agent: str = "npsp-monitor/0.1"
     # Where heartbeat receivers (monitor/heartbeats.py) note what the heartbeat probes read.
     heartbeats: HeartbeatBoard = field(default_factory=HeartbeatBoard)
+    # The wall clock (Unix seconds) probes judge ages by (``age <`` of an api check) and keep
+    # cached tokens by; tests inject their own.
+    clock: Callable[[], float] = time.time
 
 
 class TargetSpec(CheckCommon):

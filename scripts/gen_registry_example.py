@@ -177,20 +177,23 @@ def build_agency(org: dict[str, Any]) -> dict[str, Any]:
     portal_url, _, _ = _https_url(
         org_id, "public_service_portal", endpoints["public_service_portal"]
     )
+    secure_checks: list[dict[str, Any]] = [
+        {"id": "tls", "kind": "tls", "host": secure_host, "port": secure_port},
+        {
+            "id": "status-api",
+            "kind": "http",
+            "url": status_url,
+            "json": [{"path": "$.last_sync", "younger_than": "24h"}],
+        },
+    ]
+    if org_id == API_EXAMPLE_AGENCY:
+        secure_checks.append(_api_example(org_id, secure_host, secure_port))
     systems = [
         {
             "id": "secure-server",
             "kind": "secure-server",
             "name": "Máy chủ bảo mật",
-            "checks": [
-                {"id": "tls", "kind": "tls", "host": secure_host, "port": secure_port},
-                {
-                    "id": "status-api",
-                    "kind": "http",
-                    "url": status_url,
-                    "json": [{"path": "$.last_sync", "younger_than": "24h"}],
-                },
-            ],
+            "checks": secure_checks,
         },
         {
             "id": "one-stop",
@@ -218,6 +221,50 @@ def build_agency(org: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The one example of an `api` check (a short transaction through the secure server): a token,
+# then a lookup of a test dossier the agency keeps for the monitor, then its progress.
+API_EXAMPLE_AGENCY = "ha-noi"
+
+
+def _api_example(org_id: str, host: str, port: int) -> dict[str, Any]:
+    base = f"https://{host}" + ("" if port == 443 else f":{port}") + "/lgsp"
+    return {
+        "id": "dossier-lookup",
+        "kind": "api",
+        "url": base,
+        "interval": "5m",
+        "steps": [
+            {
+                "name": "lấy mã truy cập",
+                "token": {
+                    "url": "/oauth2/token",
+                    "client_id": "npsp-monitor",
+                    # a systemd credential (LoadCredential=): never the secret itself
+                    "client_secret_file": f"lgsp-{org_id}-client-secret",
+                    "scope": "dossier.read",
+                },
+            },
+            {
+                "name": "tra cứu hồ sơ",
+                "method": "POST",
+                "path": "/api/v1/dossiers/lookup",
+                "body": {"code": "GIAMSAT-000001"},
+                "extract": {"dossier_id": "$.data.id"},
+                "expect": {
+                    "status": [200],
+                    "max_latency": "3s",
+                    "json": [{"path": "$.data.status", "op": "==", "value": "OK"}],
+                },
+            },
+            {
+                "name": "xem tiến độ",
+                "path": "/api/v1/dossiers/${dossier_id}/progress",
+                "expect": {"json": [{"path": "$.updated_at", "op": "age <", "value": "24h"}]},
+            },
+        ],
+    }
+
+
 def _comments(org: dict[str, Any]) -> list[str]:
     """The data's facts that have no key in the format, as comment lines."""
     lines = []
@@ -236,8 +283,21 @@ def _comments(org: dict[str, Any]) -> list[str]:
     return [" ".join(line.split()) for line in lines]
 
 
+class _IndentedDumper(yaml.SafeDumper):
+    """Lists indented under their key, as in the rest of the file."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def _emit_check(check: dict[str, Any]) -> list[str]:
     out = [f"          - id: {check['id']}", f"            kind: {check['kind']}"]
+    if check["kind"] == "api":  # nested steps: written by the YAML library, then indented
+        rest = {k: v for k, v in check.items() if k not in ("id", "kind")}
+        text = yaml.dump(
+            rest, Dumper=_IndentedDumper, allow_unicode=True, sort_keys=False, width=100
+        )
+        return out + [f"            {line}" for line in text.splitlines()]
     if "host" in check:
         out += [f"            host: {check['host']}", f"            port: {check['port']}"]
     if "url" in check:
