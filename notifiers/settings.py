@@ -240,11 +240,8 @@ class WebhookSettings(StrictModel):
         dict[Annotated[str, Field(pattern=AGENCY_ID)], WebhookEndpoint], Field(min_length=1)
     ] = Field(
         description="Receivers by name (lower-case letters, digits, '-'); a contact's"
-        " `webhook:` names one. URLs and keys live here, never in the registry. Each has"
-        " `url` (http:// or https://; redirects are not followed), optional `secret` (the"
-        " HMAC-SHA256 key, `{file: ...}` or `{env: ...}`), `authorization` (the Authorization"
-        " header's value, read the same way; https only), `headers` (extra, not secret),"
-        " `ca_file` (https only) and `timeout` (default 10s, at most 30s): see docs/webhook.md."
+        " `webhook:` names one. URLs and keys live here, never in the registry (the request"
+        " and its signature: docs/webhook.md)."
     )
 
 

@@ -135,7 +135,8 @@ class Builder:
             target = _model_inside(tp)
             if target is not None and target is not SecretSource:
                 row.example = ""  # the block's own keys show examples
-                later.append((target, row, "[]" if _is_list(tp) else ""))
+                suffix = "[]" if _is_list(tp) else ".<name>" if _dict_value(tp) else ""
+                later.append((target, row, suffix))
             elif is_check_union(_list_item(tp) or strip_none(split_annotated(tp)[0])):
                 row.example = ""
                 row.type += " (see [Checks](#checks))"
@@ -201,10 +202,21 @@ def _is_list(tp: Any) -> bool:
     return _list_item(tp) is not None
 
 
+def _dict_value(tp: Any) -> Any:
+    """The value type of a mapping by name (``channels.webhook.endpoints.<name>``), or None."""
+    inner = strip_none(split_annotated(tp)[0])
+    if typing.get_origin(inner) is dict:
+        return split_annotated(typing.get_args(inner)[1])[0]
+    return None
+
+
 def _model_inside(tp: Any) -> type[BaseModel] | None:
-    """The model a field holds directly or as list items (not a union of several)."""
+    """The model a field holds directly, as list items or as a mapping's values (not a union
+    of several)."""
     inner = strip_none(split_annotated(tp)[0])
     item = _list_item(tp)
+    if item is None:
+        item = _dict_value(tp)
     candidate = item if item is not None else inner
     return candidate if is_model(candidate) else None
 
