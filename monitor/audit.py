@@ -2,7 +2,11 @@
 ``web``, ``cli``). Grants, revocations, certificate mappings, acknowledgements, announcements,
 maintenance, silences, logins and failed logins are written here; :func:`audit_write` inside a
 transaction that does the act, :func:`audit` and :func:`audited` on their own. Its statements
-are written through :mod:`monitor.sqldialect`, like the topics' stores."""
+are written through :mod:`monitor.sqldialect`, like the topics' stores.
+
+The log is append-only and hash-chained (:mod:`monitor.audit_chain`): each entry is appended to
+the chain by :func:`audit_write`, which takes the chain's turn until the acting transaction
+ends, and ``npsp-monitor audit verify`` walks it."""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .sqldialect import Handle, insert, sql
+from .audit_chain import append
+from .sqldialect import Handle, sql
 from .store import Store
 
 T = TypeVar("T")
-_INSERT = insert("audit", ("ts", "actor", "action", "target", "agency", "detail", "source"))
 _SELECT = "SELECT id, ts, actor, action, target, agency, detail, source FROM audit"
 _ALL = sql(_SELECT + " ORDER BY id DESC LIMIT ?")
 _OF_AGENCY = sql(_SELECT + " WHERE agency = ? ORDER BY id DESC LIMIT ?")
@@ -30,10 +34,10 @@ def audit_write(
     agency: str | None,
     detail: dict[str, Any],
     source: str,
-) -> None:
-    db.execute(
-        _INSERT,
-        (ts, actor, action, target, agency, json.dumps(detail, ensure_ascii=False), source),
+) -> int:
+    """Append an entry to the audit log inside ``db``'s transaction; its id."""
+    return append(
+        db, ts, actor, action, target, agency, json.dumps(detail, ensure_ascii=False), source
     )
 
 

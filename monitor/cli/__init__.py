@@ -11,6 +11,7 @@ The package, one module per command group:
 ``maintenance``  ``maintenance schedule|list|cancel``
 ``accounts``     ``accounts create|map-cert|revoke|list``
 ``report``       ``report``
+``audit``        ``audit verify|export``
 ``incidents``    ``incident open|complex|ack|resolve|list``
 ``errors``       the one map from an error to its message and exit code (:func:`guarded`)
 ``common``       what the groups share: ``fail``, ``with_config``, ``with_init``,
@@ -32,6 +33,7 @@ from ..config import load_config
 from ..workdays import CalendarSettings, WorkCalendar
 from .accounts import add_accounts_commands
 from .announce import add_announce_commands
+from .audit import add_audit_commands
 from .calendar import add_calendar_commands
 from .common import with_config
 from .daemon import add_daemon_commands, add_trial_commands
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_accounts_commands(sub, with_config)
     add_report_commands(sub, with_config)
     add_store_commands(sub, with_config)
+    add_audit_commands(sub, with_config)
     add_trial_commands(sub)
     return parser
 
