@@ -22,6 +22,7 @@ import email.utils
 import logging
 import re
 import ssl
+from email import encoders
 from email.header import Header
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -30,7 +31,7 @@ from typing import cast
 
 import aiosmtplib
 
-from notifiers.base import ChannelName, Delivery, Message, NotifyError
+from notifiers.base import Attachment, ChannelName, Delivery, Message, NotifyError
 from notifiers.settings import ADDRESS
 from notifiers.settings import EmailSettings as Settings
 
@@ -87,6 +88,21 @@ def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     return None
 
 
+def _attachment(attachment: Attachment) -> MIMEBase:
+    """A file as a base64 part, its name in RFC 2231 (UTF-8) when it is not plain ASCII."""
+    main, _, sub = attachment.content_type.partition("/")
+    if main == "text":
+        part = MIMEBase(main, sub or "plain", charset="utf-8")
+    else:
+        part = MIMEBase(main or "application", sub or "octet-stream")
+    part.set_payload(attachment.content)
+    encoders.encode_base64(part)
+    name = _one_line(attachment.filename).replace('"', "") or "attachment"
+    filename: str | tuple[str, str, str] = name if name.isascii() else ("utf-8", "", name)
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
+
+
 class EmailNotifier:
     """Sends one e-mail per ``send``; created once, shared by every send."""
 
@@ -106,8 +122,9 @@ class EmailNotifier:
                 raise ValueError(f"cannot load ca_file {settings.ca_file}: {exc}") from None
 
     def build(self, message: Message) -> MIMEBase:
-        """The MIME message for ``message``: UTF-8 text, an HTML alternative if given,
-        Message-ID from the key, threaded to ``thread_key``.
+        """The MIME message for ``message``: UTF-8 text, an HTML alternative if given, the
+        attachments after them (multipart/mixed), Message-ID from the key, threaded to
+        ``thread_key``.
 
         Built with the compat32 classes on purpose: the modern ``email.policy`` folds a long
         RFC 2047 subject *at a space between two encoded words*, and decoders drop such spaces,
@@ -120,6 +137,8 @@ class EmailNotifier:
             mail = MIMEMultipart(
                 "alternative", _subparts=[mail, MIMEText(message.html, "html", "utf-8")]
             )
+        if message.attachments:
+            mail = MIMEMultipart("mixed", _subparts=[mail, *map(_attachment, message.attachments)])
         mail["From"] = email.utils.formataddr(
             (Header(_one_line(self.settings.from_name), "utf-8").encode(), self.settings.from_addr)
         )

@@ -6,13 +6,14 @@ holds the statements.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from notifiers.base import ChannelName, Message, NotifyError
+from notifiers.base import Attachment, ChannelName, Message, NotifyError
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class OutboxItem:
     thread_key: str | None
     language: str
     fallbacks: tuple[tuple[ChannelName, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()  # a report's CSV: e-mail only
 
     def message(self) -> Message:
         return Message(
@@ -41,6 +43,7 @@ class OutboxItem:
             html=self.html if self.channel == "email" else None,
             thread_key=self.thread_key,
             language=self.language,
+            attachments=self.attachments if self.channel == "email" else (),
         )
 
 
@@ -86,17 +89,37 @@ def fitting(items: list[OutboxItem], fits: Callable[[str], bool]) -> list[Outbox
 
 
 COLUMNS = (
-    "key, channel, address, person, subject, text, short, html, thread_key, language, fallbacks"
+    "key, channel, address, person, subject, text, short, html, thread_key, language, fallbacks,"
+    " attachments"
 )
 
 
+def _attachments_json(attachments: tuple[Attachment, ...]) -> str | None:
+    if not attachments:
+        return None
+    return json.dumps(
+        [[a.filename, a.content_type, base64.b64encode(a.content).decode()] for a in attachments]
+    )
+
+
+def _attachments_of(value: object) -> tuple[Attachment, ...]:
+    if value is None:
+        return ()
+    return tuple(
+        Attachment(str(name), str(kind), base64.b64decode(str(data)))
+        for name, kind, data in json.loads(str(value))
+    )
+
+
 def row_values(item: OutboxItem) -> tuple[object, ...]:
-    *fields, fallbacks = dataclasses.astuple(item)  # in COLUMNS order
-    return (*fields, json.dumps(fallbacks))
+    """The values of :data:`COLUMNS` (attachments as JSON of [name, type, base64])."""
+    fields = [getattr(item, f.name) for f in dataclasses.fields(item)][:10]
+    return (*fields, json.dumps(item.fallbacks), _attachments_json(item.attachments))
 
 
 def item_of_row(row: tuple[object, ...]) -> OutboxItem:
-    key, channel, address, person, subject, text, short, html, thread, language, fallbacks = row
+    key, channel, address, person, subject, text, short, html, thread, language = row[:10]
+    fallbacks, attachments = row[10:12]
     return OutboxItem(
         str(key),
         channel,  # type: ignore[arg-type]
@@ -109,6 +132,7 @@ def item_of_row(row: tuple[object, ...]) -> OutboxItem:
         None if thread is None else str(thread),
         str(language),
         tuple((c, a) for c, a in json.loads(str(fallbacks))),
+        _attachments_of(attachments),
     )
 
 

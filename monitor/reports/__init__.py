@@ -9,7 +9,16 @@ HTML (Vietnamese or English), CSV or JSON. The package in three parts:
   definitions (the period, the buckets, outages, incidents, SLA breaches); their data in
   :mod:`~monitor.reports.model`;
 * the renderings: :mod:`~monitor.reports.formats` (numbers, JSON, CSV) and
-  :mod:`~monitor.reports.html` (the page, with :mod:`~monitor.reports.words`).
+  :mod:`~monitor.reports.html` (the page, with :mod:`~monitor.reports.words`);
+* :mod:`~monitor.reports.periods`: weeks beside months, the period before a moment, one
+  agency's part of a report.
+
+The scheduled reports (the config's ``reports:``): :mod:`~monitor.reports.triggers`
+(APScheduler's triggers on the working-day calendar), :mod:`~monitor.reports.schedule` (the
+daemon's desk: when a report is due, misfires), :mod:`~monitor.reports.produce` (a report made,
+recorded and queued in one transaction), :mod:`~monitor.reports.letters` (its messages: the
+HTML and the CSV by e-mail, a link in the inbox) and :mod:`~monitor.reports.runs_store` (the
+``report_runs`` table). ``npsp-monitor report send --now`` makes one at once.
 """
 
 from __future__ import annotations

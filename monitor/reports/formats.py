@@ -9,8 +9,8 @@ import json
 import math
 from typing import Any
 
-from ..web.templates.words import Lang
 from .model import TZ, Figures, Report
+from .words import Lang
 
 __all__ = [
     "CSV_HEADER",
@@ -51,8 +51,12 @@ def _iso(ts: float) -> str:
 
 
 def report_as_dict(report: Report) -> dict[str, Any]:
-    """The report as plain JSON-able data (seconds unrounded, availability in percent)."""
+    """The report as plain JSON-able data (seconds unrounded, availability in percent); one
+    agency's part (:func:`monitor.reports.periods.agency_report`) says which (``agency``), its
+    totals being the agency's."""
+    scoped = {} if report.agency is None else {"agency": report.agency}
     return {
+        **scoped,
         "month": report.month,
         "starts": _iso(report.starts),
         "ends": _iso(report.ends),
@@ -139,7 +143,8 @@ def render_csv(report: Report) -> str:
     as UTF-8. Seconds are rounded to whole seconds; an empty availability: not measured."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
+    # A week's report (monitor.reports.periods) names its first column for what it holds.
+    writer.writerow(CSV_HEADER if "-W" not in report.month else ("period", *CSV_HEADER[1:]))
     for a in report.agencies:
         for s in a.systems:
             writer.writerow(
@@ -158,5 +163,8 @@ def render_csv(report: Report) -> str:
         writer.writerow(
             [report.month, "agency", a.id, a.name_vi, a.code, "", "", "", *_csv_figures(a.figures)]
         )
-    writer.writerow([report.month, "portal", "", "", "", "", "", "", *_csv_figures(report.totals)])
+    if report.agency is None:  # one agency's report has no portal line
+        writer.writerow(
+            [report.month, "portal", "", "", "", "", "", "", *_csv_figures(report.totals)]
+        )
     return out.getvalue()

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ..web.templates.words import Lang
 from .formats import format_availability, format_hmm, moment
 from .model import AgencyReport, Figures, Report, SystemReport
-from .words import KINDS, STYLE, WORDS
+from .words import KINDS, STYLE, WORDS, Lang
 
 __all__ = ["render_html"]
 
@@ -77,6 +76,12 @@ def _system_name(s: SystemReport, language: Lang) -> str:
 
 
 def _title(report: Report, language: Lang) -> str:
+    if "-W" in report.month:  # a week (monitor.reports.periods)
+        last = report.ends - 86400
+        start, end = moment(report.starts), moment(last)
+        return WORDS[language]["title_week"].format(
+            week=report.month, start=start.strftime("%d/%m"), end=end.strftime("%d/%m/%Y")
+        )
     year, number = report.month.split("-")
     month_text = f"{number}/{year}" if language == "vi" else report.month
     return WORDS[language]["title"].format(month=month_text)
@@ -119,12 +124,10 @@ def _summary(report: Report, language: Lang) -> list[str]:
         parts.append(
             f'<tr><td><a href="#{escape(a.id)}">{name}</a></td>{_cells(a.figures, language)}</tr>'
         )
-    return [
-        *parts,
-        f'<tr class="total"><td>{escape(w["portal"])}</td>{_cells(report.totals, language)}</tr>',
-        "</tbody>",
-        "</table>",
-    ]
+    if report.agency is None:  # one agency's report has no portal line
+        total = _cells(report.totals, language)
+        parts.append(f'<tr class="total"><td>{escape(w["portal"])}</td>{total}</tr>')
+    return [*parts, "</tbody>", "</table>"]
 
 
 def _agency(a: AgencyReport, language: Lang) -> list[str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from ..web.templates.words import Lang
+from typing import Literal
 
-__all__ = ["KINDS", "STYLE", "WORDS"]
+__all__ = ["KINDS", "STYLE", "WORDS", "Lang"]
+
+#: The report's languages (the pages' too: the web layer imports the reports, not the reverse).
+Lang = Literal["vi", "en"]
 
 #: The report's texts by key (``title``, the column heads, the definitions).
 WORDS: dict[Lang, dict[str, str]] = {
     "vi": {
         "title": "Báo cáo khả dụng tháng {month} — Cổng Dịch vụ công quốc gia",
+        "title_week": "Báo cáo khả dụng tuần {week} ({start} – {end}) — Cổng Dịch vụ công quốc gia",
         "period": "Kỳ báo cáo: {start} – {end} (giờ Việt Nam, UTC+07:00).",
         "partial": "Tháng chưa kết thúc: số liệu tính đến {until}.",
         "generated": "Lập lúc {at}.",
@@ -64,6 +68,8 @@ WORDS: dict[Lang, dict[str, str]] = {
     },
     "en": {
         "title": "Availability report {month} — National Public Service Portal",
+        "title_week": "Availability report, week {week} ({start} – {end}) — National Public"
+        " Service Portal",
         "period": "Period: {start} – {end} (Vietnam time, UTC+07:00).",
         "partial": "The month is not over: figures up to {until}.",
         "generated": "Generated {at}.",

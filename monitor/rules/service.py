@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Override
@@ -31,8 +31,12 @@ class RulesService:
         set_overrides: Callable[[dict[str, Override]], Awaitable[None]] | None = None,
         publisher: MqttPublisher | None = None,
         status_page_url: str | None = None,
+        desks: Sequence[Desk] = (),
     ) -> None:
         self.ctx = ctx
+        # Desks built elsewhere on this context, run with these (the scheduled reports':
+        # monitor.reports sits above the rules and cannot be imported here).
+        self.others = list(desks)
         # Confirmations of announcements link to the page where one can be cancelled.
         self.announcements = AnnouncementDesk(
             ctx,
@@ -100,7 +104,7 @@ class RulesService:
         ]
         if self.catalog is not None:
             desks.append(self.catalog)
-        return desks
+        return desks + self.others
 
 
 __all__ = ["RulesService"]

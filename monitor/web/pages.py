@@ -66,6 +66,7 @@ from .bars import timelines, window_start
 from .browser import html, language, redirect
 from .kit import PageKit, PagesContext
 from .login import Login
+from .report_pages import report_routes
 from .routes import path_number
 from .templates import render
 from .templates.render import PROBLEMS, Bar, InboxItem, Problem, Row
@@ -383,6 +384,7 @@ def page_routes(ctx: PagesContext) -> list[web.RouteDef]:
         web.get("/inbox", pages.inbox),
         web.post("/inbox/{id}/read", pages.inbox_read),
         web.get("/status", pages.status),
+        *report_routes(ctx),
         web.get("/login", login.login_form),
         web.post("/login", login.login),
         web.post("/logout", login.logout),

@@ -47,15 +47,19 @@ class ApiError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A query parameter: a yes/no flag unless said otherwise."""
+    """A query parameter: a yes/no flag unless said otherwise (a ``string`` is one of
+    ``choices``)."""
 
     name: str
-    type: Literal["boolean", "integer"] = "boolean"
+    type: Literal["boolean", "integer", "string"] = "boolean"
     minimum: int | None = None
     maximum: int | None = None
+    choices: tuple[str, ...] = ()
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
+        if self.choices:
+            out["enum"] = list(self.choices)
         if self.minimum is not None:
             out["minimum"] = self.minimum
         if self.maximum is not None:

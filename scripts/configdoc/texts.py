@@ -32,6 +32,8 @@ DESCRIPTIONS: dict[str, str] = {
     "system failing, how fast a leader is replaced, when a vantage stops voting.",
     "security": "What targets that do not come from this config (announced hosts, redirects) "
     "may reach.",
+    "reports": "The scheduled availability reports: when each is made (on the working-day "
+    "calendar), what it covers and who receives it.",
     # --- scheduler, defaults
     "scheduler.max_concurrency": "Probes in flight at once.",
     "scheduler.max_per_host": "Probes in flight to one host (see `host_key`).",

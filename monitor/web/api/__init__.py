@@ -17,7 +17,7 @@ text) and no lone surrogates; dates are ISO 8601 text.
 from __future__ import annotations
 
 from ..routes import Route
-from . import accounts, agencies, announcements, inbox, incidents, maintenance, silences
+from . import accounts, agencies, announcements, inbox, incidents, maintenance, reports, silences
 from .common import API, Api
 
 #: Every acting route, in the order they are matched and documented.
@@ -28,6 +28,7 @@ ROUTES: tuple[Route, ...] = (
     *maintenance.ROUTES,
     *silences.ROUTES,
     *inbox.ROUTES,
+    *reports.ROUTES,
     *accounts.ROUTES,
 )
 
