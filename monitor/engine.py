@@ -23,6 +23,7 @@ from . import changes_store
 from .changes_store import StoredState
 from .cluster.votes import VoteBoard
 from .config import Config
+from .freshness import FreshnessJudge
 from .registry import CheckEntry, Override, Registry
 from .scheduler import Job, Scheduler
 from .sqldialect import Handle
@@ -106,6 +107,9 @@ class Engine:
         self.events_total = 0
         self.store_failures = 0
         self._maintenance_seen: dict[str, Why] | None = None
+        # Judges dated results (freshness conditions) with the calendar: set by the daemon's
+        # assembly once the rules' calendar exists (monitor/build.py).
+        self.freshness: FreshnessJudge | None = None
 
     # ----- registry and reloads ----------------------------------------------------------------
 
@@ -258,6 +262,9 @@ class Engine:
             # reason: its control characters must not travel on to messages, pages or logs.
             result = dataclasses.replace(result, reason=printable(result.reason))
         now = self.wall_clock()
+        check = self.registry.checks.get(job.key)
+        if result.data is not None and check is not None and self.freshness is not None:
+            result = self.freshness.judge(check, result, now)
         history = self.history.get(job.key)
         if history is not None:
             history.append(Sample(now, self.config.vantage, result))
@@ -267,7 +274,6 @@ class Engine:
                     observer(job.key, result, now)
                 except Exception:
                     log.exception("result observer failed")
-        check = self.registry.checks.get(job.key)
         if self.votes is not None and check is not None:  # canaries stay this host's own
             result = self.votes.decide(job.key, result, now, push=check.kind == "heartbeat")
         outcome = self.state.observe(job.key, result, now)

@@ -31,7 +31,9 @@ __all__ = [
     "LINE",
     "TEXT",
     "CheckCommon",
+    "DataTime",
     "Duration",
+    "Freshness",
     "Moment",
     "ProbeResult",
     "SecretSource",
@@ -155,6 +157,29 @@ class CheckCommon(StrictModel):
         return self.host_key or "-"
 
 
+class Freshness(StrictModel):
+    """How old a system's data may be, counted in *working hours of its agency* (its calendar:
+    weekends, public holidays, swapped days, the agency's own hours), so that a province that
+    sends nothing on Sunday is not stale on Monday at 08:05.
+
+    The probe finds the data's time — a JSON field of an ``http`` or ``api`` response
+    (``path``), or the last push of a ``heartbeat`` check (no ``path``) — and the daemon, which
+    knows the calendar, judges its age (``monitor.freshness``).
+    """
+
+    path: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        default=None,
+        description="http/api: the JSON field holding the data's time (ISO 8601, or epoch "
+        "seconds or milliseconds); heartbeat: leave unset (the time of the last push).",
+    )
+    max_working_hours: Annotated[float, Field(gt=0, le=10000)] = Field(
+        description="Stale when the data is older than this many working hours of the agency."
+    )
+    severity: Literal["degraded", "down"] = Field(
+        default="degraded", description="What stale data makes the system: degraded or down."
+    )
+
+
 _NOTHING_OBSERVED: Mapping[str, str] = MappingProxyType({})
 
 
@@ -200,6 +225,17 @@ def _why_in(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class DataTime:
+    """When a check's data was last new (epoch seconds, as the probe read it) and, once the
+    daemon judged it with the agency's calendar, its age in working hours."""
+
+    at: float
+    age_working_hours: float | None = None
+    # A push check that heard nothing since this process started: ``at`` is that start.
+    since_start: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """What one probe run found.
 
@@ -221,6 +257,9 @@ class ProbeResult:
     # Passed, but a warning condition holds (slow, certificate expiring soon): with ``ok`` true,
     # the check is healthy and its system DEGRADED rather than UP.
     degraded: bool = False
+    # A check with a freshness condition: when its data was last new (one slot, None for every
+    # other check: results are kept by the ten thousand).
+    data: DataTime | None = None
 
 
 def printable(text: str) -> str:

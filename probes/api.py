@@ -36,7 +36,9 @@ from urllib.parse import quote, urlencode, urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from npsp_common.types import (
+    DataTime,
     Duration,
+    Freshness,
     JSONValue,
     ProbeResult,
     SecretSource,
@@ -56,8 +58,9 @@ from .http import (
     header_value_ok,
     split_url,
 )
+from .httpbody import timestamp_of
 from .httpresponse import Exchange
-from .jsonquery import JSONAssertion, Query, compile_path
+from .jsonquery import JSONAssertion, Query, compile_path, show
 from .reasons import Problem, fail, passed, warn, why
 from .tls import broken_probe
 from .tlsopts import TLSOptions
@@ -268,8 +271,23 @@ class Spec(TargetSpec):
         "certificate serve every host; the pin, name and validity rules the check's own.",
     )
 
+    freshness: Freshness | None = Field(
+        default=None,
+        description="How old the data in a JSON field of the last request step's answer may "
+        "be, in working hours of the agency (path names the field).",
+    )
+
     def target_host(self) -> str:
         return self.host_key or (urlsplit(self.url).hostname or "-")
+
+    @field_validator("freshness")
+    @classmethod
+    def _check_freshness(cls, freshness: Freshness | None) -> Freshness | None:
+        if freshness is not None:
+            if freshness.path is None:
+                raise ValueError("an api check names the JSON field (path) to read")
+            compile_path(freshness.path)  # raises ValueError naming what is wrong
+        return freshness
 
     @field_validator("url")
     @classmethod
@@ -304,6 +322,8 @@ class Spec(TargetSpec):
             known.update(step.extract)
         if tokens > 1:
             raise ValueError("one token step at most")
+        if self.freshness is not None and tokens == len(self.steps):
+            raise ValueError("freshness reads the last request step's answer: there is none")
         return self
 
 
@@ -377,6 +397,7 @@ class _Run:
     status: int | None = None
     cert_not_after: float | None = None
     step_ms: int | None = None
+    data: DataTime | None = None  # the freshness condition's time, from the last request step
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +460,11 @@ class _APIProbe:
         self._endpoints: list[_Endpoint | None] = []
         self._allowed: list[frozenset[int]] = []
         self._queries: list[list[tuple[str, Query]]] = []
+        # The freshness condition reads the last request step's answer.
+        fresh = spec.freshness
+        self._fresh_query = compile_path(fresh.path) if fresh and fresh.path else None
+        requests = [i for i, step in enumerate(spec.steps) if step.token is None]
+        self._fresh_step = requests[-1] if requests else -1
         for step, secret in zip(spec.steps, secrets, strict=True):
             self._allowed.append(expand_statuses(step.expect.status))
             self._queries.append([(name, compile_path(p)) for name, p in step.extract.items()])
@@ -540,6 +566,7 @@ class _APIProbe:
             cert_not_after=run.cert_not_after,
             status_code=run.status,
             observed=observed,
+            data=run.data,
         )
 
     async def _exchange(
@@ -635,7 +662,8 @@ class _APIProbe:
         allowed = self._allowed[index]
         queries = self._queries[index]
         assertions = step.expect.json_assertions
-        wanted = allowed if (queries or assertions) else frozenset()
+        dated = self._fresh_query if index == self._fresh_step else None
+        wanted = allowed if (queries or assertions or dated) else frozenset()
         exchange = await self._exchange(run, index, target, wanted, deadline)
         status = exchange.status
         if status not in allowed:
@@ -644,10 +672,15 @@ class _APIProbe:
             expected = ", ".join(str(s) for s in step.expect.status)
             raise _StepFailed(why("http.status", status=status, expected=expected))
         problems: list[Problem] = []
-        if queries or assertions:
+        if queries or assertions or dated:
             document = _json_of(exchange)
             if document is _NOT_JSON:
                 raise _StepFailed(why("body.not_json"))
+            if dated is not None:
+                run.data, undated = self._data_time(dated, document)
+                if undated is not None:
+                    assert self._spec.freshness is not None
+                    problems.append(Problem(undated, down=self._spec.freshness.severity == "down"))
             now = self._clock()
             for assertion in assertions:
                 failure = assertion.comparison.check(document, now, echo=self._echo)
@@ -670,6 +703,21 @@ class _APIProbe:
             if problem.down:
                 raise _StepFailed(problem.why)
             run.warnings.append(self._in_step(index, run, problem.why))
+
+    def _data_time(self, query: Query, document: Any) -> tuple[DataTime | None, Why | None]:
+        """The freshness field's time (read as the ``http`` check reads it), or the problem."""
+        try:
+            found, value = query.first(document)
+        except ValueError:
+            found, value = False, None
+        if not found:
+            return None, why("json.missing", path=query.source)
+        stamp = timestamp_of(value)
+        if stamp is None:
+            if self._echo:
+                return None, why("json.not_timestamp_value", path=query.source, value=show(value))
+            return None, why("json.not_timestamp", path=query.source)
+        return DataTime(stamp), None
 
 
 _NOT_JSON = object()

@@ -29,7 +29,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from npsp_common.types import CheckCommon, Duration, ProbeResult, SecretSource, Why
+from npsp_common.types import (
+    CheckCommon,
+    DataTime,
+    Duration,
+    Freshness,
+    ProbeResult,
+    SecretSource,
+    Why,
+)
 
 from .base import Probe, ProbeEnv
 from .heartbeat_board import HeartbeatBoard
@@ -63,11 +71,17 @@ class Spec(CheckCommon):
     interval: Duration | None = 10.0
     timeout: Duration | None = 1.0
     failure_threshold: Annotated[int, Field(ge=1, le=100)] | None = 1
+    freshness: Freshness | None = Field(
+        default=None,
+        description="How old the last push may be, in working hours of the agency (no path).",
+    )
 
     @model_validator(mode="after")
     def _sane_period(self) -> Spec:
         if self.period < 1.0:
             raise ValueError("period must be at least 1s")
+        if self.freshness is not None and self.freshness.path is not None:
+            raise ValueError("freshness: a heartbeat's data time is its last push; no path")
         return self
 
     @property
@@ -121,6 +135,7 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
     terms = {"period": spec.period, "grace": spec.grace_seconds}
     # Counting from the build, not the board's start: a check added by a reload gets its grace.
     since = board.clock()
+    dated = spec.freshness is not None
 
     async def probe(timeout: float) -> ProbeResult:  # noqa: ASYNC109 (the Probe contract)
         del timeout
@@ -129,16 +144,22 @@ def build(spec: Spec, env: ProbeEnv) -> Probe:
             return fail(why("heartbeat.shared", systems=", ".join(shared)), 0.0)
         now = board.clock()
         last = board.last(key)
+        # Freshness: the last push, or (none heard by this process: beats are not kept across
+        # a restart) the start of watching — the age then counts from the restart, never less.
+        extra = {}
+        if dated:
+            heard = since if last is None else last
+            extra["data"] = DataTime(board.wall_clock() - (now - heard), since_start=last is None)
         if last is None:
             waited = now - since
             if key in board.silent:
-                return fail(why("heartbeat.none_before_restart", **terms), 0.0)
+                return fail(why("heartbeat.none_before_restart", **terms), 0.0, **extra)
             if waited <= limit:
-                return passed(why("heartbeat.waiting", limit=_span(limit)), 0.0)
-            return fail(why("heartbeat.none", waited=_span(waited), **terms), 0.0)
+                return passed(why("heartbeat.waiting", limit=_span(limit)), 0.0, **extra)
+            return fail(why("heartbeat.none", waited=_span(waited), **terms), 0.0, **extra)
         age = now - last
         if age <= limit:
-            return passed(why("heartbeat.ok", age=_span(age)), 0.0)
-        return fail(why("heartbeat.late", age=_span(age), **terms), 0.0)
+            return passed(why("heartbeat.ok", age=_span(age)), 0.0, **extra)
+        return fail(why("heartbeat.late", age=_span(age), **terms), 0.0, **extra)
 
     return probe

@@ -23,8 +23,15 @@ class HeartbeatBoard:
     (nothing is persisted), so a wall-clock step (NTP) must not make every system look silent.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.clock = clock
+        # Only to date a beat for a freshness condition (working hours are on the calendar):
+        # a beat's wall time is now's, less its age on the monotonic clock.
+        self.wall_clock = wall_clock
         self.started = clock()
         self._salt = secrets.token_bytes(16)
         self._last: dict[bytes, float] = {}

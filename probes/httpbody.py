@@ -1,4 +1,5 @@
-"""What an ``http`` check may demand of a response body: a regex, and conditions on JSON fields.
+"""What an ``http`` check may demand of a response body: a regex, conditions on JSON fields, and
+the time its data was last new (a freshness condition, judged by the daemon in working hours).
 
 The JSON paths are a deliberately small JSONPath subset — ``$.data.items[0].state``,
 ``$['odd key']`` — enough to point at one field, with no wildcards or filters to get wrong.
@@ -15,11 +16,11 @@ from typing import Any, Literal, Protocol
 import re2  # type: ignore[import-untyped]
 from pydantic import model_validator
 
-from npsp_common.types import Duration, JSONValue, StrictModel, Why
+from npsp_common.types import DataTime, Duration, Freshness, JSONValue, StrictModel, Why
 
 from .reasons import Problem, why
 
-__all__ = ["JSONCondition", "judge_body", "parse_json_path"]
+__all__ = ["JSONCondition", "judge_body", "judge_body_data", "parse_json_path", "timestamp_of"]
 
 _PATH_STEP = re.compile(
     r"""\.(?P<name>[A-Za-z_][\w-]*)      # .name
@@ -30,6 +31,9 @@ _PATH_STEP = re.compile(
 )
 # Epoch numbers above this are milliseconds: as seconds they would be past the year 5000.
 _EPOCH_MS_THRESHOLD = 1e11
+# A time written without an offset is Vietnam's (the systems watched write local time); fixed,
+# not the gateway's own zone (often UTC under systemd). Vietnam keeps no daylight saving.
+_VIETNAM = dt.timezone(dt.timedelta(hours=7))
 
 _MISSING = object()
 
@@ -99,7 +103,7 @@ class JSONCondition(StrictModel):
                 )
             return None
         assert self.younger_than is not None
-        stamp = _timestamp(value)
+        stamp = timestamp_of(value)
         if stamp is None:
             if echo:
                 return why("json.not_timestamp_value", path=path, value=_show(value))
@@ -118,6 +122,8 @@ class BodyRegex(Protocol):
     def pattern(self) -> str: ...
 
     def search(self, text: str) -> object | None: ...
+
+    def fullmatch(self, text: str) -> object | None: ...
 
 
 def compile_body_regex(pattern: str) -> BodyRegex:
@@ -152,6 +158,9 @@ class _Re2:
     def search(self, text: str) -> object | None:
         return self._compiled.search(text)  # type: ignore[no-any-return]
 
+    def fullmatch(self, text: str) -> object | None:
+        return self._compiled.fullmatch(text)  # type: ignore[no-any-return]
+
 
 def judge_body(
     body: bytes,
@@ -164,22 +173,53 @@ def judge_body(
     and a body that is not JSON make the system down; a JSON condition, what its ``severity``
     says). ``echo=False`` (a target reached through an announcement or a redirect): no text of
     the body in them."""
+    return judge_body_data(body, regex, conditions, echo=echo)[0]
+
+
+def judge_body_data(
+    body: bytes,
+    regex: BodyRegex | None,
+    conditions: list[JSONCondition],
+    *,
+    echo: bool = True,
+    freshness: Freshness | None = None,
+) -> tuple[list[Problem], DataTime | None]:
+    """:func:`judge_body`, and the data's time read from the field ``freshness.path`` names
+    (None without a freshness condition). A missing or unreadable time is a problem of the
+    freshness condition's severity: the daemon cannot judge data it cannot date."""
     if regex is not None:
         text = body.decode("utf-8", errors="replace")
         if regex.search(text) is None:
-            return [Problem(why("body.regex", pattern=regex.pattern()))]
+            return [Problem(why("body.regex", pattern=regex.pattern()))], None
     problems: list[Problem] = []
-    if conditions:
+    data: DataTime | None = None
+    if conditions or freshness is not None:
         try:
             document = json.loads(body)
         except ValueError:  # JSONDecodeError and UnicodeDecodeError
-            return [Problem(why("body.not_json"))]
+            return [Problem(why("body.not_json"))], None
         now = dt.datetime.now(dt.UTC).timestamp()
         for condition in conditions:
             problem = condition.check(document, now, echo=echo)
             if problem is not None:
                 problems.append(Problem(problem, down=condition.severity == "down"))
-    return problems
+        if freshness is not None and freshness.path is not None:
+            data, problem = _data_time(document, freshness.path, echo=echo)
+            if problem is not None:
+                problems.append(Problem(problem, down=freshness.severity == "down"))
+    return problems, data
+
+
+def _data_time(document: Any, path: str, *, echo: bool) -> tuple[DataTime | None, Why | None]:
+    value = _lookup(document, parse_json_path(path))
+    if value is _MISSING:
+        return None, why("json.missing", path=path)
+    stamp = timestamp_of(value)
+    if stamp is None:
+        if echo:
+            return None, why("json.not_timestamp_value", path=path, value=_show(value))
+        return None, why("json.not_timestamp", path=path)
+    return DataTime(stamp), None
 
 
 def _lookup(document: Any, steps: tuple[str | int, ...]) -> Any:
@@ -201,11 +241,11 @@ def _same(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
-def _timestamp(value: Any) -> float | None:
+def timestamp_of(value: Any) -> float | None:
     """An ISO-8601 string or epoch seconds (milliseconds if huge) → epoch seconds.
 
-    An ISO time without an offset is taken as the monitor's local time (Vietnam), as the
-    systems it watches write it.
+    An ISO time without an offset is taken as Vietnam's time (UTC+7), as the systems watched
+    write it — not as the gateway's own zone.
     """
     if isinstance(value, bool):
         return None
@@ -213,11 +253,14 @@ def _timestamp(value: Any) -> float | None:
         if not math.isfinite(value):
             return None
         return value / 1000 if value > _EPOCH_MS_THRESHOLD else float(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 64:
         try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_VIETNAM)
+        return moment.timestamp()
     return None
 
 

@@ -19,6 +19,7 @@ says how its value is written in each language:
 * ``{x:days}`` a number of days: ``1 day``, ``3 days`` / ``3 ngày``;
 * ``{x:why}`` a nested reason; ``{x:whys}`` a tuple of them, joined by ``; ``;
 * ``{x:time}`` a Unix time as a time of day in Vietnam: ``08:05 14/12/2026``.
+* ``{x:wh}`` a number of working hours: ``26.5 working hours`` / ``26,5 giờ làm việc``.
 
 A leaf module: it imports only :mod:`npsp_common.types`.
 """
@@ -265,6 +266,68 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "JSON {path} is {age:dur} old (limit {limit:dur})",
         "JSON {path} đã cũ {age:dur} (giới hạn {limit:dur})",
     ),
+    # comparisons of probes/jsonquery.py (the api check): the path, what was seen, the need
+    "json.query_failed": ("{path} could not be evaluated", "không tính được {path}"),
+    "json.compare_eq": (
+        "{path} = {value} (expected {expected})", "{path} = {value} (cần {expected})"
+    ),
+    "json.compare": (
+        "{path} = {value} (expected {op} {expected})", "{path} = {value} (cần {op} {expected})"
+    ),
+    "json.compare_hidden": (
+        "{path} is not {op} {expected}", "{path} không thỏa {op} {expected}"
+    ),
+    "json.incomparable": (
+        "{path} = {value} cannot be compared with {expected}",
+        "{path} = {value} không so sánh được với {expected}",
+    ),
+    "json.incomparable_hidden": (
+        "{path} cannot be compared with {expected}", "{path} không so sánh được với {expected}"
+    ),
+    "json.no_match": (
+        "{path} = {value} does not match /{pattern}/",
+        "{path} = {value} không khớp mẫu /{pattern}/",
+    ),
+    "json.no_match_hidden": (
+        "{path} does not match /{pattern}/", "{path} không khớp mẫu /{pattern}/"
+    ),
+    # --- api transactions (probes/api.py): each failure names its step
+    "api.ok": ("{count:n} steps ok ({times})", "{count:n} bước đều đạt ({times})"),
+    "api.step": ("step {n:n} ({name}): {what:why}", "bước {n:n} ({name}): {what:why}"),
+    "api.step_timed": (
+        "step {n:n} ({name}, {ms:n} ms): {what:why}", "bước {n:n} ({name}, {ms:n} ms): {what:why}"
+    ),
+    "api.secret": ("cannot read {field}: {detail}", "không đọc được {field}: {detail}"),
+    "api.token_missing": (
+        "the token answer has no usable access_token",
+        "phản hồi cấp mã truy cập không có access_token dùng được",
+    ),
+    "api.token_refused": (
+        "the token endpoint refused: HTTP {status:n} {error}",
+        "máy chủ cấp mã truy cập từ chối: HTTP {status:n} {error}",
+    ),
+    "api.extract_missing": (
+        "nothing to extract into {var}: {path} selects nothing",
+        "không lấy được {var}: {path} không có giá trị",
+    ),
+    "api.unusable_value": (
+        "the value of {var} cannot go in {where}",
+        "giá trị của {var} không dùng được trong {where}",
+    ),
+    # --- data freshness (judged by the daemon, in the agency's working hours)
+    "data.stale": (
+        "JSON {path}: data {age:wh} old (limit {limit:wh}), last new {at:time}",
+        "JSON {path}: dữ liệu cũ {age:wh} (giới hạn {limit:wh}), mới nhất lúc {at:time}",
+    ),
+    "data.stale_push": (
+        "no push for {age:wh} (limit {limit:wh}), the last at {at:time}",
+        "không nhận dữ liệu đẩy trong {age:wh} (giới hạn {limit:wh}), lần cuối lúc {at:time}",
+    ),
+    "data.stale_since_start": (
+        "no push for {age:wh} since the monitor started at {at:time} (limit {limit:wh})",
+        "không nhận dữ liệu đẩy trong {age:wh} kể từ khi giám sát khởi động lúc {at:time}"
+        " (giới hạn {limit:wh})",
+    ),
     # --- DNS
     "dns.no_server": (
         "DNS: no name server to ask ({detail})", "DNS: không có máy chủ tên miền để hỏi ({detail})"
@@ -421,6 +484,9 @@ class _Formatter(string.Formatter):
         if format_spec == "time":
             moment = dt.datetime.fromtimestamp(number, _HANOI)
             return moment.strftime("%H:%M %d/%m/%Y")
+        if format_spec == "wh":  # working hours, to a tenth
+            text = f"{round(number, 1):g}"
+            return text.replace(".", ",") + " giờ làm việc" if vi else f"{text} working hours"
         if format_spec == "days":
             days = int(number)
             return f"{days} ngày" if vi else f"{days} day" + ("" if days == 1 else "s")
