@@ -17,14 +17,14 @@ import copy
 import os
 import sqlite3
 import stat
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
-import psycopg
-
-from . import changes_store, store_pg
+from . import changes_store
 from .changes_store import StoredState
 from .dblocation import DatabaseLocation, PostgresUrl, describe
 from .schema import MIGRATIONS as _MIGRATIONS
@@ -46,6 +46,25 @@ __all__ = [
     "run_with_store",
     "schema_versions",
 ]
+
+
+def _pg() -> ModuleType:
+    """:mod:`monitor.store_pg`, imported when a PostgreSQL store is first used: psycopg costs
+    ~10 MB of RSS that a single host on SQLite (the default) must not pay."""
+    from . import store_pg  # noqa: PLC0415 - see above
+
+    return store_pg
+
+
+class _NeverRaised(Exception):
+    """Stands for a psycopg error class while psycopg is not loaded: nothing can raise it."""
+
+
+def _pg_error(name: str = "Error") -> type[BaseException]:
+    """psycopg's error class ``name`` if psycopg is loaded (a PostgreSQL store is open)."""
+    module = sys.modules.get("psycopg")
+    found = getattr(module, name, None) if module is not None else None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else _NeverRaised
 
 
 def _private_folder(database: Path) -> None:
@@ -183,11 +202,11 @@ class _Postgres:
         self.db: Any = None
 
     def open(self, create: bool) -> None:
-        conn = store_pg.connect(self.url, self.password)
+        conn = _pg().connect(self.url, self.password)
         try:
-            version = store_pg.schema_version(conn)
+            version = _pg().schema_version(conn)
             conn.rollback()
-            if version > len(store_pg.MIGRATIONS):
+            if version > len(_pg().MIGRATIONS):
                 raise StoreError(
                     f"{describe(self.url)} was written by a newer npsp-monitor (schema "
                     f"{version}); refusing to touch it"
@@ -197,7 +216,7 @@ class _Postgres:
                     f"no npsp-monitor schema in {describe(self.url)}: start the daemon once, "
                     "or run npsp-monitor store migrate"
                 )
-            store_pg.migrate(conn)
+            _pg().migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -207,18 +226,18 @@ class _Postgres:
         if self.db is None:
             raise StoreError("store is closed")
         if self.db.broken or self.db.closed:
-            self.db = store_pg.connect(self.url, self.password)
+            self.db = _pg().connect(self.url, self.password)
         return self.db
 
     def transact(self, fn: Callable[[Handle], T]) -> T:
         conn = self.conn()
         with conn.transaction():
-            return fn(store_pg.PgHandle(conn))
+            return fn(_pg().PgHandle(conn))
 
     def read(self, fn: Callable[[Handle], T]) -> T:
         conn = self.conn()
         with conn.transaction():
-            return fn(store_pg.PgHandle(conn))
+            return fn(_pg().PgHandle(conn))
 
     def data_version(self) -> int:
         conn = self.conn()
@@ -274,7 +293,7 @@ class Store:
         except StoreError:
             store._executor.shutdown(wait=False)
             raise
-        except (sqlite3.Error, OSError, psycopg.Error) as exc:
+        except (sqlite3.Error, OSError, _pg_error()) as exc:
             store._executor.shutdown(wait=False)
             raise StoreError(f"cannot open state database {describe(location)}: {exc}") from None
         return store
@@ -287,7 +306,7 @@ class Store:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
-        except psycopg.OperationalError as exc:
+        except _pg_error("OperationalError") as exc:
             raise StoreError(f"the state database failed: {exc}") from None
 
     async def _read(self, fn: Callable[[Handle], T]) -> T:
@@ -378,9 +397,9 @@ async def schema_versions(settings: StoreSettings) -> tuple[int, int]:
 
     def read() -> tuple[int, int]:
         if isinstance(location, PostgresUrl):
-            conn = store_pg.connect(location, password)
+            conn = _pg().connect(location, password)
             try:
-                return store_pg.schema_version(conn), len(store_pg.MIGRATIONS)
+                return _pg().schema_version(conn), len(_pg().MIGRATIONS)
             finally:
                 conn.close()
         if not location.exists():
@@ -393,7 +412,7 @@ async def schema_versions(settings: StoreSettings) -> tuple[int, int]:
 
     try:
         return await asyncio.to_thread(read)
-    except (sqlite3.Error, psycopg.Error) as exc:
+    except (sqlite3.Error, _pg_error()) as exc:
         raise StoreError(f"cannot read state database {describe(location)}: {exc}") from None
 
 
