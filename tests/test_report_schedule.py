@@ -524,6 +524,8 @@ async def test_the_api_lists_and_serves_reports_by_the_access_rules(served: Serv
             return r.status, await r.text()
 
     token = served.tokens["viewer-bo-a"]
+    status, text = await page(token, "/agency/bo-a")
+    assert status == 200 and 'href="/agency/bo-a/reports"' in text
     status, text = await page(token, "/agency/bo-a/reports")
     assert status == 200 and f'data-id="{mine["id"]}"' in text and "agency-weekly" in text
     status, text = await page(token, f"/reports/{mine['id']}?lang=en")

@@ -46,6 +46,7 @@ from .frame import (
     table,
     when,
 )
+from .reports import reports_link
 from .tables import (
     VantageViews,
     announcements_table,
@@ -184,6 +185,7 @@ def agency_page(
         + announcements_table(announcements, lang, names)
         + f"<h2>{escape(w['state_changes'])}</h2>"
         + changes_table(changes, lang, names)
+        + reports_link(agency.id, lang)
     )
     return layout(chrome, agency_name(agency, lang), body)
 

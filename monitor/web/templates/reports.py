@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from html import escape
+from urllib.parse import quote
 
 from ...reports.runs_store import Run
 from .frame import Chrome, layout, link, table, when
 from .words import Lang
 
-__all__ = ["WORDS", "reports_page"]
+__all__ = ["WORDS", "reports_link", "reports_page"]
 
 WORDS: dict[Lang, dict[str, str]] = {
     "vi": {
@@ -40,6 +41,12 @@ WORDS: dict[Lang, dict[str, str]] = {
         "not_found_text": "There is no such report.",
     },
 }
+
+
+def reports_link(agency: str, lang: Lang) -> str:
+    """The line of an agency's page that leads to its scheduled reports."""
+    href = link(f"/agency/{quote(agency, safe='')}/reports", lang)
+    return f'<p><a href="{escape(href)}">{escape(WORDS[lang]["title"])}</a></p>'
 
 
 def reports_page(
