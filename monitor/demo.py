@@ -3,9 +3,11 @@
 The fleet shows every state within a minute: healthy systems (up); a secure server that is down,
 with a one-stop system behind it (unreachable, not paged separately); a one-stop system that
 flaps; a portal that answers more slowly than its ``max_latency`` and a portal whose certificate
-expires within its ``min_days_valid`` (both degraded); a one-stop system inside a maintenance
-window that the demo records at start (maintenance). Several systems are ``public: true``, so
-``/status`` lists them. Nothing leaves 127.0.0.1.
+expires within its ``min_days_valid`` (both degraded); a one-stop system whose data is stale in
+its agency's working hours (degraded; its agency's ticketing system is told by webhook); a
+dossier lookup through a secure server (an ``api`` check: a token, then two calls); a one-stop
+system inside a maintenance window that the demo records at start (maintenance). Several
+systems are ``public: true``, so ``/status`` lists them. Nothing leaves 127.0.0.1.
 
 A restart with the same ``--state-dir`` tells no lies: the demo CA and the servers'
 certificates are kept in the folder (keys 0600), so no certificate looks changed (an
@@ -36,8 +38,16 @@ from .workdays import WorkCalendar
 #: The packages of the ``demo`` extra (pyproject.toml): a production install goes without.
 DEMO_EXTRA = ("trustme", "aiosmtpd")
 try:
-    from .demo_fleet import Fleet
-    from .demo_sinks import DEMO_ACCOUNT_SID, DEMO_TOKEN, MailSink, SmsSink, free_port
+    from .demo_fleet import DOSSIER_CLIENT_ID, Fleet
+    from .demo_sinks import (
+        DEMO_ACCOUNT_SID,
+        DEMO_TOKEN,
+        DEMO_WEBHOOK_KEY,
+        MailSink,
+        SmsSink,
+        WebhookSink,
+        free_port,
+    )
 except ModuleNotFoundError as exc:
     if (exc.name or "").partition(".")[0] not in DEMO_EXTRA:
         raise
@@ -52,7 +62,14 @@ MAINTENANCE_LENGTH = 2 * 3600.0
 
 
 def demo_config(
-    fleet: Fleet, port: int, state_db: Path, mail: MailSink, sms: SmsSink, token_file: Path
+    fleet: Fleet,
+    port: int,
+    state_db: Path,
+    mail: MailSink,
+    sms: SmsSink,
+    token_file: Path,
+    webhook: WebhookSink,
+    webhook_key_file: Path,
 ) -> dict[str, Any]:
     p = fleet.ports
     tls = {"ca_file": str(fleet.ca_file), "server_name": "localhost"}
@@ -112,8 +129,47 @@ def demo_config(
         }
 
     status_check = https(
-        "status-api", "status-api", json=[{"path": "$.last_sync", "younger_than": "24h"}]
+        "status-api",
+        "status-api",
+        json=[{"path": "$.last_sync", "younger_than": "24h"}],
+        # Synchronised just now: fresh in any agency's working hours.
+        freshness={"path": "$.last_sync", "max_working_hours": 8},
     )
+    # A short transaction through the secure server: an OAuth2 token, a dossier looked up by
+    # its code, then its progress (the api check kind; the client secret is a file).
+    dossier_lookup = {
+        "id": "dossier-lookup",
+        "kind": "api",
+        "url": f"https://127.0.0.1:{p['dossier-api']}",
+        "tls": tls,
+        "steps": [
+            {
+                "name": "lấy mã truy cập",
+                "token": {
+                    "url": "/oauth2/token",
+                    "client_id": DOSSIER_CLIENT_ID,
+                    "client_secret_file": str(fleet.client_secret_file),
+                },
+            },
+            {
+                "name": "tra cứu hồ sơ",
+                "method": "POST",
+                "path": "/api/v1/dossiers/lookup",
+                "body": {"code": "GIAMSAT-000001"},
+                "extract": {"dossier_id": "$.data.id"},
+                "expect": {
+                    "status": [200],
+                    "max_latency": "2s",
+                    "json": [{"path": "$.data.status", "op": "==", "value": "OK"}],
+                },
+            },
+            {
+                "name": "xem tiến độ",
+                "path": "/api/v1/dossiers/${dossier_id}/progress",
+                "expect": {"json": [{"path": "$.updated_at", "op": "age <", "value": "1h"}]},
+            },
+        ],
+    }
     return {
         "vantage": "demo-gw",
         "listen": f"127.0.0.1:{port}",
@@ -143,6 +199,8 @@ def demo_config(
             "repeat_interval": "1h",
             "sms_min_interval": "1m",
             "status_page_url": f"http://127.0.0.1:{port}/status",
+            # Hue's ticketing system wants the warnings too (stale data is DEGRADED).
+            "degraded_channels": ["email", "inbox", "webhook"],
             # Every message links to its system's page on the demo's own site.
             "web_url": f"http://127.0.0.1:{port}",
         },
@@ -159,6 +217,15 @@ def demo_config(
                 "from_number": "+84000000000",
                 "api_base_url": f"http://127.0.0.1:{sms.port}",
             },
+            "webhook": {
+                "endpoints": {
+                    "hue-ticketing": {
+                        "url": webhook.url,
+                        "secret": {"file": str(webhook_key_file)},
+                        "timeout": "5s",
+                    }
+                }
+            },
         },
         "agencies": [
             agency(
@@ -172,7 +239,7 @@ def demo_config(
                         "id": "secure-server",
                         "kind": "secure-server",
                         "name": "Máy chủ bảo mật",
-                        "checks": [tls_check("https"), status_check],
+                        "checks": [tls_check("https"), status_check, dossier_lookup],
                     },
                     {
                         "id": "one-stop",
@@ -260,6 +327,41 @@ def demo_config(
                     },
                 ],
             ),
+            {
+                **agency(
+                    "hue",
+                    "province",
+                    "Thành phố Huế",
+                    "Hue",
+                    "46",
+                    [
+                        {
+                            # Answers, but its dossiers last synchronised a month ago: stale
+                            # in Hue's working hours (DEGRADED), whatever the day.
+                            "id": "one-stop",
+                            "kind": "one-stop",
+                            "name": "Hệ thống một cửa điện tử (dữ liệu cũ)",
+                            "public": True,
+                            "checks": [
+                                http(
+                                    "sync-status",
+                                    "stale-sync",
+                                    freshness={"path": "$.last_sync", "max_working_hours": 16},
+                                )
+                            ],
+                        },
+                    ],
+                ),
+                "contacts": [
+                    *contact("hue"),
+                    {
+                        "name": "Hệ thống tiếp nhận sự cố Huế",
+                        "role": "technical-admin",
+                        "webhook": "hue-ticketing",
+                        "channels": ["webhook"],
+                    },
+                ],
+            },
             agency(
                 "bo-y-te",
                 "ministry",
@@ -316,18 +418,30 @@ npsp-monitor demo is running against a simulated fleet on 127.0.0.1.
   state database     {state_db}   (tables state_changes, outbox, inbox)
   e-mails sent       {folder}/mail/*.eml      (local SMTP sink)
   SMS sent           {folder}/sms.jsonl       (local Twilio-API sink)
+  webhook calls      {folder}/webhook.jsonl   (Hue's ticketing system; signature checked)
+  a report, now      npsp-monitor report send --now -c {config_path}
+                     (last month's national report: an e-mail with its CSV in mail/)
   portal inbox       {base}/inbox (page) or {base}/api/v1/inbox (qtkt.da-nang's messages)
 Expect within a minute: da-nang/secure-server DOWN and da-nang/one-stop UNREACHABLE,
 ha-noi/public-service-portal DEGRADED (slower than its 1 s limit),
 can-tho/public-service-portal DEGRADED (certificate expires in {expires}, under its 14-day
-warning), bo-y-te/one-stop in MAINTENANCE (a window the demo recorded), ha-noi/one-stop
-flipping and then FLAPPING, the others UP. State changes are logged below; about 5 seconds
+warning), hue/one-stop DEGRADED (its dossiers last synchronised a month ago: stale in Hue's
+working hours, told to Hue's webhook too), bo-y-te/one-stop in MAINTENANCE (a window the demo
+recorded), ha-noi/one-stop flipping and then FLAPPING, the others UP (bo-tai-chinh's secure
+server also runs a dossier lookup: a token, then two API calls). State changes are logged below; about 5 seconds
 after each, the administrators get one SMS, one e-mail and one inbox message per agency (a
 digest), and the operations team one e-mail for everything; each links to its system's page.
 Stop with Ctrl-C; {restart}.
 """,
         flush=True,
     )
+
+
+def credential(path: Path, value: str) -> Path:
+    """A demo credential file (0600), as systemd would hand it over."""
+    path.write_text(value)
+    path.chmod(0o600)
+    return path
 
 
 async def record_maintenance(store: Store, config: Config) -> None:
@@ -387,16 +501,16 @@ async def run_demo(
         state_dir.mkdir(parents=True, exist_ok=True)
         fleet = Fleet(state_dir)
         await fleet.start()
-        mail, sms = MailSink(state_dir), SmsSink(state_dir)
+        mail, sms, webhook = MailSink(state_dir), SmsSink(state_dir), WebhookSink(state_dir)
         mail.start()
         await sms.start()
+        await webhook.start()
         try:
             state_db = state_dir / "state.db"
-            token_file = state_dir / "twilio-token"
-            token_file.write_text(DEMO_TOKEN)
-            token_file.chmod(0o600)
+            token_file = credential(state_dir / "twilio-token", DEMO_TOKEN)
+            webhook_key = credential(state_dir / "webhook-hue-key", DEMO_WEBHOOK_KEY)
             config_path = state_dir / "npsp-monitor.demo.yaml"
-            config = demo_config(fleet, port, state_db, mail, sms, token_file)
+            config = demo_config(fleet, port, state_db, mail, sms, token_file, webhook, webhook_key)
             config_path.write_text(
                 yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8"
             )
@@ -426,6 +540,7 @@ async def run_demo(
                 if stopper is not None:
                     stopper.cancel()
         finally:
+            await webhook.stop()
             await sms.stop()
             mail.stop()
             await fleet.stop()

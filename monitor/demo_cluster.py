@@ -34,9 +34,9 @@ import yaml
 from .app import StartupError
 from .config import load_config
 from .dblocation import PostgresUrl
-from .demo import demo_account, demo_config, record_maintenance
+from .demo import credential, demo_account, demo_config, record_maintenance
 from .demo_fleet import Fleet
-from .demo_sinks import DEMO_TOKEN, MailSink, SmsSink
+from .demo_sinks import DEMO_TOKEN, DEMO_WEBHOOK_KEY, MailSink, SmsSink, WebhookSink
 from .pglocal import LocalPostgres, find_bindir
 from .store import Store
 
@@ -117,21 +117,28 @@ async def run_demo_cluster(
         server = LocalPostgres()
         await server.start()
         fleet = Fleet(state_dir)
-        mail, sms = MailSink(state_dir), SmsSink(state_dir)
+        mail, sms, webhook = MailSink(state_dir), SmsSink(state_dir), WebhookSink(state_dir)
         hosts: list[_Host] = []
         cut: str | None = None
         try:
             await fleet.start()
             mail.start()
             await sms.start()
+            await webhook.start()
             url = await server.create_database("npsp_demo")
-            token_file = state_dir / "twilio-token"
-            token_file.write_text(DEMO_TOKEN)
-            token_file.chmod(0o600)
+            token_file = credential(state_dir / "twilio-token", DEMO_TOKEN)
+            webhook_key = credential(state_dir / "webhook-hue-key", DEMO_WEBHOOK_KEY)
             for i in range(vantages):
                 vantage = f"gw-{i + 1}"
                 config: dict[str, Any] = demo_config(
-                    fleet, port + i, state_dir / "unused", mail, sms, token_file
+                    fleet,
+                    port + i,
+                    state_dir / "unused",
+                    mail,
+                    sms,
+                    token_file,
+                    webhook,
+                    webhook_key,
                 )
                 if vantage == "gw-2":
                     cut = cut_path(config, fleet)
@@ -158,6 +165,7 @@ async def run_demo_cluster(
             await _run(hosts, state_dir, token, duration, kill_leader_after, cut)
         finally:
             await asyncio.gather(*(h.stop() for h in hosts))
+            await webhook.stop()
             await sms.stop()
             mail.stop()
             await fleet.stop()

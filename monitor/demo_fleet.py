@@ -3,16 +3,21 @@ issues their certificates.
 
 Each server shows one state: plain answers (up), a port where nothing listens (down), a server
 that answers for ``FLAP_PHASE`` seconds then fails as long (flapping), a slow one and one whose
-certificate expires within days (degraded).
+certificate expires within days (degraded), a dossier API behind an OAuth2 token (the ``api``
+check's transaction) and a one-stop system whose last synchronisation is a month old (stale in
+working hours: degraded).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import hmac
 import logging
 import os
 import re
+import secrets
 import ssl
 import time
 from pathlib import Path
@@ -33,6 +38,10 @@ EXPIRING_LIFETIME = 3.5 * DAY
 #: The flapping one-stop system answers this many seconds, then fails as long; probed every
 #: 2 s, it changes state about every FLAP_PHASE seconds and is FLAPPING after 4 changes.
 FLAP_PHASE = 6
+#: The dossier API's OAuth2 client (the ``api`` check's token step); its secret is a file.
+DOSSIER_CLIENT_ID = "npsp-monitor-demo"
+#: How old the stale one-stop system's last synchronisation is.
+STALE_SYNC_AGE = 30 * DAY
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.S)
 
 
@@ -112,6 +121,12 @@ class Fleet:
         self.ports: dict[str, int] = {}
         self.started = time.monotonic()
         self.expiring_not_after = 0.0
+        # The dossier API's client secret, in a file the api check reads (as a credential).
+        self.client_secret_file = workdir / "dossier-api-client-secret"
+        if not self.client_secret_file.exists():
+            _write_private(self.client_secret_file, secrets.token_urlsafe(24).encode())
+        self._client_secret = self.client_secret_file.read_text().strip()
+        self._tokens: set[str] = set()
 
     def _ssl(self, name: str) -> ssl.SSLContext:
         return self.certs.server(name)[0]
@@ -151,7 +166,13 @@ class Fleet:
             await asyncio.sleep(1.5)
             return web.Response(text="ok, eventually")
 
+        async def stale_sync(_r: web.Request) -> web.Response:
+            last = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=STALE_SYNC_AGE)
+            return web.json_response({"connected": True, "last_sync": last.isoformat()})
+
         await self._serve("https", ok, self._ssl("https"))
+        await self._serve("dossier-api", self._dossier_api, self._ssl("dossier-api"))
+        await self._serve("stale-sync", stale_sync)
         await self._serve("status-api", status_api, self._ssl("status-api"))
         await self._serve("http", ok)
         await self._serve("flapping", flapping)
@@ -159,6 +180,33 @@ class Fleet:
         expiring, self.expiring_not_after = self.certs.server("expiring", EXPIRING_LIFETIME)
         await self._serve("expiring", ok, expiring)
         self.ports["dead"] = free_port()  # nothing listens there
+
+    async def _dossier_api(self, request: web.Request) -> web.Response:
+        """A secure server's dossier API: an OAuth2 token (client credentials, HTTP Basic), then
+        a lookup by code and the dossier's progress, each with the bearer."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        if request.path == "/oauth2/token" and request.method == "POST":
+            pair = f"{DOSSIER_CLIENT_ID}:{self._client_secret}".encode()
+            expected = "Basic " + base64.b64encode(pair).decode()
+            if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+                return web.json_response({"error": "invalid_client"}, status=401)
+            token = secrets.token_urlsafe(24)
+            self._tokens = {*list(self._tokens)[-20:], token}  # a few live tokens, bounded
+            return web.json_response(
+                {"access_token": token, "token_type": "Bearer", "expires_in": 300}
+            )
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if bearer not in self._tokens:
+            return web.json_response({"error": "invalid_token"}, status=401)
+        if request.path == "/api/v1/dossiers/lookup" and request.method == "POST":
+            wanted = await request.json()
+            code = wanted.get("code") if isinstance(wanted, dict) else None
+            return web.json_response(
+                {"data": {"id": "HS-2026-000123", "code": code, "status": "OK", "updated_at": now}}
+            )
+        if request.path == "/api/v1/dossiers/HS-2026-000123/progress":
+            return web.json_response({"step": "đang xử lý", "updated_at": now})
+        return web.json_response({"error": "not_found"}, status=404)
 
     async def stop(self) -> None:
         for runner in self.runners:

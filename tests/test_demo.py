@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import smtplib
 import sqlite3
 import stat
 import subprocess
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -30,6 +32,7 @@ EXPECTED = {
     "ha-noi/public-service-portal": "degraded",  # slower than its max_latency
     "can-tho/public-service-portal": "degraded",  # certificate inside its min_days_valid
     "bo-y-te/one-stop": "maintenance",  # inside the window the demo records
+    "hue/one-stop": "degraded",  # its data is a month old: stale in working hours
     "bo-tai-chinh/secure-server": "up",
     "bo-tai-chinh/one-stop": "up",
     "ha-noi/secure-server": "up",
@@ -131,6 +134,46 @@ async def test_the_demo_shows_every_state_within_a_minute(
         async with http.get(base + path) as response:
             assert response.status == 200
             assert response.url.path == path
+
+        # The secure server's dossier lookup (an api check: a token, then two calls) passes.
+        async with http.get(
+            f"{base}/api/v1/systems/bo-tai-chinh/secure-server", headers=api
+        ) as response:
+            assert "3 steps ok" in await response.text()
+
+        # Hue's ticketing system got the stale data by webhook, signed with the shared key.
+        hooks = tmp_path / "webhook.jsonl"
+        while loop.time() < deadline + 30 and not hooks.exists():
+            await asyncio.sleep(0.5)
+        calls = [json.loads(line) for line in hooks.read_text().splitlines()]
+        assert calls and all(call["signed"] for call in calls), calls
+        assert any("hue/one-stop" in json.dumps(c["body"], ensure_ascii=False) for c in calls)
+
+        # A scheduled report on demand: the command queues it, the daemon sends it at once
+        # (an e-mail to operations, the report's page as its body and its CSV attached).
+        command = [
+            str(Path(sys.executable).with_name("npsp-monitor")),
+            "report",
+            "send",
+            "--now",
+            "--schedule",
+            "national-monthly",
+            "-c",
+            str(tmp_path / "npsp-monitor.demo.yaml"),
+        ]
+        done = await asyncio.create_subprocess_exec(*command, stdout=PIPE, stderr=PIPE)
+        out, err = await done.communicate()
+        assert done.returncode == 0, (out, err)
+        report_mail = None
+        while report_mail is None and loop.time() < deadline + 60:
+            await asyncio.sleep(0.5)
+            for path in sorted((tmp_path / "mail").glob("*.eml")):
+                mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+                assert isinstance(mail, EmailMessage)
+                if any(p.get_filename(" ").endswith(".csv") for p in mail.iter_attachments()):
+                    report_mail = mail
+        assert report_mail is not None, "no report e-mail in mail/"
+        assert report_mail["To"] == "vanhanh@vpcp.dvc.example"
 
         # Last, as it waits on the other parts of issue 11: every state within the minute.
         assert {k: states.get(k) for k in EXPECTED} == EXPECTED, {

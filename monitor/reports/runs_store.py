@@ -49,6 +49,7 @@ _ADD = insert_ignore(
 _ID = sql("SELECT id FROM report_runs WHERE schedule = ? AND period = ? AND scope = ?")
 _SET_QUEUED = sql("UPDATE report_runs SET queued = ? WHERE id = ?")
 _PRODUCED = sql("SELECT scope FROM report_runs WHERE schedule = ? AND period = ?")
+_LAST = sql("SELECT MAX(id) FROM report_runs")
 _FIND = sql(f"SELECT {_META} FROM report_runs WHERE id = ?")  # noqa: S608 - constant columns
 _STATE_BEFORE = sql("SELECT 1 FROM system_state WHERE since <= ? LIMIT 1")
 _CHANGE_BEFORE = sql("SELECT 1 FROM state_changes WHERE ts <= ? LIMIT 1")
@@ -141,6 +142,12 @@ def set_queued(db: Handle, run: int, count: int) -> None:
 def produced(db: Handle, schedule: str, period: str) -> set[str]:
     """The scopes of ``schedule`` already produced for ``period``."""
     return {str(scope) for (scope,) in db.execute(_PRODUCED, (schedule, period))}
+
+
+def last_id(db: Handle) -> int:
+    """The newest run's id (0: none yet)."""
+    row = db.execute(_LAST).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
 
 
 def find(db: Handle, run: int) -> Run | None:

@@ -22,8 +22,11 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import get_args
 
 from apscheduler.triggers.base import BaseTrigger
+
+from notifiers.base import ChannelName
 
 from ..config.reports import ReportSchedule, ReportsSettings
 from ..rules.desk import RulesContext
@@ -83,9 +86,18 @@ class ReportDesk:
         self.producer = producer
         self.settings = settings
         self._plans: dict[str, _Plan] = {}
+        self._last_run: int | None = None  # the newest report_runs id seen by refresh()
 
     async def refresh(self) -> None:
-        """Nothing kept that the store could change: each fire asks the store."""
+        """Each fire asks the store; here, only whether another process (``npsp-monitor
+        report send --now``, another host) produced a report since the last look: its messages
+        are in the outbox, and the outbox is woken for them rather than after its idle wait
+        (up to a minute)."""
+        last = await self.ctx.store.transact(runs_store.last_id)
+        if self._last_run is not None and last > self._last_run:
+            for channel in get_args(ChannelName):
+                self.producer.wake(channel)
+        self._last_run = last
 
     def _plan(self, name: str, schedule: ReportSchedule) -> _Plan:
         plan = self._plans.get(name)
