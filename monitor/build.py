@@ -41,10 +41,14 @@ from .cluster.votes import VoteBoard
 from .config import Config
 from .deadman import DeadMansSwitch, last_will
 from .engine import Engine, EventSink, ResultObserver
+from .freshness import FreshnessJudge
 from .heartbeats import TOPIC_FILTER as HEARTBEAT_TOPICS
 from .heartbeats import HeartbeatReceiver, heartbeat_route
 from .metrics import DaemonMetrics, lag_histogram
 from .mqtt_status import StatusTopics
+from .reports.produce import Producer
+from .reports.schedule import ReportDesk
+from .retention import RetentionDesk
 from .rules.desk import RulesContext
 from .rules.service import RulesService
 from .sdnotify import making_progress
@@ -164,7 +168,8 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
     )
     metrics = DaemonMetrics(engine=engine, outbox_source=outbox.pending, lag=lag)
     settings = lambda: config().alerting  # noqa: E731
-    notices = NoticeSender(outbox, RunningRouter(settings, lambda: engine.registry), settings)
+    router = RunningRouter(settings, lambda: engine.registry)
+    notices = NoticeSender(outbox, router, settings)
     ctx = RulesContext(
         store,
         WorkCalendar(now.calendar),
@@ -172,12 +177,24 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
         lambda: engine.registry,
         counters={n: c.inc for n, c in metrics.rule_counters.items()},
     )
+    reports = Producer(
+        store,
+        lambda: engine.registry,
+        router,
+        lambda: config().reports.base_url or config().alerting.web_base,
+        wake=lambda channel: outbox.wakeup(channel).set(),
+    )
     rules = RulesService(
         ctx,
         set_overrides=engine.set_overrides,
         publisher=chans.publisher,
         status_page_url=now.alerting.status_page_url,
+        desks=[
+            ReportDesk(ctx, reports, lambda: config().reports),
+            RetentionDesk(store, lambda: config().retention, on_pruned=metrics.count_pruned),
+        ],
     )
+    engine.freshness = FreshnessJudge(lambda: ctx.calendar)  # the calendar of the day (reloads)
     return Core(store, chans, engine, heartbeats, outbox, metrics, rules, cluster)
 
 

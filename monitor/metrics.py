@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from notifiers.base import ChannelName
 
+from .config.retention import KINDS as RETENTION_KINDS
 from .engine import Engine
 from .registry import _label_value
 from .state import State
@@ -41,7 +42,7 @@ REFRESH_WAIT = 0.25  # seconds a scrape waits for the store before using the las
 
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-CHANNELS: tuple[str, ...] = get_args(ChannelName)  # sms, email, inbox
+CHANNELS: tuple[str, ...] = get_args(ChannelName)  # sms, email, inbox, webhook
 # What OutboxWorker counts per attempt (monitor/alerting/outbox.py): sent, or Outbox.failed()'s
 # retry / failed / fallback.
 NOTIFICATION_OUTCOMES = ("sent", "retry", "failed", "fallback")
@@ -113,6 +114,14 @@ class DaemonMetrics:
             name: Counter(metric, doc, registry=self.registry)
             for name, (metric, doc) in rule_counters.items()
         }
+        self.retention_pruned = Counter(
+            "npsp_retention_pruned_rows",
+            "Rows pruned by the retention pass, by kind (the retention: setting's name).",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in RETENTION_KINDS:  # every kind at 0 from the start
+            self.retention_pruned.labels(kind)
         self.outbox_pending: dict[str, tuple[int, float | None]] = {}
         self.outbox_source = outbox_source  # re-read at every scrape
         self.reload_ok = 1
@@ -158,6 +167,10 @@ class DaemonMetrics:
 
     def count_notification(self, channel: str, outcome: str) -> None:
         self.notifications.labels(channel, outcome).inc()
+
+    def count_pruned(self, kind: str, rows: int) -> None:
+        """Rows of one kind the retention pass deleted."""
+        self.retention_pruned.labels(kind).inc(rows)
 
     def reload_result(self, ok: bool) -> None:
         self.reload_ok = 1 if ok else 0
@@ -325,6 +338,12 @@ async def render(engine: Engine, metrics: DaemonMetrics) -> AsyncIterator[str]:
             "npsp_tls_cert_not_after_timestamp_seconds",
             "Expiry time of the leaf certificate seen by the last probe, valid or not.",
             lambda r: r.cert_not_after,
+        ),
+        (
+            "npsp_data_age_working_hours",
+            "Age of the check's data (a JSON field's time, or the last push) in working hours of"
+            " its agency; only checks with a freshness condition.",
+            lambda r: None if r.data is None else r.data.age_working_hours,
         ),
     )
     for name, help_text, value_of in families:

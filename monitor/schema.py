@@ -9,6 +9,8 @@ mirrors this module (the same tables and columns, in its own types), nothing els
 
 from __future__ import annotations
 
+import sqlite3
+
 __all__ = ["MIGRATIONS", "statements"]
 
 MIGRATIONS = [
@@ -248,10 +250,96 @@ MIGRATIONS = [
     ALTER TABLE state_changes ADD COLUMN why TEXT;
     ALTER TABLE system_state ADD COLUMN why TEXT;
     """,
+    # Scheduled reports (monitor/reports/schedule.py): one row per report produced, unique per
+    # (schedule, period, scope: '' for the national report, else the agency), written in the
+    # transaction that queues its messages, so a report is produced and sent once; its
+    # renderings are kept for the API and the pages. An outbox row may carry files (a report's
+    # CSV): JSON of [name, content type, base64].
+    """
+    CREATE TABLE report_runs (
+        id INTEGER PRIMARY KEY,
+        schedule TEXT NOT NULL,
+        period TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        fired_at REAL NOT NULL,
+        produced_at REAL NOT NULL,
+        starts REAL NOT NULL,
+        ends REAL NOT NULL,
+        queued INTEGER NOT NULL,
+        body_json TEXT NOT NULL,
+        body_csv TEXT NOT NULL,
+        body_html_vi TEXT NOT NULL,
+        body_html_en TEXT NOT NULL,
+        UNIQUE (schedule, period, scope)
+    );
+    CREATE INDEX report_runs_scope ON report_runs (scope, produced_at);
+    ALTER TABLE outbox ADD COLUMN attachments TEXT;
+    """,
+    # The audit log is append-only and hash-chained (monitor/audit_chain.py): each entry keeps
+    # the hash of the one before it and its own; audit_head is the chain's last link (one row,
+    # written with each entry). Entries written before this migration have no hashes: the
+    # first audit write after it chains them in id order (a migration here is SQL only, and
+    # SQLite has no SHA-256). The triggers refuse every UPDATE and DELETE but that one: giving
+    # an entry without hashes its hashes, its content unchanged.
+    """
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+    ALTER TABLE audit ADD COLUMN hash TEXT;
+    CREATE TABLE audit_head (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        last_id INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        WHEN OLD.hash IS NOT NULL OR OLD.prev_hash IS NOT NULL
+            OR NEW.id IS NOT OLD.id OR NEW.ts IS NOT OLD.ts OR NEW.actor IS NOT OLD.actor
+            OR NEW.action IS NOT OLD.action OR NEW.target IS NOT OLD.target
+            OR NEW.agency IS NOT OLD.agency OR NEW.detail IS NOT OLD.detail
+            OR NEW.source IS NOT OLD.source
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_head_kept BEFORE DELETE ON audit_head
+        BEGIN SELECT RAISE(ABORT, 'the audit chain head is kept'); END;
+    """,
+    # Retention (monitor/retention): each system's report figures of a month, stored
+    # before that month's state changes are pruned so that its report stays exact; a month is
+    # in report_months once every system of it is stored. Never pruned. The indexes find the
+    # old sent/failed notifications and inbox messages without scanning their tables.
+    """
+    CREATE TABLE monthly_figures (
+        month TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        up_seconds REAL NOT NULL,
+        down_seconds REAL NOT NULL,
+        unreachable_seconds REAL NOT NULL,
+        not_monitored_seconds REAL NOT NULL,
+        maintenance_seconds REAL NOT NULL,
+        degraded_seconds REAL NOT NULL,
+        outages INTEGER NOT NULL,
+        PRIMARY KEY (month, agency, system)
+    );
+    CREATE TABLE report_months (
+        month TEXT PRIMARY KEY,
+        stored_at REAL NOT NULL
+    );
+    CREATE INDEX outbox_done ON outbox (status, created_at);
+    CREATE INDEX inbox_created ON inbox (created_at);
+    """,
 ]
 
 
 def statements(script: str) -> list[str]:
-    """The statements of one migration, in order (a migration holds no ``;`` but between
-    statements)."""
-    return [s for s in (s.strip() for s in script.split(";")) if s]
+    """The statements of one migration, in order: split at each ``;`` that ends a statement
+    (a trigger's ``BEGIN … ; END`` is one statement; no other ``;`` is inside one)."""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending = f"{pending};{piece}" if pending else piece
+        if sqlite3.complete_statement(pending + ";"):
+            if pending.strip():
+                found.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        found.append(pending.strip())
+    return found

@@ -271,4 +271,85 @@ MIGRATIONS = [
         expires_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # Scheduled reports (monitor/reports/schedule.py): as SQLite's migration of the same name.
+    f"""
+    CREATE TABLE report_runs (
+        id {_ID},
+        schedule TEXT NOT NULL,
+        period TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        fired_at DOUBLE PRECISION NOT NULL,
+        produced_at DOUBLE PRECISION NOT NULL,
+        starts DOUBLE PRECISION NOT NULL,
+        ends DOUBLE PRECISION NOT NULL,
+        queued BIGINT NOT NULL,
+        body_json TEXT NOT NULL,
+        body_csv TEXT NOT NULL,
+        body_html_vi TEXT NOT NULL,
+        body_html_en TEXT NOT NULL,
+        UNIQUE (schedule, period, scope)
+    );
+    CREATE INDEX report_runs_scope ON report_runs (scope, produced_at);
+    ALTER TABLE outbox ADD COLUMN attachments TEXT;
+    """,
+    # The audit log, append-only and hash-chained: as SQLite's migration of the same name. The
+    # entries written before it are chained by the first audit write after it. Besides UPDATE
+    # and DELETE, TRUNCATE is refused; there is no setting that lets rows go (audit entries are
+    # kept: no retention prunes them).
+    """
+    ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+    ALTER TABLE audit ADD COLUMN hash TEXT;
+    CREATE TABLE audit_head (
+        one BIGINT PRIMARY KEY CHECK (one = 1),
+        last_id BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE FUNCTION npsp_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' THEN
+                IF OLD.hash IS NULL AND OLD.prev_hash IS NULL
+                    AND (NEW.id, NEW.ts, NEW.actor, NEW.action, NEW.target, NEW.agency,
+                         NEW.detail, NEW.source)
+                        IS NOT DISTINCT FROM (OLD.id, OLD.ts, OLD.actor, OLD.action,
+                         OLD.target, OLD.agency, OLD.detail, OLD.source) THEN
+                    RETURN NEW;
+                END IF;
+            END IF;
+            RAISE EXCEPTION 'the audit log is append-only (% refused)', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END $$;
+    CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION npsp_audit_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION npsp_audit_append_only();
+    CREATE TRIGGER audit_head_kept BEFORE DELETE ON audit_head
+        FOR EACH ROW EXECUTE FUNCTION npsp_audit_append_only();
+    CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
+        FOR EACH STATEMENT EXECUTE FUNCTION npsp_audit_append_only();
+    """,
+    # Retention (monitor/retention): each system's report figures of a month, stored
+    # before that month's state changes are pruned so that its report stays exact; a month is
+    # in report_months once every system of it is stored. Never pruned. The indexes find the
+    # old sent/failed notifications and inbox messages without scanning their tables.
+    """
+    CREATE TABLE monthly_figures (
+        month TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        system TEXT NOT NULL,
+        up_seconds DOUBLE PRECISION NOT NULL,
+        down_seconds DOUBLE PRECISION NOT NULL,
+        unreachable_seconds DOUBLE PRECISION NOT NULL,
+        not_monitored_seconds DOUBLE PRECISION NOT NULL,
+        maintenance_seconds DOUBLE PRECISION NOT NULL,
+        degraded_seconds DOUBLE PRECISION NOT NULL,
+        outages BIGINT NOT NULL,
+        PRIMARY KEY (month, agency, system)
+    );
+    CREATE TABLE report_months (
+        month TEXT PRIMARY KEY,
+        stored_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX outbox_done ON outbox (status, created_at);
+    CREATE INDEX inbox_created ON inbox (created_at);
+    """,
 ]

@@ -14,7 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-ChannelName = Literal["sms", "email", "inbox"]
+ChannelName = Literal["sms", "email", "inbox", "webhook"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message (a report's CSV); only the e-mail channel carries it."""
+
+    filename: str
+    content_type: str  # "text/csv"
+    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +37,20 @@ class Message:
 
     key: str
     channel: ChannelName
-    to: str  # E.164 phone, e-mail address, or portal account
+    to: str  # E.164 phone, e-mail address, portal account, or webhook endpoint name
     subject: str
     text: str
     html: str | None = None
     thread_key: str | None = None
     language: str = "vi"
+    attachments: tuple[Attachment, ...] = ()  # e-mail only; other channels ignore them
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the provider said when it accepted the message."""
 
-    provider_id: str | None = None  # Twilio message SID, e-mail Message-ID, MQTT message id
+    provider_id: str | None = None  # Twilio SID, Message-ID, MQTT message id, X-Request-Id
 
 
 class NotifyError(Exception):

@@ -200,10 +200,12 @@ async def test_a_restarted_demo_keeps_its_certificates_and_tells_no_lies(tmp_pat
     assert changes == []
     mails = b"".join(p.read_bytes() for p in tmp_path.glob("mail/*.eml"))
     assert b"unannounced" not in mails.lower()
-    # The CA and the three servers' certificates are the same files, keys private.
-    assert len(kept) == 4
+    # The CA and the four servers' certificates are the same files, keys private; so is the
+    # dossier API's client secret (the api check's token step reads it).
+    assert len(kept) == 5
     assert {p: p.read_bytes() for p in kept} == kept
-    for key in [tmp_path / "demo-ca.key", *tmp_path.glob("certs/*.pem")]:
+    secret = tmp_path / "dossier-api-client-secret"
+    for key in [tmp_path / "demo-ca.key", secret, *tmp_path.glob("certs/*.pem")]:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
     assert windows == 1  # the demo's maintenance window is recorded once
 

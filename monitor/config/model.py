@@ -27,6 +27,8 @@ from ..deadman import DeadmanSettings
 from ..workdays import CalendarSettings
 from .alerting import AlertingSettings
 from .cluster import ClusterSettings
+from .reports import ReportsSettings
+from .retention import RetentionSettings
 
 if TYPE_CHECKING:
     AnyCheck = CheckCommon
@@ -41,7 +43,7 @@ else:
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 E164 = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-Channel = Literal["sms", "email", "inbox"]
+Channel = Literal["sms", "email", "inbox", "webhook"]
 
 
 def _as_list(value: object) -> object:
@@ -57,6 +59,11 @@ class Contact(StrictModel):
     phone: E164 | None = None
     email: Email | None = None
     portal_account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    webhook: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")] | None = Field(
+        default=None,
+        description="The name of a receiver in channels.webhook.endpoints (its URL and keys"
+        " are there, not here).",
+    )
     channels: Annotated[list[Channel], Field(min_length=1)] = ["email", "inbox"]
     language: Literal["vi", "en"] = "vi"
 
@@ -69,8 +76,13 @@ class Contact(StrictModel):
 
     def missing_addresses(self) -> list[str]:
         """Channels asked for without the address they need."""
-        need = {"sms": self.phone, "email": self.email, "inbox": self.portal_account}
-        field = {"sms": "phone", "email": "email", "inbox": "portal_account"}
+        need = {
+            "sms": self.phone,
+            "email": self.email,
+            "inbox": self.portal_account,
+            "webhook": self.webhook,
+        }
+        field = {"sms": "phone", "email": "email", "inbox": "portal_account", "webhook": "webhook"}
         return [f"channel {c} needs {field[c]}" for c in self.channels if need[c] is None]
 
 
@@ -235,6 +247,15 @@ class Config(StrictModel):
     http: HttpSettings = HttpSettings()
     deadman: DeadmanSettings = DeadmanSettings()
     security: SecuritySettings = SecuritySettings()
+    reports: ReportsSettings = ReportsSettings()
+    retention: RetentionSettings = Field(
+        RetentionSettings(),
+        description=(
+            "How long the state database keeps state changes, verdicts, notifications and "
+            "inbox messages; the leader prunes the rest in small batches (the audit log, "
+            "incidents, maintenance windows and each month's report figures are kept)."
+        ),
+    )
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))
 

@@ -283,7 +283,9 @@ def _system(
     end: float,
     now: float,
 ) -> SystemReport:
-    figures = measure(sources.histories[entry.key], sources.covered[entry.key], start, end)
+    figures = sources.stored.get(entry.key)
+    if figures is None:
+        figures = measure(sources.histories[entry.key], sources.covered[entry.key], start, end)
     opened, late = _count(incidents, start, end, now)
     return SystemReport(
         agency=entry.agency.id,

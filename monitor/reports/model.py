@@ -107,7 +107,8 @@ class AgencyReport:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A month's report. Times are epoch seconds; ``until`` < ``ends`` for a month in progress."""
+    """A month's report (or a week's: ``month`` holds the period's name). Times are epoch
+    seconds; ``until`` < ``ends`` for a month in progress."""
 
     month: str  # YYYY-MM
     starts: float
@@ -116,6 +117,9 @@ class Report:
     generated_at: float
     agencies: tuple[AgencyReport, ...]
     totals: Figures
+    # One agency's part of a report (monitor.reports.periods.agency_report): its id; the
+    # totals are then the agency's, and no line speaks for the whole portal.
+    agency: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -180,3 +184,6 @@ class Sources:
     covered: dict[str, list[Interval]]  # the maintenance covering it, merged, in order
     histories: dict[str, History]
     incidents: list[IncidentRow]
+    # A past month's figures stored before its history was pruned (no incidents counted):
+    # used instead of the history (monitor.reports.monthly).
+    stored: dict[str, Figures] = dataclasses.field(default_factory=dict)

@@ -16,8 +16,10 @@ from ..rules.maintenance import store as maintenance_store
 from ..sqldialect import Handle
 from ..state import State
 from ..store import Store
-from .figures import assemble, covered, excluded, history_since, month_bounds
+from . import monthly
+from .figures import assemble, covered, excluded, history_since, measure, month_bounds
 from .model import (
+    Figures,
     History,
     IncidentRow,
     Interval,
@@ -27,8 +29,9 @@ from .model import (
     ReportError,
     Sources,
 )
+from .periods import Period
 
-__all__ = ["build_report", "read"]
+__all__ = ["build_period_report", "build_report", "maintenance_spans", "measure_system", "read"]
 
 
 def _maintenance(db: Handle, end: float) -> list[MaintenanceSpan]:
@@ -57,17 +60,47 @@ def _history(db: Handle, agency: str, system: str, since: float, end: float) -> 
     return History(times, states)
 
 
-def read(db: Handle, entries: Sequence[SystemEntry], start: float, end: float) -> Sources:
+def maintenance_spans(db: Handle, end: float) -> list[MaintenanceSpan]:
+    """The time each window that began before ``end`` excludes (none if cancelled before it
+    started)."""
+    return _maintenance(db, end)
+
+
+def measure_system(
+    db: Handle, spans: Sequence[MaintenanceSpan], agency: str, system: str, start: float, end: float
+) -> Figures:
+    """One system's seconds and outages in ``[start, end)`` from its state changes, as a report
+    computes them (``spans``: :func:`maintenance_spans` up to ``end``)."""
+    mine = covered(spans, agency, system)
+    history = _history(db, agency, system, history_since(mine, start), end)
+    return measure(history, mine, start, end)
+
+
+def read(
+    db: Handle,
+    entries: Sequence[SystemEntry],
+    start: float,
+    end: float,
+    *,
+    month: str | None = None,
+) -> Sources:
     """The rows of ``[start, end)`` for ``entries``: each system's maintenance and its history
-    (from the start of a window holding ``start``, if one does), and the incidents."""
+    (from the start of a window holding ``start``, if one does), and the incidents. For a
+    whole past ``month``, a system whose figures were stored before its state changes were
+    pruned (:mod:`.monthly`) is read from there instead of its history."""
     spans = _maintenance(db, end)
+    saved = {} if month is None else monthly.stored(db, month)
     maintenance: dict[str, list[Interval]] = {}
     histories: dict[str, History] = {}
+    kept: dict[str, Figures] = {}
     for entry in entries:
         agency, system = entry.agency.id, entry.system.id
         mine = maintenance[entry.key] = covered(spans, agency, system)
+        if entry.key in saved:
+            kept[entry.key] = saved[entry.key]
+            continue
         histories[entry.key] = _history(db, agency, system, history_since(mine, start), end)
-    return Sources(maintenance, histories, _incidents(db, start, end))
+    return Sources(maintenance, histories, _incidents(db, start, end), kept)
 
 
 async def build_report(
@@ -83,7 +116,25 @@ async def build_report(
     starts, ends = month_bounds(month)
     if starts >= now:
         raise ReportError(f"month {month} has not begun yet: nothing to report")
+    return await _build(store, registry, month, (starts, ends), now)
+
+
+async def build_period_report(
+    store: Store, registry: Registry, period: Period, *, now: float | None = None
+) -> Report:
+    """As :func:`build_report`, for a month or a week (``report.month`` holds its label)."""
+    now = time.time() if now is None else now
+    if period.starts >= now:
+        raise ReportError(f"{period.kind} {period.label} has not begun yet: nothing to report")
+    return await _build(store, registry, period.label, (period.starts, period.ends), now)
+
+
+async def _build(
+    store: Store, registry: Registry, label: str, bounds: tuple[float, float], now: float
+) -> Report:
+    starts, ends = bounds
     until = min(ends, now)
     entries = list(registry.systems.values())
-    sources = await store.transact(lambda db: read(db, entries, starts, until))
-    return assemble(month, (starts, ends), until, now, entries, sources)
+    whole = monthly.whole_month(starts, ends) if until >= ends else None
+    sources = await store.transact(lambda db: read(db, entries, starts, until, month=whole))
+    return assemble(label, bounds, until, now, entries, sources)
