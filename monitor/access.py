@@ -43,6 +43,8 @@ class Action(StrEnum):
     MAP_CERTIFICATE = "map-certificate"
     #: Give an account an inbox under another name than its own.
     NAME_INBOX = "name-inbox"
+    #: Add, edit and remove the agency's contacts (the people it pages).
+    MANAGE_CONTACTS = "manage-contacts"
 
 
 #: The lowest role that may do each action inside its own agency.
@@ -52,6 +54,7 @@ MINIMUM: dict[Action, Role] = {
     Action.SILENCE: NATIONAL_ADMIN,
     Action.MAP_CERTIFICATE: NATIONAL_ADMIN,
     Action.NAME_INBOX: NATIONAL_ADMIN,
+    Action.MANAGE_CONTACTS: AGENCY_ADMIN,
 }
 
 
@@ -110,6 +113,12 @@ def may_manage(actor: Holder, role: str, agency: str | None) -> bool:
     )
 
 
+def sees_addresses(account: Holder, agency: str | None) -> bool:
+    """Whether ``account`` reads ``agency``'s contacts' phone numbers and e-mail addresses
+    whole (a viewer sees them masked)."""
+    return may_read(account, agency) and RANK[account.role] >= RANK[OPERATOR]
+
+
 def may_map_certificates(actor: Holder | None) -> bool:
     """Whether ``actor`` may map client certificates to accounts (None: the command line on the
     gateway host, which may)."""
@@ -139,5 +148,6 @@ __all__ = [
     "may_read",
     "may_read_inbox",
     "read_scope",
+    "sees_addresses",
     "sees_all",
 ]

@@ -48,7 +48,7 @@ class Alert:
 class Recipient:
     """One person on one channel, with where to fall back if that channel refuses for good."""
 
-    person: str  # stable id: agency/contact-index or operations/index
+    person: str  # stable id: agency/contact-id (monitor.contacts) or operations/index
     name: str
     channel: ChannelName
     address: str

@@ -21,6 +21,7 @@ from .outbox import Outbox, OutboxItem
 from .route import Router
 
 if TYPE_CHECKING:
+    from ..contacts.directory import Directory
     from ..registry import Registry
 
 #: Who hears of a notice: (agency id, group of people); the agency is ignored for "operations".
@@ -136,16 +137,21 @@ class RunningRouter:
     :class:`NoticeSender` built before the alert pipeline, whose router it equals)."""
 
     def __init__(
-        self, settings: Callable[[], AlertingSettings], registry: Callable[[], Registry]
+        self,
+        settings: Callable[[], AlertingSettings],
+        registry: Callable[[], Registry],
+        directory: Callable[[], Directory] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
+        self.directory = directory  # the people in effect (None: the registry's alone)
         self._built: tuple[AlertingSettings, Registry, Router] | None = None
 
     def __call__(self) -> Router:
         settings, registry = self.settings(), self.registry()
         built = self._built
         if built is None or built[0] is not settings or built[1] is not registry:
-            router = Router(settings, [e.agency for e in registry.systems.values()])
+            agencies = [e.agency for e in registry.systems.values()]
+            router = Router(settings, agencies, self.directory)
             self._built = built = (settings, registry, router)
         return built[2]

@@ -9,7 +9,11 @@ records the outcome:
   channel's ``Retry-After``), until ``max_attempts``;
 * a permanent failure (invalid number, refused recipient), attempts exhausted, or a channel
   that has kept failing for ``fallback_after`` → ``failed``, and the same notice is queued on
-  the person's next channel (its fallbacks).
+  the person's next channel (its fallbacks);
+* the person's account revoked → ``dropped`` ("account revoked"): what was pending, by the
+  revocation's own transaction (:mod:`monitor.contacts.actions`); anything queued after it, by
+  the claim, which checks the person in the claiming transaction. A row on the wire is not
+  recalled.
 
 **The SMS budget** lives here, the one place every SMS passes (alert digests and notices
 alike): a number gets at most one SMS per ``sms_min_interval``, counted from when the provider
@@ -36,6 +40,7 @@ from notifiers.base import Delivery, Notifier, NotifyError
 
 from ..aio import wait_event
 from ..config.alerting import OutboxSettings
+from ..contacts import store as contacts_store
 from ..sqldialect import Handle
 from ..store import Store, StoreError
 from . import outbox_store
@@ -132,12 +137,16 @@ class Outbox:
 
     @staticmethod
     def _take_one(db: Handle, channel: str, now: float) -> Claimed | None:
-        due = outbox_store.due_one(db, channel, now)
-        if due is None:
-            return None
-        row_id, attempts, _, item = due
-        outbox_store.mark_sending(db, [row_id], now)
-        return Claimed(item, ((row_id, item, attempts + 1),))
+        while True:
+            due = outbox_store.due_one(db, channel, now)
+            if due is None:
+                return None
+            row_id, attempts, _, item = due
+            if _revoked(db, item.person, {}):
+                contacts_store.drop_row(db, row_id)  # queued after the revocation
+                continue
+            outbox_store.mark_sending(db, [row_id], now)
+            return Claimed(item, ((row_id, item, attempts + 1),))
 
     def _take_sms(self, db: Handle, now: float) -> Claimed | None:
         while True:
@@ -148,6 +157,15 @@ class Outbox:
                 (row_id, item, attempts + 1, claimed_at is not None)
                 for row_id, attempts, claimed_at, item in outbox_store.due_sms(db, address, now)
             ]
+            # A revoked person's rows are dropped here, in the claiming transaction: none goes
+            # out after the revocation commits, even one queued by a directory not yet fresh.
+            revoked: dict[str, bool] = {}
+            for row_id, item, _, _ in due:
+                if _revoked(db, item.person, revoked):
+                    contacts_store.drop_row(db, row_id)
+            due = [r for r in due if not revoked[r[1].person]]
+            if not due:
+                continue
             # A message that was on the wire (a crash, or no answer) goes again at once, as it
             # was: it may never have arrived. Its first attempt is what the budget counts from
             # for everything else to this number.
@@ -258,6 +276,14 @@ class Outbox:
     async def pending(self) -> dict[str, tuple[int, float | None]]:
         """Per channel: pending rows and the creation time of the oldest."""
         return await self.store.transact(outbox_store.pending)
+
+
+def _revoked(db: Handle, person: str, seen: dict[str, bool]) -> bool:
+    """Whether ``person`` is tied to a revoked account (``seen``: this claim's answers)."""
+    if person not in seen:
+        agency_person = not person.startswith("operations/")
+        seen[person] = agency_person and contacts_store.person_revoked(db, person)
+    return seen[person]
 
 
 def _as_notify_error(exc: Exception, channel: str, send_timeout: float) -> NotifyError:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 
 from ..aio import wait_event
 from ..config.alerting import AlertingSettings, Target
+from ..contacts.directory import Directory
 from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import Deposed, StoredState, StoreError
@@ -65,13 +66,15 @@ class AlertPipeline:
         muters: list[Muter] | None = None,
         acks: Acknowledgements | None = None,
         clock: Callable[[], float] = time.time,
+        directory: Callable[[], Directory] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.outbox = outbox
         self.clock = clock
+        self.directory = directory  # the people in effect (None: the registry's contacts)
         self.muter = AnyMuter([Silences(lambda: self.settings.silences), *(muters or [])])
-        self.router = Router(settings, [e.agency for e in registry.systems.values()])
+        self.router = Router(settings, [e.agency for e in registry.systems.values()], directory)
         self.grouper = Grouper(settings, self.muter)
         self.acks = acks or NoAcknowledgements()
         self.notices = NoticeSender(outbox, lambda: self.router, lambda: self.settings)
@@ -85,7 +88,8 @@ class AlertPipeline:
         """A config reload: new routes, contacts and silences; alerts and groups are kept."""
         self.settings = settings
         self.registry = registry
-        self.router = Router(settings, [e.agency for e in registry.systems.values()])
+        agencies = [e.agency for e in registry.systems.values()]
+        self.router = Router(settings, agencies, self.directory)
         self.grouper.settings = settings
         for alert in self.alerts.values():
             alert.escalate_at = None  # the next step is read from the new ladder

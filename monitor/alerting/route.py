@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from notifiers.base import ChannelName
 
 from ..config import Agency, Contact
 from ..config.alerting import AlertingSettings, OperationsContact, Route, Target
+from ..contacts.directory import Directory
 from ..state import State
 from .model import Alert, Recipient
 
@@ -49,11 +50,25 @@ def recipients_of(person_id: str, person: Contact | OperationsContact) -> list[R
 
 
 class Router:
-    """Turns an alert into recipients, following the configured routes in order."""
+    """Turns an alert into recipients, following the configured routes in order.
 
-    def __init__(self, settings: AlertingSettings, agencies: Iterable[Agency]) -> None:
+    An agency's people come from ``directory`` (the one in effect: the registry's contacts and
+    the agency's own, see :mod:`monitor.contacts.directory`); without one, from the registry's
+    ``agencies`` alone (check-config, reports from the command line, tests)."""
+
+    def __init__(
+        self,
+        settings: AlertingSettings,
+        agencies: Iterable[Agency],
+        directory: Callable[[], Directory] | None = None,
+    ) -> None:
         self.settings = settings
         self.agencies = {a.id: a for a in agencies}
+        self.directory = (
+            directory
+            if directory is not None
+            else _constant(Directory.of_registry(self.agencies.values()))
+        )
 
     def targets(self, alert: Alert) -> list[Target]:
         if alert.agency == "_gateway":
@@ -87,16 +102,16 @@ class Router:
                 for i, person in enumerate(self.settings.operations)
                 for r in recipients_of(f"operations/{i}", person)
             ]
-        agency = self.agencies.get(agency_id)
-        if agency is None:
-            return []
         role = "technical-admin" if target == "technical-admins" else "high-level-admin"
         return [
             r
-            for i, contact in enumerate(agency.contacts)
-            if contact.role == role
-            for r in recipients_of(f"{agency_id}/{i}", contact)
+            for p in self.directory().active(agency_id, role)
+            for r in recipients_of(p.person, p.contact)
         ]
+
+
+def _constant(directory: Directory) -> Callable[[], Directory]:
+    return lambda: directory
 
 
 def _lower_urgency(recipients: list[Recipient], allowed: Sequence[ChannelName]) -> list[Recipient]:

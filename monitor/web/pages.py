@@ -64,6 +64,7 @@ from ..state import Event, State
 from . import auth
 from .bars import timelines, window_start
 from .browser import html, language, redirect
+from .contact_pages import contact_routes
 from .kit import PageKit, PagesContext
 from .login import Login
 from .report_pages import report_routes
@@ -385,6 +386,7 @@ def page_routes(ctx: PagesContext) -> list[web.RouteDef]:
         web.post("/inbox/{id}/read", pages.inbox_read),
         web.get("/status", pages.status),
         *report_routes(ctx),
+        *contact_routes(ctx),
         web.get("/login", login.login_form),
         web.post("/login", login.login),
         web.post("/logout", login.logout),

@@ -17,12 +17,23 @@ text) and no lone surrogates; dates are ISO 8601 text.
 from __future__ import annotations
 
 from ..routes import Route
-from . import accounts, agencies, announcements, inbox, incidents, maintenance, reports, silences
+from . import (
+    accounts,
+    agencies,
+    announcements,
+    contacts,
+    inbox,
+    incidents,
+    maintenance,
+    reports,
+    silences,
+)
 from .common import API, Api
 
 #: Every acting route, in the order they are matched and documented.
 ROUTES: tuple[Route, ...] = (
     *agencies.ROUTES,
+    *contacts.ROUTES,
     *incidents.ROUTES,
     *announcements.ROUTES,
     *maintenance.ROUTES,

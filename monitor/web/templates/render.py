@@ -20,6 +20,7 @@ from ...registry import CheckEntry
 from ...rules.announcements import Announcement
 from ...rules.incidents import Incident
 from ...state import CheckStatus, Event, State
+from .contacts import contacts_link
 from .frame import (
     BADGES,
     CSP,
@@ -186,6 +187,7 @@ def agency_page(
         + f"<h2>{escape(w['state_changes'])}</h2>"
         + changes_table(changes, lang, names)
         + reports_link(agency.id, lang)
+        + contacts_link(agency.id, lang)
     )
     return layout(chrome, agency_name(agency, lang), body)
 

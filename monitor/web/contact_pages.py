@@ -1,0 +1,183 @@
+"""An agency's contacts in the pages: ``/agency/{agency}/contacts`` (its people, the registry's
+marked read-only and those it overrides marked, who is told about what, and for its
+agency-admins and national-admins the form that adds one), ``/agency/{agency}/contacts/{id}``
+(the edit form; POST saves it) and ``.../{id}/remove``. The rules are the API's
+(:mod:`monitor.contacts.actions`, :mod:`monitor.access`); every form carries the CSRF token,
+every change is audited with the source ``page``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import access
+from ..accounts import Account
+from ..alerting import told as routing
+from ..contacts import actions
+from ..contacts import directory as contacts_directory
+from . import auth
+from .browser import html, language, redirect
+from .kit import PageKit, PagesContext
+from .templates import render
+from .templates.contacts import WORDS, contact_form_page, contacts_page
+
+__all__ = ["ContactPages", "contact_routes"]
+
+_OPTIONAL = ("phone", "email", "portal_account", "webhook", "account_id")
+
+
+def _fields(form: Any) -> dict[str, Any]:
+    """A contact's fields from a posted form (an empty box is no value)."""
+    out: dict[str, Any] = {
+        "name": str(form.get("name", "")).strip(),
+        "role": str(form.get("role", "")),
+        "channels": [str(c) for c in form.getall("channels", [])],
+        "language": str(form.get("language", "vi")),
+    }
+    for name in _OPTIONAL:
+        value = str(form.get(name, "")).strip()
+        out[name] = value or None
+    return out
+
+
+class ContactPages(PageKit):
+    """The handlers."""
+
+    def _agency_name(self, agency: str, lang: str) -> str | None:
+        for a in self.ctx.engine.config.agencies:
+            if a.id == agency:
+                return a.name_en if lang == "en" else a.name_vi
+        return None
+
+    async def _directory(self) -> contacts_directory.Directory:
+        agencies = self.ctx.engine.config.agencies
+        return await self.ctx.store.transact(lambda db: contacts_directory.read(db, agencies))
+
+    async def listing(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        if account is None:
+            return self._to_login(request)
+        agency = request.match_info["agency"]
+        name = self._agency_name(agency, language(request))
+        if name is None:
+            return await self._not_found(request, "agency")
+        if not access.may_read(account, agency):
+            return await self._forbidden(request)
+        directory = await self._directory()
+        engine = self.ctx.engine
+        router = routing.router_over(engine.config.alerting, engine.registry, directory)
+        told = routing.who_is_told(router, engine.registry, agency)
+        chrome = await self._chrome(request, account)
+        page = contacts_page(
+            chrome,
+            agency,
+            name,
+            directory.people(agency),
+            told,
+            whole=access.sees_addresses(account, agency),
+            editable=actions.may_manage(account, agency),
+        )
+        return html(page)
+
+    async def edit_form(self, request: web.Request) -> web.StreamResponse:
+        account = auth.current(request)
+        if account is None:
+            return self._to_login(request)
+        agency = request.match_info["agency"]
+        name = self._agency_name(agency, language(request))
+        if name is None:
+            return await self._not_found(request, "agency")
+        if not actions.may_manage(account, agency):
+            return await self._forbidden(request)
+        person = (await self._directory()).find(agency, request.match_info["id"])
+        if person is None or person.source != "store":
+            return await self._not_found(request, "agency")
+        chrome = await self._chrome(request, account)
+        return html(contact_form_page(chrome, name, person))
+
+    async def _posted(self, request: web.Request) -> Account | web.StreamResponse:
+        return await self._form_account(request, render.link("/login", language(request)))
+
+    async def _refused(self, request: web.Request, exc: actions.ContactError) -> web.Response:
+        w = WORDS[language(request)]
+        return await self._message(request, exc.status, w["title"].format(name=""), str(exc))
+
+    async def _back(self, request: web.Request, agency: str) -> web.Response:
+        if self.ctx.rules is not None:  # the daemon's directory: fresh at once
+            await contacts_directory.refresh_among(self.ctx.rules.others)
+        return redirect(render.link(f"/agency/{agency}/contacts", language(request)))
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        account = await self._posted(request)
+        if not isinstance(account, Account):
+            return account
+        agency = request.match_info["agency"]
+        if self._agency_name(agency, "vi") is None:
+            return await self._not_found(request, "agency")
+        try:
+            await actions.create(
+                self.ctx.store,
+                actor=account,
+                agency=agency,
+                fields=_fields(await request.post()),
+                agencies=self.ctx.engine.config.agencies,
+                now=self.ctx.clock(),
+                source="page",
+            )
+        except actions.ContactError as exc:
+            return await self._refused(request, exc)
+        return await self._back(request, agency)
+
+    async def update(self, request: web.Request) -> web.StreamResponse:
+        account = await self._posted(request)
+        if not isinstance(account, Account):
+            return account
+        agency = request.match_info["agency"]
+        if self._agency_name(agency, "vi") is None:
+            return await self._not_found(request, "agency")
+        try:
+            await actions.update(
+                self.ctx.store,
+                actor=account,
+                agency=agency,
+                contact_id=request.match_info["id"],
+                changes=_fields(await request.post()),
+                agencies=self.ctx.engine.config.agencies,
+                now=self.ctx.clock(),
+                source="page",
+            )
+        except actions.ContactError as exc:
+            return await self._refused(request, exc)
+        return await self._back(request, agency)
+
+    async def remove(self, request: web.Request) -> web.StreamResponse:
+        account = await self._posted(request)
+        if not isinstance(account, Account):
+            return account
+        agency = request.match_info["agency"]
+        try:
+            await actions.remove(
+                self.ctx.store,
+                actor=account,
+                agency=agency,
+                contact_id=request.match_info["id"],
+                agencies=self.ctx.engine.config.agencies,
+                now=self.ctx.clock(),
+                source="page",
+            )
+        except actions.ContactError as exc:
+            return await self._refused(request, exc)
+        return await self._back(request, agency)
+
+
+def contact_routes(ctx: PagesContext) -> list[web.RouteDef]:
+    """The contacts' pages, beside :func:`monitor.web.pages.page_routes`."""
+    pages = ContactPages(ctx)
+    return [
+        web.get("/agency/{agency}/contacts", pages.listing),
+        web.post("/agency/{agency}/contacts", pages.create),
+        web.get("/agency/{agency}/contacts/{id}", pages.edit_form),
+        web.post("/agency/{agency}/contacts/{id}", pages.update),
+        web.post("/agency/{agency}/contacts/{id}/remove", pages.remove),
+    ]
