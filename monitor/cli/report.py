@@ -1,8 +1,9 @@
 """The ``report`` subcommand: a month's availability report (see :mod:`monitor.reports`), and
 ``report send``: a scheduled report produced and queued now.
 
-``npsp-monitor report -c FILE --month YYYY-MM [--format html|csv|json] [--output PATH]
-[--language vi|en]``
+``npsp-monitor report -c FILE --month YYYY-MM [--format html|csv|json|senior-csv] [--output PATH]
+[--language vi|en]`` (``senior-csv``: who held each agency's senior rights at the month's end and
+the grants and revocations during it, :mod:`monitor.reports.senior`)
 
 ``npsp-monitor report send -c FILE --now [--schedule NAME] [--period YYYY-MM|YYYY-Www]``
 produces the reports of the schedules of the config's ``reports:`` (every enabled one, or
@@ -37,6 +38,7 @@ from ..reports import (
     render_csv,
     render_html,
     render_json,
+    render_senior_csv,
 )
 from ..reports.periods import Period, parse_period, previous_period
 from ..reports.produce import Outcome, Producer
@@ -50,6 +52,8 @@ __all__ = ["add_report_commands"]
 def _render(report: Report, fmt: str, language: str) -> str:
     if fmt == "csv":
         return render_csv(report)
+    if fmt == "senior-csv":
+        return render_senior_csv(report)
     if fmt == "json":
         return render_json(report)
     return render_html(report, "en" if language == "en" else "vi")
@@ -139,7 +143,7 @@ def add_report_commands(
     with_config(p)
     _optional_config(p, None)
     p.add_argument("--month", metavar="YYYY-MM", help="e.g. 2026-11 (Vietnam time); required")
-    p.add_argument("--format", default="html", choices=["html", "csv", "json"])
+    p.add_argument("--format", default="html", choices=["html", "csv", "json", "senior-csv"])
     p.add_argument(
         "--output", type=Path, default=None, metavar="PATH", help="write here (default: stdout)"
     )

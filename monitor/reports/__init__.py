@@ -10,6 +10,9 @@ HTML (Vietnamese or English), CSV or JSON. The package in three parts:
   :mod:`~monitor.reports.model`;
 * the renderings: :mod:`~monitor.reports.formats` (numbers, JSON, CSV) and
   :mod:`~monitor.reports.html` (the page, with :mod:`~monitor.reports.words`);
+* :mod:`~monitor.reports.senior`: who held each agency's senior rights (agency-admin) at the
+  end, and the grants and revocations during the period (a part of the JSON and of the HTML,
+  and a CSV of its own);
 * :mod:`~monitor.reports.periods`: weeks beside months, the period before a moment, one
   agency's part of a report.
 
@@ -27,6 +30,7 @@ from .figures import month_bounds
 from .formats import format_availability, format_hmm, render_csv, render_json, report_as_dict
 from .html import render_html
 from .model import TZ, AgencyReport, Figures, Report, ReportError, SystemReport
+from .senior import render_senior_csv
 from .source import build_report
 
 __all__ = [
@@ -43,5 +47,6 @@ __all__ = [
     "render_csv",
     "render_html",
     "render_json",
+    "render_senior_csv",
     "report_as_dict",
 ]

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from .model import TZ, Figures, Report
+from .senior import senior_as_dict
 from .words import Lang
 
 __all__ = [
@@ -87,6 +88,8 @@ def report_as_dict(report: Report) -> dict[str, Any]:
             }
             for a in report.agencies
         ],
+        # Who held each agency's senior rights at the end, and the changes (monitor.reports.senior).
+        "senior_rights": senior_as_dict(report),
     }
 
 

@@ -11,6 +11,7 @@ from html import escape
 
 from .formats import format_availability, format_hmm, moment
 from .model import AgencyReport, Figures, Report, SystemReport
+from .senior import senior_html
 from .words import KINDS, STYLE, WORDS, Lang
 
 __all__ = ["render_html"]
@@ -170,9 +171,10 @@ def _end(report: Report, language: Lang) -> list[str]:
 
 def render_html(report: Report, language: Lang = "vi") -> str:
     """A complete HTML page (no JavaScript, no external resources): a summary table of the
-    agencies, then one table per agency, then the definitions."""
+    agencies, then one table per agency, the senior rights, then the definitions."""
     parts = [*_head(report, language), *_summary(report, language)]
     for a in report.agencies:
         parts += _agency(a, language)
+    parts += senior_html(report, language)
     parts += _end(report, language)
     return "\n".join(parts) + "\n"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ..rules.seniorrights.model import AgencySeniorRights
 from ..state import GATEWAY_AGENCY, State
 
 __all__ = [
@@ -120,6 +121,10 @@ class Report:
     # One agency's part of a report (monitor.reports.periods.agency_report): its id; the
     # totals are then the agency's, and no line speaks for the whole portal.
     agency: str | None = None
+    # Who held each agency's senior rights (agency-admin) at ``until``, and the grants and
+    # revocations during the period (monitor.reports.senior): the report's agencies first, in
+    # order, then any other agency that had some.
+    senior_rights: tuple[AgencySeniorRights, ...] = ()
 
     @property
     def complete(self) -> bool:

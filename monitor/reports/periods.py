@@ -77,4 +77,5 @@ def agency_report(report: Report, agency: str) -> Report | None:
         agencies=(found,),
         totals=found.figures,
         agency=agency,
+        senior_rights=tuple(r for r in report.senior_rights if r.agency == agency),
     )

@@ -13,6 +13,7 @@ from .. import changes_store
 from ..registry import Registry, SystemEntry
 from ..rules.incidents import store as incidents_store
 from ..rules.maintenance import store as maintenance_store
+from ..rules.seniorrights.model import AgencySeniorRights
 from ..sqldialect import Handle
 from ..state import State
 from ..store import Store
@@ -30,6 +31,7 @@ from .model import (
     Sources,
 )
 from .periods import Period
+from .senior import attach, read_senior_rights
 
 __all__ = ["build_period_report", "build_report", "maintenance_spans", "measure_system", "read"]
 
@@ -136,5 +138,10 @@ async def _build(
     until = min(ends, now)
     entries = list(registry.systems.values())
     whole = monthly.whole_month(starts, ends) if until >= ends else None
-    sources = await store.transact(lambda db: read(db, entries, starts, until, month=whole))
-    return assemble(label, bounds, until, now, entries, sources)
+
+    def both(db: Handle) -> tuple[Sources, dict[str, AgencySeniorRights]]:
+        sources = read(db, entries, starts, until, month=whole)
+        return sources, read_senior_rights(db, starts, until)
+
+    sources, senior = await store.transact(both)
+    return attach(assemble(label, bounds, until, now, entries, sources), senior)

@@ -65,6 +65,22 @@ WORDS: dict[Lang, dict[str, str]] = {
             "Số liệu của cơ quan là tổng các hệ thống của cơ quan (thời gian tính theo "
             "hệ thống × giờ)."
         ),
+        "senior_title": "Tài khoản quản trị cấp cao",
+        "senior_intro": (
+            "Người giữ quyền quản trị cấp cao (agency-admin) của mỗi cơ quan lúc {at} và các "
+            "lần cấp, thu hồi quyền trong kỳ (QĐ 31/2021/QĐ-TTg, Chương VII, mục A khoản 2)."
+        ),
+        "senior_holders": "Người giữ quyền cuối kỳ",
+        "senior_changes": "Thay đổi trong kỳ",
+        "senior_holder": "{name} ({account}), từ {since}",
+        "senior_granted": "{at}: cấp cho {name} ({account}), bởi {by}",
+        "senior_revoked": "{at}: thu hồi của {name} ({account}), bởi {by}",
+        "senior_nobody": "không có",
+        "senior_none": "không có",
+        "senior_from_creation": (
+            "* Tài khoản tạo trước khi hệ thống bắt đầu ghi nhận việc cấp quyền: tính từ lúc "
+            "tạo tài khoản."
+        ),
     },
     "en": {
         "title": "Availability report {month} — National Public Service Portal",
@@ -116,6 +132,21 @@ WORDS: dict[Lang, dict[str, str]] = {
             "the month."
         ),
         "def_agency": ("An agency's figures add up its systems (times are system-hours)."),
+        "senior_title": "Senior administrator accounts",
+        "senior_intro": (
+            "Who held each agency's senior administrator rights (agency-admin) at {at}, and the "
+            "grants and revocations during the period (QĐ 31/2021/QĐ-TTg, Chapter VII, A.2)."
+        ),
+        "senior_holders": "Holders at the end",
+        "senior_changes": "Changes during the period",
+        "senior_holder": "{name} ({account}), since {since}",
+        "senior_granted": "{at}: granted to {name} ({account}) by {by}",
+        "senior_revoked": "{at}: revoked from {name} ({account}) by {by}",
+        "senior_nobody": "nobody",
+        "senior_none": "none",
+        "senior_from_creation": (
+            "* An account made before grants were recorded: counted from its creation."
+        ),
     },
 }
 

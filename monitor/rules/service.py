@@ -14,6 +14,7 @@ from .announcements.intake import TOPIC_FILTER, MqttAnnouncements
 from .desk import Desk, RulesContext
 from .incidents import IncidentDesk
 from .maintenance import MaintenanceDesk
+from .seniorrights import SeniorRightsDesk
 from .silences import SilenceDesk
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class RulesService:
         self.maintenance = MaintenanceDesk(ctx)
         self.incidents = IncidentDesk(ctx, maintenance=self.maintenance.covering)
         self.silences = SilenceDesk(ctx)
+        # Grants and revocations of agencies' senior rights, told to operations.
+        self.senior_rights = SeniorRightsDesk(ctx)
         self.catalog: CatalogPublisher | None = None
         self.mqtt: MqttAnnouncements | None = None
         if publisher is not None:
@@ -101,6 +104,7 @@ class RulesService:
             self.maintenance,
             self.incidents,
             self.silences,
+            self.senior_rights,
         ]
         if self.catalog is not None:
             desks.append(self.catalog)
