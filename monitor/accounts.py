@@ -44,6 +44,9 @@ from .certificates import (
     identity_from_file,
     parse_identity,
 )
+from .contacts.actions import on_account_revoked
+from .rules.seniorrights import store as senior_rights
+from .rules.seniorrights.model import ChangeKind, change_of
 from .sqldialect import Handle
 from .store import Store
 
@@ -95,6 +98,31 @@ def _active(db: Handle, account_id: str) -> Account:
     if not target.active:
         raise AccountError(f"account {account_id!r} is revoked", 409)
     return target
+
+
+def _senior_rights(
+    db: Handle,
+    account: Account,
+    change: ChangeKind | None,
+    *,
+    at: float,
+    by: str,
+    source: str,
+) -> None:
+    """Record a grant or revocation of an agency's senior rights (agency-admin) in the
+    account change's transaction: the leader tells the Government Office of it
+    (:mod:`monitor.rules.seniorrights`)."""
+    if change is not None and account.agency is not None:
+        senior_rights.record(
+            db,
+            agency=account.agency,
+            account_id=account.id,
+            name=account.name,
+            change=change,
+            at=at,
+            actor=by,
+            source=source,
+        )
 
 
 def _check_role(role: str, agency: str | None, agencies: set[str]) -> None:
@@ -208,6 +236,9 @@ async def create(
         audit_write(db, now, creator, "account.create", account_id, agency, detail, source)
         created = get(db, account_id)
         assert created is not None
+        # The command line names its OS account (the audit keeps saying "bootstrap").
+        by = cli_actor() if actor is None and source == "cli" else creator
+        _senior_rights(db, created, change_of(None, role), at=now, by=by, source=source)
         return created
 
     return await store.transact(write), token
@@ -247,6 +278,8 @@ async def grant(
         )
         updated = get(db, account_id)
         assert updated is not None
+        change = change_of(target.role, role)
+        _senior_rights(db, updated, change, at=now, by=actor.id, source=source)
         return updated
 
     return await store.transact(write)
@@ -267,9 +300,13 @@ async def revoke(
             raise AccountError(f"account {account_id!r} is already revoked", 409)
         who = actor.id if actor is not None else cli_actor()
         accounts_store.revoke(db, account_id, now, who)  # and logged out at once
-        audit_write(db, now, who, "account.revoke", account_id, target.agency, {}, source)
+        # The person tied to it is told nothing more: their pending messages go, now.
+        people, dropped = on_account_revoked(db, account_id)
+        detail = {"contacts": people, "dropped": dropped} if people else {}
+        audit_write(db, now, who, "account.revoke", account_id, target.agency, detail, source)
         updated = get(db, account_id)
         assert updated is not None
+        _senior_rights(db, updated, change_of(target.role, None), at=now, by=who, source=source)
         return updated
 
     return await store.transact(write)

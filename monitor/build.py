@@ -39,6 +39,7 @@ from .alerting.pipeline import AlertPipeline
 from .cluster.lease import Leadership
 from .cluster.votes import VoteBoard
 from .config import Config
+from .contacts.directory import ContactsDesk
 from .deadman import DeadMansSwitch, last_will
 from .engine import Engine, EventSink, ResultObserver
 from .freshness import FreshnessJudge
@@ -90,6 +91,7 @@ class Core:
     metrics: DaemonMetrics
     rules: RulesService
     cluster: Cluster | None
+    contacts: ContactsDesk | None = None  # the people in effect (the router reads it)
 
     @property
     def leading(self) -> bool:
@@ -168,7 +170,8 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
     )
     metrics = DaemonMetrics(engine=engine, outbox_source=outbox.pending, lag=lag)
     settings = lambda: config().alerting  # noqa: E731
-    router = RunningRouter(settings, lambda: engine.registry)
+    contacts = ContactsDesk(store, lambda: config().agencies)
+    router = RunningRouter(settings, lambda: engine.registry, contacts)
     notices = NoticeSender(outbox, router, settings)
     ctx = RulesContext(
         store,
@@ -192,10 +195,11 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
         desks=[
             ReportDesk(ctx, reports, lambda: config().reports),
             RetentionDesk(store, lambda: config().retention, on_pruned=metrics.count_pruned),
+            contacts,
         ],
     )
     engine.freshness = FreshnessJudge(lambda: ctx.calendar)  # the calendar of the day (reloads)
-    return Core(store, chans, engine, heartbeats, outbox, metrics, rules, cluster)
+    return Core(store, chans, engine, heartbeats, outbox, metrics, rules, cluster, contacts)
 
 
 def _cluster(config: Config, store: Store) -> Cluster | None:
@@ -212,6 +216,8 @@ async def load(c: Core) -> None:
     very first registry; the outbox takes back what a crash left half-sent (a single host: on
     several, the host taking over as the leader does)."""
     overrides = await c.rules.load()
+    if c.contacts is not None:
+        await c.contacts.refresh()  # the agencies' own contacts, before the first alert
     await c.engine.start(overrides)
     if c.cluster is None:
         await c.outbox.recover()  # on several hosts: the leader's, at its takeover
@@ -232,6 +238,7 @@ def parts(
         c.outbox,
         muters=[rules.maintenance, rules.silences],
         acks=rules.incidents,
+        directory=c.contacts,
     )
     publisher = c.channels.publisher
     status_topics = StatusTopics(engine, publisher) if publisher is not None else None

@@ -326,6 +326,55 @@ MIGRATIONS = [
     CREATE INDEX outbox_done ON outbox (status, created_at);
     CREATE INDEX inbox_created ON inbox (created_at);
     """,
+    # Contacts (monitor/contacts): the people an agency manages itself, beside the registry's
+    # (soft-deleted: removed_at; account_id ties one to the account they log in with), and the
+    # registry's contacts tied to an account (contact_ties, kept in step by the directory), so
+    # the outbox can refuse a revoked person's rows in the claiming transaction.
+    """
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        agency TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        phone TEXT,
+        email TEXT,
+        portal_account TEXT,
+        webhook TEXT,
+        channels TEXT NOT NULL,
+        language TEXT NOT NULL,
+        account_id TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        confirmed_at REAL,
+        removed_at REAL
+    );
+    CREATE INDEX contacts_agency ON contacts (agency);
+    CREATE INDEX contacts_account ON contacts (account_id);
+    CREATE TABLE contact_ties (
+        person TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL
+    );
+    CREATE INDEX contact_ties_account ON contact_ties (account_id);
+    CREATE INDEX outbox_person ON outbox (person, status);
+    """,
+    # Senior rights (monitor/rules/seniorrights): every grant or revocation of an agency's
+    # high-level account (agency-admin), written with the account change; the leader tells
+    # the Government Office's operations once (notified_at) and the monthly report replays them.
+    """
+    CREATE TABLE senior_rights_changes (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        change TEXT NOT NULL CHECK (change IN ('granted', 'revoked')),
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL,
+        notified_at REAL
+    );
+    CREATE INDEX senior_rights_at ON senior_rights_changes (at);
+    CREATE INDEX senior_rights_pending ON senior_rights_changes (notified_at);
+    """,
 ]
 
 

@@ -4,6 +4,7 @@ channels' settings beside their channels in :mod:`notifiers.settings`)."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Union
@@ -66,6 +67,23 @@ class Contact(StrictModel):
     )
     channels: Annotated[list[Channel], Field(min_length=1)] = ["email", "inbox"]
     language: Literal["vi", "en"] = "vi"
+    id: Slug | None = Field(
+        default=None,
+        description="The contact's stable id in its agency (default: `y-` and 10 hex digits"
+        " of its agency and name); the API and the outbox know the person by it.",
+    )
+    account: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = Field(
+        default=None,
+        description="The account this person logs in with: revoking it stops every message"
+        " to them.",
+    )
+
+    def contact_id(self, agency: str) -> str:
+        """This contact's stable id in ``agency`` (see :mod:`monitor.contacts`)."""
+        if self.id is not None:
+            return self.id
+        digest = hashlib.sha256(f"{agency}\0{self.name}".encode()).hexdigest()
+        return "y-" + digest[:10]
 
     @field_validator("channels")
     @classmethod
@@ -108,6 +126,18 @@ class Agency(StrictModel):
     code: Annotated[str, Field(min_length=1, max_length=32)]
     contacts: list[Contact] = []
     systems: list[System] = []
+
+    @model_validator(mode="after")
+    def _contact_ids_unique(self) -> Agency:
+        seen: set[str] = set()
+        for contact in self.contacts:
+            cid = contact.contact_id(self.id)
+            if contact.id is not None and cid.startswith("c-"):
+                raise ValueError(f"contact id {cid}: ids starting with c- are the database's")
+            if cid in seen:
+                raise ValueError(f"contact id {cid} is used twice (give one contact an id:)")
+            seen.add(cid)
+        return self
 
 
 class Defaults(StrictModel):
