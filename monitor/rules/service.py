@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Override
+from ..rosters import GapDesk, Rosters
 from ..workdays import WorkCalendar
 from .announcements import AnnouncementDesk
 from .announcements.catalog import CatalogPublisher, build_catalog
@@ -51,6 +52,10 @@ class RulesService:
         self.silences = SilenceDesk(ctx)
         # Grants and revocations of agencies' senior rights, told to operations.
         self.senior_rights = SeniorRightsDesk(ctx)
+        # Duty rosters: who is on duty (every host, for the router and the pages), and the
+        # leader's daily notice of the uncovered off-hours a day ahead.
+        self.rosters = Rosters(ctx.store, lambda: self.ctx.calendar, clock=ctx.clock)
+        self.roster_gaps = GapDesk(ctx, self.rosters)
         self.catalog: CatalogPublisher | None = None
         self.mqtt: MqttAnnouncements | None = None
         if publisher is not None:
@@ -88,6 +93,7 @@ class RulesService:
         await self.maintenance.refresh()
         await self.incidents.refresh()
         await self.silences.refresh()
+        await self.rosters.refresh()
         overrides = self.announcements.overrides_at(self.ctx.clock())
         self.announcements.overrides = dict(overrides)
         return overrides
@@ -105,6 +111,8 @@ class RulesService:
             self.incidents,
             self.silences,
             self.senior_rights,
+            self.rosters,
+            self.roster_gaps,
         ]
         if self.catalog is not None:
             desks.append(self.catalog)

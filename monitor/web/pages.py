@@ -68,6 +68,7 @@ from .contact_pages import contact_routes
 from .kit import PageKit, PagesContext
 from .login import Login
 from .report_pages import report_routes
+from .roster_pages import roster_routes
 from .routes import path_number
 from .templates import render
 from .templates.render import PROBLEMS, Bar, InboxItem, Problem, Row
@@ -387,6 +388,7 @@ def page_routes(ctx: PagesContext) -> list[web.RouteDef]:
         web.get("/status", pages.status),
         *report_routes(ctx),
         *contact_routes(ctx),
+        *roster_routes(ctx),
         web.get("/login", login.login_form),
         web.post("/login", login.login),
         web.post("/logout", login.logout),

@@ -26,6 +26,7 @@ from . import (
     incidents,
     maintenance,
     reports,
+    rosters,
     silences,
 )
 from .common import API, Api
@@ -34,6 +35,7 @@ from .common import API, Api
 ROUTES: tuple[Route, ...] = (
     *agencies.ROUTES,
     *contacts.ROUTES,
+    *rosters.ROUTES,
     *incidents.ROUTES,
     *announcements.ROUTES,
     *maintenance.ROUTES,
