@@ -604,3 +604,25 @@ async def test_chromium_an_agency_admin_edits_the_roster(
     _, audit = await (await world.caller("agency-admin", "bo-a")).call("GET", "/api/v1/audit")
     mine = [e for e in audit["audit"] if e["action"] == "roster.update"]
     assert len(mine) == 2 and all(e["source"] == "page" for e in mine)
+
+
+async def test_the_roster_page_shows_each_role_its_forms(world: World) -> None:  # noqa: F811
+    """Read with a bearer token (no form is posted: the browser test does that)."""
+    want = {
+        "national-admin": (200, True, True),
+        "agency-admin": (200, True, True),
+        "operator": (200, False, True),
+        "viewer": (200, False, False),
+    }
+    for role, (status_wanted, shifts, overrides) in want.items():
+        caller = await world.caller(role, "bo-a")
+        status, page = await caller.call("GET", "/agency/bo-a/roster")
+        assert status == status_wanted, (role, status)
+        assert ('class="shift"' in page) == shifts, role
+        assert ('class="override"' in page) == overrides, role
+        assert "Đang trực" in page
+        if role != "national-admin":
+            status, _ = await caller.call("GET", "/agency/bo-b/roster")
+            assert status == 403, role
+    status, _ = await (await world.caller("viewer", "bo-a")).call("GET", "/agency/bo-zz/roster")
+    assert status == 404

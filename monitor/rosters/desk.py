@@ -26,6 +26,7 @@ log = logging.getLogger(__package__)
 DAY = 86400.0
 #: How far the gap desk looks for where a stretch ends (a Tết holiday is nine days).
 SCAN = 12 * DAY
+GAP_LOG_EVERY = 900.0  # seconds between two log lines of one agency's gap
 
 
 class Rosters:
@@ -47,6 +48,7 @@ class Rosters:
         self.clock = clock
         self._rosters: dict[str, Roster] = {}
         self._stamp: tuple[Any, ...] | None = None
+        self._gap_logged: dict[str, float] = {}
 
     async def refresh(self) -> None:
         after = self.clock() - KEPT
@@ -85,10 +87,13 @@ class Rosters:
             return None
         ids = roster.on_duty(ts, calendar.tz)
         if not ids:
-            log.warning(
-                "nobody on duty off hours: the whole technical team is paged",
-                extra={"agency": agency},
-            )
+            # Said once per agency and quarter of an hour, not once per alert of a storm.
+            if ts - self._gap_logged.get(agency, float("-inf")) >= GAP_LOG_EVERY:
+                self._gap_logged[agency] = ts
+                log.warning(
+                    "nobody on duty off hours: the whole technical team is paged",
+                    extra={"agency": agency},
+                )
             return None
         return ids
 

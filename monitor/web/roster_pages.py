@@ -117,6 +117,8 @@ class RosterPages(PageKit):
         agency = request.match_info["agency"]
         if self._agency_name(agency, "vi") is None:
             return await self._not_found(request, "agency")
+        if not actions.may_edit(account, agency):
+            return await self._forbidden(request)
         form = await request.post()
         try:
             days = [int(str(d)) for d in form.getall("weekdays", [])]
@@ -138,6 +140,8 @@ class RosterPages(PageKit):
         agency = request.match_info["agency"]
         if self._agency_name(agency, "vi") is None:
             return await self._not_found(request, "agency")
+        if not actions.may_edit(account, agency):
+            return await self._forbidden(request)
         number = path_number(request.match_info["id"])
         current = await self._current(agency)
         kept = [s for s in current if s["id"] != number]
