@@ -626,3 +626,13 @@ async def test_the_roster_page_shows_each_role_its_forms(world: World) -> None: 
             assert status == 403, role
     status, _ = await (await world.caller("viewer", "bo-a")).call("GET", "/agency/bo-zz/roster")
     assert status == 404
+
+
+def test_a_past_swap_alone_is_no_roster() -> None:
+    """An agency whose only override is over has no roster: the normal routing, no gaps."""
+    past = Override("ha-noi", hanoi(8, 20, 17), hanoi(8, 21, 8), "z")
+    held = Held(Roster("ha-noi", (), (past,))).rosters
+    assert held.on_duty("ha-noi", hanoi(8, 20, 20)) == ["z"]
+    assert held.duty_targets("ha-noi", hanoi(8, 20, 20), CAL) == ["z"]
+    assert held.on_duty("ha-noi", hanoi(8, 24, 20)) is None
+    assert held.duty_targets("ha-noi", hanoi(8, 24, 20), CAL) is None

@@ -65,24 +65,27 @@ class Rosters:
             await self.refresh()
 
     def agencies(self) -> list[str]:
-        """The agencies that have a roster."""
-        return sorted(a for a, r in self._rosters.items() if not r.empty)
+        """The agencies that have a roster now."""
+        now = self.clock()
+        return sorted(a for a, r in self._rosters.items() if r.held(now))
 
-    def roster(self, agency: str) -> Roster | None:
+    def roster(self, agency: str, at: float | None = None) -> Roster | None:
+        """``agency``'s roster, None when it has none at ``at`` (default: now)."""
         found = self._rosters.get(agency)
-        return None if found is None or found.empty else found
+        held = found is not None and found.held(self.clock() if at is None else at)
+        return found if held else None
 
     def on_duty(self, agency: str, ts: float) -> list[str] | None:
         """The contact ids on duty at ``ts`` (possibly none); None when ``agency`` has no
         roster at all."""
-        roster = self.roster(agency)
+        roster = self.roster(agency, ts)
         return None if roster is None else roster.on_duty(ts, self.calendar().tz)
 
     def duty_targets(self, agency: str, ts: float, calendar: WorkCalendar) -> list[str] | None:
         """Whom an outage alert to ``agency``'s technical-admins at ``ts`` pages: None for the
         normal routing (working hours of the agency, no roster, or nobody on duty: then the
         whole team, and the gap is logged), else the contact ids on duty."""
-        roster = self.roster(agency)
+        roster = self.roster(agency, ts)
         if roster is None or calendar.is_working_time(ts, agency):
             return None
         ids = roster.on_duty(ts, calendar.tz)
@@ -160,7 +163,7 @@ class GapDesk:
 
     def gaps(self, agency: str, now: float) -> list[tuple[float, float]]:
         """The uncovered off-hours stretches of ``agency`` starting a day ahead of ``now``."""
-        roster = self.rosters.roster(agency)
+        roster = self.rosters.roster(agency, now)
         if roster is None:
             return []
         calendar = self.ctx.calendar

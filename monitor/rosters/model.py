@@ -115,6 +115,11 @@ class Roster:
     def empty(self) -> bool:
         return not self.shifts and not self.overrides
 
+    def held(self, now: float) -> bool:
+        """Whether the agency has a roster at ``now``: weekly shifts, or an override not yet
+        over (one swap long past does not make every night a gap)."""
+        return bool(self.shifts) or any(o.ends > now for o in self.overrides)
+
     def on_duty(self, ts: float, tz: ZoneInfo) -> list[str]:
         """The contact ids on duty at ``ts``: those of the overrides covering it if any (a
         ``nobody`` override leaves no one), else those of the weekly shifts holding it."""

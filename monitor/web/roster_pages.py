@@ -63,6 +63,7 @@ class RosterPages(PageKit):
             directory.people(agency),
             roster.on_duty(now, calendar.tz),
             working_now=calendar.is_working_time(now, agency),
+            now_ts=now,
             tz=calendar.tz,
             may_edit=actions.may_edit(account, agency),
             may_swap=actions.may_swap(account, agency),

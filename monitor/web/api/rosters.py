@@ -52,6 +52,7 @@ def roster_json(
     directory: contacts_directory.Directory,
     on_duty: list[str],
     off_hours: bool,
+    now: float,
 ) -> dict[str, Any]:
     def name(cid: str | None) -> str | None:
         person = None if cid is None else directory.find(roster.agency, cid)
@@ -59,7 +60,7 @@ def roster_json(
 
     return {
         "agency": roster.agency,
-        "has_roster": not roster.empty,
+        "has_roster": roster.held(now),
         "shifts": [
             {
                 "id": s.id,
@@ -112,6 +113,7 @@ async def _answer(api: Api, agency: str, me: Any, status: int = 200) -> web.Resp
         directory,
         roster.on_duty(now, calendar.tz),
         not calendar.is_working_time(now, agency),
+        now,
     )
     body["may_edit"] = actions.may_edit(me, agency)
     body["may_swap"] = actions.may_swap(me, agency)

@@ -129,6 +129,7 @@ def roster_page(
     on_duty: Sequence[str],
     *,
     working_now: bool,
+    now_ts: float,
     tz: ZoneInfo,
     may_edit: bool,
     may_swap: bool,
@@ -140,7 +141,7 @@ def roster_page(
     def who(cid: str | None) -> str:
         return w["nobody"] if cid is None else names.get(cid, cid)
 
-    if roster.empty:
+    if not roster.held(now_ts):
         now = w["no_roster"]
     elif working_now:
         now = w["now_working"]
