@@ -51,6 +51,7 @@ from .reports.produce import Producer
 from .reports.schedule import ReportDesk
 from .retention import RetentionDesk
 from .rules.desk import RulesContext
+from .rules.hygiene import HygieneDesk
 from .rules.service import RulesService
 from .sdnotify import making_progress
 from .store import Store
@@ -196,6 +197,8 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
             ReportDesk(ctx, reports, lambda: config().reports),
             RetentionDesk(store, lambda: config().retention, on_pruned=metrics.count_pruned),
             contacts,
+            # Addresses that failed for good, told once to their agency's admins.
+            HygieneDesk(store, notices, contacts),
         ],
     )
     engine.freshness = FreshnessJudge(lambda: ctx.calendar)  # the calendar of the day (reloads)

@@ -67,12 +67,16 @@ class NotifyError(Exception):
         permanent: bool,
         retry_after: float | None = None,
         maybe_delivered: bool = False,
+        code: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
         self.maybe_delivered = maybe_delivered
+        # The provider's own code when it refused the recipient (Twilio "21211", SMTP "550"
+        # on RCPT): the outbox flags such an address (monitor/contacts/hygiene.py).
+        self.code = code
 
 
 class Notifier(Protocol):

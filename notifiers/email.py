@@ -195,9 +195,11 @@ class EmailNotifier:
         where = f"{settings.host}:{settings.port}"
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
             detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            permanent = all(refused.code >= 500 for refused in exc.recipients)
             return NotifyError(
                 self._redact(f"email: recipient refused: {detail}"),
-                permanent=all(refused.code >= 500 for refused in exc.recipients),
+                permanent=permanent,
+                code=str(exc.recipients[0].code) if permanent and exc.recipients else None,
             )
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             stage = {
@@ -210,9 +212,11 @@ class EmailNotifier:
                 aiosmtplib.SMTPConnectResponseError: "greeting refused",
             }.get(type(exc), "refused")
             # 4xx: "try again later" (421 closing, 450/451/452 temporary, 454 auth unavailable).
+            refused = isinstance(exc, aiosmtplib.SMTPRecipientRefused) and exc.code >= 500
             return NotifyError(
                 self._redact(f"email: {stage}: {exc.code} {exc.message}"),
                 permanent=exc.code >= 500,
+                code=str(exc.code) if refused else None,
             )
         cert = _cert_error(exc)
         if cert is not None:

@@ -232,7 +232,9 @@ class SmsNotifier:
         detail = getattr(exc, "msg", None) or getattr(exc, "detail", None) or ""
         reason = self._redact(f"sms: Twilio HTTP {status}, code {code}: {detail}".rstrip(": "))
         if code in PERMANENT_CODES:
-            return NotifyError(f"{reason} ({PERMANENT_CODES[code]})", permanent=True)
+            return NotifyError(
+                f"{reason} ({PERMANENT_CODES[code]})", permanent=True, code=str(code)
+            )
         if status in {401, 403}:
             return NotifyError(f"{reason} (check account_sid and auth_token)", permanent=True)
         if status == 429:

@@ -10,6 +10,8 @@ records the outcome:
 * a permanent failure (invalid number, refused recipient), attempts exhausted, or a channel
   that has kept failing for ``fallback_after`` → ``failed``, and the same notice is queued on
   the person's next channel (its fallbacks);
+* a permanent failure that condemns the address (an invalid number, a refused mailbox) also
+  flags it (``address_flags``, in the same transaction; :mod:`monitor.contacts.flags`);
 * the person's account revoked → ``dropped`` ("account revoked"): what was pending, by the
   revocation's own transaction (:mod:`monitor.contacts.actions`); anything queued after it, by
   the claim, which checks the person in the claiming transaction. A row on the wire is not
@@ -40,7 +42,9 @@ from notifiers.base import Delivery, Notifier, NotifyError
 
 from ..aio import wait_event
 from ..config.alerting import OutboxSettings
+from ..contacts import hygiene_store
 from ..contacts import store as contacts_store
+from ..contacts.flags import flag_code
 from ..sqldialect import Handle
 from ..store import Store, StoreError
 from . import outbox_store
@@ -236,6 +240,12 @@ class Outbox:
                 if outcome == "fallback":
                     fallbacks.append(fallback(item, error))
             outbox_store.queue(db, fallbacks, now)
+            # An address refused for good is flagged with the failure (the router then leaves
+            # it out, and the agency's admins are told once: monitor/contacts/hygiene.py).
+            item = claimed.item
+            code = flag_code(item.channel, error)
+            if code is not None:
+                hygiene_store.flag(db, item.channel, item.address, code, reason, item.person, now)
             return outcomes, {f.channel for f in fallbacks}
 
         outcomes, woken = await self.workers_store.transact(write)

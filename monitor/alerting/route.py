@@ -10,6 +10,7 @@ from notifiers.base import ChannelName
 from ..config import Agency, Contact
 from ..config.alerting import AlertingSettings, OperationsContact, Route, Target
 from ..contacts.directory import Directory
+from ..contacts.flags import key_of
 from ..state import State
 from .model import Alert, Recipient
 
@@ -25,17 +26,30 @@ def _address(person: Contact | OperationsContact, channel: ChannelName) -> str |
     }[channel]
 
 
-def recipients_of(person_id: str, person: Contact | OperationsContact) -> list[Recipient]:
+def recipients_of(
+    person_id: str,
+    person: Contact | OperationsContact,
+    flagged: frozenset[tuple[str, str]] = frozenset(),
+) -> list[Recipient]:
     """One recipient per preferred channel. Each one's fallbacks, should its channel refuse
     for good or keep failing: the person's other listed channels after it, in their order, then
     those with an address that are not listed (an SMS to a dead number must still reach a
-    contact who listed ``[sms, email]``)."""
+    contact who listed ``[sms, email]``).
+
+    A ``flagged`` address (channel, address: it failed for good, see
+    :mod:`monitor.contacts.flags`) is left out, and the next channel takes its place; a person
+    whose every address is flagged keeps them all (tried rather than told nothing)."""
     listed = [(c, addr) for c in person.channels if (addr := _address(person, c)) is not None]
     spare = [
         (c, addr)
         for c in _ORDER
         if c not in person.channels and (addr := _address(person, c)) is not None
     ]
+    if flagged:
+        ok = [p for p in listed + spare if key_of(*p) not in flagged]
+        if ok:
+            listed = [p for p in listed if p in ok] or ok[:1]
+            spare = [p for p in spare if p in ok and p not in listed]
     return [
         Recipient(
             person_id,
@@ -103,10 +117,11 @@ class Router:
                 for r in recipients_of(f"operations/{i}", person)
             ]
         role = "technical-admin" if target == "technical-admins" else "high-level-admin"
+        directory = self.directory()
         return [
             r
-            for p in self.directory().active(agency_id, role)
-            for r in recipients_of(p.person, p.contact)
+            for p in directory.active(agency_id, role)
+            for r in recipients_of(p.person, p.contact, directory.flagged)
         ]
 
 

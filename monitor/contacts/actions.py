@@ -19,6 +19,7 @@ from ..audit import audit_write
 from ..config import Agency, Contact
 from ..sqldialect import Handle
 from ..store import Store
+from . import hygiene_store
 from . import store as contacts_store
 from .directory import Directory, read
 from .model import Person, StoredContact, new_id
@@ -179,7 +180,13 @@ async def update(
         changed = {k: after[k] for k in after if after[k] != before[k]}
         if changed:
             contacts_store.update(db, contact_id, changed, now)
-            detail = {k: {"from": before[k], "to": v} for k, v in changed.items()}
+            detail: dict[str, Any] = {k: {"from": before[k], "to": v} for k, v in changed.items()}
+            # A new address is a fresh start: the old one's flag (it failed for good) goes.
+            moved = (("sms", "phone"), ("email", "email"))
+            old = [(c, before[f]) for c, f in moved if f in changed and before[f]]
+            cleared = hygiene_store.clear(db, old, now, actor.id)
+            if cleared:
+                detail["flags_cleared"] = cleared
             audit_write(db, now, actor.id, "contact.update", contact_id, agency, detail, source)
         return _person(db, agencies, agency, contact_id)
 

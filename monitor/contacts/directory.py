@@ -19,7 +19,9 @@ from typing import Any
 from ..config import Agency, Contact
 from ..sqldialect import Handle
 from ..store import Store
+from . import hygiene_store
 from . import store as contacts_store
+from .flags import Flag, key_of
 from .model import Person, StoredContact
 
 
@@ -44,8 +46,13 @@ class Directory:
         agencies: Iterable[Agency],
         stored: Iterable[StoredContact] = (),
         revoked: frozenset[str] = frozenset(),
+        flags: Iterable[Flag] = (),
     ) -> None:
         self.agency_ids: list[str] = []
+        # The open flags (an address that failed for good), by (channel, address): the router
+        # leaves those channels out (see monitor.contacts.flags).
+        self.flags: dict[tuple[str, str], Flag] = {f.key: f for f in flags}
+        self.flagged: frozenset[tuple[str, str]] = frozenset(self.flags)
         self._people: dict[str, list[Person]] = {}
         claimed: dict[str, dict[tuple[str, str], str]] = {}
         for agency in agencies:
@@ -103,6 +110,15 @@ class Directory:
         """Who of ``agency`` in ``role`` is paged, in the directory's order."""
         return [p for p in self._people.get(agency, ()) if p.active and p.contact.role == role]
 
+    def flags_of(self, contact: Contact) -> list[Flag]:
+        """The open flags of a contact's phone number and e-mail address."""
+        keys = [
+            key_of(channel, address)
+            for channel, address in (("sms", contact.phone), ("email", contact.email))
+            if address
+        ]
+        return [self.flags[k] for k in keys if k in self.flags]
+
     def ties(self) -> dict[str, str]:
         """Registry contacts tied to an account: person id → account id."""
         return {
@@ -115,7 +131,12 @@ class Directory:
 
 def read(db: Handle, agencies: Iterable[Agency]) -> Directory:
     """The directory of ``agencies`` and the store's contacts, read in one transaction."""
-    return Directory(agencies, contacts_store.listed(db), contacts_store.revoked_accounts(db))
+    return Directory(
+        agencies,
+        contacts_store.listed(db),
+        contacts_store.revoked_accounts(db),
+        hygiene_store.open_flags(db),
+    )
 
 
 class ContactsDesk:
@@ -128,6 +149,7 @@ class ContactsDesk:
         self._seen: Sequence[Agency] = agencies()
         self._stored: list[StoredContact] = []
         self._revoked: frozenset[str] = frozenset()
+        self._flags: list[Flag] = []
         self._directory = Directory(self._seen)
         self._synced: dict[str, str] | None = None
         self._tied_for: Sequence[Agency] | None = None
@@ -137,7 +159,7 @@ class ContactsDesk:
         agencies = self.agencies()
         if agencies is not self._seen:  # a config reload: the registry's part is new
             self._seen = agencies
-            self._directory = Directory(agencies, self._stored, self._revoked)
+            self._directory = Directory(agencies, self._stored, self._revoked, self._flags)
         return self._directory
 
     async def refresh(self) -> None:
@@ -145,25 +167,33 @@ class ContactsDesk:
         wanted = Directory(agencies).ties()
         sync = wanted != self._synced
 
-        def work(db: Handle) -> tuple[tuple[Any, ...], list[StoredContact], frozenset[str]]:
+        def work(
+            db: Handle,
+        ) -> tuple[tuple[Any, ...], list[StoredContact], frozenset[str], list[Flag]]:
             if sync:
                 contacts_store.set_ties(db, wanted)
-            seen = contacts_store.stamp(db)
-            return seen, contacts_store.listed(db), contacts_store.revoked_accounts(db)
+            seen = _stamp(db)
+            flags = hygiene_store.open_flags(db)
+            return seen, contacts_store.listed(db), contacts_store.revoked_accounts(db), flags
 
-        self._stamp, stored, revoked = await self.store.transact(work)
+        self._stamp, stored, revoked, flags = await self.store.transact(work)
         self._synced = wanted
-        self._stored, self._revoked, self._seen = stored, revoked, agencies
+        self._stored, self._revoked, self._flags, self._seen = stored, revoked, flags, agencies
         self._tied_for = agencies
-        self._directory = Directory(agencies, stored, revoked)
+        self._directory = Directory(agencies, stored, revoked, flags)
 
     async def tick(self, now: float) -> None:
-        """Re-read when a contact or a revocation was written (the database's data_version
-        does not see this process's own writes), or the registry was reloaded (its ties go
-        to the database, for the outbox)."""
-        stamp = await self.store.transact(contacts_store.stamp)
+        """Re-read when a contact, a revocation or an address flag was written (the database's
+        data_version does not see this process's own writes: the outbox flags an address in
+        this process), or the registry was reloaded (its ties go to the database, for the
+        outbox)."""
+        stamp = await self.store.transact(_stamp)
         if stamp != self._stamp or self.agencies() is not self._tied_for:
             await self.refresh()
+
+
+def _stamp(db: Handle) -> tuple[Any, ...]:
+    return (*contacts_store.stamp(db), *hygiene_store.stamp(db))
 
 
 async def refresh_among(desks: Iterable[object]) -> None:

@@ -4,6 +4,7 @@ told about what. The registry's (YAML) contacts are listed, read-only (409)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
@@ -14,8 +15,9 @@ from ...alerting import told as routing
 from ...alerting.messages import local_iso
 from ...alerting.model import Recipient
 from ...config.model import E164, Channel, Email
-from ...contacts import actions
+from ...contacts import actions, hygiene
 from ...contacts import directory as contacts_directory
+from ...contacts.flags import Flag, masked_address
 from ...contacts.model import Person, masked
 from ..routes import ApiError, Route
 from .common import API, AccountId, Api, Body, Name, body_of, caller, reading
@@ -53,8 +55,23 @@ class ContactPatch(Body):
     account_id: AccountId | None = None
 
 
-def person_json(p: Person, whole: bool) -> dict[str, Any]:
-    """A person as the API shows it (``whole``: phones and e-mails unmasked)."""
+def flag_json(f: Flag, whole: bool) -> dict[str, Any]:
+    """An open flag on a contact's address (``whole``: the address and the provider's words)."""
+    return {
+        "id": f.id,
+        "channel": f.channel,
+        "address": f.address if whole else masked_address(f.channel, f.address),
+        "code": f.code,
+        "meaning": f.meaning[1],
+        "reason": f.reason if whole else None,
+        "flagged_at": local_iso(f.flagged_at),
+        "reported_at": None if f.reported_at is None else local_iso(f.reported_at),
+    }
+
+
+def person_json(p: Person, whole: bool, flags: Sequence[Flag] = ()) -> dict[str, Any]:
+    """A person as the API shows it (``whole``: phones and e-mails unmasked), with the open
+    flags of its addresses."""
     c, row = p.contact, p.stored
     return {
         "id": p.id,
@@ -78,6 +95,7 @@ def person_json(p: Person, whole: bool) -> dict[str, Any]:
         "created_at": None if row is None else local_iso(row.created_at),
         "updated_at": None if row is None else local_iso(row.updated_at),
         "confirmed_at": None if row is None else local_iso(row.confirmed_at),
+        "flags": [flag_json(f, whole) for f in flags],
     }
 
 
@@ -108,10 +126,11 @@ async def contacts_list(request: web.Request) -> web.Response:
     api, me = request.app[API], caller(request)
     agency = _agency(request, api)
     whole = access.sees_addresses(me, agency)
-    people = (await _directory(api)).people(agency)
+    directory = await _directory(api)
+    people = directory.people(agency)
     return web.json_response(
         {
-            "contacts": [person_json(p, whole) for p in people],
+            "contacts": [person_json(p, whole, directory.flags_of(p.contact)) for p in people],
             "may_edit": actions.may_manage(me, agency),
         }
     )
@@ -140,10 +159,12 @@ async def contacts_create(request: web.Request) -> web.Response:
 async def contact_get(request: web.Request) -> web.Response:
     api, me = request.app[API], caller(request)
     agency = _agency(request, api)
-    person = (await _directory(api)).find(agency, request.match_info["id"])
+    directory = await _directory(api)
+    person = directory.find(agency, request.match_info["id"])
     if person is None:
         raise ApiError(404, f"no contact {request.match_info['id']!r} in {agency}")
-    return web.json_response(person_json(person, access.sees_addresses(me, agency)))
+    whole = access.sees_addresses(me, agency)
+    return web.json_response(person_json(person, whole, directory.flags_of(person.contact)))
 
 
 async def contact_patch(request: web.Request) -> web.Response:
@@ -188,6 +209,26 @@ async def contact_delete(request: web.Request) -> web.Response:
     return web.json_response({"removed": contact_id})
 
 
+async def contact_flags_clear(request: web.Request) -> web.Response:
+    api, me = request.app[API], caller(request)
+    agency = _agency(request, api)
+    if not actions.may_manage(me, agency):
+        raise ApiError(403, f"{me.id} ({me.role}) may not manage {agency}'s contacts")
+    contact_id = request.match_info["id"]
+    cleared = await _act(
+        api,
+        hygiene.clear_flags(
+            api.store,
+            actor=me,
+            agency=agency,
+            contact_id=contact_id,
+            agencies=api.engine.config.agencies,
+            now=api.clock(),
+        ),
+    )
+    return web.json_response({"contact": contact_id, "cleared": cleared})
+
+
 async def agency_routing(request: web.Request) -> web.Response:
     api, me = request.app[API], caller(request)
     agency = _agency(request, api)
@@ -222,6 +263,13 @@ ROUTES: tuple[Route, ...] = (
         body=ContactPatch,
     ),
     Route("DELETE", _ONE, contact_delete, "Remove a contact the agency manages"),
+    Route(
+        "POST",
+        _ONE + "/flags/clear",
+        contact_flags_clear,
+        "Clear the flags of a contact's addresses that failed for good (its agency-admins,"
+        " national-admins)",
+    ),
     Route(
         "GET",
         "/api/v1/agencies/{agency}/routing",

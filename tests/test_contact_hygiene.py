@@ -1,0 +1,360 @@
+"""Issue 15, item 5: contact hygiene.
+
+* an SMS Twilio refuses with 21211 (the real outbox, the real SMS channel, the tests' Twilio
+  API) flags the number in the failure's transaction; the directory sees it on its next tick and
+  the router sends the person's next alert by e-mail; the agency's admins are told once (a
+  second tick: nothing), the address masked; editing the phone clears the flag;
+* an e-mail refused with 550 on RCPT (aiosmtpd) flags the address; a retryable failure (Twilio
+  500, SMTP 450) flags nothing;
+* the API: each contact's flags (masked for a viewer), ``POST …/flags/clear`` (agency-admin and
+  national-admin; operator, viewer and another agency refused), audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from monitor.alerting.notices import NoticeSender
+from monitor.alerting.outbox import Outbox, OutboxItem, OutboxWorker
+from monitor.alerting.route import Router
+from monitor.config.alerting import AlertingSettings, OutboxSettings
+from monitor.contacts import actions, hygiene_store
+from monitor.contacts.directory import ContactsDesk
+from monitor.contacts.flags import masked_address
+from monitor.rules.hygiene import HygieneDesk
+from monitor.store import Store
+from notifiers.email import EmailNotifier
+from notifiers.settings import EmailSettings
+from notifiers.sms import Settings as SmsSettings
+from notifiers.sms import SmsNotifier
+from tests.conftest import StateLocation
+from tests.peers import free_port
+from tests.peers.twilio_api import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio, Reply
+from tests.test_api import (
+    Caller,
+    World,
+    world,  # noqa: F401 - the running daemon, a fixture
+)
+from tests.test_contacts import NOW, _admin, agency
+
+pytestmark = pytest.mark.timeout(120)
+
+PHONE = "+84912000345"
+EMAIL = "ha@ha-noi.gov.vn"
+
+
+@pytest.fixture
+def twilio_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_TWILIO_TOKEN", AUTH_TOKEN)
+
+
+def sms_notifier(api: FakeTwilio) -> SmsNotifier:
+    return SmsNotifier(
+        SmsSettings.model_validate(
+            {
+                "account_sid": ACCOUNT_SID,
+                "auth_token": {"env": "TEST_TWILIO_TOKEN"},
+                "from_number": FROM_NUMBER,
+                "api_base_url": api.base_url,
+                "timeout": "2s",
+            }
+        )
+    )
+
+
+def alert_item(key: str, recipient: Any) -> OutboxItem:
+    return OutboxItem(
+        key=key,
+        channel=recipient.channel,
+        address=recipient.address,
+        person=recipient.person,
+        subject="Mất kết nối",
+        text="Máy chủ bảo mật mất kết nối",
+        short="Mat ket noi",
+        html=None,
+        thread_key=None,
+        language="vi",
+        fallbacks=recipient.fallbacks,
+    )
+
+
+async def _rows(store: Store, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    return await store.transact(lambda db: [tuple(r) for r in db.execute(query, args).fetchall()])
+
+
+class Hanoi:
+    """A store, the Hà Nội registry (a high-level admin), a stored technical admin reached by
+    [sms, email], the contacts desk, a router over it, an outbox and a notice sender."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.registry = [
+            agency(
+                contacts=[
+                    {
+                        "id": "lanh-dao",
+                        "name": "Trần Thị Bình",
+                        "role": "high-level-admin",
+                        "email": "binh@ha-noi.gov.vn",
+                        "channels": ["email"],
+                    }
+                ]
+            )
+        ]
+        self.desk = ContactsDesk(store, lambda: self.registry)
+        self.router = Router(AlertingSettings(), self.registry, self.desk)
+        self.clock = [NOW]
+        self.outbox = Outbox(store, OutboxSettings(), clock=lambda: self.clock[0])
+        sender = NoticeSender(self.outbox, lambda: self.router, AlertingSettings)
+        self.hygiene = HygieneDesk(store, sender, self.desk)
+        self.person = ""
+
+    async def start(self) -> None:
+        self.me = await _admin(self.store)
+        made = await actions.create(
+            self.store,
+            actor=self.me,
+            agency="ha-noi",
+            fields={"name": "Nguyễn Văn A", "role": "technical-admin", "phone": PHONE,
+                    "email": EMAIL, "channels": ["sms", "email"]},
+            agencies=self.registry,
+            now=NOW,
+        )  # fmt: skip
+        self.contact_id, self.person = made.id, made.person
+        await self.desk.refresh()
+
+    def channels(self) -> list[tuple[str, str]]:
+        return [(r.channel, r.address) for r in self.router.people("ha-noi", "technical-admins")]
+
+
+@pytest.fixture
+async def hanoi(state_location: StateLocation, twilio_token: None) -> AsyncIterator[Hanoi]:
+    del twilio_token
+    store = await state_location.open()
+    town = Hanoi(store)
+    await town.start()
+    try:
+        yield town
+    finally:
+        await store.close()
+
+
+async def test_an_invalid_number_is_flagged_skipped_told_once_and_cleared_by_an_edit(
+    hanoi: Hanoi,
+) -> None:
+    assert hanoi.channels() == [("sms", PHONE), ("email", EMAIL)]
+    sms = hanoi.router.people("ha-noi", "technical-admins")[0]
+    await hanoi.outbox.enqueue([alert_item("alert-1", sms)])
+    async with FakeTwilio() as api:
+        api.script.append(Reply.invalid_number(PHONE))
+        notifier = sms_notifier(api)
+        try:
+            assert await OutboxWorker(hanoi.outbox, notifier).run_once()
+        finally:
+            await notifier.aclose()
+    flags = await _rows(
+        hanoi.store,
+        "SELECT channel, address, code, person, reported_at, cleared_at FROM address_flags",
+    )
+    assert flags == [("sms", PHONE, "21211", hanoi.person, None, None)]
+    # The failed SMS went on to the e-mail (the outbox's fallback, as before).
+    rows = await _rows(hanoi.store, "SELECT channel, status FROM outbox ORDER BY id")
+    assert rows == [("sms", "failed"), ("email", "pending")]
+
+    # The desk's tick sees the outbox's write: the next alert goes by e-mail alone.
+    await hanoi.desk.tick(NOW + 1)
+    assert hanoi.channels() == [("email", EMAIL)]
+    # Failing again adds no second flag.
+    again = await hanoi.store.transact(
+        lambda db: hygiene_store.flag(db, "sms", PHONE, "21211", "again", hanoi.person, NOW + 2)
+    )
+    assert again is False
+
+    # The admins (technical and high-level) are told once.
+    await hanoi.hygiene.tick(NOW + 3)
+    notices = await _rows(
+        hanoi.store, "SELECT channel, address, text FROM outbox WHERE key NOT LIKE 'alert-%'"
+    )
+    assert sorted((c, a) for c, a, _ in notices) == [
+        ("email", "binh@ha-noi.gov.vn"),
+        ("email", EMAIL),
+    ]
+    text = notices[0][2]
+    assert "Số điện thoại +84…345 của Nguyễn Văn A không nhận được tin nhắn" in text
+    assert "21211: số không hợp lệ" in text and PHONE not in text
+    reported = await _rows(hanoi.store, "SELECT reported_at FROM address_flags")
+    assert reported == [(NOW + 3,)]
+    await hanoi.hygiene.tick(NOW + 4)
+    count = await _rows(hanoi.store, "SELECT COUNT(*) FROM outbox")
+    assert count == [(4,)]  # nothing more
+
+    # Editing the phone clears the old number's flag (audited with the edit).
+    await actions.update(
+        hanoi.store,
+        actor=hanoi.me,
+        agency="ha-noi",
+        contact_id=hanoi.contact_id,
+        changes={"phone": "+84912000999"},
+        agencies=hanoi.registry,
+        now=NOW + 5,
+    )
+    cleared = await _rows(hanoi.store, "SELECT cleared_at, cleared_by FROM address_flags")
+    assert cleared == [(NOW + 5, hanoi.me.id)]
+    detail = await _rows(
+        hanoi.store, "SELECT detail FROM audit WHERE action = 'contact.update' ORDER BY id"
+    )
+    assert json.loads(detail[-1][0])["flags_cleared"] == ["sms"]
+    await hanoi.desk.tick(NOW + 6)
+    assert hanoi.channels() == [("sms", "+84912000999"), ("email", EMAIL)]
+
+
+async def test_a_retryable_sms_failure_flags_nothing(hanoi: Hanoi) -> None:
+    sms = hanoi.router.people("ha-noi", "technical-admins")[0]
+    await hanoi.outbox.enqueue([alert_item("alert-1", sms)])
+    async with FakeTwilio() as api:
+        api.script.append(Reply.server_error())
+        api.script.append(Reply.error(21610, "The recipient unsubscribed"))  # STOP: not flagged
+        notifier = sms_notifier(api)
+        try:
+            assert await OutboxWorker(hanoi.outbox, notifier).run_once()
+            rows = await _rows(hanoi.store, "SELECT status FROM outbox")
+            assert rows == [("pending",)]
+            hanoi.clock[0] += 3600
+            assert await OutboxWorker(hanoi.outbox, notifier).run_once()
+        finally:
+            await notifier.aclose()
+    rows = await _rows(hanoi.store, "SELECT channel, status FROM outbox ORDER BY id")
+    assert rows == [("sms", "failed"), ("email", "pending")]
+    assert await _rows(hanoi.store, "SELECT * FROM address_flags") == []
+    await hanoi.desk.tick(NOW + 1)
+    assert hanoi.channels() == [("sms", PHONE), ("email", EMAIL)]
+
+
+class Mailbox:
+    """Refuses gone@ for good (550) and later@ for now (450), accepts the rest."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        del server, session, options
+        if address.lower().startswith("gone@"):
+            return "550 5.1.1 <gone@ha-noi.gov.vn>: no such user"
+        if address.startswith("later@"):
+            return "450 4.2.1 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        del server, session
+        self.received.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield box, controller.port
+    finally:
+        controller.stop()
+
+
+async def test_a_mailbox_refused_for_good_is_flagged_and_one_refused_for_now_is_not(
+    state_location: StateLocation, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, port = mailbox
+    store = await state_location.open()
+    try:
+        outbox = Outbox(store, OutboxSettings(), clock=lambda: NOW)
+        items = [
+            OutboxItem(f"m-{who}", "email", f"{who}@ha-noi.gov.vn", f"ha-noi/c-{who}", "s", "t",
+                       "t", None, None, "vi")
+            for who in ("Gone", "later", "ok")
+        ]  # fmt: skip
+        await outbox.enqueue(items)
+        settings = EmailSettings(
+            host="127.0.0.1", port=port, security="none", from_addr="gs@npsp.example"
+        )
+        worker = OutboxWorker(outbox, EmailNotifier(settings))
+        for _ in items:
+            assert await worker.run_once()
+        assert box.received == ["ok@ha-noi.gov.vn"]
+        flags = await _rows(store, "SELECT channel, address, code, person FROM address_flags")
+        # E-mail addresses are flagged without case.
+        assert flags == [("email", "gone@ha-noi.gov.vn", "550", "ha-noi/c-Gone")]
+        statuses = await _rows(store, "SELECT key, status FROM outbox ORDER BY key")
+        assert statuses == [("m-Gone", "failed"), ("m-later", "pending"), ("m-ok", "sent")]
+    finally:
+        await store.close()
+
+
+def test_masks_keep_the_country_code_and_last_three_digits_or_the_domain() -> None:
+    assert masked_address("sms", "+84912000345") == "+84…345"
+    assert masked_address("email", "gone@ha-noi.gov.vn") == "***@ha-noi.gov.vn"
+
+
+# ----- the API ----------------------------------------------------------------------------------
+
+ONE = "/api/v1/agencies/{a}/contacts/{id}"
+
+
+async def test_flags_through_the_api_rbac_masks_and_audit(world: World) -> None:  # noqa: F811
+    national = await world.caller("national-admin", None)
+    body = {"name": "Phạm Thu Hà", "role": "technical-admin", "phone": "+84987654321",
+            "email": "ha@bo.gov.vn", "channels": ["sms", "email"]}  # fmt: skip
+    status, made = await national.call("POST", "/api/v1/agencies/bo-a/contacts", body)
+    assert status == 201, made
+    cid = made["id"]
+    assert made["flags"] == []
+    await world.store.transact(
+        lambda db: hygiene_store.flag(
+            db, "sms", "+84987654321", "21614", "not a mobile", made["person"], NOW
+        )
+    )
+    admin = await world.caller("agency-admin", "bo-a")
+    status, seen = await admin.call("GET", ONE.format(a="bo-a", id=cid))
+    assert status == 200
+    assert [(f["channel"], f["address"], f["code"]) for f in seen["flags"]] == [
+        ("sms", "+84987654321", "21614")
+    ]
+    viewer = await world.caller("viewer", "bo-a")
+    status, listed = await viewer.call("GET", "/api/v1/agencies/bo-a/contacts")
+    shown = next(c for c in listed["contacts"] if c["id"] == cid)
+    assert shown["flags"][0]["address"] == "+84…321" and shown["flags"][0]["reason"] is None
+
+    clear = ONE.format(a="bo-a", id=cid) + "/flags/clear"
+    refused: list[Caller] = [
+        viewer,
+        await world.caller("operator", "bo-a"),
+        await world.caller("agency-admin", "bo-b"),
+        await world.caller(None),
+    ]
+    for caller in refused:
+        status, _ = await caller.call("POST", clear)
+        assert status in (401, 403), status
+    assert len(await _rows(world.store, "SELECT 1 FROM address_flags WHERE cleared_at IS NULL"))
+    status, answer = await admin.call("POST", clear)
+    assert (status, answer) == (200, {"contact": cid, "cleared": ["sms"]})
+    status, answer = await national.call("POST", clear)
+    assert (status, answer["cleared"]) == (200, [])
+    status, _ = await admin.call("POST", ONE.format(a="bo-a", id="c-000000000000") + "/flags/clear")
+    assert status == 404
+    audit = await _rows(
+        world.store, "SELECT actor, target, detail FROM audit WHERE action = 'contact.flags.clear'"
+    )
+    assert audit == [("agency-admin-bo-a", cid, json.dumps({"channels": ["sms"]}))]
+    status, seen = await admin.call("GET", ONE.format(a="bo-a", id=cid))
+    assert seen["flags"] == []
+    await asyncio.sleep(0)
