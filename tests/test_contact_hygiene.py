@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,7 @@ from tests.test_api import (
     world,  # noqa: F401 - the running daemon, a fixture
 )
 from tests.test_contacts import NOW, _admin, agency
+from tests.test_pages import devtools, usable_chromium
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -358,3 +360,44 @@ async def test_flags_through_the_api_rbac_masks_and_audit(world: World) -> None:
     status, seen = await admin.call("GET", ONE.format(a="bo-a", id=cid))
     assert seen["flags"] == []
     await asyncio.sleep(0)
+
+
+async def test_chromium_the_contacts_page_shows_a_flag_and_its_button_clears_it(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    base = await usable_chromium(tmp_path)
+    national = await world.caller("national-admin", None)
+    body = {"name": "Đỗ Minh Khoa", "role": "technical-admin", "phone": "+84911222333",
+            "email": "khoa@bo-a.gov.vn", "channels": ["sms", "email"]}  # fmt: skip
+    status, made = await national.call("POST", "/api/v1/agencies/bo-a/contacts", body)
+    assert status == 201
+    await world.store.transact(
+        lambda db: hygiene_store.flag(
+            db, "sms", "+84911222333", "21211", "bad", made["person"], NOW
+        )
+    )
+    row = f"document.querySelector('tr[data-id={made['id']}]')"
+    for role in ("viewer", "agency-admin"):
+        token = await world.account(role, "bo-a")
+        async with devtools(base) as page:
+            await page.go(world.running.base + "/agency/bo-a/contacts")
+            await page.loading(
+                page.js(
+                    f"document.getElementById('token').value = {json.dumps(token)};"
+                    " document.forms[document.forms.length - 1].submit()"
+                )
+            )
+            assert "Không nhận được: SMS (21211)" in await page.js(f"{row}.innerText")
+            buttons = await page.js(f"{row}.querySelectorAll('form.clear-flags').length")
+            if role == "viewer":
+                assert buttons == 0  # a viewer sees the flag, no button
+                continue
+            assert buttons == 1
+            await page.loading(page.js(f"{row}.querySelector('form.clear-flags').submit()"))
+            assert await page.js("location.pathname") == "/agency/bo-a/contacts"
+            assert "Không nhận được" not in await page.js(f"{row}.innerText")
+    audit = await _rows(
+        world.store, "SELECT actor, source FROM audit WHERE action = 'contact.flags.clear'"
+    )
+    assert audit == [("agency-admin-bo-a", "page")]

@@ -1,7 +1,8 @@
 """An agency's contacts in the pages: ``/agency/{agency}/contacts`` (its people, the registry's
 marked read-only and those it overrides marked, who is told about what, and for its
 agency-admins and national-admins the form that adds one), ``/agency/{agency}/contacts/{id}``
-(the edit form; POST saves it) and ``.../{id}/remove``. The rules are the API's
+(the edit form; POST saves it), ``.../{id}/remove`` and ``.../{id}/flags/clear`` (the
+button beside an address that failed for good). The rules are the API's
 (:mod:`monitor.contacts.actions`, :mod:`monitor.access`); every form carries the CSRF token,
 every change is audited with the source ``page``."""
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from .. import access
 from ..accounts import Account
 from ..alerting import told as routing
-from ..contacts import actions
+from ..contacts import actions, hygiene
 from ..contacts import directory as contacts_directory
 from . import auth
 from .browser import html, language, redirect
@@ -77,6 +78,7 @@ class ContactPages(PageKit):
             told,
             whole=access.sees_addresses(account, agency),
             editable=actions.may_manage(account, agency),
+            flags=lambda p: directory.flags_of(p.contact),
         )
         return html(page)
 
@@ -151,6 +153,28 @@ class ContactPages(PageKit):
             return await self._refused(request, exc)
         return await self._back(request, agency)
 
+    async def clear_flags(self, request: web.Request) -> web.StreamResponse:
+        """The button beside a flagged address: its flags go (the address was checked)."""
+        account = await self._posted(request)
+        if not isinstance(account, Account):
+            return account
+        agency = request.match_info["agency"]
+        if self._agency_name(agency, "vi") is None:
+            return await self._not_found(request, "agency")
+        try:
+            await hygiene.clear_flags(
+                self.ctx.store,
+                actor=account,
+                agency=agency,
+                contact_id=request.match_info["id"],
+                agencies=self.ctx.engine.config.agencies,
+                now=self.ctx.clock(),
+                source="page",
+            )
+        except actions.ContactError as exc:
+            return await self._refused(request, exc)
+        return await self._back(request, agency)
+
     async def remove(self, request: web.Request) -> web.StreamResponse:
         account = await self._posted(request)
         if not isinstance(account, Account):
@@ -180,4 +204,5 @@ def contact_routes(ctx: PagesContext) -> list[web.RouteDef]:
         web.get("/agency/{agency}/contacts/{id}", pages.edit_form),
         web.post("/agency/{agency}/contacts/{id}", pages.update),
         web.post("/agency/{agency}/contacts/{id}/remove", pages.remove),
+        web.post("/agency/{agency}/contacts/{id}/flags/clear", pages.clear_flags),
     ]

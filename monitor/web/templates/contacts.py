@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from ...alerting.model import Recipient
 from ...alerting.told import Told
+from ...contacts.flags import Flag
 from ...contacts.model import Person, masked
 from .frame import Chrome, layout, link, table
 from .words import Lang
@@ -52,6 +53,8 @@ WORDS: dict[Lang, dict[str, str]] = {
         "escalation": "Leo thang sau {minutes} phút: {target}",
         "nobody": "Không ai",
         "link": "Người nhận thông báo",
+        "flagged": "Không nhận được: {channel} ({code})",
+        "clear": "Gỡ cờ (đã kiểm tra địa chỉ)",
     },
     "en": {
         "title": "Contacts — {name}",
@@ -88,6 +91,8 @@ WORDS: dict[Lang, dict[str, str]] = {
         "escalation": "Escalation after {minutes} min: {target}",
         "nobody": "Nobody",
         "link": "Contacts",
+        "flagged": "Not receiving: {channel} ({code})",
+        "clear": "Clear the flag (address checked)",
     },
 }
 CHANNELS = ("sms", "email", "inbox", "webhook")
@@ -115,17 +120,33 @@ def _csrf(chrome: Chrome) -> str:
     return f'<input type="hidden" name="csrf" value="{escape(chrome.csrf or "")}">'
 
 
-def _row(chrome: Chrome, p: Person, whole: bool, editable: bool) -> str:
+def _flags(p: Person, flags: Sequence[Flag], w: dict[str, str]) -> str:
+    """A badge per open flag on the person's addresses (an address that failed for good)."""
+    return "".join(
+        ' <span class="badge flagged">'
+        + escape(w["flagged"].format(channel=f.channel.upper(), code=f.code))
+        + "</span>"
+        for f in flags
+    )
+
+
+def _row(chrome: Chrome, p: Person, whole: bool, editable: bool, flags: Sequence[Flag] = ()) -> str:
     lang, w, c = chrome.lang, WORDS[chrome.lang], p.contact
     phone = c.phone if whole else masked(c.phone)
     email = c.email if whole else masked(c.email)
     actions = ""
+    one = f"{_base(p.agency)}/{quote(p.id, safe='')}"
     if editable and p.source == "store":
-        one = f"{_base(p.agency)}/{quote(p.id, safe='')}"
         actions = (
             f'<a href="{escape(link(one, lang))}">{escape(w["edit"])}</a> '
             f'<form method="post" action="{escape(link(one + "/remove", lang))}" class="inline">'
             f'{_csrf(chrome)}<button type="submit">{escape(w["remove"])}</button></form>'
+        )
+    if editable and flags:
+        clear = link(one + "/flags/clear", lang)
+        actions += (
+            f' <form method="post" action="{escape(clear)}" class="inline clear-flags">'
+            f'{_csrf(chrome)}<button type="submit">{escape(w["clear"])}</button></form>'
         )
     cells = [
         escape(c.name),
@@ -135,7 +156,7 @@ def _row(chrome: Chrome, p: Person, whole: bool, editable: bool) -> str:
         escape(", ".join(c.channels)),
         escape(c.language),
         escape(w[p.source]),
-        _status(p, w),
+        _status(p, w) + _flags(p, flags, w),
         actions,
     ]
     tds = "".join(f"<td>{cell}</td>" for cell in cells)
@@ -211,13 +232,15 @@ def contacts_page(
     *,
     whole: bool,
     editable: bool,
+    flags: Callable[[Person], Sequence[Flag]] = lambda _p: (),
 ) -> str:
     """The list, the add form (``editable``) and who is told about what; ``whole``: phones
-    and e-mails unmasked."""
+    and e-mails unmasked; ``flags``: the open flags of a person's addresses (a badge each, and
+    for whoever may edit, the button that clears them)."""
     w = WORDS[chrome.lang]
     head = [w[k] for k in ("name", "role", "phone", "email", "channels", "language")]
     head += [w["source"], w["status"], ""]
-    rows = [_row(chrome, p, whole, editable) for p in people]
+    rows = [_row(chrome, p, whole, editable, flags(p)) for p in people]
     body = table(head, rows, css="list contacts") if rows else f"<p>{escape(w['none'])}</p>"
     if editable:
         body += f"<h2>{escape(w['add'])}</h2>" + _form(chrome, _base(agency), None)
