@@ -428,9 +428,10 @@ can-tho/public-service-portal DEGRADED (certificate expires in {expires}, under 
 warning), hue/one-stop DEGRADED (its dossiers last synchronised a month ago: stale in Hue's
 working hours, told to Hue's webhook too), bo-y-te/one-stop in MAINTENANCE (a window the demo
 recorded), ha-noi/one-stop flipping and then FLAPPING, the others UP (bo-tai-chinh's secure
-server also runs a dossier lookup: a token, then two API calls). State changes are logged below; about 5 seconds
-after each, the administrators get one SMS, one e-mail and one inbox message per agency (a
-digest), and the operations team one e-mail for everything; each links to its system's page.
+server also runs a dossier lookup: a token, then two API calls). State changes are logged
+below; about 5 seconds after each, the administrators get one SMS, one e-mail and one inbox
+message per agency (a digest), and the operations team one e-mail for everything; each links
+to its system's page.
 Stop with Ctrl-C; {restart}.
 """,
         flush=True,

@@ -375,6 +375,69 @@ MIGRATIONS = [
     CREATE INDEX senior_rights_at ON senior_rights_changes (at);
     CREATE INDEX senior_rights_pending ON senior_rights_changes (notified_at);
     """,
+    # Duty rosters (monitor/rosters): an agency's weekly shifts (weekdays as a mask, bit 0 =
+    # Monday; HH:MM in the calendar's time zone, the end may be past midnight) and dated
+    # overrides (epoch seconds; contact_id NULL: nobody on duty), which win over the shifts.
+    """
+    CREATE TABLE roster_shifts (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        weekdays INTEGER NOT NULL,
+        starts TEXT NOT NULL,
+        ends TEXT NOT NULL,
+        contact_id TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_by TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX roster_shifts_agency ON roster_shifts (agency);
+    CREATE TABLE roster_overrides (
+        id INTEGER PRIMARY KEY,
+        agency TEXT NOT NULL,
+        starts REAL NOT NULL,
+        ends REAL NOT NULL,
+        contact_id TEXT,
+        note TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_by TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX roster_overrides_agency ON roster_overrides (agency, ends);
+    """,
+    # Contact hygiene (monitor/contacts/hygiene.py): an address that failed for good (an SMS
+    # number Twilio calls invalid or not a mobile, an e-mail address refused with 5xx), one open
+    # flag per channel and address (cleared_at set: closed), and whether the agency's admins
+    # were told (reported_at). A stored contact's confirmation reminders: one per contact and
+    # period, its link's token stored hashed (SHA-256), single use, with an expiry.
+    """
+    CREATE TABLE address_flags (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        person TEXT,
+        flagged_at REAL NOT NULL,
+        reported_at REAL,
+        cleared_at REAL,
+        cleared_by TEXT
+    );
+    CREATE UNIQUE INDEX address_flags_open ON address_flags (channel, address)
+        WHERE cleared_at IS NULL;
+    CREATE TABLE contact_confirmations (
+        id INTEGER PRIMARY KEY,
+        contact_id TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at REAL,
+        UNIQUE (contact_id, period_start)
+    );
+    """,
 ]
 
 
