@@ -50,6 +50,7 @@ from .mqtt_status import StatusTopics
 from .reports.produce import Producer
 from .reports.schedule import ReportDesk
 from .retention import RetentionDesk
+from .rules.confirmations import ConfirmationDesk
 from .rules.desk import RulesContext
 from .rules.hygiene import HygieneDesk
 from .rules.service import RulesService
@@ -199,8 +200,18 @@ def core(config: ConfigSource, store: Store, chans: Channels) -> Core:
             contacts,
             # Addresses that failed for good, told once to their agency's admins.
             HygieneDesk(store, notices, contacts),
+            # The agencies' own contacts reminded to confirm their details once a period.
+            ConfirmationDesk(
+                store,
+                lambda: config().contacts,
+                lambda: config().alerting.web_base,
+                wake=lambda channel: outbox.wakeup(channel).set(),
+            ),
         ],
     )
+    # Off hours, an outage pages the agency's people on duty (its roster), not the whole team.
+    router.duty = lambda agency, ts: rules.rosters.duty_targets(agency, ts, ctx.calendar)
+    rules.rosters.directory = contacts  # the names on duty, for the pages
     engine.freshness = FreshnessJudge(lambda: ctx.calendar)  # the calendar of the day (reloads)
     return Core(store, chans, engine, heartbeats, outbox, metrics, rules, cluster, contacts)
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -26,9 +29,11 @@ from monitor.alerting.notices import NoticeSender
 from monitor.alerting.outbox import Outbox, OutboxItem, OutboxWorker
 from monitor.alerting.route import Router
 from monitor.config.alerting import AlertingSettings, OutboxSettings
-from monitor.contacts import actions, hygiene_store
+from monitor.config.contacts import ContactsSettings
+from monitor.contacts import actions, confirm, confirm_store, hygiene_store
 from monitor.contacts.directory import ContactsDesk
 from monitor.contacts.flags import masked_address
+from monitor.rules.confirmations import ConfirmationDesk
 from monitor.rules.hygiene import HygieneDesk
 from monitor.store import Store
 from notifiers.email import EmailNotifier
@@ -401,3 +406,150 @@ async def test_chromium_the_contacts_page_shows_a_flag_and_its_button_clears_it(
         world.store, "SELECT actor, source FROM audit WHERE action = 'contact.flags.clear'"
     )
     assert audit == [("agency-admin-bo-a", "page")]
+
+
+# ----- confirmation reminders -------------------------------------------------------------------
+
+DAY = 86400.0
+YEAR = 365 * DAY
+WEB = "https://giamsat.example"
+
+
+def confirmations(store: Store, period: float = YEAR) -> ConfirmationDesk:
+    return ConfirmationDesk(
+        store, lambda: ContactsSettings(confirm_after=f"{int(period)}s"), lambda: WEB
+    )
+
+
+async def _reminders(store: Store) -> list[tuple[Any, ...]]:
+    return await _rows(
+        store,
+        "SELECT channel, address, text FROM outbox WHERE key LIKE 'contact-confirm/%' ORDER BY id",
+    )
+
+
+def _token(text: str) -> str:
+    found = re.search(re.escape(WEB) + r"/contacts/confirm/([A-Za-z0-9_-]{43})\b", text)
+    assert found is not None, text
+    return found.group(1)
+
+
+async def test_a_reminder_once_per_period_and_its_link_confirms_once(
+    state_location: StateLocation,
+) -> None:
+    store = await state_location.open()
+    try:
+        me = await _admin(store)
+        registry = [agency()]  # its two registry contacts are never reminded
+        made = await actions.create(
+            store,
+            actor=me,
+            agency="ha-noi",
+            fields={"name": "Lê Văn Cường", "role": "technical-admin", "email": "cuong@hn.vn",
+                    "portal_account": "cuong.hn", "channels": ["email", "inbox"]},
+            agencies=registry,
+            now=NOW,
+        )  # fmt: skip
+        desk = confirmations(store)
+        await desk.tick(NOW + YEAR - 1)  # not due yet
+        assert await _reminders(store) == []
+        await desk.tick(NOW + YEAR + 300)  # due, but the desk looked less than EVERY ago
+        assert await _reminders(store) == []
+        desk = confirmations(store)
+        await desk.tick(NOW + YEAR + 1000)
+        sent = await _reminders(store)
+        assert [(c, a) for c, a, _ in sent] == [("email", "cuong@hn.vn"), ("inbox", "cuong.hn")]
+        token = _token(sent[0][2])
+        assert _token(sent[1][2]) == token
+        # The database keeps the token's hash only.
+        kept = await _rows(store, "SELECT token_hash, expires_at FROM contact_confirmations")
+        assert kept == [(confirm.hashed(token), NOW + YEAR + 1000 + confirm.LINK_VALID)]
+        assert token not in json.dumps(kept)
+        # Later in the same period (a restart: a new desk): nothing more.
+        await confirmations(store).tick(NOW + YEAR + 40 * DAY)
+        assert len(await _reminders(store)) == 2
+
+        assert await confirm.open_token(store, "x" * 43, NOW + YEAR + 2000) is None
+        opened = await confirm.open_token(store, token, NOW + YEAR + 2000)
+        assert opened is not None and opened.contact.id == made.id
+        done = await confirm.confirm_by_token(store, token, NOW + YEAR + 2000)
+        assert done is not None and done.id == made.id
+        row = await _rows(store, "SELECT confirmed_at FROM contacts WHERE id = ?", made.id)
+        assert row == [(NOW + YEAR + 2000,)]
+        audit = await _rows(
+            store, "SELECT actor, target, source FROM audit WHERE action = 'contact.confirm'"
+        )
+        assert audit == [(f"contact:{made.id}", made.id, "page")]
+        # Single use.
+        assert await confirm.open_token(store, token, NOW + YEAR + 2001) is None
+        assert await confirm.confirm_by_token(store, token, NOW + YEAR + 2001) is None
+
+        # Confirmed: the next reminder comes a period after the confirmation, not before.
+        await confirmations(store).tick(NOW + 2 * YEAR + 1000)
+        assert len(await _reminders(store)) == 2
+        await confirmations(store).tick(NOW + 2 * YEAR + 3000)
+        sent = await _reminders(store)
+        assert len(sent) == 4
+        late = _token(sent[2][2])
+        # Expired after 30 days.
+        expired_at = NOW + 2 * YEAR + 3000 + confirm.LINK_VALID
+        assert await confirm.open_token(store, late, expired_at - 1) is not None
+        assert await confirm.confirm_by_token(store, late, expired_at) is None
+    finally:
+        await store.close()
+
+
+async def test_the_confirm_page_works_once_and_says_nothing_of_a_wrong_link(
+    world: World,  # noqa: F811
+) -> None:
+    national = await world.caller("national-admin", None)
+    body = {"name": "Vũ Thị Dung", "role": "technical-admin", "email": "dung@bo-a.gov.vn",
+            "channels": ["email"]}  # fmt: skip
+    status, made = await national.call("POST", "/api/v1/agencies/bo-a/contacts", body)
+    assert status == 201
+    token = confirm.new_token()
+    now = time.time()
+    await world.store.transact(
+        lambda db: confirm_store.add(
+            db, made["id"], now, confirm.hashed(token), now, now + confirm.LINK_VALID
+        )
+    )
+    site = world.running.base
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{site}/contacts/confirm/{token}") as page:
+            assert page.status == 200
+            text = await page.text()
+        assert "Vũ Thị Dung" in text and "dung@bo-a.gov.vn" in text
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', text)
+        assert csrf is not None
+        url = f"{site}/contacts/confirm/{token}"
+        # A forged form (no token of the page), and one posted from another site.
+        async with http.post(url, data={"csrf": "0" * 64}) as refused:
+            assert refused.status == 403
+        headers = {"Origin": "https://evil.example"}
+        async with http.post(url, data={"csrf": csrf.group(1)}, headers=headers) as refused:
+            assert refused.status == 403
+        async with http.post(url, data={"csrf": csrf.group(1)}) as done:
+            assert done.status == 200
+            assert "đã được xác nhận" in await done.text()
+        async with http.post(url, data={"csrf": csrf.group(1)}) as again:
+            assert again.status == 404
+        async with http.get(url) as used:
+            used_text = await used.text()
+            assert used.status == 404
+        other = confirm.new_token()
+        async with http.get(f"{site}/contacts/confirm/{other}") as wrong:
+            assert wrong.status == 404
+            # Nothing tells one from the other (but the path itself, in the language link).
+            assert (await wrong.text()).replace(other, "T") == used_text.replace(token, "T")
+            assert "Vũ Thị Dung" not in used_text
+        # Guessing is throttled like the login page: 10 wrong links a minute, then 429.
+        statuses = []
+        for _ in range(8):
+            async with http.get(f"{site}/contacts/confirm/{confirm.new_token()}") as guess:
+                statuses.append(guess.status)
+        assert statuses[:7] == [404] * 7 and statuses[7] == 429
+    status, seen = await national.call("GET", f"/api/v1/agencies/bo-a/contacts/{made['id']}")
+    assert seen["confirmed_at"] is not None
+    audit = await _rows(world.store, "SELECT source FROM audit WHERE action = 'contact.confirm'")
+    assert audit == [("page",)]

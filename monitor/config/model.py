@@ -28,6 +28,7 @@ from ..deadman import DeadmanSettings
 from ..workdays import CalendarSettings
 from .alerting import AlertingSettings
 from .cluster import ClusterSettings
+from .contacts import ContactsSettings
 from .reports import ReportsSettings
 from .retention import RetentionSettings
 
@@ -285,6 +286,10 @@ class Config(StrictModel):
             "inbox messages; the leader prunes the rest in small batches (the audit log, "
             "incidents, maintenance windows and each month's report figures are kept)."
         ),
+    )
+    contacts: ContactsSettings = Field(
+        ContactsSettings(),
+        description="The agencies' own contacts: how often they are asked to confirm them.",
     )
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _listen_address(v)))

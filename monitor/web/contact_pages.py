@@ -2,12 +2,15 @@
 marked read-only and those it overrides marked, who is told about what, and for its
 agency-admins and national-admins the form that adds one), ``/agency/{agency}/contacts/{id}``
 (the edit form; POST saves it), ``.../{id}/remove`` and ``.../{id}/flags/clear`` (the
-button beside an address that failed for good). The rules are the API's
+button beside an address that failed for good); ``/contacts/confirm/{token}``, a confirmation
+reminder's link (:class:`ConfirmPages`). The rules are the API's
 (:mod:`monitor.contacts.actions`, :mod:`monitor.access`); every form carries the CSRF token,
 every change is audited with the source ``page``."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from aiohttp import web
@@ -15,15 +18,16 @@ from aiohttp import web
 from .. import access
 from ..accounts import Account
 from ..alerting import told as routing
-from ..contacts import actions, hygiene
+from ..contacts import actions, confirm, hygiene
 from ..contacts import directory as contacts_directory
 from . import auth
-from .browser import html, language, redirect
+from .browser import cross_site, html, language, redirect
 from .kit import PageKit, PagesContext
 from .templates import render
-from .templates.contacts import WORDS, contact_form_page, contacts_page
+from .templates.contacts import WORDS, confirm_page, contact_form_page, contacts_page
+from .templates.words import WORDS as WORDS_COMMON
 
-__all__ = ["ContactPages", "contact_routes"]
+__all__ = ["ConfirmPages", "ContactPages", "contact_routes"]
 
 _OPTIONAL = ("phone", "email", "portal_account", "webhook", "account_id")
 
@@ -195,10 +199,83 @@ class ContactPages(PageKit):
         return await self._back(request, agency)
 
 
+class ConfirmPages(PageKit):
+    """``/contacts/confirm/{token}``: a stored contact confirms its details (no login: the
+    link's token is the credential). A wrong, used or expired token gets one 404 that says
+    nothing more, and counts as a failed login for the caller's address (the login page's
+    throttle: too many, and 429)."""
+
+    def _token_csrf(self, token: str) -> str:
+        message = f"contact-confirm\0{confirm.hashed(token)}".encode()
+        return hmac.new(self.ctx.secret, message, hashlib.sha256).hexdigest()
+
+    async def _throttled(self, request: web.Request) -> web.Response | None:
+        wait = self.ctx.authenticator.throttle.blocked_for(self.ctx.authenticator.client(request))
+        if not wait:
+            return None
+        w = WORDS[language(request)]
+        response = await self._message(request, 429, w["confirm_title"], w["bad_link"])
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+
+    async def _bad_link(self, request: web.Request) -> web.Response:
+        self.ctx.authenticator.throttle.failed(self.ctx.authenticator.client(request))
+        w = WORDS[language(request)]
+        return await self._message(request, 404, w["confirm_title"], w["bad_link"])
+
+    def _agency_name(self, agency: str, lang: str) -> str:
+        for a in self.ctx.engine.config.agencies:
+            if a.id == agency:
+                return a.name_en if lang == "en" else a.name_vi
+        return agency
+
+    async def form(self, request: web.Request) -> web.StreamResponse:
+        throttled = await self._throttled(request)
+        if throttled is not None:
+            return throttled
+        token = request.match_info["token"]
+        opened = await confirm.open_token(self.ctx.store, token, self.ctx.clock())
+        if opened is None:
+            return await self._bad_link(request)
+        lang = language(request)
+        chrome = await self._chrome(request, None)
+        c = opened.contact
+        action = render.link(request.path, lang)
+        page = confirm_page(
+            chrome, c, self._agency_name(c.agency, lang), action, self._token_csrf(token)
+        )
+        return html(page)
+
+    async def confirm(self, request: web.Request) -> web.StreamResponse:
+        throttled = await self._throttled(request)
+        if throttled is not None:
+            return throttled
+        w = WORDS[language(request)]
+        token = request.match_info["token"]
+        form = await request.post()
+        given = form.get("csrf")
+        if (
+            cross_site(request)
+            or not isinstance(given, str)
+            or not hmac.compare_digest(given, self._token_csrf(token))
+        ):
+            words = WORDS_COMMON[language(request)]
+            return await self._message(request, 403, words["forbidden"], words["forged"])
+        done = await confirm.confirm_by_token(self.ctx.store, token, self.ctx.clock())
+        if done is None:
+            return await self._bad_link(request)
+        if self.ctx.rules is not None:
+            await contacts_directory.refresh_among(self.ctx.rules.others)
+        return await self._message(request, 200, w["confirm_title"], w["confirmed"])
+
+
 def contact_routes(ctx: PagesContext) -> list[web.RouteDef]:
     """The contacts' pages, beside :func:`monitor.web.pages.page_routes`."""
     pages = ContactPages(ctx)
+    confirming = ConfirmPages(ctx)
     return [
+        web.get("/contacts/confirm/{token}", confirming.form),
+        web.post("/contacts/confirm/{token}", confirming.confirm),
         web.get("/agency/{agency}/contacts", pages.listing),
         web.post("/agency/{agency}/contacts", pages.create),
         web.get("/agency/{agency}/contacts/{id}", pages.edit_form),

@@ -11,11 +11,11 @@ from urllib.parse import quote
 from ...alerting.model import Recipient
 from ...alerting.told import Told
 from ...contacts.flags import Flag
-from ...contacts.model import Person, masked
+from ...contacts.model import Person, StoredContact, masked
 from .frame import Chrome, layout, link, table
 from .words import Lang
 
-__all__ = ["WORDS", "contact_form_page", "contacts_link", "contacts_page"]
+__all__ = ["WORDS", "confirm_page", "contact_form_page", "contacts_link", "contacts_page"]
 
 WORDS: dict[Lang, dict[str, str]] = {
     "vi": {
@@ -55,6 +55,13 @@ WORDS: dict[Lang, dict[str, str]] = {
         "link": "Người nhận thông báo",
         "flagged": "Không nhận được: {channel} ({code})",
         "clear": "Gỡ cờ (đã kiểm tra địa chỉ)",
+        "confirm_title": "Xác nhận thông tin liên lạc",
+        "confirm_text": "Vui lòng kiểm tra thông tin dưới đây. Nếu đúng, bấm Xác nhận; nếu đã"
+        " thay đổi, vui lòng báo quản trị của cơ quan để cập nhật.",
+        "agency": "Cơ quan",
+        "confirm": "Xác nhận",
+        "confirmed": "Cảm ơn anh/chị: thông tin liên lạc đã được xác nhận.",
+        "bad_link": "Liên kết không hợp lệ hoặc đã hết hạn.",
     },
     "en": {
         "title": "Contacts — {name}",
@@ -93,6 +100,13 @@ WORDS: dict[Lang, dict[str, str]] = {
         "link": "Contacts",
         "flagged": "Not receiving: {channel} ({code})",
         "clear": "Clear the flag (address checked)",
+        "confirm_title": "Confirm your contact details",
+        "confirm_text": "Please check the details below. If they are right, press Confirm; if"
+        " they changed, please ask your agency's administrator to update them.",
+        "agency": "Agency",
+        "confirm": "Confirm",
+        "confirmed": "Thank you: your contact details are confirmed.",
+        "bad_link": "This link is not valid or has expired.",
     },
 }
 CHANNELS = ("sms", "email", "inbox", "webhook")
@@ -250,6 +264,32 @@ def contacts_page(
 
     body += _told(chrome, told, address)
     return layout(chrome, w["title"].format(name=name), body)
+
+
+def confirm_page(
+    chrome: Chrome, contact: StoredContact, agency: str, action: str, token_csrf: str
+) -> str:
+    """The page of a confirmation link: the contact's details and the Confirm button (a form
+    bound to the link's token)."""
+    w = WORDS[chrome.lang]
+    rows = [
+        (w["name"], contact.name),
+        (w["agency"], agency),
+        (w["role"], w.get(contact.role, contact.role)),
+        (w["phone"], contact.phone or "—"),
+        (w["email"], contact.email or "—"),
+        (w["portal_account"], contact.portal_account or "—"),
+        (w["channels"], ", ".join(contact.channels)),
+    ]
+    details = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    body = (
+        f"<p>{escape(w['confirm_text'])}</p>"
+        f'<table class="details confirm">{details}</table>'
+        f'<form method="post" action="{escape(action)}" class="confirm">'
+        f'<input type="hidden" name="csrf" value="{escape(token_csrf)}">'
+        f'<button type="submit">{escape(w["confirm"])}</button></form>'
+    )
+    return layout(chrome, w["confirm_title"], body)
 
 
 def contact_form_page(chrome: Chrome, name: str, person: Person) -> str:
