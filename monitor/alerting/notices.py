@@ -10,6 +10,7 @@ restart, or by a second gateway host) is a no-op.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -18,7 +19,7 @@ from urllib.parse import quote
 from ..config.alerting import AlertingSettings, Target
 from .messages import as_html
 from .outbox import Outbox, OutboxItem
-from .route import Router
+from .route import DutyRule, Router
 
 if TYPE_CHECKING:
     from ..contacts.directory import Directory
@@ -141,17 +142,26 @@ class RunningRouter:
         settings: Callable[[], AlertingSettings],
         registry: Callable[[], Registry],
         directory: Callable[[], Directory] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.directory = directory  # the people in effect (None: the registry's alone)
+        self.clock = clock
+        # The agencies' rosters (set by the daemon's assembly once the rules exist; read at
+        # each routing, so it may come after the router).
+        self.duty: DutyRule | None = None
         self._built: tuple[AlertingSettings, Registry, Router] | None = None
+
+    def _duty(self, agency: str, ts: float) -> list[str] | None:
+        return None if self.duty is None else self.duty(agency, ts)
 
     def __call__(self) -> Router:
         settings, registry = self.settings(), self.registry()
         built = self._built
         if built is None or built[0] is not settings or built[1] is not registry:
             agencies = [e.agency for e in registry.systems.values()]
-            router = Router(settings, agencies, self.directory)
+            router = Router(settings, agencies, self.directory, duty=self._duty, clock=self.clock)
             self._built = built = (settings, registry, router)
         return built[2]

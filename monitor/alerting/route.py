@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from notifiers.base import ChannelName
@@ -11,10 +12,18 @@ from ..config import Agency, Contact
 from ..config.alerting import AlertingSettings, OperationsContact, Route, Target
 from ..contacts.directory import Directory
 from ..contacts.flags import key_of
+from ..contacts.model import Person
 from ..state import State
 from .model import Alert, Recipient
 
 _ORDER: tuple[ChannelName, ...] = ("sms", "email", "inbox", "webhook")
+#: The states that page the people on duty, off hours, instead of the whole technical team.
+_OUTAGE = frozenset({State.DOWN, State.FLAPPING, State.UNREACHABLE})
+
+DutyRule = Callable[[str, float], list[str] | None]
+"""``(agency, ts)`` → the contact ids on duty whom an outage at ``ts`` pages instead of the
+whole technical team, or None for the normal routing (working hours, no roster, nobody on duty):
+:meth:`monitor.rosters.Rosters.duty_targets`."""
 
 
 def _address(person: Contact | OperationsContact, channel: ChannelName) -> str | None:
@@ -68,16 +77,23 @@ class Router:
 
     An agency's people come from ``directory`` (the one in effect: the registry's contacts and
     the agency's own, see :mod:`monitor.contacts.directory`); without one, from the registry's
-    ``agencies`` alone (check-config, reports from the command line, tests)."""
+    ``agencies`` alone (check-config, reports from the command line, tests). With ``duty`` (the
+    agencies' rosters), an outage told to an agency's technical-admins off hours goes to the
+    people on duty at ``clock()``, not to the whole team."""
 
     def __init__(
         self,
         settings: AlertingSettings,
         agencies: Iterable[Agency],
         directory: Callable[[], Directory] | None = None,
+        *,
+        duty: DutyRule | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.agencies = {a.id: a for a in agencies}
+        self.duty = duty
+        self.clock = clock
         self.directory = (
             directory
             if directory is not None
@@ -97,8 +113,9 @@ class Router:
 
     def recipients(self, alert: Alert, targets: Iterable[Target] | None = None) -> list[Recipient]:
         out: list[Recipient] = []
+        outage = alert.state in _OUTAGE
         for target in self.targets(alert) if targets is None else targets:
-            out += self.people(alert.agency, target)
+            out += self.people(alert.agency, target, outage=outage)
         if alert.state is State.DEGRADED:
             out = _lower_urgency(out, self.settings.degraded_channels)
         seen: set[str] = set()
@@ -109,20 +126,32 @@ class Router:
                 unique.append(r)
         return unique
 
-    def people(self, agency_id: str, target: Target) -> list[Recipient]:
+    def people(self, agency_id: str, target: Target, *, outage: bool = False) -> list[Recipient]:
         if target == "operations":
             return [
                 r
                 for i, person in enumerate(self.settings.operations)
                 for r in recipients_of(f"operations/{i}", person)
             ]
-        role = "technical-admin" if target == "technical-admins" else "high-level-admin"
         directory = self.directory()
-        return [
-            r
-            for p in directory.active(agency_id, role)
-            for r in recipients_of(p.person, p.contact, directory.flagged)
-        ]
+        chosen = self._on_duty(directory, agency_id) if outage else None
+        if target != "technical-admins" or chosen is None:
+            role = "technical-admin" if target == "technical-admins" else "high-level-admin"
+            chosen = directory.active(agency_id, role)
+        return [r for p in chosen for r in recipients_of(p.person, p.contact, directory.flagged)]
+
+    def _on_duty(self, directory: Directory, agency_id: str) -> list[Person] | None:
+        """The agency's active people on duty now, off hours (a roster may name a high-level
+        admin too); None for the whole technical team: working hours, no roster, nobody on
+        duty, or nobody on duty who may still be paged (revoked, removed)."""
+        if self.duty is None:
+            return None
+        ids = self.duty(agency_id, self.clock())
+        if ids is None:
+            return None
+        wanted = set(ids)
+        on_duty = [p for p in directory.people(agency_id) if p.active and p.id in wanted]
+        return on_duty or None
 
 
 def _constant(directory: Directory) -> Callable[[], Directory]:

@@ -71,7 +71,9 @@ from .report_pages import report_routes
 from .roster_pages import roster_routes
 from .routes import path_number
 from .templates import render
+from .templates.frame import agency_name
 from .templates.render import PROBLEMS, Bar, InboxItem, Problem, Row
+from .templates.rosters import duty_line, duty_section
 from .templates.words import WORDS, Lang
 
 MAX_MESSAGES = 200  # inbox messages on one page
@@ -174,6 +176,7 @@ class Pages(PageKit):
             problems_only=problems_only,
             gateway_since=self._gateway_since(),
             now=now,
+            duty=self._duty_section(groups.values(), chrome.lang),
         )
         response = html(text)
         response.enable_compression()  # about 1 MB of HTML at 3,300 systems
@@ -227,8 +230,22 @@ class Pages(PageKit):
             changes=await self._agency_changes(agency.id),
             names=names,
             gateway_since=self._gateway_since(),
+            duty=duty_line(agency.id, self._on_duty(agency.id), lang),
         )
         return html(text)
+
+    def _on_duty(self, agency: str) -> list[str] | None:
+        """Who is on duty now in ``agency`` (names); None: it has no roster."""
+        rules = self.ctx.rules
+        return None if rules is None else rules.rosters.on_duty_now(agency)
+
+    def _duty_section(self, groups: Iterable[tuple[Agency, Sequence[Row]]], lang: Lang) -> str:
+        lines = []
+        for agency, _rows in groups:
+            names = self._on_duty(agency.id)
+            if names is not None:
+                lines.append((agency.id, agency_name(agency, lang), names))
+        return duty_section(lines, lang)
 
     # ----- GET /system/{agency}/{system}
 

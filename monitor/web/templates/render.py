@@ -73,6 +73,7 @@ def overview(
     problems_only: bool,
     gateway_since: float | None,
     now: float,
+    duty: str = "",
 ) -> str:
     """What is wrong right now, then every agency the account may see.
 
@@ -94,6 +95,7 @@ def overview(
         gateway_note(gateway_since, lang),
         f"<p>{escape(systems_count(total, lang))} · {counts(all_rows, lang)} · {toggle}</p>",
         *_problem_sections(problems, lang, now=now, gateway_cut=gateway_since is not None),
+        duty,  # who is on duty now, per agency with a roster (rosters.duty_section)
         *_agency_sections(groups, lang, problems_only=problems_only),
     ]
     return layout(chrome, w["overview"], "".join(parts))
@@ -172,13 +174,16 @@ def agency_page(
     changes: Sequence[Event],
     names: Mapping[str, str],
     gateway_since: float | None,
+    duty: str = "",
 ) -> str:
+    """``duty``: the "on duty now" line (:func:`~.rosters.duty_line`; empty: no roster)."""
     lang = chrome.lang
     w = WORDS[lang]
     body = (
         gateway_note(gateway_since, lang)
         + f'<p class="muted">{escape(AGENCY_KINDS[lang][agency.kind])} · {escape(agency.code)}'
         f" · {escape(systems_count(len(rows), lang))} · {counts(rows, lang)}</p>"
+        + duty
         + systems_table(rows, lang, private=True)
         + f"<h2>{escape(w['incidents'])}</h2>"
         + incidents_table(incidents, lang, names)

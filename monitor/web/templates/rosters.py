@@ -15,7 +15,7 @@ from ...rosters.model import Roster, days_of
 from .frame import Chrome, layout, link, table
 from .words import Lang
 
-__all__ = ["WORDS", "duty_line", "roster_page"]
+__all__ = ["WORDS", "duty_line", "duty_section", "roster_page"]
 
 WORDS: dict[Lang, dict[str, str]] = {
     "vi": {
@@ -93,6 +93,21 @@ def duty_line(agency: str, names: Sequence[str] | None, lang: Lang) -> str:
     text = w["line"].format(names=", ".join(names) if names else w["nobody"])
     href = link(base(agency), lang)
     return f'<p class="duty"><a href="{escape(href)}">{escape(text)}</a></p>'
+
+
+def duty_section(lines: Sequence[tuple[str, str, Sequence[str]]], lang: Lang) -> str:
+    """The overview's "on duty now": one line per agency with a roster (agency id, its name,
+    the names on duty), each linking to its roster; empty when no agency has one."""
+    if not lines:
+        return ""
+    w = WORDS[lang]
+    items = "".join(
+        f"<li>{escape(name)}: "
+        f'<a href="{escape(link(base(agency), lang))}">'
+        f"{escape(', '.join(names) if names else w['nobody'])}</a></li>"
+        for agency, name, names in lines
+    )
+    return f'<section id="duty"><h2>{escape(w["now"])}</h2><ul>{items}</ul></section>'
 
 
 def _csrf(chrome: Chrome) -> str:
