@@ -27,7 +27,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from monitor.alerting.notices import NoticeSender
 from monitor.alerting.outbox import Outbox, OutboxItem, OutboxWorker
-from monitor.alerting.route import Router
+from monitor.alerting.route import Router, recipients_of
 from monitor.config.alerting import AlertingSettings, OutboxSettings
 from monitor.config.contacts import ContactsSettings
 from monitor.contacts import actions, confirm, confirm_store, hygiene_store
@@ -586,3 +586,27 @@ async def test_chromium_a_contact_confirms_from_the_reminders_link(
         assert "không hợp lệ hoặc đã hết hạn" in await page.js("document.body.innerText")
     row = await _rows(world.store, "SELECT confirmed_at FROM contacts WHERE id = ?", made["id"])
     assert row[0][0] is not None
+
+
+def test_the_router_leaves_a_flagged_address_out_but_never_everyone() -> None:
+    person = agency(
+        contacts=[
+            {
+                "name": "A",
+                "role": "technical-admin",
+                "phone": PHONE,
+                "email": EMAIL,
+                "channels": ["sms"],
+            }
+        ]
+    ).contacts[0]
+    sms_only = recipients_of("ha-noi/a", person)
+    assert [(r.channel, r.fallbacks) for r in sms_only] == [("sms", (("email", EMAIL),))]
+    # Its only listed channel flagged: the unlisted e-mail takes its place.
+    flagged = frozenset({("sms", PHONE)})
+    assert [(r.channel, r.fallbacks) for r in recipients_of("ha-noi/a", person, flagged)] == [
+        ("email", ())
+    ]
+    # E-mail flags compare without case; every address flagged: tried rather than nobody told.
+    both = frozenset({("sms", PHONE), ("email", EMAIL.lower())})
+    assert [r.channel for r in recipients_of("ha-noi/a", person, both)] == ["sms"]
