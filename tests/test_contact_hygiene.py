@@ -610,3 +610,39 @@ def test_the_router_leaves_a_flagged_address_out_but_never_everyone() -> None:
     # E-mail flags compare without case; every address flagged: tried rather than nobody told.
     both = frozenset({("sms", PHONE), ("email", EMAIL.lower())})
     assert [r.channel for r in recipients_of("ha-noi/a", person, both)] == ["sms"]
+
+
+async def test_an_operations_address_is_skipped_too_and_operations_are_told(
+    state_location: StateLocation,
+) -> None:
+    store = await state_location.open()
+    try:
+        registry = [agency()]
+        desk = ContactsDesk(store, lambda: registry)
+        settings = AlertingSettings.model_validate(
+            {
+                "operations": [
+                    {"name": "VPCP trực", "phone": "+84900000111", "email": "ops@vpcp.gov.vn",
+                     "channels": ["sms", "email"]}
+                ]
+            }
+        )  # fmt: skip
+        router = Router(settings, registry, desk)
+        await desk.refresh()
+        assert [r.channel for r in router.people("", "operations")] == ["sms", "email"]
+        await store.transact(
+            lambda db: hygiene_store.flag(
+                db, "sms", "+84900000111", "21614", "landline", "operations/0", NOW
+            )
+        )
+        await desk.tick(NOW)
+        assert [r.channel for r in router.people("", "operations")] == ["email"]
+        outbox = Outbox(store, OutboxSettings(), clock=lambda: NOW)
+        await HygieneDesk(store, NoticeSender(outbox, lambda: router, lambda: settings), desk).tick(
+            NOW
+        )
+        told = await _rows(store, "SELECT channel, address, text FROM outbox")
+        assert [(c, a) for c, a, _ in told] == [("email", "ops@vpcp.gov.vn")]
+        assert "+84…111" in told[0][2] and "21614: không phải số di động" in told[0][2]
+    finally:
+        await store.close()

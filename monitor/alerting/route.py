@@ -128,10 +128,11 @@ class Router:
 
     def people(self, agency_id: str, target: Target, *, outage: bool = False) -> list[Recipient]:
         if target == "operations":
+            flagged = self.directory().flagged  # its own addresses may fail for good too
             return [
                 r
                 for i, person in enumerate(self.settings.operations)
-                for r in recipients_of(f"operations/{i}", person)
+                for r in recipients_of(f"operations/{i}", person, flagged)
             ]
         directory = self.directory()
         chosen = self._on_duty(directory, agency_id) if outage else None
