@@ -100,14 +100,16 @@ async def test_outbox_rows_go_by_status_and_age_and_pending_ones_never(store: St
 
 
 async def test_failed_rows_follow_their_own_period(store: Store) -> None:
-    for status in ("sent", "failed"):
+    # dropped: a revoked person's rows (monitor/contacts), kept as long as the failed ones.
+    for status in ("sent", "failed", "dropped"):
         for days in (10, 40, 200):
             await add_outbox(store, f"{status}-{days}", status, NOW - days * DAY)
     await one_pass(store, retention(outbox_sent="30d", outbox_failed="180d"))
-    assert await outbox_keys(store) == {"sent-10", "failed-10", "failed-40"}
+    kept = {"failed-10", "failed-40", "dropped-10", "dropped-40"}
+    assert await outbox_keys(store) == {"sent-10", *kept}
     # Failed rows kept forever: only the sent ones go.
     await one_pass(store, retention(outbox_sent="5d", outbox_failed=0))
-    assert await outbox_keys(store) == {"failed-10", "failed-40"}
+    assert await outbox_keys(store) == kept
 
 
 async def test_inbox_messages_go_read_or_not(store: Store) -> None:

@@ -79,8 +79,8 @@ class RetentionSettings(StrictModel):
         180 * _DAY,
         description=(
             "Notifications given up on (outbox rows `failed`: a permanent error or out of "
-            "retries), counted from when they were queued: kept longer, as the record of "
-            "who was not told."
+            "retries; and `dropped`: a revoked person's), counted from when they were queued: "
+            "kept longer, as the record of who was not told."
         ),
     )
     inbox: KeepFor = Field(

@@ -27,6 +27,10 @@ from ..sqldialect import Handle
 from ..store import Store
 from . import store
 
+#: Outbox rows pruned, by the period that governs them: a revoked person's dropped rows are
+#: kept as long as the failed ones (both say who was not told).
+OUTBOX_KINDS = (("outbox_sent", "sent"), ("outbox_failed", "failed"), ("outbox_failed", "dropped"))
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -131,7 +135,7 @@ class RetentionDesk:
                 result, "verdicts", lambda db: store.prune_verdicts(db, before, batch)
             ):
                 yield
-        for kind, status in (("outbox_sent", "sent"), ("outbox_failed", "failed")):
+        for kind, status in OUTBOX_KINDS:
             period = getattr(settings, kind)
             if period is not None:
                 async for _ in self._batches(

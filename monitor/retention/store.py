@@ -71,8 +71,9 @@ _PRUNE_VERDICTS = sql(
     " LIMIT ?)"
 )
 
-#: The outbox statuses pruned (the others are still to be sent).
-OUTBOX_DONE = ("sent", "failed")
+#: The outbox statuses pruned (the others are still to be sent); ``dropped``: a revoked
+#: person's, never sent (monitor/contacts), kept as long as ``failed``.
+OUTBOX_DONE = ("sent", "failed", "dropped")
 
 
 # ----- state changes and their months --------------------------------------------------------
@@ -137,7 +138,7 @@ def prune_state_changes(db: Handle, cut: float, limit: int) -> int:
 
 
 def prune_outbox(db: Handle, status: str, before: float, limit: int) -> int:
-    """Delete up to ``limit`` outbox rows of ``status`` (sent or failed) queued before
+    """Delete up to ``limit`` outbox rows of ``status`` (sent, failed or dropped) queued before
     ``before``."""
     if status not in OUTBOX_DONE:
         raise ValueError(f"outbox rows {status!r} are never pruned")
