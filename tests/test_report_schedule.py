@@ -32,6 +32,8 @@ from monitor.cli.report import add_report_commands
 from monitor.config import Config, load_config
 from monitor.config.alerting import OutboxSettings
 from monitor.config.reports import ReportsSettings, TriggerSettings
+from monitor.contacts import store as contacts_store
+from monitor.contacts.model import StoredContact
 from monitor.registry import Registry
 from monitor.reports import runs_store
 from monitor.reports.periods import parse_period, previous_period
@@ -604,3 +606,52 @@ def test_report_send_now_queues_once_per_period(
             await store.close()
 
     assert asyncio.run(count()) == (5, 10)
+
+
+def test_report_send_now_reaches_an_agencys_own_contacts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command routes as the daemon does: the registry's people and the agency's own."""
+    path = tmp_path / "npsp.yaml"
+    path.write_text(
+        yaml.safe_dump(config_data(tmp_path / "state.db"), allow_unicode=True), encoding="utf-8"
+    )
+    own = StoredContact(
+        id="c-0123456789ab", agency="ha-noi", name="Trực ca Hà Nội", role="technical-admin",
+        phone=None, email="truc@ha-noi.dvc.example", portal_account=None, webhook=None,
+        channels=("email",), language="vi", account_id=None, created_at=hanoi(2026, 1, 2),
+        updated_at=hanoi(2026, 1, 2), confirmed_at=None, removed_at=None,
+    )  # fmt: skip
+
+    async def prepare() -> None:
+        store = await Store.open(tmp_path / "state.db")
+        try:
+            await history(store, hanoi(2026, 1, 20))
+            await store.transact(lambda db: contacts_store.add(db, own))
+        finally:
+            await store.close()
+
+    asyncio.run(prepare())
+    parser = argparse.ArgumentParser(prog="npsp-monitor")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_report_commands(
+        sub,
+        lambda p: p.add_argument("-c", "--config", type=Path, required=True),
+        clock=lambda: hanoi(2026, 3, 10, 15, 0),
+    )
+    args = parser.parse_args(
+        ["report", "send", "-c", str(path), "--now", "--schedule", "agency-weekly"]
+    )
+    assert args.func(args) == 0, capsys.readouterr().err
+
+    async def addresses() -> set[str]:
+        store = await Store.open(tmp_path / "state.db")
+        try:
+            rows = await store.transact(
+                lambda db: db.execute("SELECT address FROM outbox").fetchall()
+            )
+            return {str(r[0]) for r in rows}
+        finally:
+            await store.close()
+
+    assert "truc@ha-noi.dvc.example" in asyncio.run(addresses())

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..alerting.route import Router
 from ..config import load_config
+from ..contacts.directory import read as read_directory
 from ..registry import Registry
 from ..reports import (
     Report,
@@ -98,7 +99,7 @@ def _send(args: argparse.Namespace, clock: Clock) -> int:
     if not names:
         return fail("every schedule in reports.schedules is disabled: name one with --schedule", 2)
     registry = Registry.from_config(config)
-    router = Router(config.alerting, [e.agency for e in registry.systems.values()])
+    agencies = [e.agency for e in registry.systems.values()]
     base = config.reports.base_url or config.alerting.web_base
     now = clock()
     plans: list[tuple[str, Period]] = []
@@ -110,6 +111,9 @@ def _send(args: argparse.Namespace, clock: Clock) -> int:
         plans.append((name, period))
 
     async def work(store: Store) -> list[Outcome]:
+        # The people in effect, as the daemon routes: the registry's and the agencies' own.
+        directory = await store.transact(lambda db: read_directory(db, agencies))
+        router = Router(config.alerting, agencies, lambda: directory)
         producer = Producer(store, lambda: registry, lambda: router, lambda: base)
         return [
             await producer.produce(name, schedules[name], period, now, now)
