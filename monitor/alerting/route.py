@@ -135,9 +135,10 @@ class Router:
                 for r in recipients_of(f"operations/{i}", person, flagged)
             ]
         directory = self.directory()
-        chosen = self._on_duty(directory, agency_id) if outage else None
-        if target != "technical-admins" or chosen is None:
-            role = "technical-admin" if target == "technical-admins" else "high-level-admin"
+        technical = target == "technical-admins"
+        chosen = self._on_duty(directory, agency_id) if outage and technical else None
+        if chosen is None:
+            role = "technical-admin" if technical else "high-level-admin"
             chosen = directory.active(agency_id, role)
         return [r for p in chosen for r in recipients_of(p.person, p.contact, directory.flagged)]
 
