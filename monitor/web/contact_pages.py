@@ -16,7 +16,6 @@ from typing import Any
 from aiohttp import web
 
 from .. import access
-from ..accounts import Account
 from ..alerting import told as routing
 from ..contacts import actions, confirm, hygiene
 from ..contacts import directory as contacts_directory
@@ -48,16 +47,6 @@ def _fields(form: Any) -> dict[str, Any]:
 
 class ContactPages(PageKit):
     """The handlers."""
-
-    def _agency_name(self, agency: str, lang: str) -> str | None:
-        for a in self.ctx.engine.config.agencies:
-            if a.id == agency:
-                return a.name_en if lang == "en" else a.name_vi
-        return None
-
-    async def _directory(self) -> contacts_directory.Directory:
-        agencies = self.ctx.engine.config.agencies
-        return await self.ctx.store.transact(lambda db: contacts_directory.read(db, agencies))
 
     async def listing(self, request: web.Request) -> web.StreamResponse:
         account = auth.current(request)
@@ -102,9 +91,6 @@ class ContactPages(PageKit):
         chrome = await self._chrome(request, account)
         return html(contact_form_page(chrome, name, person))
 
-    async def _posted(self, request: web.Request) -> Account | web.StreamResponse:
-        return await self._form_account(request, render.link("/login", language(request)))
-
     async def _refused(self, request: web.Request, exc: actions.ContactError) -> web.Response:
         w = WORDS[language(request)]
         return await self._message(request, exc.status, w["title"].format(name=""), str(exc))
@@ -115,12 +101,10 @@ class ContactPages(PageKit):
         return redirect(render.link(f"/agency/{agency}/contacts", language(request)))
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
-        if self._agency_name(agency, "vi") is None:
-            return await self._not_found(request, "agency")
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         try:
             await actions.create(
                 self.ctx.store,
@@ -136,12 +120,10 @@ class ContactPages(PageKit):
         return await self._back(request, agency)
 
     async def update(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
-        if self._agency_name(agency, "vi") is None:
-            return await self._not_found(request, "agency")
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         try:
             await actions.update(
                 self.ctx.store,
@@ -159,12 +141,10 @@ class ContactPages(PageKit):
 
     async def clear_flags(self, request: web.Request) -> web.StreamResponse:
         """The button beside a flagged address: its flags go (the address was checked)."""
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
-        if self._agency_name(agency, "vi") is None:
-            return await self._not_found(request, "agency")
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         try:
             await hygiene.clear_flags(
                 self.ctx.store,
@@ -180,10 +160,10 @@ class ContactPages(PageKit):
         return await self._back(request, agency)
 
     async def remove(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         try:
             await actions.remove(
                 self.ctx.store,
@@ -223,12 +203,6 @@ class ConfirmPages(PageKit):
         w = WORDS[language(request)]
         return await self._message(request, 404, w["confirm_title"], w["bad_link"])
 
-    def _agency_name(self, agency: str, lang: str) -> str:
-        for a in self.ctx.engine.config.agencies:
-            if a.id == agency:
-                return a.name_en if lang == "en" else a.name_vi
-        return agency
-
     async def form(self, request: web.Request) -> web.StreamResponse:
         throttled = await self._throttled(request)
         if throttled is not None:
@@ -242,7 +216,11 @@ class ConfirmPages(PageKit):
         c = opened.contact
         action = render.link(request.path, lang)
         page = confirm_page(
-            chrome, c, self._agency_name(c.agency, lang), action, self._token_csrf(token)
+            chrome,
+            c,
+            self._agency_name(c.agency, lang) or c.agency,
+            action,
+            self._token_csrf(token),
         )
         return html(page)
 

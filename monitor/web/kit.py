@@ -16,6 +16,8 @@ from aiohttp import web
 
 from .. import inbox_store
 from ..accounts import Account
+from ..contacts.directory import Directory
+from ..contacts.directory import read as read_directory
 from ..engine import Engine
 from ..rules.service import RulesService
 from ..store import Store
@@ -120,6 +122,29 @@ class PageKit:
         form = await request.post()
         given = form.get("csrf")
         return isinstance(given, str) and hmac.compare_digest(given, self.csrf(account, session))
+
+    def _agency_name(self, agency: str, lang: str) -> str | None:
+        """The agency's name in ``lang``; None: no such agency in the registry."""
+        for a in self.ctx.engine.config.agencies:
+            if a.id == agency:
+                return a.name_en if lang == "en" else a.name_vi
+        return None
+
+    async def _directory(self) -> Directory:
+        """The people of every agency, the registry's and their own, read now."""
+        agencies = self.ctx.engine.config.agencies
+        return await self.ctx.store.transact(lambda db: read_directory(db, agencies))
+
+    async def _posted_in(self, request: web.Request) -> tuple[Account, str] | web.StreamResponse:
+        """The account behind a form's POST about the agency of the path, or the answer that
+        refuses it (see :meth:`_form_account`; 404 for an agency the registry lacks)."""
+        account = await self._form_account(request, render.link("/login", language(request)))
+        if not isinstance(account, Account):
+            return account
+        agency = request.match_info["agency"]
+        if self._agency_name(agency, "vi") is None:
+            return await self._not_found(request, "agency")
+        return account, agency
 
     def _https(self, request: web.Request) -> bool:
         return auth.via_https(request, self.ctx.engine.config.http.trusted_proxies)

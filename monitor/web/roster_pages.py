@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 
 from ..accounts import Account
-from ..contacts import directory as contacts_directory
 from ..rosters import actions
 from ..rosters.model import RosterError
 from ..workdays import WorkCalendar
@@ -28,12 +27,6 @@ __all__ = ["RosterPages", "roster_routes"]
 
 class RosterPages(PageKit):
     """The handlers."""
-
-    def _agency_name(self, agency: str, lang: str) -> str | None:
-        for a in self.ctx.engine.config.agencies:
-            if a.id == agency:
-                return a.name_en if lang == "en" else a.name_vi
-        return None
 
     def _calendar(self) -> WorkCalendar:
         if self.ctx.rules is not None:
@@ -52,8 +45,7 @@ class RosterPages(PageKit):
             return await self._forbidden(request)
         now = self.ctx.clock()
         roster = await actions.load(self.ctx.store, agency, now)
-        agencies = self.ctx.engine.config.agencies
-        directory = await self.ctx.store.transact(lambda db: contacts_directory.read(db, agencies))
+        directory = await self._directory()
         calendar = self._calendar()
         chrome = await self._chrome(request, account)
         page = roster_page(
@@ -69,9 +61,6 @@ class RosterPages(PageKit):
             may_swap=actions.may_swap(account, agency),
         )
         return html(page)
-
-    async def _posted(self, request: web.Request) -> Account | web.StreamResponse:
-        return await self._form_account(request, render.link("/login", language(request)))
 
     async def _refused(self, request: web.Request, exc: RosterError) -> web.Response:
         w = WORDS[language(request)]
@@ -112,12 +101,10 @@ class RosterPages(PageKit):
         return self._back(request, agency)
 
     async def add_shift(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
-        if self._agency_name(agency, "vi") is None:
-            return await self._not_found(request, "agency")
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         if not actions.may_edit(account, agency):
             return await self._forbidden(request)
         form = await request.post()
@@ -135,12 +122,10 @@ class RosterPages(PageKit):
         return await self._replace(request, account, agency, [*await self._current(agency), new])
 
     async def remove_shift(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
-        if self._agency_name(agency, "vi") is None:
-            return await self._not_found(request, "agency")
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         if not actions.may_edit(account, agency):
             return await self._forbidden(request)
         number = path_number(request.match_info["id"])
@@ -151,12 +136,10 @@ class RosterPages(PageKit):
         return await self._replace(request, account, agency, kept)
 
     async def add_override(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
-        if self._agency_name(agency, "vi") is None:
-            return await self._not_found(request, "agency")
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         form = await request.post()
         calendar = self._calendar()
         try:
@@ -186,10 +169,10 @@ class RosterPages(PageKit):
         return self._back(request, agency)
 
     async def remove_override(self, request: web.Request) -> web.StreamResponse:
-        account = await self._posted(request)
-        if not isinstance(account, Account):
-            return account
-        agency = request.match_info["agency"]
+        posted = await self._posted_in(request)
+        if not isinstance(posted, tuple):
+            return posted
+        account, agency = posted
         number = path_number(request.match_info["id"])
         try:
             if number is None:
