@@ -18,12 +18,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,7 +37,8 @@ from monitor.config import Config
 from monitor.registry import Registry
 from monitor.rosters import GapDesk, Override, Roster, RosterError, Rosters, Shift, actions
 from monitor.rosters.model import mask_of
-from monitor.rules.desk import RulesContext
+from monitor.rules.desk import RulesContext, run_desks
+from monitor.sqldialect import Handle
 from monitor.store import Store
 from monitor.workdays import WorkCalendar
 from tests.conftest import StateLocation, eventually
@@ -299,6 +301,56 @@ async def test_the_store_keeps_a_roster_and_audits_it(store: Store) -> None:
                                  agencies=d.config.agencies, now=d.now)  # fmt: skip
     await rosters.tick(d.now)
     assert rosters.on_duty("ha-noi", d.now) is None
+
+
+class BrokenWatch:
+    """A desk whose look at the database fails (a bug in it): the others must still look."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    async def refresh(self) -> None:
+        pass
+
+    def watch(self, db: Handle) -> NoReturn:
+        raise ValueError("a bug in a watch")
+
+    async def act(self, now: float, seen: object) -> None:
+        raise AssertionError("nothing was read for it")
+
+    async def tick(self, now: float) -> None:
+        self.ticks += 1
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["loop", "a-broken-watch"])
+async def test_the_desks_loop_sees_this_processs_own_roster_write(
+    store: Store, broken: bool
+) -> None:
+    """The rules loop reads every watching desk's stamp in one call a tick (not a transaction
+    per desk); a write through the daemon's own connection, which does not move SQLite's
+    data_version, is seen from that read; and a desk whose read fails leaves the others
+    reading for themselves."""
+    d = Desks(store)
+    national = await _account(store, "vpcp", "national-admin", None)
+    rosters, gaps = d.desk()
+    await rosters.refresh()
+    await actions.replace_shifts(
+        store, actor=national, agency="ha-noi",
+        shifts=[{"weekdays": [7], "starts": "00:00", "ends": "00:00", "contact_id": d.ids[0]}],
+        agencies=d.config.agencies, now=d.now,
+    )  # fmt: skip
+    desks: list[Any] = [rosters, gaps]
+    bug = BrokenWatch()
+    if broken:
+        desks.insert(0, bug)
+    loop = asyncio.create_task(run_desks(store, desks, lambda: d.now))
+    try:
+        await eventually(lambda: rosters.on_duty("ha-noi", d.now) == [d.ids[0]], timeout=5)
+        if broken:
+            await eventually(lambda: bug.ticks >= 1, timeout=5)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
 
 
 async def test_the_gap_notice_is_said_once_a_day_ahead(store: Store) -> None:

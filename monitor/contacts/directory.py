@@ -182,14 +182,20 @@ class ContactsDesk:
         self._tied_for = agencies
         self._directory = Directory(agencies, stored, revoked, flags)
 
-    async def tick(self, now: float) -> None:
-        """Re-read when a contact, a revocation or an address flag was written (the database's
-        data_version does not see this process's own writes: the outbox flags an address in
-        this process), or the registry was reloaded (its ties go to the database, for the
-        outbox)."""
-        stamp = await self.store.transact(_stamp)
-        if stamp != self._stamp or self.agencies() is not self._tied_for:
+    def watch(self, db: Handle) -> tuple[Any, ...]:
+        """What moves when a contact, a revocation or an address flag is written (the
+        database's data_version does not see this process's own writes: the outbox flags an
+        address in this process)."""
+        return _stamp(db)
+
+    async def act(self, now: float, seen: tuple[Any, ...]) -> None:
+        """Re-read when :meth:`watch` moved, or the registry was reloaded (its ties go to the
+        database, for the outbox)."""
+        if seen != self._stamp or self.agencies() is not self._tied_for:
             await self.refresh()
+
+    async def tick(self, now: float) -> None:
+        await self.act(now, await self.store.transact(self.watch))
 
 
 def _stamp(db: Handle) -> tuple[Any, ...]:

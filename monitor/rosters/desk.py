@@ -60,9 +60,16 @@ class Rosters:
         agencies = sorted({s.agency for s in shifts} | {o.agency for o in overrides})
         self._rosters = {a: roster_of(a, shifts, overrides) for a in agencies}
 
-    async def tick(self, now: float) -> None:
-        if await self.store.transact(rows.stamp) != self._stamp:
+    def watch(self, db: Handle) -> tuple[Any, ...]:
+        """The rosters' stamp: this process's own writes do not move the data version."""
+        return rows.stamp(db)
+
+    async def act(self, now: float, seen: tuple[Any, ...]) -> None:
+        if seen != self._stamp:
             await self.refresh()
+
+    async def tick(self, now: float) -> None:
+        await self.act(now, await self.store.transact(self.watch))
 
     def agencies(self) -> list[str]:
         """The agencies that have a roster now."""

@@ -12,6 +12,7 @@ from ..contacts import hygiene_store
 from ..contacts.directory import Directory
 from ..contacts.flags import Flag
 from ..contacts.hygiene import audience_of, notice_words
+from ..sqldialect import Handle
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,14 @@ class HygieneDesk:
     async def refresh(self) -> None:
         """Nothing kept in memory."""
 
+    def watch(self, db: Handle) -> list[Flag]:
+        return hygiene_store.unreported(db)
+
     async def tick(self, now: float) -> None:
-        for flag in await self.store.transact(hygiene_store.unreported):
+        await self.act(now, await self.store.transact(self.watch))
+
+    async def act(self, now: float, seen: list[Flag]) -> None:
+        for flag in seen:
             try:
                 await self._tell(flag, now)
             except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from ...sqldialect import Handle
 from ..desk import RulesContext
 from . import store as rows
 from .model import Change
@@ -24,8 +25,14 @@ class SeniorRightsDesk:
     async def refresh(self) -> None:
         """Nothing kept in memory: every tick reads what is owed."""
 
+    def watch(self, db: Handle) -> list[Change]:
+        return rows.pending(db)
+
     async def tick(self, now: float) -> None:
-        for change in await self.ctx.store.transact(rows.pending):
+        await self.act(now, await self.ctx.store.transact(self.watch))
+
+    async def act(self, now: float, seen: list[Change]) -> None:
+        for change in seen:
             try:
                 await self._tell(change, now)
             except Exception:
