@@ -12,15 +12,15 @@
   one must pass; when it selects none, the field is missing.
 * :class:`JSONAssertion` — the config model of one comparison (``path``, ``op``, ``value``),
   validated and compiled when the config is read.
-* :func:`timestamp` — ISO 8601 with an offset, or epoch seconds (milliseconds when huge), as
-  Unix seconds; :func:`show` — a value as a reason shows it (quoted, printable, truncated).
+* :func:`show` — a value as a reason shows it (quoted, printable, truncated). ``age <`` reads
+  its timestamps as a freshness condition does (:func:`probes.httpbody.timestamp_of`: ISO 8601,
+  Vietnam's time without an offset, or epoch seconds).
 
 Nothing here knows HTTP: the ``api`` probe uses it, and any check with a JSON body can.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from npsp_common.types import JSONValue, StrictModel, Why, parse_duration, printable
 
-from .httpbody import BodyRegex, compile_body_regex
+from .httpbody import BodyRegex, compile_body_regex, timestamp_of
 from .reasons import why
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "compile_comparison",
     "compile_path",
     "show",
-    "timestamp",
 ]
 
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "matches", "age <"]
@@ -53,7 +52,6 @@ OPS: tuple[str, ...] = get_args(Op)
 MAX_PATH_CHARS = 500
 MAX_SHOWN = 60  # characters of a value in a reason
 # Epoch numbers above this are milliseconds: as seconds they would be past the year 5000.
-_EPOCH_MS_THRESHOLD = 1e11
 
 
 class _Re2Patterns:
@@ -174,7 +172,7 @@ class Comparison:
     def _check_one(self, value: Any, now: float, echo: bool) -> Why | None:
         path, op = self.path, self.op
         if op == "age <":
-            stamp = timestamp(value)
+            stamp = timestamp_of(value)
             if stamp is None:
                 if echo:
                     return why("json.not_timestamp_value", path=path, value=show(value))
@@ -239,7 +237,7 @@ class JSONAssertion(StrictModel):
     op: Op = Field(
         description="`==`, `!=`, `<`, `<=`, `>`, `>=` (numbers, or strings as text), `matches` "
         "(an RE2 pattern, searched: anchor with ^ and $), `age <` (the value is a duration and "
-        "the field a timestamp: ISO 8601 with an offset, or epoch seconds)."
+        "the field a timestamp: ISO 8601, Vietnam's time without an offset, or epoch seconds)."
     )
     value: JSONValue = Field(default=None, description="What to compare with.")
     _compiled: Comparison | None = PrivateAttr(default=None)
@@ -295,27 +293,6 @@ def _scalar_text(value: Any) -> str | None:
     """A number or a boolean as JSON writes it; None for objects, arrays and null."""
     if isinstance(value, bool | int | float):
         return json.dumps(value)
-    return None
-
-
-def timestamp(value: Any) -> float | None:
-    """A timestamp as Unix seconds: ISO 8601 with an offset (``2026-12-01T08:00:00+07:00``,
-    ``…Z``) or epoch seconds (milliseconds when the number is too large for seconds). An ISO
-    time without an offset is not one: whose clock it was read on is unknown."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            return None
-        return value / 1000 if value > _EPOCH_MS_THRESHOLD else float(value)
-    if isinstance(value, str) and len(value) <= 64:
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            return None
-        return moment.timestamp()
     return None
 
 
