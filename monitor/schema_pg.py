@@ -460,4 +460,8 @@ MIGRATIONS = [
         UNIQUE (contact_id, period_start)
     );
     """,
+    # An alert digest as data (monitor/alerting/facts.py), JSON, on rows the webhook may send.
+    """
+    ALTER TABLE outbox ADD COLUMN facts TEXT;
+    """,
 ]

@@ -12,7 +12,7 @@ daemon's outbox, never inside a channel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 ChannelName = Literal["sms", "email", "inbox", "webhook"]
 
@@ -44,6 +44,9 @@ class Message:
     thread_key: str | None = None
     language: str = "vi"
     attachments: tuple[Attachment, ...] = ()  # e-mail only; other channels ignore them
+    # What the message is about, as data (an alert digest's systems and states, JSON-ready):
+    # the webhook channel sends it; other channels ignore it.
+    facts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

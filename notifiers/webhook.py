@@ -91,6 +91,8 @@ def payload(message: Message, *, sent_at: float, status_page_url: str | None = N
     }
     if status_page_url:
         body["status_page_url"] = status_page_url
+    if message.facts is not None:  # an alert digest: its kind and alerts, as data
+        body.update({"kind": message.facts["kind"], "alerts": message.facts["alerts"]})
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

@@ -21,9 +21,12 @@ import yaml
 from aiohttp import web
 
 from monitor.alerting.outbox import Outbox, OutboxItem, OutboxWorker
+from monitor.alerting.pipeline import AlertPipeline
 from monitor.alerting.route import recipients_of
 from monitor.config import ConfigError, Contact, load_config
 from monitor.config.alerting import OutboxSettings
+from monitor.registry import Registry
+from monitor.state import Event, State
 from monitor.store import Store
 from notifiers import CHANNELS, ChannelEnv
 from notifiers.base import Message, NotifyError
@@ -216,7 +219,9 @@ async def test_body_is_the_documented_versioned_json(
     documented = DOCS.read_text(encoding="utf-8")
     assert all(f"| `{name}`" in documented or f"`{name}`" in documented for name in body)
     example = re.search(r"```json\n(.*?)```", documented, re.S)
-    assert example is not None and set(json.loads(example.group(1))) == set(body)
+    assert example is not None
+    # The example is an alert's: a notice's body is the same without its alert fields.
+    assert set(json.loads(example.group(1))) == set(body) | {"kind", "alerts"}
 
 
 async def test_a_follow_up_names_its_thread_and_keeps_the_language(
@@ -699,6 +704,69 @@ async def test_through_the_outbox_a_4xx_falls_back_to_the_next_channel(
         ("n-1>email", "email", "pending"),
     ]
     assert len(receiver.got) == 1
+
+
+async def test_an_alert_digest_carries_its_alerts_as_data_and_an_e_mail_does_not(
+    tmp_path: Path, store: Store, receiver: Receiver, make_notifier: NotifierFactory
+) -> None:
+    """A system going down and coming back, through the alert pipeline and the outbox to the
+    webhook: each body names the agency, system, state, status and times as fields (a ticketing
+    system need not read the Vietnamese text), and the outbox keeps no such copy on rows no
+    webhook can send."""
+    path = tmp_path / "npsp.yaml"
+    text = CONFIG.format(url=receiver.url, endpoint="ha-noi-ticketing").replace(
+        "channels:\n",
+        "channels:\n  email: {host: 127.0.0.1, port: 25, security: none,"
+        " from_addr: giamsat@npsp.dvc.example}\n",
+    )
+    operations = "alerting:\n  operations:\n    - {name: VPCP, email: ops@vpcp.dvc.example}\n"
+    path.write_text(text + operations)
+    config = load_config(path)
+    now = [NOW]
+    outbox = Outbox(store, config.alerting.outbox, clock=lambda: now[0], jitter=lambda: 0.5)
+    pipeline = AlertPipeline(
+        config.alerting, Registry.from_config(config), outbox, clock=lambda: now[0]
+    )
+    worker = OutboxWorker(outbox, make_notifier(receiver.url, clock=lambda: now[0]))
+    down_at = now[0]
+    pipeline.on_events(
+        [Event(down_at, "ha-noi", "secure-server", State.UP, State.DOWN, "refused", "gw-test")]
+    )
+    now[0] += 31  # past group_wait
+    await pipeline.tick()
+    assert await worker.run_once()
+    pipeline.on_events(
+        [Event(now[0], "ha-noi", "secure-server", State.DOWN, State.UP, "ok", "gw-test")]
+    )
+    now[0] += 301  # past group_interval
+    await pipeline.tick()
+    assert await worker.run_once()
+    bodies = [json.loads(g.body) for g in receiver.got]
+    assert [(b["kind"], len(b["alerts"])) for b in bodies] == [("firing", 1), ("resolved", 1)]
+    first, last = (b["alerts"][0] for b in bodies)
+    assert {k: first[k] for k in ("agency", "system", "name", "state", "status")} == {
+        "agency": "ha-noi",
+        "system": "secure-server",
+        "name": "Máy chủ bảo mật",
+        "state": "down",
+        "status": "firing",
+    }
+    assert first["since"] == "2026-12-06T01:20:00Z" and first["resolved_at"] is None
+    assert first["reason"] == "refused" and first["incident"] == last["incident"]
+    assert last["status"] == "resolved" and last["resolved_at"] is not None
+    assert bodies[1]["thread_id"] == bodies[0]["id"]  # one ticket: closed by the recovery
+    # The fields are those docs/webhook.md documents, and every one of them is in its table.
+    documented = DOCS.read_text(encoding="utf-8")
+    example = re.search(r"```json\n(.*?)```", documented, re.S)
+    assert example is not None
+    assert set(first) == set(json.loads(example.group(1))["alerts"][0])
+    assert all(f"`{name}`" in documented for name in first)
+    # The operations team's e-mails of the same digests carry no copy of the data.
+    rows = await store.transact(
+        lambda db: db.execute("SELECT channel, facts FROM outbox ORDER BY id").fetchall()
+    )
+    assert {channel for channel, _ in rows} >= {"webhook", "email"}
+    assert all((facts is not None) == (channel == "webhook") for channel, facts in rows)
 
 
 def test_a_contact_on_webhook_is_routed_to_its_endpoint_with_fallbacks() -> None:

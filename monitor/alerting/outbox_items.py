@@ -12,6 +12,7 @@ import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from notifiers.base import Attachment, ChannelName, Message, NotifyError
 
@@ -32,6 +33,7 @@ class OutboxItem:
     language: str
     fallbacks: tuple[tuple[ChannelName, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()  # a report's CSV: e-mail only
+    facts: dict[str, Any] | None = None  # an alert digest as data: webhook only
 
     def message(self) -> Message:
         return Message(
@@ -44,6 +46,7 @@ class OutboxItem:
             thread_key=self.thread_key,
             language=self.language,
             attachments=self.attachments if self.channel == "email" else (),
+            facts=self.facts if self.channel == "webhook" else None,
         )
 
 
@@ -90,7 +93,7 @@ def fitting(items: list[OutboxItem], fits: Callable[[str], bool]) -> list[Outbox
 
 COLUMNS = (
     "key, channel, address, person, subject, text, short, html, thread_key, language, fallbacks,"
-    " attachments"
+    " attachments, facts"
 )
 
 
@@ -112,14 +115,16 @@ def _attachments_of(value: object) -> tuple[Attachment, ...]:
 
 
 def row_values(item: OutboxItem) -> tuple[object, ...]:
-    """The values of :data:`COLUMNS` (attachments as JSON of [name, type, base64])."""
+    """The values of :data:`COLUMNS` (attachments as JSON of [name, type, base64], facts as
+    JSON)."""
     fields = [getattr(item, f.name) for f in dataclasses.fields(item)][:10]
-    return (*fields, json.dumps(item.fallbacks), _attachments_json(item.attachments))
+    facts = None if item.facts is None else json.dumps(item.facts, ensure_ascii=False)
+    return (*fields, json.dumps(item.fallbacks), _attachments_json(item.attachments), facts)
 
 
 def item_of_row(row: tuple[object, ...]) -> OutboxItem:
     key, channel, address, person, subject, text, short, html, thread, language = row[:10]
-    fallbacks, attachments = row[10:12]
+    fallbacks, attachments, facts = row[10:13]
     return OutboxItem(
         str(key),
         channel,  # type: ignore[arg-type]
@@ -133,6 +138,7 @@ def item_of_row(row: tuple[object, ...]) -> OutboxItem:
         str(language),
         tuple((c, a) for c, a in json.loads(str(fallbacks))),
         _attachments_of(attachments),
+        None if facts is None else json.loads(str(facts)),
     )
 
 

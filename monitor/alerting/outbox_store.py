@@ -25,7 +25,7 @@ _FORGET_TOLD = sql("DELETE FROM alert_notices WHERE incident = ?")
 _RECOVER = sql("UPDATE outbox SET status = 'pending' WHERE status = 'sending'")
 _QUEUE = sql(
     f"INSERT INTO outbox ({COLUMNS}, status, next_attempt_at, created_at)"  # noqa: S608 - constant columns; values are bound
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)"
+    f" VALUES ({', '.join('?' * len(COLUMNS.split(',')))}, 'pending', ?, ?)"
     " ON CONFLICT (key) DO NOTHING"
 )
 _DUE_ONE = sql(

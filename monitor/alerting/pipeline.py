@@ -26,6 +26,7 @@ from ..registry import Registry
 from ..state import GATEWAY_AGENCY, Event, State
 from ..store import Deposed, StoredState, StoreError
 from .escalation import Acknowledgements, NoAcknowledgements, due_at
+from .facts import digest_facts
 from .group import Digest, Grouper, escalation_digest
 from .messages import as_html, body, page_link, sms_text, subject
 from .model import Alert
@@ -398,6 +399,7 @@ class AlertPipeline:
             name for person, (name, theirs) in hears.items() if person != r.person and keys & theirs
         )
         s = self.settings
+        channels = {r.channel, *(channel for channel, _ in r.fallbacks)}
         link = page_link(digest, r.language, s.web_base)
         text = body(
             digest,
@@ -419,6 +421,8 @@ class AlertPipeline:
             thread_key=digest.thread_key,
             language=r.language,
             fallbacks=r.fallbacks,
+            # Only where a webhook may send it: the e-mails and SMS of a storm need no copy.
+            facts=digest_facts(digest) if "webhook" in channels else None,
         )
 
     # ----- one-off notices (announcements, maintenance, incidents) -------------------------------
