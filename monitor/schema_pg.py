@@ -464,4 +464,13 @@ MIGRATIONS = [
     """
     ALTER TABLE outbox ADD COLUMN facts TEXT;
     """,
+    # The people's tables move the desks' data version too: a follower refreshes its rosters and
+    # its directory (the pages' "who is on duty", "who is told") only when it moves, and its
+    # desks do not tick, so a change made on another host was never seen there. (SQLite's
+    # data_version sees every other connection's commit, on any table.)
+    "".join(
+        f"CREATE TRIGGER {table}_version AFTER INSERT OR UPDATE OR DELETE ON {table}"
+        " FOR EACH STATEMENT EXECUTE FUNCTION npsp_bump_data_version();\n"
+        for table in ("contacts", "roster_shifts", "roster_overrides", "address_flags")
+    ),
 ]

@@ -353,6 +353,55 @@ async def test_the_desks_loop_sees_this_processs_own_roster_write(
         await asyncio.gather(loop, return_exceptions=True)
 
 
+class Counter:
+    """A plain desk (no watch of its own) that counts its refreshes and ticks."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+        self.ticks = 0
+
+    async def refresh(self) -> None:
+        self.refreshes += 1
+
+    async def tick(self, now: float) -> None:
+        self.ticks += 1
+
+
+@pytest.mark.parametrize("leading", [True, False], ids=["leader-a-broken-watch", "follower"])
+async def test_a_write_by_another_host_refreshes_the_desks(
+    store: Store, state_location: StateLocation, leading: bool
+) -> None:
+    """A roster written through another connection (another host, the command line) moves the
+    database's version, so every host refreshes its desks: a follower, whose desks do not tick
+    (on PostgreSQL the roster tables move the version too), and a leader one of whose desks'
+    looks at the database fails (a bug in it must not stop the others refreshing)."""
+    other = await state_location.open()
+    try:
+        d = Desks(store)
+        national = await _account(other, "vpcp", "national-admin", None)
+        rosters, _ = d.desk()
+        counter = Counter()
+        desks: list[Any] = [counter, rosters] + ([BrokenWatch()] if leading else [])
+        loop = asyncio.create_task(run_desks(store, desks, lambda: d.now, lambda: leading))
+        try:
+            await eventually(lambda: counter.refreshes >= 1, timeout=5)  # the first round
+            assert rosters.on_duty("ha-noi", d.now) is None
+            await actions.replace_shifts(
+                other, actor=national, agency="ha-noi",
+                shifts=[{"weekdays": [7], "starts": "00:00", "ends": "00:00",
+                         "contact_id": d.ids[0]}],
+                agencies=d.config.agencies, now=d.now,
+            )  # fmt: skip
+            await eventually(lambda: rosters.on_duty("ha-noi", d.now) == [d.ids[0]], timeout=5)
+            assert counter.refreshes >= 2
+            assert (counter.ticks > 0) is leading
+        finally:
+            loop.cancel()
+            await asyncio.gather(loop, return_exceptions=True)
+    finally:
+        await other.close()
+
+
 async def test_the_gap_notice_is_said_once_a_day_ahead(store: Store) -> None:
     d = Desks(store)
     kt = d.ids[0]

@@ -88,7 +88,11 @@ async def run_desks(
             log.warning("cannot read the database's version (will retry): %s", exc)
             away = True  # the watchers' own reads would fail the same way: skipped
         except Exception:  # a bug in one watch: each watcher reads for itself this time
-            log.exception("cannot read the database's version; retrying")
+            log.exception("a desk's look at the database failed; each reads for itself")
+            try:  # and the other desks still refresh when the database changed
+                current = await store.data_version()
+            except StoreError as exc:
+                log.warning("cannot read the database's version (will retry): %s", exc)
         changed = current != version
         refreshed = True
         now = clock()
