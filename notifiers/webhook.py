@@ -92,7 +92,7 @@ def payload(message: Message, *, sent_at: float, status_page_url: str | None = N
     if status_page_url:
         body["status_page_url"] = status_page_url
     if message.facts is not None:  # an alert digest: its kind and alerts, as data
-        body.update({"kind": message.facts["kind"], "alerts": message.facts["alerts"]})
+        body.update({k: message.facts[k] for k in ("kind", "alerts", "more") if k in message.facts})
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 

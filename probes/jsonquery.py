@@ -51,7 +51,6 @@ OPS: tuple[str, ...] = get_args(Op)
 
 MAX_PATH_CHARS = 500
 MAX_SHOWN = 60  # characters of a value in a reason
-# Epoch numbers above this are milliseconds: as seconds they would be past the year 5000.
 
 
 class _Re2Patterns:

@@ -20,6 +20,10 @@ import pytest
 import yaml
 from aiohttp import web
 
+from monitor.alerting.facts import digest_facts
+from monitor.alerting.group import Digest
+from monitor.alerting.messages import MAX_LINES
+from monitor.alerting.model import Alert, Recipient
 from monitor.alerting.outbox import Outbox, OutboxItem, OutboxWorker
 from monitor.alerting.pipeline import AlertPipeline
 from monitor.alerting.route import recipients_of
@@ -221,7 +225,7 @@ async def test_body_is_the_documented_versioned_json(
     example = re.search(r"```json\n(.*?)```", documented, re.S)
     assert example is not None
     # The example is an alert's: a notice's body is the same without its alert fields.
-    assert set(json.loads(example.group(1))) == set(body) | {"kind", "alerts"}
+    assert set(json.loads(example.group(1))) == set(body) | {"kind", "alerts", "more"}
 
 
 async def test_a_follow_up_names_its_thread_and_keeps_the_language(
@@ -706,18 +710,20 @@ async def test_through_the_outbox_a_4xx_falls_back_to_the_next_channel(
     assert len(receiver.got) == 1
 
 
-async def test_an_alert_digest_carries_its_alerts_as_data_and_an_e_mail_does_not(
-    tmp_path: Path, store: Store, receiver: Receiver, make_notifier: NotifierFactory
-) -> None:
-    """A system going down and coming back, through the alert pipeline and the outbox to the
-    webhook: each body names the agency, system, state, status and times as fields (a ticketing
-    system need not read the Vietnamese text), and the outbox keeps no such copy on rows no
-    webhook can send."""
+def alert_world(
+    tmp_path: Path, store: Store, url: str, channels: str = "[webhook]"
+) -> tuple[Any, Outbox, AlertPipeline, list[float]]:
+    """A config with Hà Nội's ticketing system (on ``channels``, e-mail first when listed) and
+    operations on e-mail; its outbox and alert pipeline on a clock the test moves."""
     path = tmp_path / "npsp.yaml"
-    text = CONFIG.format(url=receiver.url, endpoint="ha-noi-ticketing").replace(
+    text = CONFIG.format(url=url, endpoint="ha-noi-ticketing").replace(
         "channels:\n",
         "channels:\n  email: {host: 127.0.0.1, port: 25, security: none,"
         " from_addr: giamsat@npsp.dvc.example}\n",
+    )
+    text = text.replace(
+        "        channels: [webhook]",
+        f"        email: sc@ha-noi.dvc.example\n        channels: {channels}",
     )
     operations = "alerting:\n  operations:\n    - {name: VPCP, email: ops@vpcp.dvc.example}\n"
     path.write_text(text + operations)
@@ -727,6 +733,17 @@ async def test_an_alert_digest_carries_its_alerts_as_data_and_an_e_mail_does_not
     pipeline = AlertPipeline(
         config.alerting, Registry.from_config(config), outbox, clock=lambda: now[0]
     )
+    return config, outbox, pipeline, now
+
+
+async def test_an_alert_digest_carries_its_alerts_as_data_and_an_e_mail_does_not(
+    tmp_path: Path, store: Store, receiver: Receiver, make_notifier: NotifierFactory
+) -> None:
+    """A system going down and coming back, through the alert pipeline and the outbox to the
+    webhook: each body names the agency, system, state, status and times as fields (a ticketing
+    system need not read the Vietnamese text), and the outbox keeps no such copy on rows no
+    webhook can send."""
+    _config, outbox, pipeline, now = alert_world(tmp_path, store, receiver.url)
     worker = OutboxWorker(outbox, make_notifier(receiver.url, clock=lambda: now[0]))
     down_at = now[0]
     pipeline.on_events(
@@ -742,7 +759,10 @@ async def test_an_alert_digest_carries_its_alerts_as_data_and_an_e_mail_does_not
     await pipeline.tick()
     assert await worker.run_once()
     bodies = [json.loads(g.body) for g in receiver.got]
-    assert [(b["kind"], len(b["alerts"])) for b in bodies] == [("firing", 1), ("resolved", 1)]
+    assert [(b["kind"], len(b["alerts"]), b["more"]) for b in bodies] == [
+        ("firing", 1, 0),
+        ("resolved", 1, 0),
+    ]
     first, last = (b["alerts"][0] for b in bodies)
     assert {k: first[k] for k in ("agency", "system", "name", "state", "status")} == {
         "agency": "ha-noi",
@@ -767,6 +787,62 @@ async def test_an_alert_digest_carries_its_alerts_as_data_and_an_e_mail_does_not
     )
     assert {channel for channel, _ in rows} >= {"webhook", "email"}
     assert all((facts is not None) == (channel == "webhook") for channel, facts in rows)
+
+
+class RefusingMail:
+    """The e-mail channel's outermost seam: every address refused for good (a 550 at RCPT)."""
+
+    channel = "email"
+
+    async def send(self, message: Message) -> Any:
+        raise NotifyError("550 no such mailbox", permanent=True, code="550")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_an_alert_falling_back_to_the_webhook_still_carries_its_alerts(
+    tmp_path: Path, store: Store, receiver: Receiver, make_notifier: NotifierFactory
+) -> None:
+    """A contact on e-mail whose webhook is only its fallback: the mailbox refuses for good,
+    the digest goes to the webhook, and its body still has the alert as data (the e-mail row
+    kept it for that)."""
+    _config, outbox, pipeline, now = alert_world(tmp_path, store, receiver.url, channels="[email]")
+    mail = OutboxWorker(outbox, RefusingMail())  # type: ignore[arg-type]
+    hook = OutboxWorker(outbox, make_notifier(receiver.url, clock=lambda: now[0]))
+    pipeline.on_events(
+        [Event(now[0], "ha-noi", "secure-server", State.UP, State.DOWN, "refused", "gw-test")]
+    )
+    now[0] += 31
+    await pipeline.tick()
+    while await mail.run_once():
+        pass
+    assert await hook.run_once()
+    [got] = receiver.got
+    body = json.loads(got.body)
+    assert body["id"].endswith(">webhook")  # the fallback of the e-mail
+    assert [(a["agency"], a["system"], a["state"]) for a in body["alerts"]] == [
+        ("ha-noi", "secure-server", "down")
+    ]
+
+
+def test_a_storm_lists_as_many_alerts_as_its_text_and_counts_the_rest() -> None:
+    """A receiver's size limit must not turn a storm away (a 413 is permanent): the body lists
+    the first MAX_LINES alerts, as the text does, and says how many more there were."""
+    alerts = tuple(
+        Alert(
+            key=f"ag/s{i}", agency="ag", system=f"s{i}", name=f"S{i}", agency_name_vi="A",
+            agency_name_en="A", agency_kind="province", system_kind="one-stop",
+            state=State.DOWN, since=NOW, reason="refused", severity="critical",
+            incident=f"ag/s{i}@{int(NOW)}",
+        )
+        for i in range(MAX_LINES + 7)
+    )  # fmt: skip
+    recipient = Recipient("ag/0", "SC", "webhook", "ha-noi-ticketing", "vi")
+    digest = Digest(recipient, "firing", alerts, (), frozenset(), "k", None)
+    facts = digest_facts(digest)
+    assert len(facts["alerts"]) == MAX_LINES and facts["more"] == 7
+    assert facts["alerts"][0]["system"] == "s0"
 
 
 def test_a_contact_on_webhook_is_routed_to_its_endpoint_with_fallbacks() -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from .group import Digest
+from .messages import MAX_LINES
 from .model import Alert
 
 
@@ -32,12 +33,15 @@ def _alert(alert: Alert, status: str) -> dict[str, Any]:
 
 
 def digest_facts(digest: Digest) -> dict[str, Any]:
-    """``kind`` (firing, repeat, resolved, escalation) and ``alerts``: the firing ones first, in
-    the digest's order, then the resolved ones."""
+    """``kind`` (firing, repeat, resolved, escalation), ``alerts`` (the firing ones first, in
+    the digest's order, then the resolved ones) and ``more``: the alerts left out. A storm's body
+    lists :data:`~.messages.MAX_LINES` of them, as its text does, so that a receiver's size
+    limit (a 413, permanent) does not turn it away; the status page has the rest."""
+    alerts = [(a, "firing") for a in digest.firing] + [(a, "resolved") for a in digest.resolved]
     return {
         "kind": digest.kind,
-        "alerts": [_alert(a, "firing") for a in digest.firing]
-        + [_alert(a, "resolved") for a in digest.resolved],
+        "alerts": [_alert(a, status) for a, status in alerts[:MAX_LINES]],
+        "more": max(0, len(alerts) - MAX_LINES),
     }
 
 
