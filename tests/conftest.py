@@ -23,8 +23,8 @@ from tests.peers import free_port
 def _collect_leaks() -> Iterator[None]:
     """Collect garbage when each test ends (after its loop has closed): a transport or socket
     it left open is then reported as that test's ResourceWarning, not as a random later
-    test's (the garbage collector runs whenever it likes, and a fresh-clone CI run once failed
-    a PostgreSQL-outage test for a transport some earlier test had left)."""
+    test's (the garbage collector runs whenever it likes; a fresh-clone CI run once failed a
+    PostgreSQL-outage test on an unclosed transport whose owner was never found)."""
     yield
     gc.collect()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -351,6 +352,30 @@ async def test_the_desks_loop_sees_this_processs_own_roster_write(
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
+
+
+async def test_the_loops_read_takes_no_write_lock_on_sqlite(tmp_path: Path) -> None:
+    """While another process (the command line) holds SQLite's write lock, the rules loop's
+    once-a-second read still answers at once: it reads outside a transaction. A write
+    transaction would wait for the lock (up to the connection's 10 s) and then fail."""
+    store = await Store.open(tmp_path / "state.db")
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None, timeout=0)
+    try:
+        rosters, _ = Desks(store).desk()
+        other.execute("BEGIN IMMEDIATE")
+        version, (stamp,) = await asyncio.wait_for(store.watch([rosters.watch]), 5)
+        assert isinstance(version, int) and stamp == (0, None, 0, None)
+        # What a desk's own transaction does meanwhile: it waits for the lock.
+        waiting = asyncio.ensure_future(store.transact(rosters.watch))
+        done, _ = await asyncio.wait([waiting], timeout=0.5)
+        assert not done
+        other.execute("ROLLBACK")
+        assert await waiting == stamp  # and goes on once it is released
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+        await store.close()
 
 
 class Counter:
